@@ -1,0 +1,56 @@
+"""shoal: restartable data streams and the muxes that mix them.
+
+Wrap a generator function (with its arguments) in a :class:`Streamer` to
+stream it as many times as you like; combine streamers with a mux
+(:class:`ChainMux`, :class:`RoundRobinMux`, :class:`ShuffledMux`,
+:class:`StochasticMux`); shape the stream with the maps
+(:func:`buffer_stream`, :func:`tuples`, :func:`keras_tuples`, :func:`cache`).
+
+Code written for pescador 3.0 runs with ``import shoal as pescador``.
+"""
+
+from ._version import __version__
+from .core import Streamer, streamable
+from .exceptions import (
+    DataError,
+    DataKeyError,
+    EmptyStreamError,
+    PescadorError,
+    ShoalError,
+    ShoalTypeError,
+    ShoalValueError,
+    SpentSourceError,
+)
+from .maps import buffer_stream, cache, keras_tuples, tuples
+from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
+from .util import batch_length
+
+__all__ = [
+    "Streamer",
+    "streamable",
+    "BaseMux",
+    "ChainMux",
+    "RoundRobinMux",
+    "ShuffledMux",
+    "StochasticMux",
+    "buffer_stream",
+    "tuples",
+    "keras_tuples",
+    "cache",
+    "batch_length",
+    "ShoalError",
+    "PescadorError",
+    "ShoalValueError",
+    "ShoalTypeError",
+    "DataError",
+    "DataKeyError",
+    "EmptyStreamError",
+    "SpentSourceError",
+]
+
+# Submodules kept importable for code written for pescador (pescador.mux, ...).
+_PUBLIC_MODULES = ["core", "exceptions", "maps", "mux", "util"]
+
+
+def __dir__():
+    return sorted([*__all__, "__version__", *_PUBLIC_MODULES])

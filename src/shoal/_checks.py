@@ -1,0 +1,124 @@
+"""Argument checks shared by the public constructors and maps.
+
+Each check raises at the call that received the bad value, with a message
+that names the parameter and the value.
+"""
+
+import math
+import numbers
+import reprlib
+
+import numpy as np
+
+from .exceptions import ShoalTypeError, ShoalValueError
+
+__all__ = [
+    "short_repr",
+    "check_choice",
+    "check_int",
+    "check_max_iter",
+    "check_weights",
+]
+
+_repr = reprlib.Repr()
+_repr.maxstring = 60
+_repr.maxother = 60
+_repr.maxlist = 6
+_repr.maxtuple = 6
+_repr.maxdict = 4
+
+
+def short_repr(value):
+    """A repr short enough to put in an error message."""
+    return _repr.repr(value)
+
+
+def check_choice(name, value, choices):
+    """Return ``value`` if it is one of ``choices``."""
+    if not isinstance(value, str):
+        raise ShoalTypeError(
+            f"{name} must be one of {', '.join(map(repr, choices))}, "
+            f"got {short_repr(value)} ({type(value).__name__})"
+        )
+    if value not in choices:
+        raise ShoalValueError(
+            f"{name} must be one of {', '.join(map(repr, choices))}, got {value!r}"
+        )
+    return value
+
+
+def check_int(name, value, minimum=None):
+    """Return ``value`` as an int, requiring ``value >= minimum``.
+
+    numpy integers are accepted; bools and floats are not.
+    """
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
+        raise ShoalTypeError(
+            f"{name} must be an integer, got {short_repr(value)} ({type(value).__name__})"
+        )
+    value = int(value)
+    if minimum is not None and value < minimum:
+        raise ShoalValueError(f"{name} must be >= {minimum}, got {value}")
+    return value
+
+
+def check_max_iter(value, name="max_iter"):
+    """Return ``value`` as ``None`` (no limit) or an int >= 0.
+
+    Whole floats such as ``1e6`` are accepted, and ``inf`` means no limit.
+    """
+    if value is None:
+        return None
+    if isinstance(value, numbers.Real) and not isinstance(value, (bool, np.bool_)):
+        if not isinstance(value, numbers.Integral):
+            if math.isinf(value) and value > 0:
+                return None
+            if not float(value).is_integer():
+                raise ShoalValueError(
+                    f"{name} must be None or a whole number >= 0, got {value!r}"
+                )
+        value = int(value)
+        if value < 0:
+            raise ShoalValueError(f"{name} must be None or a whole number >= 0, got {value}")
+        return value
+    raise ShoalTypeError(
+        f"{name} must be None or a whole number >= 0, "
+        f"got {short_repr(value)} ({type(value).__name__})"
+    )
+
+
+def check_weights(weights, n_streams, name="weights"):
+    """Return normalised weights as a new read-only float array.
+
+    ``None`` means uniform. The caller's array is never modified.
+    """
+    if weights is None:
+        out = np.full(n_streams, 1.0 / n_streams)
+    else:
+        try:
+            out = np.array(weights, dtype=float)  # always a copy
+        except (TypeError, ValueError):
+            raise ShoalTypeError(
+                f"{name} must be a sequence of numbers, got {short_repr(weights)}"
+            ) from None
+        if out.ndim != 1:
+            raise ShoalValueError(
+                f"{name} must be one-dimensional, got shape {out.shape}: {short_repr(weights)}"
+            )
+        if len(out) != n_streams:
+            raise ShoalValueError(
+                f"{name} must have one entry per streamer ({n_streams}), "
+                f"got {len(out)}: {short_repr(out.tolist())}"
+            )
+        if not np.all(np.isfinite(out)) or np.any(out < 0):
+            raise ShoalValueError(
+                f"{name} must be finite and >= 0, got {short_repr(out.tolist())}"
+            )
+        total = out.sum()
+        if total <= 0:
+            raise ShoalValueError(
+                f"{name} must contain at least one positive value, got {short_repr(out.tolist())}"
+            )
+        out /= total
+    out.flags.writeable = False
+    return out

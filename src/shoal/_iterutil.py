@@ -1,0 +1,37 @@
+"""Small helpers shared by the iterators: notes on errors, limits, closing."""
+
+from itertools import islice
+
+__all__ = ["add_note", "close_quietly", "limited", "END"]
+
+#: Marks the end of an iterator in ``next(it, END)``.
+END = object()
+
+
+def add_note(exc, note):
+    """Attach ``note`` to ``exc`` (``__notes__`` on Python 3.10)."""
+    try:
+        exc.add_note(note)
+    except AttributeError:  # Python 3.10, or an exception type without notes
+        try:
+            exc.__notes__ = [*getattr(exc, "__notes__", ()), note]
+        except AttributeError:
+            pass
+
+
+def close_quietly(it):
+    """Close ``it`` if it can be closed."""
+    close = getattr(it, "close", None)
+    if close is not None:
+        close()
+
+
+def limited(gen, max_iter):
+    """Yield at most ``max_iter`` items of ``gen``, then close it.
+
+    Never pulls an item beyond the limit from ``gen``.
+    """
+    try:
+        yield from islice(gen, max_iter)
+    finally:
+        gen.close()

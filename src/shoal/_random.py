@@ -1,0 +1,131 @@
+"""Seeds and random draws.
+
+A recipe turns its ``random_state`` into a :class:`numpy.random.SeedSequence`
+once, when it is built. Each iteration then derives its own generators from
+that seed, keyed by what they are for and by a block counter, so that a run is
+fully described by "seed + counters" and two iterations never share a
+generator. Random numbers are drawn in blocks to keep numpy's per-call cost
+off the per-item path.
+"""
+
+import numbers
+
+import numpy as np
+
+from ._checks import short_repr
+from .exceptions import ShoalTypeError, ShoalValueError
+
+__all__ = ["as_seed_sequence", "run_seed", "block_rng", "weighted_picks", "weighted_order", "Draws"]
+
+_PCG64 = np.random.PCG64
+_Generator = np.random.Generator
+_SeedSequence = np.random.SeedSequence
+
+
+def as_seed_sequence(random_state, name="random_state"):
+    """Turn a user's ``random_state`` into a SeedSequence, or ``None``.
+
+    Parameters
+    ----------
+    random_state : None, int, numpy integer, SeedSequence, Generator or RandomState
+        ``None`` draws a fresh seed for every iteration from numpy's global
+        random state (so ``np.random.seed`` makes it repeatable, as in
+        pescador). An int or a SeedSequence fixes the seed. A Generator or a
+        RandomState is asked once, now, for a seed: the recipe then repeats
+        the same order on every pass and never touches that generator again.
+    """
+    if random_state is None:
+        return None
+    if isinstance(random_state, _SeedSequence):
+        return random_state
+    if isinstance(random_state, (bool, np.bool_)):
+        raise ShoalTypeError(f"{name} must be None, an int, a SeedSequence, a Generator or a RandomState, got {random_state!r}")
+    if isinstance(random_state, numbers.Integral):
+        if random_state < 0:
+            raise ShoalValueError(f"{name} must be >= 0 when it is an int, got {int(random_state)}")
+        return _SeedSequence(int(random_state))
+    if isinstance(random_state, _Generator):
+        return _SeedSequence(random_state.integers(0, 2**32, size=4, dtype=np.uint32).tolist())
+    if isinstance(random_state, np.random.RandomState):
+        return _SeedSequence(random_state.randint(0, 2**32, size=4, dtype=np.uint32).tolist())
+    raise ShoalTypeError(
+        f"{name} must be None, an int, a SeedSequence, a Generator or a RandomState, "
+        f"got {short_repr(random_state)} ({type(random_state).__name__})"
+    )
+
+
+def run_seed(seed):
+    """The seed of one iteration: the recipe's seed, or a fresh one if it has none."""
+    if seed is None:
+        # Drawn from numpy's legacy global state so that np.random.seed()
+        # makes unseeded recipes repeatable, as it does in pescador.
+        return _SeedSequence(np.random.randint(0, 2**32, size=4, dtype=np.uint32).tolist())
+    return seed
+
+
+def block_rng(seed, *key):
+    """A generator for block ``key`` of an iteration seeded with ``seed``.
+
+    The same seed and key always give the same generator, whatever was drawn
+    before, which is what lets a run be described by counters alone.
+    """
+    return _Generator(_PCG64(_SeedSequence(seed.entropy, spawn_key=seed.spawn_key + key)))
+
+
+def weighted_picks(rng, weights, size):
+    """``size`` indices drawn with replacement, index i with chance ∝ ``weights[i]``.
+
+    ``weights`` are >= 0 with a positive sum. Returns a list of ints.
+    """
+    positive = np.flatnonzero(weights)
+    first = weights[positive[0]]
+    if np.all(weights[positive] == first):
+        # Equal weights (the common case): a plain integer draw is faster.
+        return positive[rng.integers(0, len(positive), size=size)].tolist()
+    cdf = np.cumsum(weights)
+    picks = np.searchsorted(cdf, rng.random(size) * cdf[-1], side="right")
+    # Rounding can land a draw on the total; it belongs to the last positive weight.
+    np.minimum(picks, positive[-1], out=picks)
+    return picks.tolist()
+
+
+def weighted_order(rng, weights):
+    """The indices of positive ``weights`` in a weighted random order.
+
+    The same distribution as drawing one index at a time, each with chance
+    ∝ its weight among those not yet drawn (Efraimidis and Spirakis).
+    """
+    positive = np.flatnonzero(weights)
+    keys = rng.standard_exponential(len(positive)) / weights[positive]
+    return positive[np.argsort(keys, kind="stable")].tolist()
+
+
+class Draws:
+    """An endless supply of random values, made in blocks.
+
+    Block ``b`` comes from ``make(block_rng(seed, *key, b), size)``, so the
+    supply is fully described by the seed, the key and two counters: the
+    blocks made and the values taken from the current one.
+    """
+
+    __slots__ = ("seed", "key", "make", "size", "n_blocks", "block")
+
+    def __init__(self, seed, key, make, size):
+        self.seed = seed
+        self.key = key
+        self.make = make
+        self.size = size
+        self.n_blocks = 0
+        self.block = iter(())
+
+    def __call__(self):
+        for value in self.block:
+            return value
+        rng = block_rng(self.seed, *self.key, self.n_blocks)
+        self.n_blocks += 1
+        self.block = iter(self.make(rng, self.size))
+        return next(self.block)
+
+    def discard(self):
+        """Drop the rest of the current block (what it was drawn from changed)."""
+        self.block = iter(())

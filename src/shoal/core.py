@@ -1,0 +1,273 @@
+"""Streamer: a restartable stream over a generator function or an iterable."""
+
+import collections.abc
+from itertools import islice
+
+from decorator import decorate
+
+from ._checks import check_max_iter, short_repr
+from ._iterutil import END, add_note, close_quietly, limited
+from .exceptions import EmptyStreamError, ShoalTypeError, SpentSourceError
+
+__all__ = ["Streamer", "streamable"]
+
+# How a Streamer gets a fresh iterator from its source.
+_CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
+_ITERATE = "iterate"  # iter(source): a re-iterable collection
+_ONE_SHOT = "one-shot"  # the source is itself an iterator: it streams once
+_DELEGATE = "delegate"  # the source is another Streamer
+
+
+class Streamer:
+    """A recipe for a stream that can be iterated again and again.
+
+    Every iteration calls the source afresh (or iterates it afresh), so a
+    finite generator function can be streamed for any number of passes.
+    Neither the source nor its arguments are ever copied.
+
+    Parameters
+    ----------
+    source : callable, iterable, iterator or Streamer
+        - A generator function, or any callable that returns an iterable:
+          called with ``*args`` and ``**kwargs`` at the start of every
+          iteration.
+        - A re-iterable collection (list, tuple, range, array, ...):
+          iterated from the start at every iteration.
+        - An iterator, such as a generator object: a one-shot source. It
+          streams once; restarting it after it ran out raises
+          :class:`~shoal.SpentSourceError`.
+        - Another ``Streamer`` (a mux included): streamed as it is.
+    *args, **kwargs
+        Arguments for ``source`` when it is callable.
+
+    Raises
+    ------
+    ShoalTypeError
+        If ``source`` is none of the above, or arguments are given for a
+        source that is not callable.
+
+    See Also
+    --------
+    streamable : make a generator function return Streamers.
+
+    Examples
+    --------
+    >>> def count_up(n):
+    ...     for i in range(n):
+    ...         yield i
+    >>> stream = Streamer(count_up, 5)
+    >>> list(stream)
+    [0, 1, 2, 3, 4]
+    >>> list(stream)  # every iteration starts afresh
+    [0, 1, 2, 3, 4]
+    >>> list(stream.iterate(max_iter=3))
+    [0, 1, 2]
+    >>> list(stream.cycle(max_iter=7))
+    [0, 1, 2, 3, 4, 0, 1]
+    >>> list(stream(max_iter=7, cycle=True))
+    [0, 1, 2, 3, 4, 0, 1]
+    """
+
+    def __init__(self, source, *args, **kwargs):
+        if isinstance(source, Streamer):
+            kind = _DELEGATE
+        elif callable(source):
+            kind = _CALL
+        elif isinstance(source, collections.abc.Iterator):
+            kind = _ONE_SHOT
+        elif isinstance(source, collections.abc.Iterable):
+            kind = _ITERATE
+        else:
+            raise ShoalTypeError(
+                "source must be a generator function or other callable returning an "
+                "iterable, an iterable, an iterator or a Streamer, "
+                f"got {short_repr(source)} ({type(source).__name__})"
+            )
+        if kind != _CALL and (args or kwargs):
+            raise ShoalTypeError(
+                f"arguments were given for source {short_repr(source)}, which is not "
+                f"callable: args={short_repr(args)}, kwargs={short_repr(kwargs)}"
+            )
+        self.source = source
+        self.args = args
+        self.kwargs = kwargs
+        self._kind = kind
+        # Only a one-shot source can run out for good; set once it has.
+        self._spent = False
+
+    @property
+    def streamer(self):
+        """The source, under the attribute name pescador uses."""
+        return self.source
+
+    # -- iteration ---------------------------------------------------------
+
+    def _open(self, max_iter=None):
+        """Start one pass: return a generator over the source's items."""
+        kind = self._kind
+        if kind == _DELEGATE:
+            return self.source._open(max_iter)
+        if kind == _CALL:
+            result = self.source(*self.args, **self.kwargs)
+            try:
+                it = iter(result)
+            except TypeError:
+                raise ShoalTypeError(
+                    f"source of {self!r} returned {short_repr(result)} "
+                    f"({type(result).__name__}), which is not iterable"
+                ) from None
+            return self._run(it, max_iter)
+        if kind == _ITERATE:
+            return self._run(iter(self.source), max_iter)
+        if self._spent:
+            raise SpentSourceError(
+                f"{self!r} wraps an iterator, which streams once, and it has run out; "
+                "pass a generator function (with its arguments) or a collection "
+                "to stream it again"
+            )
+        return self._run_one_shot(max_iter)
+
+    def _run(self, it, max_iter):
+        # The iterator was opened here, so it is closed here, whatever ends the pass.
+        try:
+            if max_iter is None:
+                yield from it
+            elif max_iter:
+                yield from islice(it, max_iter)
+        except Exception as exc:
+            add_note(exc, f"raised while iterating {self!r}")
+            raise
+        finally:
+            close_quietly(it)
+
+    def _run_one_shot(self, max_iter):
+        # Not ours to close: a later pass continues where this one stopped.
+        it = self.source
+        n = 0
+        try:
+            if max_iter is None:
+                yield from it
+            else:
+                for item in it:
+                    yield item
+                    n += 1
+                    if n >= max_iter:
+                        return
+        except Exception as exc:
+            add_note(exc, f"raised while iterating {self!r}")
+            raise
+        self._spent = True
+
+    def iterate(self, max_iter=None):
+        """Stream one pass over the source.
+
+        Parameters
+        ----------
+        max_iter : None or int >= 0
+            The most items to yield; ``None`` streams the whole pass.
+
+        Returns
+        -------
+        generator
+            A fresh generator. Closing it (or dropping it) closes the
+            generator it opened on the source.
+        """
+        return self._open(check_max_iter(max_iter))
+
+    def cycle(self, max_iter=None):
+        """Stream pass after pass, restarting the source whenever it ends.
+
+        Parameters
+        ----------
+        max_iter : None or int >= 0
+            The most items to yield in all; ``None`` streams forever.
+
+        Returns
+        -------
+        generator
+
+        Raises
+        ------
+        EmptyStreamError
+            When a pass yields no item, instead of spinning forever.
+        """
+        max_iter = check_max_iter(max_iter)
+        gen = self._cycle()
+        return gen if max_iter is None else limited(gen, max_iter)
+
+    def _cycle(self):
+        while True:
+            gen = self._open()
+            first = next(gen, END)
+            if first is END:
+                raise EmptyStreamError(f"cannot cycle {self!r}: a whole pass yielded no item")
+            yield first
+            yield from gen
+
+    def __call__(self, max_iter=None, cycle=False):
+        """Stream one pass, or cycle if ``cycle`` is true.
+
+        Same as ``cycle(max_iter)`` or ``iterate(max_iter)``.
+        """
+        if cycle:
+            return self.cycle(max_iter)
+        return self.iterate(max_iter)
+
+    def __iter__(self):
+        return self._open()
+
+    def __enter__(self):
+        """Open a pass for a ``with`` block; it is closed when the block ends.
+
+        Examples
+        --------
+        >>> with Streamer(range(3)) as items:
+        ...     print(next(items))
+        0
+        """
+        gen = self._open()
+        self.__dict__.setdefault("_entered", []).append(gen)
+        return gen
+
+    def __exit__(self, *exc_info):
+        self.__dict__["_entered"].pop().close()
+        return False
+
+    def __repr__(self):
+        source = self.source
+        if self._kind == _CALL:
+            name = getattr(source, "__qualname__", None) or short_repr(source)
+        else:
+            name = short_repr(source)
+        parts = [name, *map(short_repr, self.args)]
+        parts += [f"{key}={short_repr(value)}" for key, value in self.kwargs.items()]
+        return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def _make_streamer(function, *args, **kwargs):
+    return Streamer(function, *args, **kwargs)
+
+
+def streamable(function):
+    """Make a generator function return a :class:`Streamer` when called.
+
+    The decorated function keeps its name, signature and docstring.
+
+    Examples
+    --------
+    >>> @streamable
+    ... def count_up(n):
+    ...     "Count from 0 to n - 1."
+    ...     yield from range(n)
+    >>> stream = count_up(3)
+    >>> stream
+    Streamer(count_up, 3)
+    >>> list(stream), list(stream)
+    ([0, 1, 2], [0, 1, 2])
+    """
+    if not callable(function):
+        raise ShoalTypeError(
+            f"streamable decorates a generator function, got {short_repr(function)} "
+            f"({type(function).__name__})"
+        )
+    return decorate(function, _make_streamer)

@@ -1,0 +1,391 @@
+"""Maps: functions that transform a stream of items into another stream.
+
+Each map checks its arguments when it is called and returns a generator.
+The generator closes what it opened when it is closed, or when it ends.
+"""
+
+import collections.abc
+import numbers
+from itertools import islice
+from operator import itemgetter
+
+import numpy as np
+
+from ._checks import check_int, short_repr
+from ._iterutil import END, close_quietly
+from ._random import Draws, as_seed_sequence, run_seed
+from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
+
+__all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
+
+_DRAW_BLOCK = 1024
+
+
+def _check_stream(stream):
+    if not isinstance(stream, collections.abc.Iterable):
+        raise ShoalTypeError(
+            f"stream must be iterable, got {short_repr(stream)} ({type(stream).__name__})"
+        )
+
+
+def _open(stream):
+    """Return an iterator over ``stream`` and whether this call opened it."""
+    it = iter(stream)
+    return it, it is not stream
+
+
+def buffer_stream(stream, buffer_size, partial=False, axis=None):
+    """Collect items into batches of ``buffer_size``.
+
+    Items may be dicts of arrays (stacked key by key), tuples or lists of
+    arrays (stacked position by position), or arrays and numbers.
+
+    Parameters
+    ----------
+    stream : iterable
+        The items to batch: a Streamer, a mux, or any iterable.
+    buffer_size : int >= 1
+        The number of items per batch.
+    partial : bool
+        Yield a last, smaller batch if the stream ends mid-batch.
+    axis : None or int
+        ``None`` stacks the items along a new first axis. An int
+        concatenates them along that existing axis, for items that are
+        already batches.
+
+    Yields
+    ------
+    batch : dict, tuple, list or ndarray
+        Shaped like the items, with arrays of ``buffer_size`` items.
+
+    Raises
+    ------
+    DataError
+        If the items of a batch do not match: different keys, lengths or
+        shapes. The message names the key.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> def numbers(n):
+    ...     for i in range(n):
+    ...         yield {"x": np.array([i, i]), "y": i % 2}
+    >>> batches = buffer_stream(Streamer(numbers, 5), 2, partial=True)
+    >>> for batch in batches:
+    ...     print(batch["x"].tolist(), batch["y"].tolist())
+    [[0, 0], [1, 1]] [0, 1]
+    [[2, 2], [3, 3]] [0, 1]
+    [[4, 4]] [0]
+
+    Items that are already batches are joined along their own first axis:
+
+    >>> def small_batches():
+    ...     for i in range(4):
+    ...         yield {"x": np.full(2, i)}
+    >>> next(buffer_stream(small_batches(), 2, axis=0))["x"].tolist()
+    [0, 0, 1, 1]
+    """
+    _check_stream(stream)
+    buffer_size = check_int("buffer_size", buffer_size, minimum=1)
+    if not isinstance(partial, (bool, np.bool_)):
+        raise ShoalTypeError(f"partial must be True or False, got {short_repr(partial)}")
+    if axis is not None:
+        axis = check_int("axis", axis)
+    return _buffer(stream, buffer_size, bool(partial), axis)
+
+
+def _buffer(stream, buffer_size, partial, axis):
+    it, opened = _open(stream)
+    try:
+        while True:
+            batch = list(islice(it, buffer_size))
+            if len(batch) == buffer_size:
+                yield _stack(batch, axis)
+            else:
+                if batch and partial:
+                    yield _stack(batch, axis)
+                return
+    finally:
+        if opened:
+            close_quietly(it)
+
+
+def _stack(items, axis):
+    first = items[0]
+    if isinstance(first, collections.abc.Mapping):
+        return _stack_dicts(items, first, axis)
+    if isinstance(first, (tuple, list)):
+        return _stack_sequences(items, first, axis)
+    return _join(items, axis, None)
+
+
+def _stack_dicts(items, first, axis):
+    out = {}
+    for key in first:
+        try:
+            values = [item[key] for item in items]
+        except KeyError:
+            at = next(i for i, item in enumerate(items) if key not in item)
+            raise DataKeyError(
+                f"item {at} of a batch has no key {key!r} (its keys: "
+                f"{short_repr(list(items[at]))}); the first item has {short_repr(list(first))}"
+            ) from None
+        except TypeError:
+            raise DataError(_mixed_kinds(items, collections.abc.Mapping, "dict")) from None
+        out[key] = _join(values, axis, key)
+    n_keys = len(first)
+    if sum(map(len, items)) != n_keys * len(items):
+        at, extra = next(
+            (i, set(item) - set(first)) for i, item in enumerate(items) if len(item) != n_keys
+        )
+        raise DataKeyError(
+            f"item {at} of a batch has keys the first item lacks: {short_repr(sorted(map(str, extra)))}"
+        )
+    return out
+
+
+def _stack_sequences(items, first, axis):
+    size = len(first)
+    for at, item in enumerate(items):
+        if not isinstance(item, (tuple, list)):
+            raise DataError(_mixed_kinds(items, (tuple, list), "tuple"))
+        if len(item) != size:
+            raise DataError(
+                f"item {at} of a batch has {len(item)} fields, the first item has {size}"
+            )
+    fields = [_join(list(values), axis, index) for index, values in enumerate(zip(*items))]
+    return tuple(fields) if isinstance(first, tuple) else fields
+
+
+def _mixed_kinds(items, kinds, name):
+    at = next(i for i, item in enumerate(items) if not isinstance(item, kinds))
+    return (
+        f"item {at} of a batch is {short_repr(items[at])} ({type(items[at]).__name__}), "
+        f"but the first item is a {name}"
+    )
+
+
+def _join(values, axis, key):
+    where = "" if key is None else f" under key {key!r}"
+    try:
+        if axis is None:
+            out = np.array(values)
+        else:
+            out = np.concatenate(values, axis=axis)
+    except (ValueError, TypeError) as exc:
+        shapes = sorted({np.shape(value) for value in values})
+        raise DataError(
+            f"cannot batch the values{where}: their shapes differ ({short_repr(shapes)})"
+            if len(shapes) > 1
+            else f"cannot batch the values{where}: {exc}"
+        ) from exc
+    if out.dtype == object and axis is None:
+        raise DataError(f"cannot batch the values{where}: they are not arrays of one shape")
+    return out
+
+
+def _check_keys(name, keys):
+    for key in keys:
+        if not isinstance(key, collections.abc.Hashable):
+            raise ShoalTypeError(f"{name} must be hashable keys, got {short_repr(key)}")
+
+
+def tuples(stream, *keys):
+    """Turn each dict item into a tuple of its values at ``keys``.
+
+    Parameters
+    ----------
+    stream : iterable
+        Dict items.
+    *keys
+        The keys to take, in order. At least one.
+
+    Yields
+    ------
+    tuple
+
+    Raises
+    ------
+    DataKeyError
+        If an item lacks a key (also a KeyError).
+    DataError
+        If an item is not a dict.
+
+    Examples
+    --------
+    >>> items = [{"x": 1, "y": 2}, {"x": 3, "y": 4}]
+    >>> list(tuples(items, "y", "x"))
+    [(2, 1), (4, 3)]
+    """
+    _check_stream(stream)
+    if not keys:
+        raise ShoalValueError("tuples needs at least one key, got none")
+    _check_keys("keys", keys)
+    return _tuples(stream, keys)
+
+
+def _take(item, getter, keys):
+    try:
+        return getter(item)
+    except KeyError:
+        if not isinstance(item, collections.abc.Mapping):
+            raise DataError(f"items must be dicts, got {short_repr(item)}") from None
+        missing = [key for key in keys if key not in item]
+        raise DataKeyError(
+            f"item has no key {short_repr(missing[0])} (its keys: {short_repr(list(item))})"
+        ) from None
+    except (TypeError, IndexError):
+        raise DataError(
+            f"items must be dicts, got {short_repr(item)} ({type(item).__name__})"
+        ) from None
+
+
+def _tuples(stream, keys):
+    getter = itemgetter(*keys)
+    single = len(keys) == 1
+    it, opened = _open(stream)
+    try:
+        for item in it:
+            try:
+                values = getter(item)
+            except (KeyError, TypeError, IndexError):
+                values = _take(item, getter, keys)  # raises the error that explains it
+            yield (values,) if single else values
+    finally:
+        if opened:
+            close_quietly(it)
+
+
+def _key_list(name, keys):
+    """Return (list of keys, whether a single key was given) for keras_tuples."""
+    if keys is None:
+        return [], False
+    if isinstance(keys, str):
+        return [keys], True
+    if isinstance(keys, collections.abc.Iterable):
+        keys = list(keys)
+        _check_keys(name, keys)
+        return keys, False
+    raise ShoalTypeError(
+        f"{name} must be None, a key or a list of keys, got {short_repr(keys)} "
+        f"({type(keys).__name__})"
+    )
+
+
+def keras_tuples(stream, inputs=None, outputs=None):
+    """Turn dict items into ``(x, y)`` tuples, as Keras expects.
+
+    Parameters
+    ----------
+    stream : iterable
+        Dict items.
+    inputs, outputs : None, str or list of str
+        The keys of ``x`` and ``y``. A single key gives that value; a list
+        gives a list of values; ``None`` gives ``None``. At least one of the
+        two must be given.
+
+    Yields
+    ------
+    (x, y) : tuple
+
+    Examples
+    --------
+    >>> items = [{"a": 1, "b": 2, "label": 0}]
+    >>> list(keras_tuples(items, inputs="a", outputs="label"))
+    [(1, 0)]
+    >>> list(keras_tuples(items, inputs=["a", "b"], outputs="label"))
+    [([1, 2], 0)]
+    """
+    _check_stream(stream)
+    input_keys, single_input = _key_list("inputs", inputs)
+    output_keys, single_output = _key_list("outputs", outputs)
+    if not input_keys and not output_keys:
+        raise ShoalValueError(
+            f"keras_tuples needs at least one key in inputs or outputs, got "
+            f"inputs={inputs!r}, outputs={outputs!r}"
+        )
+    return _keras_tuples(stream, input_keys, single_input, output_keys, single_output)
+
+
+def _part(item, keys, single):
+    if not keys:
+        return None
+    values = [_take(item, itemgetter(key), (key,)) for key in keys]
+    return values[0] if single else values
+
+
+def _keras_tuples(stream, input_keys, single_input, output_keys, single_output):
+    it, opened = _open(stream)
+    try:
+        for item in it:
+            yield (
+                _part(item, input_keys, single_input),
+                _part(item, output_keys, single_output),
+            )
+    finally:
+        if opened:
+            close_quietly(it)
+
+
+def cache(stream, n_cache, prob=0.5, random_state=None):
+    """Reuse items at random from a cache, to stretch a slow stream.
+
+    The first ``n_cache`` items pass through in order and fill the cache.
+    Then, at each step, a cached item is chosen at random; with probability
+    ``prob`` it is first replaced by a new item from ``stream``. The chosen
+    item is yielded. The stream ends when ``stream`` does.
+
+    Parameters
+    ----------
+    stream : iterable
+        The items to cache: a Streamer, a mux, or any iterable.
+    n_cache : int >= 1
+        The size of the cache.
+    prob : float in (0, 1]
+        The chance to take a new item at each step; ``1`` caches nothing.
+    random_state : None, int, SeedSequence, Generator or RandomState
+        The seed.
+
+    Yields
+    ------
+    item
+        Items of ``stream``, some of them more than once.
+
+    Examples
+    --------
+    >>> list(cache(range(6), n_cache=2, prob=0.5, random_state=0))
+    [0, 1, 2, 3, 3, 4, 4, 3, 5, 3, 3]
+    """
+    _check_stream(stream)
+    n_cache = check_int("n_cache", n_cache, minimum=1)
+    if isinstance(prob, (bool, np.bool_)) or not isinstance(prob, numbers.Real):
+        raise ShoalTypeError(f"prob must be a number in (0, 1], got {short_repr(prob)}")
+    if not 0 < prob <= 1:
+        raise ShoalValueError(f"prob must be in (0, 1], got {prob!r}")
+    seed = as_seed_sequence(random_state)
+    return _cache(stream, n_cache, float(prob), seed)
+
+
+def _cache(stream, n_cache, prob, seed):
+    it, opened = _open(stream)
+    try:
+        stored = []
+        for item in islice(it, n_cache):
+            stored.append(item)
+            yield item
+        if len(stored) < n_cache:
+            return
+        seed = run_seed(seed)
+        slot = Draws(seed, (1,), lambda rng, size: rng.integers(0, n_cache, size).tolist(), _DRAW_BLOCK)
+        take_new = Draws(seed, (2,), lambda rng, size: (rng.random(size) <= prob).tolist(), _DRAW_BLOCK)
+        while True:
+            index = slot()
+            if prob == 1.0 or take_new():
+                item = next(it, END)
+                if item is END:
+                    return
+                stored[index] = item
+            yield stored[index]
+    finally:
+        if opened:
+            close_quietly(it)
