@@ -142,17 +142,17 @@ class Streamer:
 
     def _run_one_shot(self, max_iter):
         # Not ours to close: a later pass continues where this one stopped.
+        # (So no ``yield from``, which would close it when this pass is closed.)
         it = self.source
         n = 0
         try:
-            if max_iter is None:
-                yield from it
-            else:
-                for item in it:
-                    yield item
-                    n += 1
-                    if n >= max_iter:
-                        return
+            if max_iter == 0:
+                return
+            for item in it:
+                yield item
+                n += 1
+                if n == max_iter:
+                    return
         except Exception as exc:
             add_note(exc, f"raised while iterating {self!r}")
             raise

@@ -1,0 +1,371 @@
+"""Streamer and streamable: restartable streams over any source."""
+
+import inspect
+import threading
+import traceback
+
+import numpy as np
+import pytest
+
+import shoal
+from shoal import EmptyStreamError, ShoalError, ShoalTypeError, ShoalValueError, SpentSourceError, Streamer
+
+
+def count_up(n, start=0):
+    for i in range(start, start + n):
+        yield i
+
+
+class Tracker:
+    """A generator function that records how its generators start and end."""
+
+    def __init__(self, n=5):
+        self.n = n
+        self.started = 0
+        self.closed = 0
+        self.pulled = 0
+
+    def __call__(self):
+        self.started += 1
+        try:
+            for i in range(self.n):
+                self.pulled += 1
+                yield i
+        finally:
+            self.closed += 1
+
+
+# -- sources -----------------------------------------------------------------
+
+
+def test_generator_function_restarts_on_every_iteration():
+    stream = Streamer(count_up, 3, start=10)
+    assert list(stream) == [10, 11, 12]
+    assert list(stream) == [10, 11, 12]
+    assert list(stream.iterate()) == [10, 11, 12]
+
+
+@pytest.mark.parametrize(
+    "source, expected",
+    [
+        ([1, 2, 3], [1, 2, 3]),
+        ((1, 2), [1, 2]),
+        (range(4), [0, 1, 2, 3]),
+        ("ab", ["a", "b"]),
+        ({"k": 1, "j": 2}, ["k", "j"]),
+    ],
+)
+def test_collections_are_reiterable_sources(source, expected):
+    stream = Streamer(source)
+    assert list(stream) == expected
+    assert list(stream) == expected
+
+
+def test_numpy_array_source_yields_rows():
+    data = np.arange(6).reshape(3, 2)
+    rows = list(Streamer(data))
+    assert len(rows) == 3
+    np.testing.assert_array_equal(rows[2], [4, 5])
+
+
+def test_any_callable_returning_an_iterable_is_a_source():
+    assert list(Streamer(lambda: [1, 2])) == [1, 2]
+    assert list(Streamer(lambda n: (i * i for i in range(n)), 3)) == [0, 1, 4]
+    assert list(Streamer(range, 2, 5)) == [2, 3, 4]
+
+    class Source:
+        def __call__(self, n):
+            return iter(range(n))
+
+    assert list(Streamer(Source(), 2)) == [0, 1]
+
+
+def test_callable_returning_a_non_iterable_fails_clearly():
+    stream = Streamer(lambda: 42)
+    with pytest.raises(ShoalTypeError, match=r"returned 42 \(int\), which is not iterable"):
+        list(stream)
+
+
+def test_streamer_of_a_streamer_streams_the_inner_one():
+    inner = Streamer(count_up, 2)
+    assert list(Streamer(inner)) == [0, 1]
+    assert list(Streamer(inner).iterate(max_iter=1)) == [0]
+
+
+@pytest.mark.parametrize("source", [5, 2.5, None, object()])
+def test_a_source_that_cannot_stream_is_refused(source):
+    with pytest.raises(ShoalTypeError, match="source must be a generator function") as info:
+        Streamer(source)
+    assert isinstance(info.value, TypeError)
+    assert isinstance(info.value, shoal.PescadorError)
+    assert type(source).__name__ in str(info.value)
+
+
+def test_arguments_for_a_source_that_is_not_callable_are_refused():
+    with pytest.raises(ShoalTypeError, match=r"arguments were given for source \[1, 2\]"):
+        Streamer([1, 2], 3)
+    with pytest.raises(ShoalTypeError, match="not callable"):
+        Streamer(Streamer([1]), flag=True)
+
+
+# -- one-shot sources --------------------------------------------------------
+
+
+def test_an_iterator_streams_once_then_refuses_to_restart():
+    stream = Streamer(count_up(3))
+    assert list(stream) == [0, 1, 2]
+    with pytest.raises(SpentSourceError, match="streams once, and it has run out"):
+        stream.iterate()
+    with pytest.raises(SpentSourceError):
+        list(stream)
+    with pytest.raises(RuntimeError):  # also a RuntimeError
+        iter(stream)
+
+
+def test_a_partly_read_iterator_continues_where_it_stopped():
+    stream = Streamer(iter(range(5)))
+    assert list(stream.iterate(max_iter=2)) == [0, 1]
+    assert list(stream.iterate(max_iter=2)) == [2, 3]
+    assert list(stream) == [4]
+    with pytest.raises(SpentSourceError):
+        list(stream)
+
+
+def test_cycle_over_a_one_shot_source_fails_instead_of_spinning():
+    stream = Streamer(iter([1, 2]))
+    with pytest.raises(SpentSourceError):
+        list(stream.cycle())
+
+
+def test_a_one_shot_source_is_not_closed_by_an_early_stop():
+    tracker = Tracker(5)
+    gen = tracker()
+    stream = Streamer(gen)
+    for item in stream:
+        break
+    assert tracker.closed == 0
+    assert list(stream) == [1, 2, 3, 4]
+
+
+# -- max_iter ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("max_iter, expected", [(0, []), (2, [0, 1]), (10, [0, 1, 2]), (None, [0, 1, 2])])
+def test_max_iter_limits_the_pass(max_iter, expected):
+    stream = Streamer(count_up, 3)
+    assert list(stream.iterate(max_iter=max_iter)) == expected
+    assert list(stream(max_iter=max_iter)) == expected
+
+
+def test_max_iter_accepts_numpy_ints_whole_floats_and_inf():
+    stream = Streamer(count_up, 3)
+    assert list(stream.iterate(np.int64(2))) == [0, 1]
+    assert list(stream.iterate(2.0)) == [0, 1]
+    assert list(stream.iterate(1e6)) == [0, 1, 2]
+    assert list(stream.iterate(float("inf"))) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "bad, error, message",
+    [
+        (-1, ShoalValueError, r"max_iter must be None or a whole number >= 0, got -1"),
+        (2.5, ShoalValueError, r"got 2.5"),
+        (float("nan"), ShoalValueError, r"got nan"),
+        ("3", ShoalTypeError, r"got '3' \(str\)"),
+        (True, ShoalTypeError, r"got True \(bool\)"),
+    ],
+)
+def test_bad_max_iter_fails_at_the_call(bad, error, message):
+    stream = Streamer(count_up, 3)
+    for method in (stream.iterate, stream.cycle, stream):
+        with pytest.raises(error, match=message):
+            method(bad)
+
+
+def test_max_iter_never_pulls_an_extra_item():
+    tracker = Tracker(10)
+    assert list(Streamer(tracker).iterate(max_iter=3)) == [0, 1, 2]
+    assert tracker.pulled == 3
+    assert tracker.closed == 1
+
+
+# -- cycle -------------------------------------------------------------------
+
+
+def test_cycle_restarts_the_source():
+    stream = Streamer(count_up, 3)
+    assert list(stream.cycle(max_iter=7)) == [0, 1, 2, 0, 1, 2, 0]
+    assert list(stream(max_iter=4, cycle=True)) == [0, 1, 2, 0]
+
+
+def test_cycle_without_a_limit_goes_on():
+    cycled = Streamer([1]).cycle()
+    assert [next(cycled) for _ in range(1000)] == [1] * 1000
+
+
+@pytest.mark.parametrize("source", [[], (), "", lambda: iter(())])
+def test_cycle_over_an_empty_source_raises_instead_of_spinning(source):
+    with pytest.raises(EmptyStreamError, match="a whole pass yielded no item"):
+        next(Streamer(source).cycle())
+
+
+def test_cycle_closes_each_pass():
+    tracker = Tracker(2)
+    assert list(Streamer(tracker).cycle(max_iter=5)) == [0, 1, 0, 1, 0]
+    assert tracker.started == 3
+    assert tracker.closed == 3
+
+
+# -- no copies, independent iterations ---------------------------------------
+
+
+def test_arguments_are_never_copied():
+    big = np.zeros(10_000_000, dtype=np.uint8)  # 10 MB: a copy per pass would show
+
+    def first_arg(array):
+        yield array
+
+    stream = Streamer(first_arg, big)
+    for _ in range(3):
+        assert next(iter(stream)) is big
+
+
+def test_unpicklable_arguments_are_fine():
+    lock = threading.Lock()
+
+    def with_lock(lock, fn):
+        with lock:
+            yield fn(1)
+
+    stream = Streamer(with_lock, lock, lambda x: x + 1)
+    assert list(stream) == [2]
+    assert list(stream) == [2]
+
+
+def test_simultaneous_iterations_are_independent():
+    stream = Streamer(count_up, 4)
+    a, b = iter(stream), iter(stream)
+    assert next(a) == 0
+    assert next(a) == 1
+    assert next(b) == 0
+    assert list(a) == [2, 3]
+    assert list(b) == [1, 2, 3]
+
+
+# -- closing -----------------------------------------------------------------
+
+
+def test_break_closes_the_source_generator():
+    tracker = Tracker(5)
+    for item in Streamer(tracker):
+        if item == 1:
+            break
+    assert tracker.closed == 1
+
+
+def test_close_closes_the_source_generator():
+    tracker = Tracker(5)
+    gen = Streamer(tracker).iterate()
+    next(gen)
+    gen.close()
+    assert tracker.closed == 1
+
+
+def test_an_exception_in_the_consumer_closes_the_source_generator():
+    tracker = Tracker(5)
+
+    def consume():
+        for item in Streamer(tracker):
+            raise KeyError(item)
+
+    with pytest.raises(KeyError):
+        consume()
+    assert tracker.closed == 1
+
+
+def test_with_block_closes_its_pass():
+    tracker = Tracker(5)
+    stream = Streamer(tracker)
+    with stream as items:
+        assert next(items) == 0
+        assert tracker.closed == 0
+    assert tracker.closed == 1
+
+
+def test_nested_with_blocks_close_their_own_passes():
+    stream = Streamer(count_up, 3)
+    with stream as outer:
+        with stream as inner:
+            assert next(inner) == 0
+        assert next(outer) == 0
+        assert next(inner, "closed") == "closed"
+
+
+# -- errors from user code ---------------------------------------------------
+
+
+def broken(n):
+    yield from range(n)
+    raise ValueError("bad record in file 7")
+
+
+def test_user_errors_pass_through_unchanged_with_a_note():
+    stream = Streamer(broken, 2)
+    with pytest.raises(ValueError, match="bad record in file 7") as info:
+        list(stream)
+    assert type(info.value) is ValueError
+    notes = getattr(info.value, "__notes__", [])
+    assert any("Streamer(broken, 2)" in note for note in notes), notes
+    frames = [frame.name for frame in traceback.extract_tb(info.value.__traceback__)]
+    assert frames[-1] == "broken"
+
+
+def test_user_errors_reach_the_caller_from_cycle():
+    with pytest.raises(ValueError, match="bad record"):
+        list(Streamer(broken, 1).cycle(max_iter=10))
+
+
+# -- streamable and repr -----------------------------------------------------
+
+
+@shoal.streamable
+def numbers(n, step=1):
+    """Yield n numbers."""
+    yield from range(0, n * step, step)
+
+
+def test_streamable_returns_a_streamer_and_keeps_the_function_look():
+    stream = numbers(3, step=2)
+    assert isinstance(stream, Streamer)
+    assert list(stream) == [0, 2, 4]
+    assert list(stream) == [0, 2, 4]
+    assert numbers.__name__ == "numbers"
+    assert numbers.__doc__ == "Yield n numbers."
+    assert list(inspect.signature(numbers).parameters) == ["n", "step"]
+    assert inspect.signature(numbers).parameters["step"].default == 1
+
+
+def test_streamable_refuses_a_non_callable():
+    with pytest.raises(ShoalTypeError, match="streamable decorates a generator function, got 3"):
+        shoal.streamable(3)
+
+
+def test_repr_names_the_source_and_arguments():
+    assert repr(Streamer(count_up, 3, start=1)) == "Streamer(count_up, 3, start=1)"
+    assert repr(Streamer([1, 2])) == "Streamer([1, 2])"
+    long_repr = repr(Streamer(count_up, list(range(1000))))
+    assert len(long_repr) < 120
+
+
+def test_pescador_attribute_names_are_kept():
+    stream = Streamer(count_up, 3, start=2)
+    assert stream.streamer is count_up
+    assert stream.args == (3,)
+    assert stream.kwargs == {"start": 2}
+
+
+def test_errors_are_catchable_as_the_base_error():
+    with pytest.raises(ShoalError):
+        Streamer(5)
+    with pytest.raises(ShoalError):
+        Streamer([1]).iterate(-1)

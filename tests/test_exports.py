@@ -1,0 +1,82 @@
+"""The public surface: exactly these names, and nothing leaked."""
+
+import importlib
+
+import pytest
+
+import shoal
+
+PUBLIC = {
+    "Streamer",
+    "streamable",
+    "BaseMux",
+    "ChainMux",
+    "RoundRobinMux",
+    "ShuffledMux",
+    "StochasticMux",
+    "buffer_stream",
+    "tuples",
+    "keras_tuples",
+    "cache",
+    "batch_length",
+    "ShoalError",
+    "PescadorError",
+    "ShoalValueError",
+    "ShoalTypeError",
+    "DataError",
+    "DataKeyError",
+    "EmptyStreamError",
+    "SpentSourceError",
+}
+MODULES = {"core", "exceptions", "maps", "mux", "util"}
+
+
+def test_all_is_exactly_the_public_api():
+    assert set(shoal.__all__) == PUBLIC
+    assert len(shoal.__all__) == len(PUBLIC)
+
+
+def test_dir_shows_the_public_api_and_modules_only():
+    assert set(dir(shoal)) == PUBLIC | MODULES | {"__version__"}
+    for leaked in ("np", "numpy", "copy", "inspect", "decorator", "_checks", "_random"):
+        assert leaked not in dir(shoal)
+
+
+def test_every_exported_name_resolves():
+    for name in shoal.__all__:
+        assert getattr(shoal, name) is not None
+
+
+@pytest.mark.parametrize(
+    "module", ["shoal.core", "shoal.exceptions", "shoal.maps", "shoal.mux", "shoal.util",
+               "shoal._checks", "shoal._iterutil", "shoal._random",
+               "shoal.mux.chain", "shoal.mux.round_robin", "shoal.mux.shuffled",
+               "shoal.mux.stochastic", "shoal.mux._base"]
+)
+def test_every_module_declares_all(module):
+    mod = importlib.import_module(module)
+    assert isinstance(mod.__all__, list)
+    for name in mod.__all__:
+        assert hasattr(mod, name), f"{module}.__all__ names missing {name}"
+
+
+def test_pescador_error_is_the_base_error():
+    assert shoal.PescadorError is shoal.ShoalError
+    for name in ("DataError", "DataKeyError", "EmptyStreamError", "SpentSourceError",
+                 "ShoalValueError", "ShoalTypeError"):
+        assert issubclass(getattr(shoal, name), shoal.ShoalError)
+    assert issubclass(shoal.ShoalValueError, ValueError)
+    assert issubclass(shoal.ShoalTypeError, TypeError)
+    assert issubclass(shoal.DataKeyError, KeyError)
+
+
+def test_version_is_a_string():
+    assert isinstance(shoal.__version__, str) and shoal.__version__[0].isdigit()
+
+
+def test_pescador_module_paths_import():
+    from shoal.core import Streamer, streamable  # noqa: F401
+    from shoal.exceptions import DataError, PescadorError  # noqa: F401
+    from shoal.maps import buffer_stream, cache, keras_tuples, tuples  # noqa: F401
+    from shoal.mux import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux  # noqa: F401
+    from shoal.util import batch_length  # noqa: F401
