@@ -1,0 +1,266 @@
+"""The maps: buffer_stream, tuples, keras_tuples, cache and batch_length."""
+
+import numpy as np
+import pytest
+
+from shoal import (
+    DataError,
+    DataKeyError,
+    ShoalError,
+    ShoalTypeError,
+    ShoalValueError,
+    Streamer,
+    batch_length,
+    buffer_stream,
+    cache,
+    keras_tuples,
+    tuples,
+)
+
+
+def examples(n, dim=3):
+    for i in range(n):
+        yield {"x": np.full(dim, i, dtype=np.float32), "y": i}
+
+
+class Closing:
+    def __init__(self, items):
+        self.items = items
+        self.closed = 0
+
+    def __call__(self):
+        try:
+            yield from self.items
+        finally:
+            self.closed += 1
+
+
+# -- buffer_stream -----------------------------------------------------------
+
+
+def test_buffer_stacks_dicts_key_by_key():
+    batches = list(buffer_stream(Streamer(examples, 5), 2))
+    assert len(batches) == 2  # the partial last batch is dropped
+    assert batches[0]["x"].shape == (2, 3)
+    assert batches[0]["x"].dtype == np.float32
+    np.testing.assert_array_equal(batches[1]["y"], [2, 3])
+
+
+def test_buffer_keeps_a_partial_last_batch_when_asked():
+    batches = list(buffer_stream(Streamer(examples, 5), 2, partial=True))
+    assert [len(b["y"]) for b in batches] == [2, 2, 1]
+    np.testing.assert_array_equal(batches[2]["x"], [[4, 4, 4]])
+
+
+def test_buffer_stacks_tuples_lists_and_arrays():
+    tuple_batches = list(buffer_stream([(np.zeros(2), 1), (np.ones(2), 2)], 2))
+    assert isinstance(tuple_batches[0], tuple)
+    np.testing.assert_array_equal(tuple_batches[0][0], [[0, 0], [1, 1]])
+    np.testing.assert_array_equal(tuple_batches[0][1], [1, 2])
+    list_batches = list(buffer_stream([[1, "a"], [2, "b"]], 2))
+    assert isinstance(list_batches[0], list)
+    assert list_batches[0][1].tolist() == ["a", "b"]
+    array_batches = list(buffer_stream([np.eye(2), np.eye(2) * 2], 2))
+    assert array_batches[0].shape == (2, 2, 2)
+    scalar_batches = list(buffer_stream(range(6), 3))
+    assert [b.tolist() for b in scalar_batches] == [[0, 1, 2], [3, 4, 5]]
+
+
+def test_buffer_along_an_existing_axis_joins_batches():
+    small = [{"x": np.full((2, 4), i)} for i in range(4)]
+    batches = list(buffer_stream(small, 2, axis=0))
+    assert batches[0]["x"].shape == (4, 4)
+    wide = list(buffer_stream(small, 2, axis=1))
+    assert wide[0]["x"].shape == (2, 8)
+
+
+def test_buffer_of_a_mux_and_of_a_generator():
+    from shoal import ChainMux
+
+    mux = ChainMux([Streamer(examples, 3), Streamer(examples, 3)])
+    assert [b["y"].tolist() for b in buffer_stream(mux, 3)] == [[0, 1, 2], [0, 1, 2]]
+    assert len(list(buffer_stream(examples(4), 2))) == 2
+
+
+def test_buffer_of_an_infinite_stream_is_lazy():
+    batches = buffer_stream(Streamer(examples, 10).cycle(), 4)
+    assert [next(batches)["y"].tolist() for _ in range(3)] == [[0, 1, 2, 3], [4, 5, 6, 7], [8, 9, 0, 1]]
+
+
+@pytest.mark.parametrize(
+    "items, error, message",
+    [
+        ([{"x": 1, "y": 2}, {"x": 1}], DataKeyError, r"item 1 of a batch has no key 'y'"),
+        ([{"x": 1}, {"x": 1, "z": 2}], DataKeyError, r"item 1 of a batch has keys the first item lacks: \['z'\]"),
+        ([{"x": np.zeros(3)}, {"x": np.zeros(4)}], DataError, r"under key 'x': their shapes differ \(\[\(3,\), \(4,\)\]\)"),
+        ([{"x": np.zeros((2, 2))}, {"x": np.zeros(4)}], DataError, r"under key 'x': their shapes differ"),
+        ([{"x": 1}, 5], DataError, r"item 1 of a batch is 5 \(int\), but the first item is a dict"),
+        ([(1, 2), (1,)], DataError, r"item 1 of a batch has 1 fields, the first item has 2"),
+        ([(1, 2), "ab"], DataError, r"item 1 of a batch is 'ab' \(str\), but the first item is a tuple"),
+        ([(np.zeros(2), 1), (np.zeros(3), 1)], DataError, r"under key 0: their shapes differ"),
+    ],
+)
+def test_buffer_of_mismatched_items_names_the_key(items, error, message):
+    with pytest.raises(error, match=message) as info:
+        list(buffer_stream(items, 2))
+    assert isinstance(info.value, ShoalError)
+
+
+def test_buffer_mismatch_along_an_axis_names_the_key():
+    with pytest.raises(DataError, match="under key 'x'"):
+        list(buffer_stream([{"x": np.zeros((1, 2))}, {"x": np.zeros((1, 3))}], 2, axis=0))
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"buffer_size": 0}, ShoalValueError, "buffer_size must be >= 1, got 0"),
+        ({"buffer_size": -2}, ShoalValueError, "buffer_size must be >= 1, got -2"),
+        ({"buffer_size": 2.0}, ShoalTypeError, r"buffer_size must be an integer, got 2.0 \(float\)"),
+        ({"buffer_size": None}, ShoalTypeError, "buffer_size must be an integer, got None"),
+        ({"buffer_size": 2, "partial": "yes"}, ShoalTypeError, "partial must be True or False, got 'yes'"),
+        ({"buffer_size": 2, "axis": "0"}, ShoalTypeError, "axis must be an integer, got '0'"),
+    ],
+)
+def test_buffer_checks_its_arguments_at_the_call(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        buffer_stream(examples(4), **kwargs)
+
+
+def test_maps_refuse_a_stream_that_is_not_iterable():
+    for make in (lambda: buffer_stream(5, 2), lambda: tuples(5, "x"),
+                 lambda: keras_tuples(5, "x"), lambda: cache(5, 2)):
+        with pytest.raises(ShoalTypeError, match=r"stream must be iterable, got 5 \(int\)"):
+            make()
+
+
+def test_buffer_closes_what_it_opened_when_stopped_early():
+    source = Closing([{"x": i} for i in range(10)])
+    batches = buffer_stream(Streamer(source), 2)
+    next(batches)
+    batches.close()
+    assert source.closed == 1
+
+
+def test_buffer_does_not_pull_beyond_what_it_needs():
+    pulled = []
+
+    def gen():
+        for i in range(100):
+            pulled.append(i)
+            yield i
+
+    batches = buffer_stream(gen(), 4)
+    next(batches)
+    assert pulled == [0, 1, 2, 3]
+
+
+# -- tuples and keras_tuples ---------------------------------------------------
+
+
+def test_tuples_orders_values_by_key():
+    items = [{"a": 1, "b": 2, "c": 3}] * 2
+    assert list(tuples(items, "c", "a")) == [(3, 1), (3, 1)]
+    assert list(tuples(items, "b")) == [(2,), (2,)]
+
+
+def test_tuples_errors():
+    with pytest.raises(ShoalValueError, match="tuples needs at least one key, got none"):
+        tuples([{"a": 1}])
+    with pytest.raises(ShoalTypeError, match=r"keys must be hashable keys, got \['a'\]"):
+        tuples([{"a": 1}], ["a"])
+    with pytest.raises(DataKeyError, match=r"item has no key 'b' \(its keys: \['a'\]\)") as info:
+        list(tuples([{"a": 1}], "a", "b"))
+    assert isinstance(info.value, KeyError)
+    with pytest.raises(DataError, match=r"items must be dicts, got 7 \(int\)"):
+        list(tuples([7], "a"))
+
+
+def test_keras_tuples_shapes_x_and_y():
+    items = [{"a": 1, "b": 2, "label": 0}]
+    assert list(keras_tuples(items, inputs="a", outputs="label")) == [(1, 0)]
+    assert list(keras_tuples(items, inputs=["a", "b"], outputs=["label"])) == [([1, 2], [0])]
+    assert list(keras_tuples(items, inputs="a")) == [(1, None)]
+    assert list(keras_tuples(items, outputs=("label", "a"))) == [(None, [0, 1])]
+
+
+def test_keras_tuples_errors():
+    with pytest.raises(ShoalValueError, match="at least one key in inputs or outputs, got inputs=None, outputs=None"):
+        keras_tuples([{"a": 1}])
+    with pytest.raises(ShoalValueError, match="got inputs=\\[\\], outputs=None"):
+        keras_tuples([{"a": 1}], inputs=[])
+    with pytest.raises(ShoalTypeError, match=r"inputs must be None, a key or a list of keys, got 3 \(int\)"):
+        keras_tuples([{"a": 1}], inputs=3)
+    with pytest.raises(DataKeyError, match="item has no key 'z'"):
+        list(keras_tuples([{"a": 1}], inputs="a", outputs="z"))
+
+
+def test_tuples_and_keras_tuples_close_what_they_opened():
+    for make in (lambda s: tuples(s, "a"), lambda s: keras_tuples(s, "a")):
+        source = Closing([{"a": i} for i in range(5)])
+        gen = make(Streamer(source))
+        next(gen)
+        gen.close()
+        assert source.closed == 1
+
+
+# -- cache -------------------------------------------------------------------
+
+
+def test_cache_passes_the_first_items_in_order_then_reuses_them():
+    items = list(cache(Streamer(range, 100), 10, prob=0.5, random_state=0))
+    assert items[:10] == list(range(10))
+    assert len(items) > 100  # reuse stretches the stream
+    assert set(items) <= set(range(100))
+    assert list(cache(Streamer(range, 100), 10, prob=0.5, random_state=0)) == items
+
+
+def test_cache_with_prob_one_passes_the_stream_through():
+    assert list(cache(range(50), 5, prob=1.0, random_state=1)) == list(range(50))
+
+
+def test_cache_accepts_streamers_iterables_and_iterators():
+    assert list(cache(Streamer(range, 3), 5)) == [0, 1, 2]
+    assert list(cache([0, 1, 2], 5)) == [0, 1, 2]
+    assert list(cache(iter([0, 1, 2]), 5)) == [0, 1, 2]
+
+
+@pytest.mark.parametrize(
+    "kwargs, error, message",
+    [
+        ({"n_cache": 0}, ShoalValueError, "n_cache must be >= 1, got 0"),
+        ({"n_cache": 2.5}, ShoalTypeError, "n_cache must be an integer, got 2.5"),
+        ({"n_cache": 2, "prob": 0}, ShoalValueError, r"prob must be in \(0, 1\], got 0"),
+        ({"n_cache": 2, "prob": 1.5}, ShoalValueError, r"got 1.5"),
+        ({"n_cache": 2, "prob": float("nan")}, ShoalValueError, r"got nan"),
+        ({"n_cache": 2, "prob": "0.5"}, ShoalTypeError, r"prob must be a number in \(0, 1\], got '0.5'"),
+        ({"n_cache": 2, "random_state": "x"}, ShoalTypeError, "random_state must be None"),
+    ],
+)
+def test_cache_checks_its_arguments_at_the_call(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        cache(range(5), **kwargs)
+
+
+def test_cache_closes_what_it_opened():
+    source = Closing(list(range(100)))
+    gen = cache(Streamer(source), 4, random_state=0)
+    for _ in range(20):
+        next(gen)
+    gen.close()
+    assert source.closed == 1
+
+
+# -- batch_length ------------------------------------------------------------
+
+
+def test_batch_length():
+    assert batch_length({"x": np.zeros((5, 2)), "y": [1, 2, 3, 4, 5]}) == 5
+    assert batch_length((np.zeros(3), np.zeros(3))) == 3
+    assert batch_length({}) is None
+    with pytest.raises(DataError, match="batch fields have unequal lengths: 'x' has 5, 'y' has 2"):
+        batch_length({"x": np.zeros(5), "y": np.zeros(2)})
+    with pytest.raises(DataError, match="batch field 'y' has no length: 3"):
+        batch_length({"x": np.zeros(5), "y": 3})
+    with pytest.raises(ShoalTypeError, match=r"batch must be a dict, tuple or list of arrays, got 5 \(int\)"):
+        batch_length(5)
