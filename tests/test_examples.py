@@ -1,0 +1,33 @@
+"""The examples run, and show what they claim."""
+
+import runpy
+import subprocess
+import sys
+from pathlib import Path
+
+import shoal
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def test_repeatable_validation_runs_and_repeats_every_n_times_m_items():
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "repeatable_validation.py")],
+        capture_output=True, text=True, timeout=120, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    epochs = [line.split(": ", 1)[1] for line in lines if line.startswith("epoch ")]
+    assert len(epochs) == 3 and len(set(epochs)) == 1
+    assert "repeats every N*M = 4*5 = 20 items" in result.stdout
+
+
+def test_repeatable_validation_data_gen_is_a_streamable(tmp_path):
+    example = runpy.run_path(str(EXAMPLES / "repeatable_validation.py"))
+    paths = example["write_files"](tmp_path, 2)
+    stream = example["data_gen"](paths[1], 3)
+    assert isinstance(stream, shoal.Streamer)
+    labels = [int(item["y"]) for item in stream]
+    assert labels == [100, 101, 102]
+    mux = shoal.ChainMux([example["data_gen"](p, 3) for p in paths], mode="cycle")
+    assert [int(item["y"]) for item in mux(max_iter=12)] == [0, 1, 2, 100, 101, 102] * 2
