@@ -1,0 +1,752 @@
+"""Statistical and behavioural checks of the random muxes and of ``cache``.
+
+Every test uses a fixed seed, so every test is deterministic: it passes or
+fails the same way on every run. The statistical tests reject at a stated
+significance level ALPHA; the "false-failure rate" quoted with each test is
+the probability that the test would fail on a correct implementation if its
+seed were drawn at random instead of fixed. With the fixed seeds below a
+correct implementation passes.
+"""
+
+import itertools
+import math
+from collections import Counter, defaultdict
+from itertools import islice
+
+import numpy as np
+import pytest
+from scipy import stats
+
+import shoal
+
+# Significance level of every statistical test in this file: for a random
+# seed, each such test would fail a correct implementation with probability
+# (at most, asymptotically) 1e-3.
+ALPHA = 1e-3
+
+DISTS = ["constant", "poisson", "binomial"]
+
+
+# -- helpers -----------------------------------------------------------------
+
+
+def forever(tag):
+    """An infinite stream of ``tag``."""
+    while True:
+        yield tag
+
+
+def tagged_streamers(n, length=None):
+    """``n`` streamers; streamer i yields ``i`` forever, or ``length`` times."""
+    if length is None:
+        return [shoal.Streamer(forever, i) for i in range(n)]
+    return [shoal.Streamer([i] * length) for i in range(n)]
+
+
+class Tracker:
+    """Streamers that record every activation (start of their generator body).
+
+    Streamer i yields ``(i, activation_id, k)`` for k = 0, 1, ... (forever, or
+    ``length`` items); ``activation_id`` is unique per activation. The tracker
+    records, per streamer, how many activations started and the largest
+    number of its activations that were open at once (started and not yet
+    closed or run out).
+    """
+
+    def __init__(self, n):
+        self.n = n
+        self.ids = itertools.count()
+        self.starts = [0] * n
+        self.open = [0] * n
+        self.max_open = [0] * n
+        self.max_total_open = 0
+        self.open_ids = set()
+
+    def streamers(self, length=None):
+        return [shoal.Streamer(self._gen, i, length) for i in range(self.n)]
+
+    def _gen(self, i, length):
+        aid = next(self.ids)
+        self.starts[i] += 1
+        self.open[i] += 1
+        self.max_open[i] = max(self.max_open[i], self.open[i])
+        self.open_ids.add(aid)
+        self.max_total_open = max(self.max_total_open, len(self.open_ids))
+        try:
+            k = 0
+            while length is None or k < length:
+                yield (i, aid, k)
+                k += 1
+        finally:
+            self.open[i] -= 1
+            self.open_ids.discard(aid)
+
+
+def count_variance(dist, rate, n_active):
+    """The variance of the number of items per activation (see StochasticMux)."""
+    whole = math.floor(rate)
+    frac = rate - whole
+    rounding = frac * (1 - frac)  # variance of a randomly rounded value
+    if dist == "constant":
+        return rounding
+    if dist == "poisson" or n_active == 1:
+        return rate - 1
+    success = 1 - 1 / n_active
+    trials = (rate - 1) / success
+    t_frac = trials - math.floor(trials)
+    # Var(1 + Bin(T, s)) with T randomly rounded around ``trials``.
+    return trials * success * (1 - success) + success**2 * t_frac * (1 - t_frac)
+
+
+def assert_weighted_shares(counts, weights, dispersion=1.0):
+    """Chi-square goodness of fit of ``counts`` to ``weights``.
+
+    Streamers of weight 0 must have a count of 0 and are left out of the
+    test. ``dispersion`` divides the counts and the expected counts: it is
+    the design effect of items that come in clusters (see
+    test_stochastic_mux_shares_follow_weights).
+    """
+    counts = np.asarray(counts, dtype=float)
+    weights = np.asarray(weights, dtype=float)
+    zero = weights == 0
+    assert np.all(counts[zero] == 0), f"a zero-weight streamer appeared: {counts}"
+    counts = counts[~zero]
+    probs = weights[~zero] / weights[~zero].sum()
+    expected = counts.sum() * probs
+    result = stats.chisquare(counts / dispersion, expected / dispersion)
+    assert result.pvalue > ALPHA, (
+        f"shares {counts / counts.sum()} do not match {probs} "
+        f"(chi2={result.statistic:.2f}, p={result.pvalue:.2e})"
+    )
+
+
+@pytest.fixture
+def global_numpy_state():
+    """Restore numpy's global random state after a test that reseeds it."""
+    state = np.random.get_state()
+    yield
+    np.random.set_state(state)
+
+
+# -- 1. shares of the items follow the weights -------------------------------
+
+
+@pytest.mark.parametrize(
+    "weights",
+    [[1, 2, 3, 4], [0, 1, 0, 2, 3, 4, 0], None],
+    ids=["1234", "zeros", "uniform"],
+)
+@pytest.mark.parametrize("length", [None, 1, 5], ids=["infinite", "len1", "len5"])
+def test_shuffled_mux_shares_follow_weights(weights, length):
+    # Each item of a ShuffledMux comes from streamer i independently with
+    # probability w_i / sum(w) (finite streamers are restarted at once), so
+    # the counts are exactly multinomial and Pearson's chi-square applies.
+    # False-failure rate (random seed): 1e-3 per case.
+    n = 4 if weights is None else len(weights)
+    mux = shoal.ShuffledMux(tagged_streamers(n, length), weights=weights, random_state=11)
+    n_items = 60_000
+    items = list(mux(max_iter=n_items))
+    assert len(items) == n_items
+    counts = np.bincount(items, minlength=n)
+    assert_weighted_shares(counts, [1] * n if weights is None else weights)
+
+
+@pytest.mark.parametrize("n_active", [1, 3])
+@pytest.mark.parametrize("dist", DISTS)
+@pytest.mark.parametrize("rate", [5, 4.5])
+@pytest.mark.parametrize("weights", [[1, 2, 3, 4], [0, 1, 0, 2, 3, 4, 0]], ids=["1234", "zeros"])
+def test_stochastic_mux_shares_follow_weights(weights, rate, dist, n_active):
+    # With infinite streamers every activation gives exactly C items, C drawn
+    # from `dist` independently of which streamer was chosen, and the
+    # streamer of each activation is drawn independently with probability
+    # p_i = w_i / sum(w). The item counts X_i are then clustered: the
+    # residuals X_i - p_i * sum(X) have covariance M * E[C^2] * (diag(p) -
+    # p p^T) over M activations, i.e. d = E[C^2] / E[C] times the
+    # multinomial covariance of the sum(X) items. Dividing the counts by the
+    # design effect d makes Pearson's statistic chi-square with k - 1
+    # degrees of freedom again (Rao-Scott; exact in the limit, as the
+    # covariance is exactly proportional). The activations still open when
+    # the sample is cut off shift a count by at most n_active * max(C),
+    # which is negligible next to the noise.
+    # False-failure rate (random seed): 1e-3 per case (asymptotically).
+    n = len(weights)
+    mux = shoal.StochasticMux(
+        tagged_streamers(n),
+        n_active=n_active,
+        rate=rate,
+        weights=weights,
+        dist=dist,
+        mode="with_replacement",
+        random_state=2024,
+    )
+    n_items = 60_000
+    counts = np.bincount(list(mux(max_iter=n_items)), minlength=n)
+    assert counts.sum() == n_items
+    dispersion = (count_variance(dist, rate, n_active) + rate**2) / rate
+    assert_weighted_shares(counts, weights, dispersion=dispersion)
+
+
+@pytest.mark.parametrize("dist", DISTS)
+def test_stochastic_mux_activations_follow_weights(dist):
+    # In with_replacement mode each activation picks streamer i
+    # independently with probability w_i / sum(w): the number of activations
+    # per streamer is multinomial. Tracked with one activation id per start.
+    # False-failure rate (random seed): 1e-3 per case.
+    weights = [4, 0, 1, 3, 2]
+    tracker = Tracker(len(weights))
+    mux = shoal.StochasticMux(
+        tracker.streamers(), n_active=3, rate=2, weights=weights, dist=dist, random_state=7
+    )
+    for _ in mux(max_iter=40_000):
+        pass
+    assert tracker.starts[1] == 0
+    assert_weighted_shares(tracker.starts, weights)
+
+
+def test_exhaustive_order_follows_weights(global_numpy_state):
+    # In exhaustive mode the activation order is drawn one streamer at a
+    # time, each with probability proportional to its weight among those not
+    # yet drawn. Unseeded muxes draw a fresh order on every pass from numpy's
+    # global state; we check the distribution of the first and of the second
+    # streamer over many passes (two chi-square tests, each 1e-3).
+    # False-failure rate (random seed): at most 2e-3 in all.
+    weights = np.array([1.0, 2.0, 3.0, 4.0])
+    mux = shoal.StochasticMux(
+        tagged_streamers(4, length=1), n_active=1, rate=None, weights=weights, mode="exhaustive"
+    )
+    np.random.seed(3)
+    firsts, seconds = [], []
+    for _ in range(4000):
+        order = list(mux)
+        assert sorted(order) == [0, 1, 2, 3]
+        firsts.append(order[0])
+        seconds.append(order[1])
+    assert_weighted_shares(np.bincount(firsts, minlength=4), weights)
+    p = weights / weights.sum()
+    # P(second = j) = sum_{i != j} p_i * w_j / (W - w_i)
+    second_probs = [
+        sum(p[i] * weights[j] / (weights.sum() - weights[i]) for i in range(4) if i != j)
+        for j in range(4)
+    ]
+    assert_weighted_shares(np.bincount(seconds, minlength=4), second_probs)
+
+
+# -- 2. the number of items per activation -----------------------------------
+
+
+def activation_counts(n_active, rate, dist, seed, n_items=50_000, n_streams=4):
+    """The number of items of every completed activation of a StochasticMux."""
+    tracker = Tracker(n_streams)
+    mux = shoal.StochasticMux(
+        tracker.streamers(), n_active=n_active, rate=rate, dist=dist, random_state=seed
+    )
+    it = iter(mux)
+    items = list(islice(it, n_items))
+    still_open = set(tracker.open_ids)  # cut off by the end of the sample
+    it.close()
+    assert len(items) == n_items
+    per_activation = defaultdict(int)
+    for _, aid, k in items:
+        # Within an activation the items come in order and none is skipped.
+        assert k == per_activation[aid]
+        per_activation[aid] += 1
+    counts = np.array([c for aid, c in per_activation.items() if aid not in still_open])
+    assert len(counts) > 0.9 * n_items / rate
+    return counts
+
+
+@pytest.mark.parametrize("n_active", [1, 3])
+@pytest.mark.parametrize("rate", [5, 4.5])
+@pytest.mark.parametrize("dist", DISTS)
+def test_activation_counts_have_mean_rate(dist, rate, n_active):
+    # Every completed activation of an infinite streamer gives exactly its
+    # drawn count C, so the counts are (up to the few activations cut off by
+    # the end of the sample, which are left out) independent draws of C.
+    # The mean is checked with a one-sample t-test (~10^4 draws, so the
+    # t-distribution is exact enough by the central limit theorem).
+    # False-failure rate (random seed): 1e-3 per case; the loose variance
+    # bounds below are > 6 standard errors wide, < 1e-8 each.
+    counts = activation_counts(n_active, rate, dist, seed=100 + n_active)
+    assert counts.min() >= 1
+    if dist == "constant":
+        assert set(counts.tolist()) <= {math.floor(rate), math.ceil(rate)}
+        if rate == int(rate):
+            assert np.all(counts == rate)
+            return
+    result = stats.ttest_1samp(counts, rate)
+    assert result.pvalue > ALPHA, (
+        f"mean count {counts.mean():.4f} != rate {rate} (p={result.pvalue:.2e}, "
+        f"{len(counts)} activations)"
+    )
+    theory = count_variance(dist, rate, n_active)
+    variance = counts.var(ddof=1)
+    # Relative standard error of the sample variance here is ~1.5-3%.
+    assert abs(variance - theory) < 0.2 * theory, (variance, theory)
+    if dist == "binomial" and n_active > 1:
+        success = 1 - 1 / n_active
+        assert counts.max() <= 1 + math.ceil((rate - 1) / success)
+
+
+def test_poisson_counts_variance():
+    # 1 + Poisson(rate - 1) has variance rate - 1: checked loosely (within
+    # 10%, about 6 standard errors of the sample variance here; a failure
+    # rate below 1e-8 for a random seed).
+    for rate in (5, 4.5, 1.5):
+        counts = activation_counts(3, rate, "poisson", seed=17)
+        assert abs(counts.var(ddof=1) - (rate - 1)) < 0.1 * (rate - 1), rate
+
+
+def test_rate_one_and_rate_none():
+    # rate=1 means exactly one item per activation whatever the dist;
+    # rate=None runs each activation to exhaustion.
+    for dist in DISTS:
+        counts = activation_counts(2, 1, dist, seed=5, n_items=2000)
+        assert np.all(counts == 1), dist
+    tracker = Tracker(3)
+    mux = shoal.StochasticMux(
+        tracker.streamers(length=7), n_active=2, rate=None, random_state=5
+    )
+    it = iter(mux)
+    items = list(islice(it, 3000))
+    still_open = set(tracker.open_ids)
+    it.close()
+    per_activation = Counter(aid for _, aid, _ in items)
+    complete = [c for aid, c in per_activation.items() if aid not in still_open]
+    assert complete and all(c == 7 for c in complete)
+
+
+# -- 3. modes -----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("n_active", [2, 4])
+def test_single_active_never_doubles_up(n_active):
+    # A heavy streamer makes with_replacement double it up often; in
+    # single_active mode it must never hold two slots at once.
+    weights = [20, 1, 1, 1, 1]
+    tracker = Tracker(len(weights))
+    mux = shoal.StochasticMux(
+        tracker.streamers(length=3),
+        n_active=n_active,
+        rate=2,
+        weights=weights,
+        mode="single_active",
+        random_state=9,
+    )
+    items = list(mux(max_iter=20_000))
+    assert len(items) == 20_000
+    assert max(tracker.max_open) == 1, tracker.max_open
+    assert all(s > 0 for s in tracker.starts)
+    assert tracker.max_total_open == n_active
+
+
+def test_with_replacement_can_double_up():
+    tracker = Tracker(2)
+    mux = shoal.StochasticMux(
+        tracker.streamers(), n_active=4, rate=10, mode="with_replacement", random_state=9
+    )
+    for _ in mux(max_iter=5000):
+        pass
+    assert max(tracker.max_open) >= 2, tracker.max_open
+    assert tracker.max_total_open == 4
+
+
+@pytest.mark.parametrize("rate", [3, None])
+@pytest.mark.parametrize("n_active", [1, 3])
+def test_exhaustive_activates_each_streamer_once(rate, n_active):
+    weights = [1, 0, 2, 3, 4, 5]
+    tracker = Tracker(len(weights))
+    length = 10
+    mux = shoal.StochasticMux(
+        tracker.streamers(length=length),
+        n_active=n_active,
+        rate=rate,
+        weights=weights,
+        mode="exhaustive",
+        dist="constant",
+        random_state=4,
+    )
+    items = list(mux)  # it ends
+    # Every streamer of positive weight is activated exactly once; weight 0: never.
+    assert tracker.starts == [1, 0, 1, 1, 1, 1]
+    assert max(tracker.max_open) == 1
+    per_stream = Counter(i for i, _, _ in items)
+    expected = length if rate is None else rate
+    assert per_stream == {i: expected for i in (0, 2, 3, 4, 5)}
+    # Each activation's items come in order from the start of its stream.
+    for i in per_stream:
+        assert [k for j, _, k in items if j == i] == list(range(expected))
+    # A second pass is the same (seeded), and each streamer again starts once.
+    assert [(i, k) for i, _, k in mux] == [(i, k) for i, _, k in items]
+    assert tracker.starts == [2, 0, 2, 2, 2, 2]
+
+
+# -- 4. empty streamers --------------------------------------------------------
+
+
+class CallCounter:
+    """Sources that count how often they are called (how often a mux opens them).
+
+    ``empty(tag)`` returns an iterator that yields nothing and records, when
+    it is found to be empty, that ``tag`` is known empty; ``late_calls``
+    counts the calls made after that, which a pruning mux must never make.
+    """
+
+    def __init__(self):
+        self.calls = Counter()
+        self.known_empty = set()
+        self.late_calls = Counter()
+
+    def empty(self, tag):
+        self.calls[tag] += 1
+        if tag in self.known_empty:
+            self.late_calls[tag] += 1
+        return self._empty_body(tag)
+
+    def _empty_body(self, tag):
+        self.known_empty.add(tag)
+        return
+        yield  # pragma: no cover  (makes this a generator function)
+
+    def full(self, tag):
+        self.calls[tag] += 1
+        return forever(tag)
+
+
+@pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
+def test_stochastic_prunes_empty_streamers(mode):
+    calls = CallCounter()
+    streamers = [
+        shoal.Streamer(calls.empty, "e0"),
+        shoal.Streamer(calls.full, "a"),
+        shoal.Streamer(calls.empty, "e1"),
+        shoal.Streamer(calls.full, "b"),
+        shoal.Streamer(calls.empty, "e2"),
+    ]
+    mux = shoal.StochasticMux(
+        streamers, n_active=2, rate=2, mode=mode, prune_empty_streams=True, random_state=1
+    )
+    items = list(mux(max_iter=5000))
+    assert len(items) == 5000
+    assert set(items) == {"a", "b"}
+    # Never opened again once found empty. Before that, in with_replacement
+    # mode, it may already have been opened in another slot too.
+    assert not calls.late_calls, calls.late_calls
+    for tag in ("e0", "e1", "e2"):
+        assert 1 <= calls.calls[tag] <= (1 if mode == "single_active" else 2)
+    assert calls.calls["a"] > 100 and calls.calls["b"] > 100
+
+
+def test_stochastic_without_pruning_retries_empty_streamers():
+    calls = CallCounter()
+    streamers = [shoal.Streamer(calls.empty, "e"), shoal.Streamer(calls.full, "a")]
+    mux = shoal.StochasticMux(
+        streamers, n_active=1, rate=2, prune_empty_streams=False, random_state=1
+    )
+    items = list(mux(max_iter=2000))
+    assert items == ["a"] * 2000
+    assert calls.calls["e"] > 100
+
+
+@pytest.mark.parametrize("mode", ["with_replacement", "single_active", "exhaustive"])
+@pytest.mark.parametrize("n_active", [1, 3])
+def test_stochastic_all_empty_with_pruning_ends(mode, n_active):
+    calls = CallCounter()
+    streamers = [shoal.Streamer(calls.empty, j) for j in range(3)]
+    mux = shoal.StochasticMux(
+        streamers, n_active=n_active, rate=3, mode=mode, prune_empty_streams=True, random_state=0
+    )
+    assert list(mux(max_iter=100)) == []
+    assert not calls.late_calls, calls.late_calls
+    assert set(calls.calls) == {0, 1, 2}
+    if mode != "with_replacement":
+        assert calls.calls == {0: 1, 1: 1, 2: 1}
+    else:  # open in at most every slot before it is found empty
+        assert max(calls.calls.values()) <= n_active
+
+
+@pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
+@pytest.mark.parametrize("n_active", [1, 3])
+def test_stochastic_all_empty_without_pruning_raises(mode, n_active):
+    calls = CallCounter()
+    streamers = [shoal.Streamer(calls.empty, j) for j in range(3)]
+    mux = shoal.StochasticMux(
+        streamers, n_active=n_active, rate=3, mode=mode, prune_empty_streams=False, random_state=0
+    )
+    with pytest.raises(shoal.EmptyStreamError, match="no streamer that yields an item"):
+        list(mux(max_iter=10))
+    # It gave up quickly instead of spinning on the empty streamers.
+    assert sum(calls.calls.values()) < 1000
+
+
+def test_shuffled_drops_empty_streamers():
+    calls = CallCounter()
+    streamers = [
+        shoal.Streamer(calls.empty, "e0"),
+        shoal.Streamer(calls.full, "a"),
+        shoal.Streamer(calls.empty, "e1"),
+        shoal.Streamer(["b", "b"]),  # finite: restarted whenever it runs out
+    ]
+    mux = shoal.ShuffledMux(streamers, weights=[5, 1, 5, 1], random_state=3)
+    items = list(mux(max_iter=4000))
+    assert len(items) == 4000
+    assert set(items) == {"a", "b"}
+    assert calls.calls["e0"] == calls.calls["e1"] == 1
+    assert not calls.late_calls
+    assert calls.calls["a"] == 1  # infinite: never restarted
+    # Once the empty ones are dropped, a and b share the items equally.
+    # False-failure rate (random seed): 1e-3.
+    assert_weighted_shares([items.count("a"), items.count("b")], [1, 1])
+
+
+def test_shuffled_all_empty_ends():
+    calls = CallCounter()
+    mux = shoal.ShuffledMux([shoal.Streamer(calls.empty, j) for j in range(3)], random_state=0)
+    assert list(mux) == []
+    assert calls.calls == {0: 1, 1: 1, 2: 1}
+
+
+def test_shuffled_finite_streamers_dropped_when_restart_is_empty():
+    # A streamer that yields items on its first pass but nothing when
+    # restarted is dropped; the mux ends when all have been.
+    passes = Counter()
+
+    def once(tag, n):
+        passes[tag] += 1
+        if passes[tag] == 1:
+            yield from [tag] * n
+
+    mux = shoal.ShuffledMux(
+        [shoal.Streamer(once, "x", 30), shoal.Streamer(once, "y", 50)], random_state=8
+    )
+    items = list(mux)
+    assert Counter(items) == {"x": 30, "y": 50}
+    assert passes == {"x": 2, "y": 2}
+
+
+# -- 5. seeds and reproducibility -----------------------------------------------
+
+
+def shuffled_factory(random_state):
+    streamers = [shoal.Streamer(range, 0, 7), shoal.Streamer(forever, "f"), shoal.Streamer("abc")]
+    return shoal.ShuffledMux(streamers, weights=[1, 2, 3], random_state=random_state)
+
+
+def stochastic_factory(mode, dist="binomial"):
+    def make(random_state):
+        streamers = [shoal.Streamer(range, 10 * j, 10 * j + 3 + j) for j in range(5)]
+        return shoal.StochasticMux(
+            streamers,
+            n_active=3,
+            rate=2.5,
+            weights=[1, 2, 3, 4, 5],
+            mode=mode,
+            dist=dist,
+            random_state=random_state,
+        )
+
+    return make
+
+
+def permuted_factory(random_state):
+    return shoal.RoundRobinMux(
+        [shoal.Streamer(range, 10 * j, 10 * j + 1 + j) for j in range(5)],
+        mode="permuted_cycle",
+        random_state=random_state,
+    )
+
+
+FACTORIES = {
+    "shuffled": shuffled_factory,
+    "stochastic-with_replacement": stochastic_factory("with_replacement"),
+    "stochastic-single_active": stochastic_factory("single_active"),
+    "stochastic-poisson": stochastic_factory("with_replacement", "poisson"),
+    "stochastic-constant": stochastic_factory("with_replacement", "constant"),
+    "round_robin-permuted_cycle": permuted_factory,
+}
+
+N_REPRO = 2000
+
+
+def first_items(mux):
+    return list(mux(max_iter=N_REPRO))
+
+
+@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
+def test_same_int_seed_same_sequence(make):
+    first = first_items(make(42))
+    assert len(first) == N_REPRO
+    assert first_items(make(42)) == first  # another mux object
+    mux = make(42)
+    assert first_items(mux) == first
+    assert first_items(mux) == first  # another pass of the same mux
+    assert list(islice(iter(mux), N_REPRO)) == first  # plain iteration too
+
+
+@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
+def test_different_seeds_different_sequences(make):
+    sequences = [tuple(first_items(make(seed))) for seed in (0, 1, 2, 3)]
+    assert len(set(sequences)) == 4
+
+
+@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
+@pytest.mark.parametrize(
+    "seed_maker",
+    [np.random.SeedSequence, np.random.default_rng, np.random.RandomState],
+    ids=["SeedSequence", "Generator", "RandomState"],
+)
+def test_numpy_seed_objects_are_repeatable(make, seed_maker):
+    mux = make(seed_maker(5))
+    first = first_items(mux)
+    assert len(first) == N_REPRO
+    assert first_items(mux) == first  # the same on every pass
+    # An equal seed object gives the same sequence in another mux.
+    assert first_items(make(seed_maker(5))) == first
+    assert first_items(make(seed_maker(6))) != first
+
+
+def test_generator_seed_is_read_once():
+    # The mux draws its seed from the Generator once, when it is built: later
+    # use of the generator does not change the mux's sequence.
+    rng = np.random.default_rng(5)
+    mux = shuffled_factory(rng)
+    first = first_items(mux)
+    rng.random(100)
+    assert first_items(mux) == first
+
+
+@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
+def test_unseeded_mux_follows_numpy_global_seed(make, global_numpy_state):
+    mux = make(None)
+    np.random.seed(0)
+    first = first_items(mux)
+    np.random.seed(0)
+    assert first_items(mux) == first
+    # Without reseeding, the next pass draws a new seed and differs.
+    assert first_items(mux) != first
+    np.random.seed(1)
+    assert first_items(mux) != first
+
+
+def test_cache_seeds_are_repeatable(global_numpy_state):
+    def run(random_state):
+        return list(shoal.cache(range(3000), n_cache=20, prob=0.3, random_state=random_state))
+
+    first = run(42)
+    assert run(42) == first
+    assert run(43) != first
+    for maker in (np.random.SeedSequence, np.random.default_rng, np.random.RandomState):
+        assert run(maker(5)) == run(maker(5))
+    np.random.seed(0)
+    unseeded = run(None)
+    np.random.seed(0)
+    assert run(None) == unseeded
+
+
+# -- 6. cache ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("prob", [0.1, 0.5, 0.9])
+def test_cache_takes_new_items_with_probability_prob(prob):
+    # After the first n_cache items, each step takes a new item from the
+    # stream with probability prob, independently. With an increasing
+    # infinite stream, a new item is one greater than every item before it;
+    # over a fixed number of steps their number is Binomial(steps, prob).
+    # False-failure rate (random seed): 1e-3 per case.
+    n_cache, steps = 16, 40_000
+    cached = shoal.cache(itertools.count(), n_cache, prob, random_state=21)
+    out = list(islice(cached, n_cache + steps))
+    assert out[:n_cache] == list(range(n_cache))
+    new = 0
+    highest = n_cache - 1
+    for item in out[n_cache:]:
+        if item > highest:
+            assert item == highest + 1  # new items come in stream order
+            highest = item
+            new += 1
+    result = stats.binomtest(new, steps, prob)
+    assert result.pvalue > ALPHA, (new / steps, prob, result.pvalue)
+
+
+def test_cache_first_items_pass_in_order_and_ends_with_stream():
+    stream = shoal.Streamer(range, 200)
+    out = list(shoal.cache(stream, n_cache=10, prob=0.4, random_state=2))
+    assert out[:10] == list(range(10))
+    assert set(out) == set(range(200))  # every item of the stream is used
+    first_seen = list(dict.fromkeys(out))
+    assert first_seen == list(range(200))  # new items come in order
+    assert len(out) > 200
+    # Shorter than the cache: just the stream.
+    assert list(shoal.cache(range(3), n_cache=10, prob=0.4, random_state=2)) == [0, 1, 2]
+    assert list(shoal.cache(range(0), n_cache=10, prob=0.4, random_state=2)) == []
+    # prob=1 caches nothing: the stream as it is.
+    assert list(shoal.cache(range(500), n_cache=10, prob=1, random_state=2)) == list(range(500))
+
+
+def test_cache_reuses_only_cached_items():
+    # The cache only changes when a new item comes in, so between two new
+    # items at most n_cache distinct items are reused, all seen before.
+    n_cache = 8
+    out = list(islice(shoal.cache(itertools.count(), n_cache, 0.2, random_state=6), 20_000))
+    seen = set(out[:n_cache])
+    highest = n_cache - 1
+    window = []  # distinct reused items since the last new item
+    for item in out[n_cache:]:
+        if item > highest:
+            highest = item
+            window = []
+        else:
+            assert item in seen
+            if item not in window:
+                window.append(item)
+            assert len(window) <= n_cache
+        seen.add(item)
+
+
+# -- 7. RoundRobinMux permuted_cycle ----------------------------------------------
+
+
+def test_permuted_cycle_passes_are_permutations():
+    n, n_passes = 6, 3000
+    mux = shoal.RoundRobinMux(
+        [shoal.Streamer([j]) for j in range(n)], mode="permuted_cycle", random_state=12
+    )
+    items = list(mux(max_iter=n * n_passes))
+    passes = [tuple(items[p * n:(p + 1) * n]) for p in range(n_passes)]
+    for order in passes:
+        assert sorted(order) == list(range(n))
+    assert passes[0] == tuple(range(n))  # the first pass keeps the given order
+    assert len(set(passes[1:])) > 100  # later passes vary
+    # Later passes are uniform random permutations: the streamer that comes
+    # first is uniform (chi-square), and so is the position of streamer 0.
+    # False-failure rate (random seed): at most 2e-3 for the two tests.
+    assert_weighted_shares(np.bincount([order[0] for order in passes[1:]], minlength=n), [1] * n)
+    assert_weighted_shares(
+        np.bincount([order.index(0) for order in passes[1:]], minlength=n), [1] * n
+    )
+    # Seeded: another pass, and another mux with the same seed, repeat it.
+    assert list(mux(max_iter=n * n_passes)) == items
+    again = shoal.RoundRobinMux(
+        [shoal.Streamer([j]) for j in range(n)], mode="permuted_cycle", random_state=12
+    )
+    assert list(again(max_iter=n * n_passes)) == items
+    other = shoal.RoundRobinMux(
+        [shoal.Streamer([j]) for j in range(n)], mode="permuted_cycle", random_state=13
+    )
+    assert list(other(max_iter=n * n_passes)) != items
+
+
+def test_permuted_cycle_with_unequal_lengths():
+    # Each pass runs every streamer to its end, in the pass's order, round
+    # robin; so each pass holds each streamer's items exactly once.
+    lengths = [1, 3, 2, 4]
+    streamers = [shoal.Streamer([(j, k) for k in range(m)]) for j, m in enumerate(lengths)]
+    mux = shoal.RoundRobinMux(streamers, mode="permuted_cycle", random_state=0)
+    per_pass = sum(lengths)
+    items = list(mux(max_iter=per_pass * 50))
+    first_round_orders = set()
+    for p in range(50):
+        chunk = items[p * per_pass:(p + 1) * per_pass]
+        assert sorted(chunk) == sorted((j, k) for j, m in enumerate(lengths) for k in range(m))
+        first_round_orders.add(tuple(j for j, k in chunk[: len(lengths)]))
+    assert tuple(j for j, _ in items[:4]) == (0, 1, 2, 3)
+    assert len(first_round_orders) > 5
