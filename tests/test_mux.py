@@ -325,8 +325,9 @@ def test_errors_name_the_path_through_nested_muxes():
     with pytest.raises(OSError, match="disk gone") as info:
         list(outer)
     notes = info.value.__notes__
-    assert "streamers[1] of ShuffledMux" in notes[1]
-    assert "streamers[1] of ChainMux" in notes[2]
+    assert len(notes) == 2  # innermost first
+    assert "streamers[1] of ShuffledMux(<2 streamers>): Streamer(broken)" in notes[0]
+    assert "streamers[1] of ChainMux(<2 streamers>, mode='exhaustive'): ShuffledMux" in notes[1]
 
 
 def test_muxes_never_copy_their_streamers_arguments():

@@ -107,18 +107,31 @@ class Streamer:
         kind = self._kind
         if kind == _DELEGATE:
             return self.source._open(max_iter)
+        if kind == _CALL or kind == _ITERATE:
+            return self._run(self._source_iter(), max_iter)
+        return self._open_one_shot(max_iter)
+
+    def _source_iter(self):
+        """Start one pass: return an iterator over the source's items.
+
+        Muxes read their streamers through this, without the generator layer
+        of :meth:`_open`: they add the error notes and close what they open.
+        """
+        kind = self._kind
         if kind == _CALL:
             result = self.source(*self.args, **self.kwargs)
             try:
-                it = iter(result)
+                return iter(result)
             except TypeError:
                 raise ShoalTypeError(
                     f"source of {self!r} returned {short_repr(result)} "
                     f"({type(result).__name__}), which is not iterable"
                 ) from None
-            return self._run(it, max_iter)
         if kind == _ITERATE:
-            return self._run(iter(self.source), max_iter)
+            return iter(self.source)
+        return self._open()
+
+    def _open_one_shot(self, max_iter):
         if self._spent:
             raise SpentSourceError(
                 f"{self!r} wraps an iterator, which streams once, and it has run out; "
@@ -236,7 +249,7 @@ class Streamer:
     def __repr__(self):
         source = self.source
         if self._kind == _CALL:
-            name = getattr(source, "__qualname__", None) or short_repr(source)
+            name = getattr(source, "__name__", None) or short_repr(source)
         else:
             name = short_repr(source)
         parts = [name, *map(short_repr, self.args)]

@@ -13,13 +13,10 @@ import numpy as np
 
 from ._checks import check_int, short_repr
 from ._iterutil import END, close_quietly
-from ._random import Draws, as_seed_sequence, run_seed
+from ._random import Draws, PassRandom, as_seed_sequence, run_seed
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
-
-_DRAW_BLOCK = 1024
-
 
 def _check_stream(stream):
     if not isinstance(stream, collections.abc.Iterable):
@@ -354,7 +351,7 @@ def cache(stream, n_cache, prob=0.5, random_state=None):
     Examples
     --------
     >>> list(cache(range(6), n_cache=2, prob=0.5, random_state=0))
-    [0, 1, 2, 3, 3, 4, 4, 3, 5, 3, 3]
+    [0, 1, 1, 2, 1, 2, 1, 1, 3, 3, 3, 3, 1, 1, 4, 3, 5]
     """
     _check_stream(stream)
     n_cache = check_int("n_cache", n_cache, minimum=1)
@@ -375,9 +372,9 @@ def _cache(stream, n_cache, prob, seed):
             yield item
         if len(stored) < n_cache:
             return
-        seed = run_seed(seed)
-        slot = Draws(seed, (1,), lambda rng, size: rng.integers(0, n_cache, size).tolist(), _DRAW_BLOCK)
-        take_new = Draws(seed, (2,), lambda rng, size: (rng.random(size) <= prob).tolist(), _DRAW_BLOCK)
+        random = PassRandom(run_seed(seed))
+        slot = Draws(random, 1, lambda rng, size: rng.integers(0, n_cache, size).tolist())
+        take_new = Draws(random, 2, lambda rng, size: (rng.random(size) <= prob).tolist())
         while True:
             index = slot()
             if prob == 1.0 or take_new():

@@ -3,12 +3,17 @@
 import collections.abc
 
 from .._checks import short_repr
-from .._iterutil import limited
+from .._iterutil import add_note, limited
 from .._random import as_seed_sequence
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
 
-__all__ = ["BaseMux", "as_streamers"]
+__all__ = ["BaseMux", "as_streamers", "as_streamer", "note_streamer"]
+
+
+def note_streamer(exc, mux, index):
+    """Note on ``exc`` that it came from ``mux.streamers[index]``."""
+    add_note(exc, f"raised in streamers[{index}] of {mux!r}: {mux.streamers[index]!r}")
 
 
 def as_streamers(streamers, name="streamers", allow_empty=False):
@@ -85,6 +90,9 @@ class BaseMux(Streamer):
     def _open(self, max_iter=None):
         gen = self._iterator().run()
         return gen if max_iter is None else limited(gen, max_iter)
+
+    def _source_iter(self):
+        return self._open()
 
     def _settings(self):
         return {}

@@ -3,9 +3,9 @@
 import collections.abc
 
 from .._checks import check_choice
-from .._iterutil import END, add_note
+from .._iterutil import END, close_quietly
 from ..exceptions import EmptyStreamError, ShoalValueError
-from ._base import BaseMux, as_streamer, as_streamers
+from ._base import BaseMux, as_streamer, as_streamers, note_streamer
 from .._random import as_seed_sequence
 
 __all__ = ["ChainMux"]
@@ -121,20 +121,19 @@ class _ChainIterator:
         get = mux._streamer
         cycle = mux.mode == "cycle"
         sub = None
-        in_sub = False  # is an error now coming from streamers[self.index]?
+        streamer = None  # the streamer being read, while one is
         try:
             while True:
                 yielded = False
                 while (streamer := get(self.index)) is not None:
-                    in_sub = True
-                    sub = streamer._open()
+                    sub = streamer._source_iter()
                     first = next(sub, END)
                     if first is not END:
                         yielded = True
                         yield first
                         yield from sub
-                    in_sub = False
-                    sub = None
+                    close_quietly(sub)
+                    sub = streamer = None
                     self.index += 1
                 if not cycle:
                     return
@@ -145,9 +144,9 @@ class _ChainIterator:
                 self.index = 0
                 self.n_passes += 1
         except Exception as exc:
-            if in_sub:
-                add_note(exc, f"raised in streamers[{self.index}] of {mux!r}")
+            if streamer is not None:
+                note_streamer(exc, mux, self.index)
             raise
         finally:
             if sub is not None:
-                sub.close()
+                close_quietly(sub)

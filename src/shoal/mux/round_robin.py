@@ -1,10 +1,10 @@
 """RoundRobinMux: one item from each streamer in turn."""
 
 from .._checks import check_choice
-from .._iterutil import add_note
-from .._random import block_rng, run_seed
+from .._iterutil import close_quietly
+from .._random import PassRandom, run_seed
 from ..exceptions import EmptyStreamError
-from ._base import BaseMux
+from ._base import BaseMux, note_streamer
 
 __all__ = ["RoundRobinMux"]
 
@@ -40,7 +40,7 @@ class RoundRobinMux(BaseMux):
     'acbacba'
     >>> mux = RoundRobinMux(["a", "b", "c"], mode="permuted_cycle", random_state=1)
     >>> "".join(mux(max_iter=12))
-    'abcabcacbacb'
+    'abcacbbacbac'
     """
 
     def __init__(self, streamers, mode="exhaustive", random_state=None):
@@ -57,34 +57,34 @@ class RoundRobinMux(BaseMux):
 class _RoundRobinIterator:
     """The running state of one iteration of a RoundRobinMux."""
 
-    __slots__ = ("mux", "seed", "n_passes", "order", "gens")
+    __slots__ = ("mux", "random", "n_passes", "order", "iters")
 
     def __init__(self, mux):
         self.mux = mux
-        self.seed = run_seed(mux._seed) if mux.mode == "permuted_cycle" else None
+        self.random = PassRandom(run_seed(mux._seed)) if mux.mode == "permuted_cycle" else None
         self.n_passes = 0  # completed passes
         self.order = None  # streamer indices, in the order of this pass
-        self.gens = {}  # streamer index -> its open generator
+        self.iters = {}  # streamer index -> its open iterator
 
     def _pass_order(self):
         n = len(self.mux.streamers)
-        if self.seed is None or self.n_passes == 0:
+        if self.random is None or self.n_passes == 0:
             return list(range(n))
-        return block_rng(self.seed, _PERMUTE, self.n_passes).permutation(n).tolist()
+        return self.random.block(_PERMUTE, self.n_passes).permutation(n).tolist()
 
     def run(self):
         mux = self.mux
         streamers = mux.streamers
         cycle = mux.mode != "exhaustive"
-        gens = self.gens
-        j = None
+        iters = self.iters
+        j = None  # the streamer being read, while one is
         try:
             while True:
                 self.order = order = self._pass_order()
                 for j in order:
-                    gens[j] = streamers[j]._open()
+                    iters[j] = streamers[j]._source_iter()
                 j = None
-                live = [(j, gens[j].__next__) for j in order]
+                live = [(j, iters[j].__next__) for j in order]
                 first_round = True
                 while live:
                     dead = None
@@ -92,7 +92,7 @@ class _RoundRobinIterator:
                         try:
                             item = next_item()
                         except StopIteration:
-                            del gens[j]
+                            close_quietly(iters.pop(j))
                             dead = (dead or set())
                             dead.add(j)
                         else:
@@ -110,9 +110,9 @@ class _RoundRobinIterator:
                 self.n_passes += 1
         except Exception as exc:
             if j is not None:
-                add_note(exc, f"raised in streamers[{j}] of {mux!r}")
+                note_streamer(exc, mux, j)
             raise
         finally:
-            for gen in gens.values():
-                gen.close()
-            gens.clear()
+            for it in iters.values():
+                close_quietly(it)
+            iters.clear()

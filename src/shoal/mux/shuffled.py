@@ -1,14 +1,15 @@
 """ShuffledMux: every streamer active at once, items drawn at random by weight."""
 
 from .._checks import check_weights
-from .._iterutil import END, add_note
-from .._random import block_rng, run_seed, weighted_picks
-from ._base import BaseMux
+from .._iterutil import END, close_quietly
+from .._random import PassRandom, block_size, run_seed, weighted_picks
+from ._base import BaseMux, note_streamer
 
 __all__ = ["ShuffledMux"]
 
 _PICKS = 1  # block key of the per-item draws
-BLOCK_SIZE = 1024  # draws per block
+FIRST_BLOCK = 64  # draws in the first block; each next block doubles...
+BLOCK_SIZE = 1024  # ...up to this
 
 
 def _not_started():
@@ -36,15 +37,15 @@ class ShuffledMux(BaseMux):
     --------
     >>> mux = ShuffledMux(["a", "b", "c"], random_state=0)
     >>> "".join(mux(max_iter=12))
-    'bccbabbbcacc'
+    'cacaccababbb'
     >>> "".join(mux(max_iter=12))  # same seed, same order
-    'bccbabbbcacc'
+    'cacaccababbb'
 
     Draw ``a`` twice as often as ``b`` or ``c``:
 
     >>> mux = ShuffledMux(["a", "b", "c"], weights=[2, 1, 1], random_state=0)
     >>> "".join(mux(max_iter=12))
-    'cabbacabaaab'
+    'aabaabacaabc'
     """
 
     def __init__(self, streamers, weights=None, random_state=None):
@@ -58,41 +59,43 @@ class ShuffledMux(BaseMux):
 class _ShuffledIterator:
     """The running state of one iteration of a ShuffledMux."""
 
-    __slots__ = ("mux", "seed", "weights", "gens", "nexts", "n_blocks", "picks")
+    __slots__ = ("mux", "random", "weights", "iters", "nexts", "n_blocks", "picks")
 
     def __init__(self, mux):
         n = len(mux.streamers)
         self.mux = mux
-        self.seed = run_seed(mux._seed)
+        self.random = PassRandom(run_seed(mux._seed))
         self.weights = mux.weights.copy()  # a dropped streamer's weight becomes 0
-        self.gens = [None] * n  # each streamer's open generator
+        self.iters = [None] * n  # each streamer's open iterator
         self.nexts = [_not_started] * n  # their __next__, started on first use
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
 
     def _new_block(self):
-        rng = block_rng(self.seed, _PICKS, self.n_blocks)
+        rng = self.random.block(_PICKS, self.n_blocks)
+        size = block_size(self.n_blocks, FIRST_BLOCK, BLOCK_SIZE)
         self.n_blocks += 1
-        self.picks = iter(weighted_picks(rng, self.weights, BLOCK_SIZE))
+        self.picks = iter(weighted_picks(rng, self.weights, size))
         return self.picks
 
     def _restart(self, i):
         """Restart streamer ``i``: return its first item, or END if it yields none."""
-        gen = self.gens[i] = self.mux.streamers[i]._open()
-        item = next(gen, END)
+        close_quietly(self.iters[i])
+        it = self.iters[i] = self.mux.streamers[i]._source_iter()
+        item = next(it, END)
         if item is END:
-            gen.close()
-            self.gens[i] = None
+            close_quietly(it)
+            self.iters[i] = None
             self.nexts[i] = _not_started
             self.weights[i] = 0.0
         else:
-            self.nexts[i] = gen.__next__
+            self.nexts[i] = it.__next__
         return item
 
     def run(self):
         mux = self.mux
         nexts = self.nexts
-        i = None
+        i = None  # the streamer being read, while one is
         try:
             while self.weights.any():
                 for i in self._new_block():
@@ -111,9 +114,8 @@ class _ShuffledIterator:
                 i = None
         except Exception as exc:
             if i is not None:
-                add_note(exc, f"raised in streamers[{i}] of {mux!r}")
+                note_streamer(exc, mux, i)
             raise
         finally:
-            for gen in self.gens:
-                if gen is not None:
-                    gen.close()
+            for it in self.iters:
+                close_quietly(it)

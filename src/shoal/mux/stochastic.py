@@ -2,15 +2,17 @@
 
 import math
 import numbers
+from bisect import bisect_right
+from itertools import accumulate, compress, islice, repeat
 
 import numpy as np
 
 from .._checks import check_choice, check_int, short_repr
 from .._checks import check_weights
-from .._iterutil import add_note
-from .._random import Draws, block_rng, run_seed, weighted_order, weighted_picks
+from .._iterutil import close_quietly
+from .._random import Draws, PassRandom, block_size, run_seed, weighted_order, weighted_picks
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
-from ._base import BaseMux
+from ._base import BaseMux, note_streamer
 
 __all__ = ["StochasticMux"]
 
@@ -24,12 +26,12 @@ _UNIFORMS = 3  # uniforms for the exact fallback of single_active
 _COUNTS = 4  # how many items an activation may give
 _ORDER = 5  # the activation order of exhaustive mode
 
-PICK_BLOCK = 1024
-ACTIVATION_BLOCK = 64
+FIRST_PICK_BLOCK = 64  # picks drawn after the slots change; doubling...
+PICK_BLOCK = 1024  # ...up to this
 # single_active draws a streamer by weight and redraws while it is active;
 # after this many redraws it chooses exactly among the inactive ones.
 MAX_REDRAWS = 16
-UNLIMITED = 2**62  # the count of an activation when rate is None
+_BIG = 2**62  # the length of a slot's item counter: never reached
 
 
 def _check_rate(rate):
@@ -108,14 +110,14 @@ class StochasticMux(BaseMux):
     >>> mux = StochasticMux(streams, n_active=1, rate=3, dist="constant",
     ...                     random_state=0)
     >>> "".join(mux(max_iter=12))
-    'xxxxxxzzzxxx'
+    'xxxzzzxxxxxx'
 
     Two active at a time, each running to exhaustion, each streamer once:
 
     >>> mux = StochasticMux(["aaaa", "bbbb", "cccc"], n_active=2, rate=None,
     ...                     mode="exhaustive", random_state=0)
     >>> "".join(mux)
-    'accaacacbbbb'
+    'bababbaacccc'
     """
 
     def __init__(
@@ -157,8 +159,6 @@ class StochasticMux(BaseMux):
     def _draw_counts(self, rng, size):
         """``size`` activation counts, each with mean ``rate``."""
         rate = self.rate
-        if rate is None:
-            return [UNLIMITED] * size
         if self.dist == "constant":
             return _randomly_rounded(rng, rate, size).tolist()
         if self.dist == "poisson" or self.n_active == 1:
@@ -178,38 +178,55 @@ def _randomly_rounded(rng, value, size):
     return whole + (rng.random(size) < frac)
 
 
+def _make_uniforms(rng, size):
+    return rng.random(size).tolist()
+
+
+_DEAD = iter(()).__next__  # the next of an empty slot: raises StopIteration at C speed
+
+
 class _StochasticIterator:
     """The running state of one iteration of a StochasticMux.
 
-    The active slots are parallel lists: the streamer in each slot, its open
-    generator and that generator's ``__next__``, the items it may still give,
-    and the count it was given when activated.
+    The slots are parallel lists: the streamer in each slot, its open
+    iterator, the ``__next__`` the mux calls, and a counter of the items the
+    slot has given. A slot whose activation cannot be replaced becomes a hole
+    (streamer -1); when half the slots are holes they are removed.
+
+    Each slot reads ``compress(islice(source, count), counter)``: islice
+    stops the activation after its count and ``counter``, an
+    ``itertools.repeat`` of ``True``, counts the items given through its
+    length hint, all at C speed: nothing is counted in Python per item.
     """
 
     __slots__ = (
-        "mux", "seed", "weights", "n_positive", "busy", "last_empty", "n_last_empty",
-        "sids", "gens", "nexts", "remaining", "counts",
-        "n_pick_blocks", "picks", "choices", "uniforms", "draw_count", "order",
+        "mux", "random", "weights", "weight_list", "n_positive", "busy",
+        "last_empty", "n_last_empty", "sids", "iters", "nexts", "counters",
+        "n_live", "n_pick_blocks", "n_blocks_since_change", "picks",
+        "choices", "uniforms", "draw_count", "order",
     )
 
     def __init__(self, mux):
         n = len(mux.streamers)
-        seed = self.seed = run_seed(mux._seed)
+        random = self.random = PassRandom(run_seed(mux._seed))
         self.mux = mux
         self.weights = mux.weights.copy()  # a pruned streamer's weight becomes 0
+        self.weight_list = self.weights.tolist()
         self.n_positive = int(np.count_nonzero(self.weights))
         self.busy = [0] * n  # slots each streamer holds
         self.last_empty = [False] * n  # did its last activation yield nothing?
         self.n_last_empty = 0
-        self.sids, self.gens, self.nexts, self.remaining, self.counts = [], [], [], [], []
+        self.sids, self.iters, self.nexts, self.counters = [], [], [], []
+        self.n_live = 0
         self.n_pick_blocks = 0
+        self.n_blocks_since_change = 0
         self.picks = iter(())
-        self.choices = Draws(seed, (_CHOICES,), self._make_choices, ACTIVATION_BLOCK)
-        self.uniforms = Draws(seed, (_UNIFORMS,), _make_uniforms, ACTIVATION_BLOCK)
-        self.draw_count = Draws(seed, (_COUNTS,), mux._draw_counts, ACTIVATION_BLOCK)
+        self.choices = Draws(random, _CHOICES, self._make_choices)
+        self.uniforms = Draws(random, _UNIFORMS, _make_uniforms)
+        self.draw_count = None if mux.rate is None else Draws(random, _COUNTS, mux._draw_counts)
         self.order = None
         if mux.mode == "exhaustive":
-            self.order = iter(weighted_order(block_rng(seed, _ORDER), self.weights))
+            self.order = iter(weighted_order(random.block(_ORDER, 0), self.weights))
 
     def _make_choices(self, rng, size):
         return weighted_picks(rng, self.weights, size)
@@ -227,12 +244,13 @@ class _StochasticIterator:
             sid = self.choices()
             if not busy[sid]:
                 return sid
-        weights = self.weights
-        free = [j for j in range(len(busy)) if not busy[j] and weights[j] > 0]
+        # Most of the weight is on active streamers: choose among the others exactly.
+        weights = self.weight_list
+        free = [j for j, held in enumerate(busy) if not held and weights[j] > 0]
         if not free:
             return None
-        cdf = np.cumsum(weights[free])
-        index = int(np.searchsorted(cdf, self.uniforms() * cdf[-1], side="right"))
+        cumulative = list(accumulate(weights[j] for j in free))
+        index = bisect_right(cumulative, self.uniforms() * cumulative[-1])
         return free[min(index, len(free) - 1)]
 
     def _activate(self, k):
@@ -240,50 +258,57 @@ class _StochasticIterator:
         sid = self._choose()
         if sid is None:
             return False
-        count = self.draw_count()
         try:
-            gen = self.mux.streamers[sid]._open()
+            it = self.mux.streamers[sid]._source_iter()
         except Exception as exc:
-            add_note(exc, f"raised in streamers[{sid}] of {self.mux!r}")
+            note_streamer(exc, self.mux, sid)
             raise
+        counter = repeat(True, _BIG)
+        limited = it if self.draw_count is None else islice(it, self.draw_count())
         self.busy[sid] += 1
         self.sids[k] = sid
-        self.gens[k] = gen
-        self.nexts[k] = gen.__next__
-        self.remaining[k] = count
-        self.counts[k] = count
+        self.iters[k] = it
+        self.nexts[k] = compress(limited, counter).__next__
+        self.counters[k] = counter
         return True
 
-    def _add_slot(self):
-        for slots in (self.sids, self.gens, self.nexts, self.remaining, self.counts):
+    def _new_slot(self):
+        k = len(self.sids)
+        for slots in (self.sids, self.iters, self.nexts, self.counters):
             slots.append(None)
-        if not self._activate(len(self.sids) - 1):
-            self._drop_slot(len(self.sids) - 1)
+        if self._activate(k):
+            self.n_live += 1
+        else:
+            self._make_hole(k)
 
-    def _drop_slot(self, k):
-        for slots in (self.sids, self.gens, self.nexts, self.remaining, self.counts):
-            del slots[k]
+    def _make_hole(self, k):
+        self.sids[k] = -1
+        self.iters[k] = None
+        self.nexts[k] = _DEAD
+        self.counters[k] = None
 
     def _end(self, k):
         """End the activation in slot k and refill the slot.
 
-        Returns True if the slot could not be refilled and was dropped.
+        Returns True if the slots were rearranged, so that the picks drawn
+        for them no longer apply.
         """
         mux = self.mux
         sid = self.sids[k]
-        gen = self.gens[k]
-        self.gens[k] = None
-        produced = self.remaining[k] < self.counts[k]
+        if sid < 0:
+            return False  # a hole: the pick is simply drawn again
+        given = _BIG - self.counters[k].__length_hint__()
         self.busy[sid] -= 1
         try:
-            gen.close()  # it may stop before running out: its finally blocks run now
+            # It may stop before running out: its finally blocks run now.
+            close_quietly(self.iters[k])
         except Exception as exc:
-            add_note(exc, f"raised in streamers[{sid}] of {mux!r}")
+            note_streamer(exc, mux, sid)
             raise
-        if not produced:
+        if not given:
             if mux.prune_empty_streams:
-                if self.weights[sid] > 0:
-                    self.weights[sid] = 0.0
+                if self.weight_list[sid] > 0:
+                    self.weights[sid] = self.weight_list[sid] = 0.0
                     self.n_positive -= 1
                     self.choices.discard()
             elif mux.mode != "exhaustive" and not self.last_empty[sid]:
@@ -299,45 +324,50 @@ class _StochasticIterator:
             self.n_last_empty -= 1
         if self._activate(k):
             return False
-        self._drop_slot(k)
+        self._make_hole(k)
+        self.n_live -= 1
+        if 2 * self.n_live > len(self.sids):
+            return False
+        # Half the slots are holes: drop them, and draw picks for the rest.
+        keep = [k for k, sid in enumerate(self.sids) if sid >= 0]
+        for slots in (self.sids, self.iters, self.nexts, self.counters):
+            slots[:] = [slots[k] for k in keep]
+        self.n_blocks_since_change = 0
         return True
 
     def _new_pick_block(self):
-        rng = block_rng(self.seed, _PICKS, self.n_pick_blocks)
+        rng = self.random.block(_PICKS, self.n_pick_blocks)
+        size = block_size(self.n_blocks_since_change, FIRST_PICK_BLOCK, PICK_BLOCK)
         self.n_pick_blocks += 1
-        self.picks = iter(rng.integers(0, len(self.sids), size=PICK_BLOCK).tolist())
+        self.n_blocks_since_change += 1
+        n_slots = len(self.sids)
+        if n_slots == 1:
+            self.picks = iter([0] * size)
+        else:
+            self.picks = iter(rng.integers(0, n_slots, size=size).tolist())
         return self.picks
 
     def run(self):
         mux = self.mux
         nexts = self.nexts
-        remaining = self.remaining
         try:
             for _ in range(mux.n_active):
-                self._add_slot()
-            while nexts:
+                self._new_slot()
+            while self.n_live:
                 for k in self._new_pick_block():
                     try:
                         item = nexts[k]()
                     except StopIteration:
                         pass
                     except Exception as exc:
-                        add_note(exc, f"raised in streamers[{self.sids[k]}] of {mux!r}")
+                        note_streamer(exc, mux, self.sids[k])
                         raise
                     else:
-                        left = remaining[k] - 1
-                        remaining[k] = left
                         yield item
-                        if left:
-                            continue
+                        continue
                     # The activation in slot k ran out or reached its count.
                     if self._end(k):
-                        break  # one slot fewer: draw a new block
+                        break
         finally:
-            for gen in self.gens:
-                if gen is not None:
-                    gen.close()
-
-
-def _make_uniforms(rng, size):
-    return rng.random(size).tolist()
+            for it in self.iters:
+                close_quietly(it)
