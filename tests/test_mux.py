@@ -303,8 +303,8 @@ def test_stopping_early_closes_every_generator_the_mux_opened(index):
 @ALL_MUXES
 def test_user_errors_reach_the_caller_unchanged_with_the_streamer_named(index):
     def broken():
-        yield "ok"
         raise ZeroDivisionError("bad record")
+        yield  # a generator function, which fails on its first item
 
     mux = make_muxes([Streamer(letters, "a", 100), Streamer(broken)])[index]
     with pytest.raises(ZeroDivisionError, match="bad record") as info:

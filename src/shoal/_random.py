@@ -18,6 +18,8 @@ from .exceptions import ShoalTypeError, ShoalValueError
 __all__ = [
     "as_seed_sequence",
     "run_seed",
+    "run_key",
+    "pass_key",
     "PassRandom",
     "block_size",
     "weighted_picks",
@@ -71,6 +73,19 @@ def run_seed(seed):
     return seed
 
 
+def run_key(recipe):
+    """The Philox key of one iteration of ``recipe`` (which has a ``_seed``).
+
+    A seeded recipe computes it once and keeps it: every pass uses the same.
+    """
+    key = recipe.__dict__.get("_pass_key")
+    if key is None:
+        key = pass_key(run_seed(recipe._seed))
+        if recipe._seed is not None:
+            recipe.__dict__["_pass_key"] = key
+    return key
+
+
 class PassRandom:
     """The random numbers of one iteration, in independent numbered blocks.
 
@@ -83,19 +98,50 @@ class PassRandom:
     by multiples of 2**64 instead gives correlated streams.)
     """
 
-    __slots__ = ("seed", "_bitgen", "_start", "_generator")
+    __slots__ = ("_bitgen", "_start", "_key", "_counter", "_generator")
 
-    def __init__(self, seed):
-        self.seed = seed
-        self._bitgen = _Philox(seed)
-        self._start = self._bitgen.state
+    def __init__(self, key):
+        self._bitgen = _Philox(key=key)
+        self._start = self._bitgen.state  # counter 0, empty buffer
+        self._key = self._start["state"]["key"]
+        self._counter = self._start["state"]["counter"]
         self._generator = _Generator(self._bitgen)
+
+    @classmethod
+    def take(cls, key):
+        """A PassRandom for ``key``: a spare one re-keyed, or a new one.
+
+        Building the generator costs more than a short pass of a small mux;
+        an iterator gives its PassRandom back with :meth:`give_back`.
+        """
+        try:
+            random = _SPARE.pop()
+        except IndexError:
+            return cls(key)
+        random._key[:] = key
+        return random
+
+    def give_back(self):
+        """Return this PassRandom for reuse; it must not be used afterwards."""
+        if len(_SPARE) < _MAX_SPARE:
+            _SPARE.append(self)
 
     def block(self, purpose, k):
         """The generator, positioned at the start of block ``k`` of ``purpose``."""
+        # Philox4x64's counter is four 64-bit words, the first one lowest.
+        self._counter[2] = k
+        self._counter[3] = purpose
         self._bitgen.state = self._start
-        self._bitgen.advance((purpose << 192) | (k << 128))
         return self._generator
+
+
+_SPARE = []  # PassRandom objects no iterator uses now
+_MAX_SPARE = 64
+
+
+def pass_key(seed):
+    """The Philox key of a pass seeded with ``seed`` (a SeedSequence)."""
+    return seed.generate_state(2, np.uint64)
 
 
 def block_size(k, first, largest):

@@ -2,7 +2,7 @@
 
 from .._checks import check_choice
 from .._iterutil import close_quietly
-from .._random import PassRandom, run_seed
+from .._random import PassRandom, run_key
 from ..exceptions import EmptyStreamError
 from ._base import BaseMux, note_streamer
 
@@ -61,7 +61,7 @@ class _RoundRobinIterator:
 
     def __init__(self, mux):
         self.mux = mux
-        self.random = PassRandom(run_seed(mux._seed)) if mux.mode == "permuted_cycle" else None
+        self.random = PassRandom(run_key(mux)) if mux.mode == "permuted_cycle" else None
         self.n_passes = 0  # completed passes
         self.order = None  # streamer indices, in the order of this pass
         self.iters = {}  # streamer index -> its open iterator

@@ -2,7 +2,7 @@
 
 from .._checks import check_weights
 from .._iterutil import END, close_quietly
-from .._random import PassRandom, block_size, run_seed, weighted_picks
+from .._random import PassRandom, block_size, run_key, weighted_picks
 from ._base import BaseMux, note_streamer
 
 __all__ = ["ShuffledMux"]
@@ -64,7 +64,7 @@ class _ShuffledIterator:
     def __init__(self, mux):
         n = len(mux.streamers)
         self.mux = mux
-        self.random = PassRandom(run_seed(mux._seed))
+        self.random = PassRandom.take(run_key(mux))
         self.weights = mux.weights.copy()  # a dropped streamer's weight becomes 0
         self.iters = [None] * n  # each streamer's open iterator
         self.nexts = [_not_started] * n  # their __next__, started on first use
@@ -119,3 +119,4 @@ class _ShuffledIterator:
         finally:
             for it in self.iters:
                 close_quietly(it)
+            self.random.give_back()

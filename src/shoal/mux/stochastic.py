@@ -10,7 +10,7 @@ import numpy as np
 from .._checks import check_choice, check_int, short_repr
 from .._checks import check_weights
 from .._iterutil import close_quietly
-from .._random import Draws, PassRandom, block_size, run_seed, weighted_order, weighted_picks
+from .._random import Draws, PassRandom, block_size, run_key, weighted_order, weighted_picks
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from ._base import BaseMux, note_streamer
 
@@ -26,7 +26,7 @@ _UNIFORMS = 3  # uniforms for the exact fallback of single_active
 _COUNTS = 4  # how many items an activation may give
 _ORDER = 5  # the activation order of exhaustive mode
 
-FIRST_PICK_BLOCK = 64  # picks drawn after the slots change; doubling...
+FIRST_PICK_BLOCK = 64  # picks in the first block; doubling with each block...
 PICK_BLOCK = 1024  # ...up to this
 # single_active draws a streamer by weight and redraws while it is active;
 # after this many redraws it chooses exactly among the inactive ones.
@@ -117,7 +117,7 @@ class StochasticMux(BaseMux):
     >>> mux = StochasticMux(["aaaa", "bbbb", "cccc"], n_active=2, rate=None,
     ...                     mode="exhaustive", random_state=0)
     >>> "".join(mux)
-    'bababbaacccc'
+    'aabaabbccbcc'
     """
 
     def __init__(
@@ -182,6 +182,8 @@ def _make_uniforms(rng, size):
     return rng.random(size).tolist()
 
 
+_NO_UNIFORMS = np.zeros(PICK_BLOCK)
+_NO_UNIFORMS.flags.writeable = False
 _DEAD = iter(()).__next__  # the next of an empty slot: raises StopIteration at C speed
 
 
@@ -200,16 +202,17 @@ class _StochasticIterator:
     """
 
     __slots__ = (
-        "mux", "random", "weights", "weight_list", "n_positive", "busy",
-        "last_empty", "n_last_empty", "sids", "iters", "nexts", "counters",
-        "n_live", "n_pick_blocks", "n_blocks_since_change", "picks",
-        "choices", "uniforms", "draw_count", "order",
+        "mux", "streamers", "random", "weights", "weight_list", "n_positive",
+        "busy", "last_empty", "n_last_empty", "sids", "iters", "nexts", "counters",
+        "n_live", "n_pick_blocks", "pick_uniforms", "picks",
+        "activations", "choices", "uniforms", "counts", "next_activation",
     )
 
     def __init__(self, mux):
         n = len(mux.streamers)
-        random = self.random = PassRandom(run_seed(mux._seed))
+        random = self.random = PassRandom.take(run_key(mux))
         self.mux = mux
+        self.streamers = mux.streamers
         self.weights = mux.weights.copy()  # a pruned streamer's weight becomes 0
         self.weight_list = self.weights.tolist()
         self.n_positive = int(np.count_nonzero(self.weights))
@@ -219,31 +222,53 @@ class _StochasticIterator:
         self.sids, self.iters, self.nexts, self.counters = [], [], [], []
         self.n_live = 0
         self.n_pick_blocks = 0
-        self.n_blocks_since_change = 0
+        self.pick_uniforms = _NO_UNIFORMS[:0]
         self.picks = iter(())
-        self.choices = Draws(random, _CHOICES, self._make_choices)
-        self.uniforms = Draws(random, _UNIFORMS, _make_uniforms)
-        self.draw_count = None if mux.rate is None else Draws(random, _COUNTS, mux._draw_counts)
-        self.order = None
+        # An activation is a pair (streamer, count); count None means no limit.
+        self.activations = self.choices = self.uniforms = self.counts = None
         if mux.mode == "exhaustive":
-            self.order = iter(weighted_order(random.block(_ORDER, 0), self.weights))
+            # The whole pass is drawn at once: a weighted order and its counts.
+            rng = random.block(_ORDER, 0)
+            order = weighted_order(rng, self.weights)
+            self.activations = iter(list(zip(order, self._counts(rng, len(order)))))
+            self.next_activation = self._next_in_order
+        elif mux.mode == "single_active":
+            self.choices = Draws(random, _CHOICES, self._make_choices)
+            self.uniforms = Draws(random, _UNIFORMS, _make_uniforms)
+            self.counts = Draws(random, _COUNTS, self._counts)
+            self.next_activation = self._next_free
+        else:
+            self.activations = Draws(random, _CHOICES, self._make_activations)
+            self.next_activation = self._next_any
+
+    def _counts(self, rng, size):
+        if self.mux.rate is None:
+            return [None] * size
+        return self.mux._draw_counts(rng, size)
 
     def _make_choices(self, rng, size):
         return weighted_picks(rng, self.weights, size)
 
-    def _choose(self):
-        """The next streamer to activate, or None if none can be."""
-        if self.order is not None:
-            return next(self.order, None)
+    def _make_activations(self, rng, size):
+        return list(zip(weighted_picks(rng, self.weights, size), self._counts(rng, size)))
+
+    def _next_in_order(self):
+        """exhaustive: the next activation of the pass's weighted order."""
+        return next(self.activations, None)
+
+    def _next_any(self):
+        """with_replacement: any streamer, by weight."""
+        return self.activations() if self.n_positive else None
+
+    def _next_free(self):
+        """single_active: a streamer not active now, by weight."""
         if not self.n_positive:
             return None
-        if self.mux.mode == "with_replacement":
-            return self.choices()
         busy = self.busy
         for _ in range(MAX_REDRAWS):
             sid = self.choices()
             if not busy[sid]:
-                return sid
+                return sid, self.counts()
         # Most of the weight is on active streamers: choose among the others exactly.
         weights = self.weight_list
         free = [j for j, held in enumerate(busy) if not held and weights[j] > 0]
@@ -251,24 +276,24 @@ class _StochasticIterator:
             return None
         cumulative = list(accumulate(weights[j] for j in free))
         index = bisect_right(cumulative, self.uniforms() * cumulative[-1])
-        return free[min(index, len(free) - 1)]
+        return free[min(index, len(free) - 1)], self.counts()
 
     def _activate(self, k):
         """Put a newly activated streamer in slot k; False if there is none to activate."""
-        sid = self._choose()
-        if sid is None:
+        activation = self.next_activation()
+        if activation is None:
             return False
+        sid, count = activation
         try:
-            it = self.mux.streamers[sid]._source_iter()
+            it = self.streamers[sid]._source_iter()
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
         counter = repeat(True, _BIG)
-        limited = it if self.draw_count is None else islice(it, self.draw_count())
         self.busy[sid] += 1
         self.sids[k] = sid
         self.iters[k] = it
-        self.nexts[k] = compress(limited, counter).__next__
+        self.nexts[k] = compress(it if count is None else islice(it, count), counter).__next__
         self.counters[k] = counter
         return True
 
@@ -287,30 +312,33 @@ class _StochasticIterator:
         self.nexts[k] = _DEAD
         self.counters[k] = None
 
-    def _end(self, k):
-        """End the activation in slot k and refill the slot.
-
-        Returns True if the slots were rearranged, so that the picks drawn
-        for them no longer apply.
-        """
-        mux = self.mux
+    def _close_slot(self, k):
+        """Close the activation in slot k; return the number of items it gave."""
         sid = self.sids[k]
-        if sid < 0:
-            return False  # a hole: the pick is simply drawn again
         given = _BIG - self.counters[k].__length_hint__()
         self.busy[sid] -= 1
-        try:
-            # It may stop before running out: its finally blocks run now.
-            close_quietly(self.iters[k])
-        except Exception as exc:
-            note_streamer(exc, mux, sid)
-            raise
+        close = getattr(self.iters[k], "close", None)
+        if close is not None:
+            try:
+                close()  # it may stop before running out: its finally blocks run now
+            except Exception as exc:
+                note_streamer(exc, self.mux, sid)
+                raise
+        if not given or self.n_last_empty:
+            self._watch_empty(sid, given)
+        return given
+
+    def _watch_empty(self, sid, given):
+        """Prune a streamer that gave nothing, or raise if none gives anything."""
+        mux = self.mux
         if not given:
             if mux.prune_empty_streams:
                 if self.weight_list[sid] > 0:
                     self.weights[sid] = self.weight_list[sid] = 0.0
                     self.n_positive -= 1
-                    self.choices.discard()
+                    # Draws made with the old weights no longer apply.
+                    if mux.mode != "exhaustive":
+                        (self.choices or self.activations).discard()
             elif mux.mode != "exhaustive" and not self.last_empty[sid]:
                 self.last_empty[sid] = True
                 self.n_last_empty += 1
@@ -322,52 +350,77 @@ class _StochasticIterator:
         elif self.last_empty[sid]:
             self.last_empty[sid] = False
             self.n_last_empty -= 1
-        if self._activate(k):
-            return False
+
+    def _drop_slot(self, k):
+        """Slot k cannot be refilled: make it a hole.
+
+        Returns True if the slots were compacted, which rescales the picks.
+        """
         self._make_hole(k)
         self.n_live -= 1
         if 2 * self.n_live > len(self.sids):
             return False
-        # Half the slots are holes: drop them, and draw picks for the rest.
+        # Half the slots are holes: drop them, and rescale the picks left.
         keep = [k for k, sid in enumerate(self.sids) if sid >= 0]
         for slots in (self.sids, self.iters, self.nexts, self.counters):
             slots[:] = [slots[k] for k in keep]
-        self.n_blocks_since_change = 0
+        self._set_picks(self.picks.__length_hint__())
         return True
 
-    def _new_pick_block(self):
-        rng = self.random.block(_PICKS, self.n_pick_blocks)
-        size = block_size(self.n_blocks_since_change, FIRST_PICK_BLOCK, PICK_BLOCK)
-        self.n_pick_blocks += 1
-        self.n_blocks_since_change += 1
+    # Each item comes from slot floor(u * n_slots), with u the next uniform
+    # of the current pick block and n_slots the number of slots when it is
+    # used: compacting the slots rescales the uniforms left in the block.
+
+    def _set_picks(self, left):
+        """Turn the last ``left`` uniforms of the pick block into slot picks."""
         n_slots = len(self.sids)
         if n_slots == 1:
-            self.picks = iter([0] * size)
+            picks = [0] * left
         else:
-            self.picks = iter(rng.integers(0, n_slots, size=size).tolist())
+            uniforms = self.pick_uniforms[len(self.pick_uniforms) - left:]
+            # floor(u * n) is uniform on 0..n-1 up to a bias below n / 2**53.
+            picks = (uniforms * n_slots).astype(np.intp).tolist()
+        self.picks = iter(picks)
+
+    def _next_picks(self):
+        """The picks left in the current block, or those of a new block."""
+        if self.picks.__length_hint__():
+            return self.picks
+        size = block_size(self.n_pick_blocks, FIRST_PICK_BLOCK, PICK_BLOCK)
+        if len(self.sids) == 1:
+            self.pick_uniforms = _NO_UNIFORMS[:size]  # no draw needed: one slot
+        else:
+            self.pick_uniforms = self.random.block(_PICKS, self.n_pick_blocks).random(size)
+        self.n_pick_blocks += 1
+        self._set_picks(size)
         return self.picks
 
     def run(self):
         mux = self.mux
         nexts = self.nexts
+        sids = self.sids
         try:
             for _ in range(mux.n_active):
                 self._new_slot()
             while self.n_live:
-                for k in self._new_pick_block():
+                for k in self._next_picks():
                     try:
                         item = nexts[k]()
                     except StopIteration:
                         pass
                     except Exception as exc:
-                        note_streamer(exc, mux, self.sids[k])
+                        note_streamer(exc, mux, sids[k])
                         raise
                     else:
                         yield item
                         continue
                     # The activation in slot k ran out or reached its count.
-                    if self._end(k):
-                        break
+                    if sids[k] < 0:
+                        continue  # a hole: draw again
+                    self._close_slot(k)
+                    if not self._activate(k) and self._drop_slot(k):
+                        break  # the slots were compacted: the picks were rescaled
         finally:
             for it in self.iters:
                 close_quietly(it)
+            self.random.give_back()
