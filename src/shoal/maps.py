@@ -109,7 +109,7 @@ def _buffer(stream, buffer_size, partial, axis):
 
 def _stack(items, axis):
     first = items[0]
-    if isinstance(first, collections.abc.Mapping):
+    if type(first) is dict or isinstance(first, collections.abc.Mapping):
         return _stack_dicts(items, first, axis)
     if isinstance(first, (tuple, list)):
         return _stack_sequences(items, first, axis)
@@ -120,7 +120,7 @@ def _stack_dicts(items, first, axis):
     out = {}
     for key in first:
         try:
-            values = [item[key] for item in items]
+            values = list(map(itemgetter(key), items))
         except KeyError:
             at = next(i for i, item in enumerate(items) if key not in item)
             raise DataKeyError(
@@ -304,21 +304,32 @@ def keras_tuples(stream, inputs=None, outputs=None):
     return _keras_tuples(stream, input_keys, single_input, output_keys, single_output)
 
 
-def _part(item, keys, single):
+def _getter(keys, single):
+    """A function of an item: its value at the single key, a list of values, or None."""
     if not keys:
-        return None
-    values = [_take(item, itemgetter(key), (key,)) for key in keys]
-    return values[0] if single else values
+        return lambda item: None
+    if single:
+        return itemgetter(keys[0])
+    if len(keys) == 1:
+        key = keys[0]
+        return lambda item: [item[key]]
+    getter = itemgetter(*keys)
+    return lambda item: list(getter(item))
 
 
 def _keras_tuples(stream, input_keys, single_input, output_keys, single_output):
+    get_x = _getter(input_keys, single_input)
+    get_y = _getter(output_keys, single_output)
+    keys = (*input_keys, *output_keys)
     it, opened = _open(stream)
     try:
         for item in it:
-            yield (
-                _part(item, input_keys, single_input),
-                _part(item, output_keys, single_output),
-            )
+            try:
+                pair = (get_x(item), get_y(item))
+            except (KeyError, TypeError, IndexError):
+                _take(item, itemgetter(*keys), keys)  # raises the error that explains it
+                raise
+            yield pair
     finally:
         if opened:
             close_quietly(it)
