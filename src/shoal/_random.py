@@ -204,11 +204,26 @@ class Draws:
     def __call__(self):
         for value in self.block:
             return value
+        self._refill()
+        return next(self.block)
+
+    def first_free(self, busy, limit):
+        """The next value ``v`` with ``busy[v]`` false, among the next ``limit``; or None."""
+        seen = 0
+        while True:
+            for value in self.block:
+                if not busy[value]:
+                    return value
+                seen += 1
+                if seen == limit:
+                    return None
+            self._refill()
+
+    def _refill(self):
         rng = self.random.block(self.purpose, self.n_blocks)
         size = block_size(self.n_blocks, self.first, self.largest)
         self.n_blocks += 1
         self.block = iter(self.make(rng, size))
-        return next(self.block)
 
     def discard(self):
         """Drop the rest of the current block (what it was drawn from changed)."""

@@ -84,13 +84,13 @@ class _RoundRobinIterator:
                 for j in order:
                     iters[j] = streamers[j]._source_iter()
                 j = None
-                live = [(j, iters[j].__next__) for j in order]
+                live = [(j, iters[j]) for j in order]
                 first_round = True
                 while live:
                     dead = None
-                    for j, next_item in live:
+                    for j, it in live:
                         try:
-                            item = next_item()
+                            item = next(it)
                         except StopIteration:
                             close_quietly(iters.pop(j))
                             dead = (dead or set())

@@ -12,8 +12,7 @@ FIRST_BLOCK = 64  # draws in the first block; each next block doubles...
 BLOCK_SIZE = 1024  # ...up to this
 
 
-def _not_started():
-    raise StopIteration
+_NOT_STARTED = iter(())  # the reader of a streamer not started: next() raises StopIteration
 
 
 class ShuffledMux(BaseMux):
@@ -59,7 +58,7 @@ class ShuffledMux(BaseMux):
 class _ShuffledIterator:
     """The running state of one iteration of a ShuffledMux."""
 
-    __slots__ = ("mux", "random", "weights", "iters", "nexts", "n_blocks", "picks")
+    __slots__ = ("mux", "random", "weights", "iters", "readers", "n_blocks", "picks")
 
     def __init__(self, mux):
         n = len(mux.streamers)
@@ -67,7 +66,7 @@ class _ShuffledIterator:
         self.random = PassRandom.take(run_key(mux))
         self.weights = mux.weights.copy()  # a dropped streamer's weight becomes 0
         self.iters = [None] * n  # each streamer's open iterator
-        self.nexts = [_not_started] * n  # their __next__, started on first use
+        self.readers = [_NOT_STARTED] * n  # what next() is called on; started on first use
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
 
@@ -86,21 +85,22 @@ class _ShuffledIterator:
         if item is END:
             close_quietly(it)
             self.iters[i] = None
-            self.nexts[i] = _not_started
+            self.readers[i] = _NOT_STARTED
             self.weights[i] = 0.0
         else:
-            self.nexts[i] = it.__next__
+            self.readers[i] = it
         return item
 
     def run(self):
         mux = self.mux
-        nexts = self.nexts
+        readers = self.readers
+        next_item = next
         i = None  # the streamer being read, while one is
         try:
             while self.weights.any():
                 for i in self._new_block():
                     try:
-                        item = nexts[i]()
+                        item = next_item(readers[i])
                     except StopIteration:
                         pass
                     else:

@@ -184,14 +184,14 @@ def _make_uniforms(rng, size):
 
 _NO_UNIFORMS = np.zeros(PICK_BLOCK)
 _NO_UNIFORMS.flags.writeable = False
-_DEAD = iter(()).__next__  # the next of an empty slot: raises StopIteration at C speed
+_DEAD = iter(())  # the reader of an empty slot: spent, so next() raises at C speed
 
 
 class _StochasticIterator:
     """The running state of one iteration of a StochasticMux.
 
     The slots are parallel lists: the streamer in each slot, its open
-    iterator, the ``__next__`` the mux calls, and a counter of the items the
+    iterator, the reader the mux calls ``next`` on, and a counter of the items the
     slot has given. A slot whose activation cannot be replaced becomes a hole
     (streamer -1); when half the slots are holes they are removed.
 
@@ -203,7 +203,7 @@ class _StochasticIterator:
 
     __slots__ = (
         "mux", "streamers", "random", "weights", "weight_list", "n_positive",
-        "busy", "last_empty", "n_last_empty", "sids", "iters", "nexts", "counters",
+        "busy", "last_empty", "n_last_empty", "sids", "iters", "readers", "counters",
         "n_live", "n_pick_blocks", "pick_uniforms", "picks",
         "activations", "choices", "uniforms", "counts", "next_activation",
     )
@@ -219,7 +219,7 @@ class _StochasticIterator:
         self.busy = [0] * n  # slots each streamer holds
         self.last_empty = [False] * n  # did its last activation yield nothing?
         self.n_last_empty = 0
-        self.sids, self.iters, self.nexts, self.counters = [], [], [], []
+        self.sids, self.iters, self.readers, self.counters = [], [], [], []
         self.n_live = 0
         self.n_pick_blocks = 0
         self.pick_uniforms = _NO_UNIFORMS[:0]
@@ -265,10 +265,9 @@ class _StochasticIterator:
         if not self.n_positive:
             return None
         busy = self.busy
-        for _ in range(MAX_REDRAWS):
-            sid = self.choices()
-            if not busy[sid]:
-                return sid, self.counts()
+        sid = self.choices.first_free(busy, MAX_REDRAWS)
+        if sid is not None:
+            return sid, self.counts()
         # Most of the weight is on active streamers: choose among the others exactly.
         weights = self.weight_list
         free = [j for j, held in enumerate(busy) if not held and weights[j] > 0]
@@ -293,13 +292,13 @@ class _StochasticIterator:
         self.busy[sid] += 1
         self.sids[k] = sid
         self.iters[k] = it
-        self.nexts[k] = compress(it if count is None else islice(it, count), counter).__next__
+        self.readers[k] = compress(it if count is None else islice(it, count), counter)
         self.counters[k] = counter
         return True
 
     def _new_slot(self):
         k = len(self.sids)
-        for slots in (self.sids, self.iters, self.nexts, self.counters):
+        for slots in (self.sids, self.iters, self.readers, self.counters):
             slots.append(None)
         if self._activate(k):
             self.n_live += 1
@@ -309,7 +308,7 @@ class _StochasticIterator:
     def _make_hole(self, k):
         self.sids[k] = -1
         self.iters[k] = None
-        self.nexts[k] = _DEAD
+        self.readers[k] = _DEAD
         self.counters[k] = None
 
     def _close_slot(self, k):
@@ -362,7 +361,7 @@ class _StochasticIterator:
             return False
         # Half the slots are holes: drop them, and rescale the picks left.
         keep = [k for k, sid in enumerate(self.sids) if sid >= 0]
-        for slots in (self.sids, self.iters, self.nexts, self.counters):
+        for slots in (self.sids, self.iters, self.readers, self.counters):
             slots[:] = [slots[k] for k in keep]
         self._set_picks(self.picks.__length_hint__())
         return True
@@ -397,7 +396,8 @@ class _StochasticIterator:
 
     def run(self):
         mux = self.mux
-        nexts = self.nexts
+        readers = self.readers
+        next_item = next
         sids = self.sids
         try:
             for _ in range(mux.n_active):
@@ -405,7 +405,7 @@ class _StochasticIterator:
             while self.n_live:
                 for k in self._next_picks():
                     try:
-                        item = nexts[k]()
+                        item = next_item(readers[k])
                     except StopIteration:
                         pass
                     except Exception as exc:
