@@ -440,3 +440,53 @@ def test_a_generator_given_as_random_state_is_read_once_at_construction():
     list(mux(max_iter=100))
     list(mux(max_iter=100))
     assert rng.bit_generator.state == state
+
+
+# -- cycling a mux -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("index", [0, 2, 8])
+def test_cycling_a_finite_mux_repeats_its_pass(index):
+    mux = make_mux(index, [Streamer(range, 0, 5), Streamer(range, 10, 13), Streamer(range, 20, 24)])
+    one_pass = list(mux)
+    assert one_pass  # a finite, seeded pass
+    assert list(mux.cycle(max_iter=3 * len(one_pass))) == one_pass * 3
+
+
+def test_cycling_a_stochastic_mux_that_ends_restarts_it():
+    mux = StochasticMux(["ab", "cd", "ef"], 2, None, mode="exhaustive", random_state=5)
+    one_pass = "".join(mux)
+    assert sorted(one_pass) == sorted("abcdef")
+    assert "".join(mux.cycle(max_iter=18)) == one_pass * 3
+
+
+def test_cycling_a_shuffled_mux_restarts_it_when_every_streamer_is_dropped():
+    # The source gives "xy" on odd calls and nothing on even ones: each pass
+    # streams "xy", restarts it, finds it empty and drops it, which ends the pass.
+    calls = []
+
+    def every_other_time():
+        calls.append(None)
+        return iter("xy" if len(calls) % 2 else "")
+
+    mux = ShuffledMux([Streamer(every_other_time)], random_state=0)
+    assert "".join(mux) == "xy"
+    calls.clear()
+    assert "".join(mux.cycle(max_iter=6)) == "xyxyxy"
+    assert len(calls) == 6
+
+
+@pytest.mark.parametrize(
+    "mux",
+    [
+        ChainMux([[], ()]),
+        RoundRobinMux([[], []]),
+        ShuffledMux([[], []], random_state=0),
+        StochasticMux([[], []], 1, 2, random_state=0),
+        StochasticMux([[], []], 1, 2, mode="exhaustive", random_state=0),
+    ],
+    ids=["chain", "round_robin", "shuffled", "stochastic", "stochastic_exhaustive"],
+)
+def test_cycling_a_mux_that_yields_nothing_raises_instead_of_spinning(mux):
+    with pytest.raises(EmptyStreamError, match="a whole pass yielded no item"):
+        next(mux.cycle())

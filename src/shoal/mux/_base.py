@@ -2,7 +2,7 @@
 
 import collections.abc
 
-from .._checks import short_repr
+from .._checks import check_max_iter, short_repr
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence
 from ..core import Streamer
@@ -83,13 +83,35 @@ class BaseMux(Streamer):
     def source(self):
         return self.streamers
 
-    def _iterator(self):
-        """Build the iterator object for one pass (subclasses)."""
+    def _iterator(self, cycle=False):
+        """Build the iterator object of one iteration (subclasses).
+
+        With ``cycle``, the iterator starts a new pass whenever one ends.
+        """
         raise NotImplementedError
 
-    def _open(self, max_iter=None):
-        gen = self._iterator().run()
+    def _open(self, max_iter=None, cycle=False):
+        gen = self._iterator(cycle).run()
         return gen if max_iter is None else limited(gen, max_iter)
+
+    def cycle(self, max_iter=None):
+        """Stream pass after pass: a new pass starts whenever one ends.
+
+        Parameters
+        ----------
+        max_iter : None or int >= 0
+            The most items to yield in all; ``None`` streams forever.
+
+        Returns
+        -------
+        generator
+
+        Raises
+        ------
+        EmptyStreamError
+            When a whole pass yields no item, instead of spinning forever.
+        """
+        return self._open(check_max_iter(max_iter), cycle=True)
 
     def _source_iter(self):
         return self._open()

@@ -99,8 +99,8 @@ class ChainMux(BaseMux):
         streamers = self.streamers
         return streamers[index] if index < len(streamers) else None
 
-    def _iterator(self):
-        return _ChainIterator(self)
+    def _iterator(self, cycle=False):
+        return _ChainIterator(self, cycle or self.mode == "cycle")
 
     def _settings(self):
         return {"mode": self.mode}
@@ -109,17 +109,18 @@ class ChainMux(BaseMux):
 class _ChainIterator:
     """The running state of one iteration of a ChainMux."""
 
-    __slots__ = ("mux", "index", "n_passes")
+    __slots__ = ("mux", "cycle", "index", "n_passes")
 
-    def __init__(self, mux):
+    def __init__(self, mux, cycle):
         self.mux = mux
+        self.cycle = cycle
         self.index = 0  # the streamer now running
         self.n_passes = 0  # completed passes (cycle mode)
 
     def run(self):
         mux = self.mux
         get = mux._streamer
-        cycle = mux.mode == "cycle"
+        cycle = self.cycle
         sub = None
         streamer = None  # the streamer being read, while one is
         try:

@@ -47,8 +47,8 @@ class RoundRobinMux(BaseMux):
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle", "permuted_cycle"))
         super().__init__(streamers, random_state=random_state)
 
-    def _iterator(self):
-        return _RoundRobinIterator(self)
+    def _iterator(self, cycle=False):
+        return _RoundRobinIterator(self, cycle or self.mode != "exhaustive")
 
     def _settings(self):
         return {"mode": self.mode}
@@ -57,10 +57,11 @@ class RoundRobinMux(BaseMux):
 class _RoundRobinIterator:
     """The running state of one iteration of a RoundRobinMux."""
 
-    __slots__ = ("mux", "random", "n_passes", "order", "iters")
+    __slots__ = ("mux", "cycle", "random", "n_passes", "order", "iters")
 
-    def __init__(self, mux):
+    def __init__(self, mux, cycle):
         self.mux = mux
+        self.cycle = cycle
         self.random = PassRandom(run_key(mux)) if mux.mode == "permuted_cycle" else None
         self.n_passes = 0  # completed passes
         self.order = None  # streamer indices, in the order of this pass
@@ -75,7 +76,7 @@ class _RoundRobinIterator:
     def run(self):
         mux = self.mux
         streamers = mux.streamers
-        cycle = mux.mode != "exhaustive"
+        cycle = self.cycle
         iters = self.iters
         j = None  # the streamer being read, while one is
         try:

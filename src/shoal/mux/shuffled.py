@@ -3,6 +3,7 @@
 from .._checks import check_weights
 from .._iterutil import END, close_quietly
 from .._random import PassRandom, block_size, run_key, weighted_picks
+from ..exceptions import EmptyStreamError
 from ._base import BaseMux, note_streamer
 
 __all__ = ["ShuffledMux"]
@@ -51,22 +52,31 @@ class ShuffledMux(BaseMux):
         super().__init__(streamers, random_state=random_state)
         self.weights = check_weights(weights, len(self.streamers))
 
-    def _iterator(self):
-        return _ShuffledIterator(self)
+    def _iterator(self, cycle=False):
+        return _ShuffledIterator(self, cycle)
 
 
 class _ShuffledIterator:
     """The running state of one iteration of a ShuffledMux."""
 
-    __slots__ = ("mux", "random", "weights", "iters", "readers", "n_blocks", "picks")
+    __slots__ = (
+        "mux", "random", "cycle", "n_passes", "gave",
+        "weights", "iters", "readers", "n_blocks", "picks",
+    )
 
-    def __init__(self, mux):
+    def __init__(self, mux, cycle):
         n = len(mux.streamers)
         self.mux = mux
         self.random = PassRandom.take(run_key(mux))
-        self.weights = mux.weights.copy()  # a dropped streamer's weight becomes 0
+        self.cycle = cycle  # start a new pass when every streamer is dropped
+        self.n_passes = 0  # passes completed
         self.iters = [None] * n  # each streamer's open iterator
         self.readers = [_NOT_STARTED] * n  # what next() is called on; started on first use
+        self._start_pass()
+
+    def _start_pass(self):
+        self.gave = False  # has this pass given an item?
+        self.weights = self.mux.weights.copy()  # a dropped streamer's weight becomes 0
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
 
@@ -89,6 +99,7 @@ class _ShuffledIterator:
             self.weights[i] = 0.0
         else:
             self.readers[i] = it
+            self.gave = True
         return item
 
     def run(self):
@@ -97,21 +108,29 @@ class _ShuffledIterator:
         next_item = next
         i = None  # the streamer being read, while one is
         try:
-            while self.weights.any():
-                for i in self._new_block():
-                    try:
-                        item = next_item(readers[i])
-                    except StopIteration:
-                        pass
-                    else:
+            while True:
+                while self.weights.any():
+                    for i in self._new_block():
+                        try:
+                            item = next_item(readers[i])
+                        except StopIteration:
+                            pass
+                        else:
+                            yield item
+                            continue
+                        # Streamer i ran out (or never started): restart it.
+                        item = self._restart(i)
+                        if item is END:
+                            break  # dropped: the weights changed, draw a new block
                         yield item
-                        continue
-                    # Streamer i ran out (or never started): restart it.
-                    item = self._restart(i)
-                    if item is END:
-                        break  # dropped: the weights changed, draw a new block
-                    yield item
-                i = None
+                    i = None
+                # Every streamer was dropped: the pass is over.
+                if not self.cycle:
+                    return
+                if not self.gave:
+                    raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
+                self.n_passes += 1
+                self._start_pass()
         except Exception as exc:
             if i is not None:
                 note_streamer(exc, mux, i)

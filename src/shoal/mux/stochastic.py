@@ -145,8 +145,8 @@ class StochasticMux(BaseMux):
                 f"mode={self.mode!r}, got {self.n_active}"
             )
 
-    def _iterator(self):
-        return _StochasticIterator(self)
+    def _iterator(self, cycle=False):
+        return _StochasticIterator(self, cycle)
 
     def _settings(self):
         return {
@@ -202,24 +202,36 @@ class _StochasticIterator:
     """
 
     __slots__ = (
-        "mux", "streamers", "random", "weights", "weight_list", "n_positive",
+        "mux", "streamers", "random", "cycle", "n_passes", "n_given_pass",
+        "weights", "weight_list", "n_positive",
         "busy", "last_empty", "n_last_empty", "sids", "iters", "readers", "counters",
         "n_live", "n_pick_blocks", "pick_uniforms", "picks",
-        "activations", "choices", "uniforms", "counts", "next_activation",
+        "activations", "choices", "uniforms", "counts", "next_activation", "plan",
     )
 
-    def __init__(self, mux):
-        n = len(mux.streamers)
-        random = self.random = PassRandom.take(run_key(mux))
+    def __init__(self, mux, cycle=False):
         self.mux = mux
         self.streamers = mux.streamers
+        self.random = PassRandom.take(run_key(mux))
+        self.cycle = cycle  # start a new pass when this one ends
+        self.n_passes = 0  # passes completed
+        self.sids, self.iters, self.readers, self.counters = [], [], [], []
+        self.plan = None  # exhaustive mode: the activations of a pass
+        self._start_pass()
+
+    def _start_pass(self):
+        mux = self.mux
+        n = len(mux.streamers)
+        random = self.random
+        self.n_given_pass = 0
         self.weights = mux.weights.copy()  # a pruned streamer's weight becomes 0
         self.weight_list = self.weights.tolist()
         self.n_positive = int(np.count_nonzero(self.weights))
         self.busy = [0] * n  # slots each streamer holds
         self.last_empty = [False] * n  # did its last activation yield nothing?
         self.n_last_empty = 0
-        self.sids, self.iters, self.readers, self.counters = [], [], [], []
+        for slots in (self.sids, self.iters, self.readers, self.counters):
+            slots.clear()
         self.n_live = 0
         self.n_pick_blocks = 0
         self.pick_uniforms = _NO_UNIFORMS[:0]
@@ -228,9 +240,12 @@ class _StochasticIterator:
         self.activations = self.choices = self.uniforms = self.counts = None
         if mux.mode == "exhaustive":
             # The whole pass is drawn at once: a weighted order and its counts.
-            rng = random.block(_ORDER, 0)
-            order = weighted_order(rng, self.weights)
-            self.activations = iter(list(zip(order, self._counts(rng, len(order)))))
+            # (Every pass draws the same, so a cycling iterator keeps it.)
+            if self.plan is None:
+                rng = random.block(_ORDER, 0)
+                order = weighted_order(rng, self.weights)
+                self.plan = list(zip(order, self._counts(rng, len(order))))
+            self.activations = iter(self.plan)
             self.next_activation = self._next_in_order
         elif mux.mode == "single_active":
             self.choices = Draws(random, _CHOICES, self._make_choices)
@@ -323,6 +338,7 @@ class _StochasticIterator:
             except Exception as exc:
                 note_streamer(exc, self.mux, sid)
                 raise
+        self.n_given_pass += given
         if not given or self.n_last_empty:
             self._watch_empty(sid, given)
         return given
@@ -400,26 +416,33 @@ class _StochasticIterator:
         next_item = next
         sids = self.sids
         try:
-            for _ in range(mux.n_active):
-                self._new_slot()
-            while self.n_live:
-                for k in self._next_picks():
-                    try:
-                        item = next_item(readers[k])
-                    except StopIteration:
-                        pass
-                    except Exception as exc:
-                        note_streamer(exc, mux, sids[k])
-                        raise
-                    else:
-                        yield item
-                        continue
-                    # The activation in slot k ran out or reached its count.
-                    if sids[k] < 0:
-                        continue  # a hole: draw again
-                    self._close_slot(k)
-                    if not self._activate(k) and self._drop_slot(k):
-                        break  # the slots were compacted: the picks were rescaled
+            while True:
+                for _ in range(mux.n_active):
+                    self._new_slot()
+                while self.n_live:
+                    for k in self._next_picks():
+                        try:
+                            item = next_item(readers[k])
+                        except StopIteration:
+                            pass
+                        except Exception as exc:
+                            note_streamer(exc, mux, sids[k])
+                            raise
+                        else:
+                            yield item
+                            continue
+                        # The activation in slot k ran out or reached its count.
+                        if sids[k] < 0:
+                            continue  # a hole: draw again
+                        self._close_slot(k)
+                        if not self._activate(k) and self._drop_slot(k):
+                            break  # the slots were compacted: the picks were rescaled
+                if not self.cycle:
+                    return
+                if not self.n_given_pass:
+                    raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
+                self.n_passes += 1
+                self._start_pass()
         finally:
             for it in self.iters:
                 close_quietly(it)
