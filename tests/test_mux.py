@@ -473,7 +473,7 @@ def test_cycling_a_shuffled_mux_restarts_it_when_every_streamer_is_dropped():
     assert "".join(mux) == "xy"
     calls.clear()
     assert "".join(mux.cycle(max_iter=6)) == "xyxyxy"
-    assert len(calls) == 6
+    assert len(calls) == 5  # the third pass stops at max_iter, before its restart
 
 
 @pytest.mark.parametrize(
