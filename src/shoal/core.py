@@ -204,7 +204,9 @@ class Streamer:
         EmptyStreamError
             When a pass yields no item, instead of spinning forever.
         """
-        max_iter = check_max_iter(max_iter)
+        return self._open_cycle(check_max_iter(max_iter))
+
+    def _open_cycle(self, max_iter):
         gen = self._cycle()
         return gen if max_iter is None else limited(gen, max_iter)
 

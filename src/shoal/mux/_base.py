@@ -2,7 +2,7 @@
 
 import collections.abc
 
-from .._checks import check_max_iter, short_repr
+from .._checks import short_repr
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence
 from ..core import Streamer
@@ -94,24 +94,9 @@ class BaseMux(Streamer):
         gen = self._iterator(cycle).run()
         return gen if max_iter is None else limited(gen, max_iter)
 
-    def cycle(self, max_iter=None):
-        """Stream pass after pass: a new pass starts whenever one ends.
-
-        Parameters
-        ----------
-        max_iter : None or int >= 0
-            The most items to yield in all; ``None`` streams forever.
-
-        Returns
-        -------
-        generator
-
-        Raises
-        ------
-        EmptyStreamError
-            When a whole pass yields no item, instead of spinning forever.
-        """
-        return self._open(check_max_iter(max_iter), cycle=True)
+    def _open_cycle(self, max_iter):
+        # The iterator starts each new pass itself: no generator layer on top.
+        return self._open(max_iter, cycle=True)
 
     def _source_iter(self):
         return self._open()
