@@ -17,8 +17,9 @@ from .exceptions import ShoalTypeError, ShoalValueError
 
 __all__ = [
     "as_seed_sequence",
-    "run_seed",
-    "run_key",
+    "iteration_seed",
+    "saved_seed",
+    "epoch_key",
     "pass_key",
     "PassRandom",
     "block_size",
@@ -64,25 +65,40 @@ def as_seed_sequence(random_state, name="random_state"):
     )
 
 
-def run_seed(seed):
-    """The seed of one iteration: the recipe's seed, or a fresh one if it has none."""
-    if seed is None:
-        # Drawn from numpy's legacy global state so that np.random.seed()
-        # makes unseeded recipes repeatable, as it does in pescador.
-        return _SeedSequence(np.random.randint(0, 2**32, size=4, dtype=np.uint32).tolist())
-    return seed
+def iteration_seed(seed, saved=None):
+    """The seed of one iteration.
 
-
-def run_key(recipe):
-    """The Philox key of one iteration of ``recipe`` (which has a ``_seed``).
-
-    A seeded recipe computes it once and keeps it: every pass uses the same.
+    A recipe's own seed if it has one; for an unseeded recipe the seed an
+    iteration saved in its state (``saved``, a list of ints), or else a fresh
+    one drawn from numpy's legacy global state, so that ``np.random.seed()``
+    makes unseeded recipes repeatable, as it does in pescador.
     """
+    if seed is not None:
+        return seed
+    if saved is not None:
+        return _SeedSequence(saved)
+    return _SeedSequence(np.random.randint(0, 2**32, size=4, dtype=np.uint32).tolist())
+
+
+def saved_seed(recipe_seed, seed):
+    """What an iteration's state keeps of its seed: only a seed the recipe lacks."""
+    return None if recipe_seed is not None else list(seed.entropy)
+
+
+def epoch_key(recipe, seed, epoch):
+    """The Philox key of pass ``epoch`` of an iteration of ``recipe`` seeded with ``seed``.
+
+    Every pass uses the same key unless the recipe reseeds each epoch; then
+    pass ``e`` is seeded from the seed and ``e``. The key of a recipe's own
+    seed is computed once and kept.
+    """
+    if getattr(recipe, "reseed_each_epoch", False) and epoch:
+        return pass_key(_SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, epoch)))
+    if seed is not recipe._seed:
+        return pass_key(seed)
     key = recipe.__dict__.get("_pass_key")
     if key is None:
-        key = pass_key(run_seed(recipe._seed))
-        if recipe._seed is not None:
-            recipe.__dict__["_pass_key"] = key
+        key = recipe.__dict__["_pass_key"] = pass_key(seed)
     return key
 
 
@@ -120,6 +136,10 @@ class PassRandom:
             return cls(key)
         random._key[:] = key
         return random
+
+    def rekey(self, key):
+        """Use ``key`` from now on (a new pass with its own seed)."""
+        self._key[:] = key
 
     def give_back(self):
         """Return this PassRandom for reuse; it must not be used afterwards."""
@@ -228,3 +248,17 @@ class Draws:
     def discard(self):
         """Drop the rest of the current block (what it was drawn from changed)."""
         self.block = iter(())
+
+    def state(self):
+        """``[blocks made, values left in the current block]``."""
+        return [self.n_blocks, self.block.__length_hint__()]
+
+    def restore(self, state):
+        """Continue from :meth:`state`: remake the current block, keep what was left."""
+        n_blocks, left = state
+        self.n_blocks = n_blocks
+        self.block = iter(())
+        if n_blocks and left:
+            rng = self.random.block(self.purpose, n_blocks - 1)
+            values = self.make(rng, block_size(n_blocks - 1, self.first, self.largest))
+            self.block = iter(values[len(values) - left:])

@@ -1,15 +1,20 @@
 """Streamer: a restartable stream over a generator function or an iterable."""
 
 import collections.abc
-from itertools import islice
+import inspect
+from collections import deque
+from itertools import compress, islice, repeat
 
 from decorator import decorate
 
 from ._checks import check_max_iter, short_repr
 from ._iterutil import END, add_note, close_quietly, limited
-from .exceptions import EmptyStreamError, ShoalTypeError, SpentSourceError
+from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
 
-__all__ = ["Streamer", "streamable"]
+__all__ = ["Streamer", "streamable", "resume_arg"]
+
+#: The attribute :func:`resume_arg` sets on a generator function.
+RESUME_ARG = "__shoal_resume_arg__"
 
 # How a Streamer gets a fresh iterator from its source.
 _CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
@@ -131,6 +136,57 @@ class Streamer:
             return iter(self.source)
         return self._open()
 
+    def _child(self, state=None, track=False):
+        """Open one pass for a reader that tracks state: return ``(node, iterator)``.
+
+        ``node`` holds what the pass needs to report and restore its state;
+        ``iterator`` gives the items. With ``state``, the pass starts where
+        that state says. (``track`` matters to muxes only.)
+        """
+        kind = self._kind
+        if kind == _DELEGATE:
+            return self.source._child(state, track)
+        if kind == _ONE_SHOT:
+            if state is not None and state.get("given"):
+                raise ShoalValueError(
+                    f"cannot restore {self!r}: it wraps an iterator, which cannot be "
+                    "rewound; pass a generator function (with its arguments) or a "
+                    "collection to make it resumable"
+                )
+            return _SourceNode(self, None), self._open()
+        if state is None:
+            it = self._source_iter()
+        else:
+            it = self._resumed_iter(state)
+        return _SourceNode(self, it), it
+
+    def _resumed_iter(self, state):
+        """An iterator over the source, positioned as ``state`` says."""
+        if "source" in state:  # the source's iterator keeps its own state
+            it = self._source_iter()
+            it.load_state_dict(state["source"])
+            return it
+        given = state["given"]
+        start = getattr(self.source, RESUME_ARG, None) if self._kind == _CALL else None
+        if start is not None and given:
+            # Bind the arguments as given, then set the start (it may be among them).
+            bound = inspect.signature(self.source).bind_partial(*self.args, **self.kwargs)
+            bound.arguments[start] = given
+            return iter(self.source(*bound.args, **bound.kwargs))
+        it = self._source_iter()
+        if given:
+            # Restart and skip: right for any source that yields the same items
+            # every time it is started.
+            counter = repeat(True, given)
+            deque(compress(islice(it, given), counter), maxlen=0)
+            if counter.__length_hint__():
+                raise ShoalValueError(
+                    f"cannot restore {self!r} after {given} items: it now yields only "
+                    f"{given - counter.__length_hint__()}; a source resumed by skipping "
+                    "must yield the same items every time it is started"
+                )
+        return it
+
     def _open_one_shot(self, max_iter):
         if self._spent:
             raise SpentSourceError(
@@ -219,6 +275,23 @@ class Streamer:
             yield first
             yield from gen
 
+    def iterator(self, cycle=False):
+        """Iterate in a way that can save its state and resume from it.
+
+        Parameters
+        ----------
+        cycle : bool
+            Start a new pass whenever one ends, as :meth:`cycle` does.
+
+        Returns
+        -------
+        StreamIterator
+            An iterator with ``state_dict()`` and ``load_state_dict(state)``.
+        """
+        from .iterator import StreamIterator  # the iterator module imports this one
+
+        return StreamIterator(self, cycle)
+
     def __call__(self, max_iter=None, cycle=False):
         """Stream one pass, or cycle if ``cycle`` is true.
 
@@ -285,4 +358,69 @@ def streamable(function):
             f"streamable decorates a generator function, got {short_repr(function)} "
             f"({type(function).__name__})"
         )
-    return decorate(function, _make_streamer)
+    return decorate(function, _make_streamer, kwsyntax=True)
+
+
+def resume_arg(name):
+    """Declare the keyword argument that starts a generator function at an item.
+
+    A stream resumes a plain generator function by starting it again and
+    skipping the items it had given, which takes as long as producing them.
+    A generator function decorated with ``@resume_arg("start")`` is instead
+    called with ``start=n`` to resume after ``n`` items, and must then yield
+    its items from the ``n``-th on.
+
+    Put it under :func:`streamable` when using both.
+
+    Parameters
+    ----------
+    name : str
+        The name of the keyword argument.
+
+    Examples
+    --------
+    >>> @streamable
+    ... @resume_arg("start")
+    ... def rows(n, start=0):
+    ...     yield from range(start, n)
+    >>> it = rows(5).iterator()
+    >>> next(it), next(it)
+    (0, 1)
+    >>> resumed = rows(5).iterator()
+    >>> resumed.load_state_dict(it.state_dict())
+    >>> list(resumed)
+    [2, 3, 4]
+    """
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ShoalTypeError(f"resume_arg takes the name of a keyword argument, got {short_repr(name)}")
+
+    def mark(function):
+        if not callable(function):
+            raise ShoalTypeError(
+                f"resume_arg decorates a generator function, got {short_repr(function)}"
+            )
+        setattr(function, RESUME_ARG, name)
+        return function
+
+    return mark
+
+
+class _SourceNode:
+    """One pass over a leaf source, as a reader that tracks state holds it.
+
+    Its state is the number of items it gave, which the reader counts, or
+    the state of the source's own iterator when that iterator has
+    ``state_dict`` and ``load_state_dict`` methods.
+    """
+
+    __slots__ = ("streamer", "it")
+
+    def __init__(self, streamer, it):
+        self.streamer = streamer
+        self.it = it
+
+    def state_dict(self, given):
+        own = getattr(self.it, "state_dict", None)
+        if own is not None and hasattr(self.it, "load_state_dict"):
+            return {"source": own()}
+        return {"given": given}

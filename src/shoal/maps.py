@@ -13,7 +13,7 @@ import numpy as np
 
 from ._checks import check_int, short_repr
 from ._iterutil import END, close_quietly
-from ._random import Draws, PassRandom, as_seed_sequence, pass_key, run_seed
+from ._random import Draws, PassRandom, as_seed_sequence, iteration_seed, pass_key
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
@@ -383,7 +383,7 @@ def _cache(stream, n_cache, prob, seed):
             yield item
         if len(stored) < n_cache:
             return
-        random = PassRandom(pass_key(run_seed(seed)))
+        random = PassRandom(pass_key(iteration_seed(seed)))
         slot = Draws(random, 1, lambda rng, size: rng.integers(0, n_cache, size).tolist())
         take_new = Draws(random, 2, lambda rng, size: (rng.random(size) <= prob).tolist())
         while True:

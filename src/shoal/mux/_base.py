@@ -1,6 +1,7 @@
 """What every mux shares: its streamers, its seed, and how a pass starts."""
 
 import collections.abc
+from itertools import repeat
 
 from .._checks import short_repr
 from .._iterutil import add_note, limited
@@ -8,7 +9,60 @@ from .._random import as_seed_sequence
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
 
-__all__ = ["BaseMux", "as_streamers", "as_streamer", "note_streamer"]
+__all__ = [
+    "BaseMux",
+    "as_streamers",
+    "as_streamer",
+    "note_streamer",
+    "BIG",
+    "given",
+    "counter_at",
+    "open_child",
+    "check_state",
+]
+
+#: The length of an item counter, ``itertools.repeat(True, BIG)``: never reached.
+#: A reader ``compress(source, counter)`` counts the items it gives at C
+#: speed, readable as ``given(counter)``.
+BIG = 2**62
+
+
+def given(counter):
+    """The items counted so far by ``counter``."""
+    return BIG - counter.__length_hint__()
+
+
+def counter_at(n):
+    """A new item counter that has counted ``n`` items."""
+    return repeat(True, BIG - n)
+
+
+def open_child(streamer, state, track, counter):
+    """Open ``streamer`` for a mux that counts its items with ``counter``.
+
+    Returns ``(node, iterator)``; a node that needs to know how many items it
+    gave (a ChainMux's) is handed the counter.
+    """
+    node, it = streamer._child(state, track)
+    if hasattr(node, "out_counter"):
+        node.out_counter = counter
+    return node, it
+
+
+def check_state(state, mux, fields):
+    """Check that ``state`` is a state of an iterator of ``mux``: a dict with ``fields``."""
+    kind = type(mux).__name__
+    if not isinstance(state, dict) or state.get("type") != kind:
+        got = state.get("type") if isinstance(state, dict) else type(state).__name__
+        raise ShoalValueError(f"state must be the state of a {kind} iterator, got one of {got!r}")
+    missing = [field for field in fields if field not in state]
+    if missing:
+        raise ShoalValueError(f"state of a {kind} iterator lacks {', '.join(map(repr, missing))}")
+    n = state.get("n_streams")
+    if n is not None and mux._lazy_count() is not None and n != mux._lazy_count():
+        raise ShoalValueError(
+            f"state is of a {kind} over {n} streamers, but this one has {mux._lazy_count()}"
+        )
 
 
 def note_streamer(exc, mux, index):
@@ -79,20 +133,30 @@ class BaseMux(Streamer):
         """The number of streamers."""
         return len(self.streamers)
 
+    def _lazy_count(self):
+        """The number of streamers, or None while it is not known yet."""
+        return len(self.streamers)
+
     @property
     def source(self):
         return self.streamers
 
-    def _iterator(self, cycle=False):
+    def _iterator(self, cycle=False, state=None, track=False):
         """Build the iterator object of one iteration (subclasses).
 
-        With ``cycle``, the iterator starts a new pass whenever one ends.
+        With ``cycle``, the iterator starts a new pass whenever one ends;
+        with ``state``, it starts where that state says; with ``track``, it
+        keeps what its ``state_dict`` needs even where that costs time.
         """
         raise NotImplementedError
 
     def _open(self, max_iter=None, cycle=False):
         gen = self._iterator(cycle).run()
         return gen if max_iter is None else limited(gen, max_iter)
+
+    def _child(self, state=None, track=False):
+        node = self._iterator(False, state, track)
+        return node, node.run()
 
     def _open_cycle(self, max_iter):
         # The iterator starts each new pass itself: no generator layer on top.

@@ -1,11 +1,12 @@
 """ChainMux: one streamer after another."""
 
 import collections.abc
+from itertools import compress
 
 from .._checks import check_choice
 from .._iterutil import END, close_quietly
 from ..exceptions import EmptyStreamError, ShoalValueError
-from ._base import BaseMux, as_streamer, as_streamers, note_streamer
+from ._base import BaseMux, as_streamer, as_streamers, check_state, counter_at, given, note_streamer
 from .._random import as_seed_sequence
 
 __all__ = ["ChainMux"]
@@ -99,51 +100,124 @@ class ChainMux(BaseMux):
         streamers = self.streamers
         return streamers[index] if index < len(streamers) else None
 
-    def _iterator(self, cycle=False):
-        return _ChainIterator(self, cycle or self.mode == "cycle")
+    def _iterator(self, cycle=False, state=None, track=False):
+        return _ChainIterator(self, cycle or self.mode == "cycle", state, track)
+
+    def _lazy_count(self):
+        if self._lazy is not None and self._lazy._source is not None:
+            return None  # not all read yet
+        return len(self.streamers)
 
     def _settings(self):
         return {"mode": self.mode}
 
 
 class _ChainIterator:
-    """The running state of one iteration of a ChainMux."""
+    """The running state of one iteration of a ChainMux.
 
-    __slots__ = ("mux", "cycle", "index", "n_passes")
+    When it tracks its state, the chain learns how many items it gave from
+    ``out_counter``, the counter of whoever reads it; so it counts nothing
+    itself, and a streamer's progress is the chain's count less ``offset``,
+    the count when that streamer started.
+    """
 
-    def __init__(self, mux, cycle):
+    __slots__ = (
+        "mux", "cycle", "track", "epoch", "index", "offset", "yielded",
+        "node", "child_state", "out_counter", "totals",
+    )
+
+    def __init__(self, mux, cycle, state=None, track=False):
         self.mux = mux
         self.cycle = cycle
+        self.track = track
+        self.epoch = 0  # passes completed
         self.index = 0  # the streamer now running
-        self.n_passes = 0  # completed passes (cycle mode)
+        self.offset = 0  # items the chain had given when that streamer started
+        self.yielded = False  # has this pass given an item?
+        self.node = None  # the running streamer's node, when tracking
+        self.child_state = None  # where the next streamer opened starts
+        self.out_counter = None  # counts the chain's items; set by its reader
+        self.totals = []  # items given by each streamer, but the running one
+        if state is not None:
+            check_state(state, mux, ("epoch", "index", "offset", "yielded", "child", "totals"))
+            self.epoch = state["epoch"]
+            self.index = state["index"]
+            self.offset = state["offset"]
+            self.yielded = state["yielded"]
+            self.child_state = state["child"]
+            self.totals = list(state["totals"])
+
+    def _given(self):
+        return given(self.out_counter) if self.out_counter is not None else None
+
+    def state_dict(self, n_given=None):
+        child = None
+        if self.node is not None:
+            child = self.node.state_dict(self._given() - self.offset)
+        return {
+            "type": "ChainMux",
+            "n_streams": self.mux._lazy_count(),
+            "epoch": self.epoch,
+            "index": self.index,
+            "offset": self.offset,
+            "yielded": self.yielded,
+            "child": child,
+            "totals": list(self.totals),
+        }
+
+    def counts(self):
+        counts = list(self.totals)
+        if self.node is not None:
+            _add(counts, self.index, self._given() - self.offset)
+        return counts
+
+    def _open(self, streamer):
+        """Open the streamer at ``self.index``, where ``child_state`` says."""
+        if not self.track or self.out_counter is None:
+            return streamer._source_iter()
+        node, sub = streamer._child(self.child_state, True)
+        self.child_state = None
+        if hasattr(node, "out_counter"):  # a chain inside a chain counts its own items
+            counter = counter_at(self._given() - self.offset)
+            node.out_counter = counter
+            sub = compress(sub, counter)
+        self.node = node
+        return sub
+
+    def _close(self, sub):
+        close_quietly(sub)
+        if self.node is not None:
+            done = self._given()
+            _add(self.totals, self.index, done - self.offset)
+            self.offset = done
+            self.node = None
 
     def run(self):
         mux = self.mux
         get = mux._streamer
-        cycle = self.cycle
         sub = None
         streamer = None  # the streamer being read, while one is
         try:
             while True:
-                yielded = False
                 while (streamer := get(self.index)) is not None:
-                    sub = streamer._source_iter()
+                    sub = self._open(streamer)
                     first = next(sub, END)
                     if first is not END:
-                        yielded = True
+                        self.yielded = True
                         yield first
                         yield from sub
-                    close_quietly(sub)
+                    self._close(sub)
                     sub = streamer = None
                     self.index += 1
-                if not cycle:
+                if not self.cycle:
                     return
-                if not yielded:
+                if not self.yielded:
                     raise EmptyStreamError(
                         f"cannot cycle {mux!r}: a whole pass yielded no item"
                     )
                 self.index = 0
-                self.n_passes += 1
+                self.yielded = False
+                self.epoch += 1
         except Exception as exc:
             if streamer is not None:
                 note_streamer(exc, mux, self.index)
@@ -151,3 +225,10 @@ class _ChainIterator:
         finally:
             if sub is not None:
                 close_quietly(sub)
+
+
+def _add(counts, index, n):
+    """Add ``n`` to ``counts[index]``, growing the list as needed."""
+    if index >= len(counts):
+        counts.extend([0] * (index + 1 - len(counts)))
+    counts[index] += n

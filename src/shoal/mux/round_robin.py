@@ -1,10 +1,12 @@
 """RoundRobinMux: one item from each streamer in turn."""
 
+from itertools import compress
+
 from .._checks import check_choice
 from .._iterutil import close_quietly
-from .._random import PassRandom, run_key
+from .._random import PassRandom, epoch_key, iteration_seed, saved_seed
 from ..exceptions import EmptyStreamError
-from ._base import BaseMux, note_streamer
+from ._base import BaseMux, check_state, counter_at, given, note_streamer, open_child
 
 __all__ = ["RoundRobinMux"]
 
@@ -47,73 +49,159 @@ class RoundRobinMux(BaseMux):
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle", "permuted_cycle"))
         super().__init__(streamers, random_state=random_state)
 
-    def _iterator(self, cycle=False):
-        return _RoundRobinIterator(self, cycle or self.mode != "exhaustive")
+    def _iterator(self, cycle=False, state=None, track=False):
+        return _RoundRobinIterator(self, cycle or self.mode != "exhaustive", state, track)
 
     def _settings(self):
         return {"mode": self.mode}
 
 
 class _RoundRobinIterator:
-    """The running state of one iteration of a RoundRobinMux."""
+    """The running state of one iteration of a RoundRobinMux.
 
-    __slots__ = ("mux", "cycle", "random", "n_passes", "order", "iters")
+    A pass goes in rounds over the streamers still running (``live``); a
+    round is read through the list iterator ``round``, whose length hint
+    tells how far it got. Each streamer is read through
+    ``compress(source, counter)``, which counts its items at C speed.
+    """
 
-    def __init__(self, mux, cycle):
+    __slots__ = (
+        "mux", "cycle", "track", "seed", "random", "epoch", "first_round", "live",
+        "round", "dead", "iters", "nodes", "counters", "totals", "restored",
+    )
+
+    def __init__(self, mux, cycle, state=None, track=False):
         self.mux = mux
         self.cycle = cycle
-        self.random = PassRandom(run_key(mux)) if mux.mode == "permuted_cycle" else None
-        self.n_passes = 0  # completed passes
-        self.order = None  # streamer indices, in the order of this pass
+        self.track = track
+        self.seed = self.random = None
+        if mux.mode == "permuted_cycle":
+            self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
+            self.random = PassRandom(epoch_key(mux, self.seed, 0))
+        self.epoch = 0  # passes completed
+        self.first_round = True
+        self.live = []  # (streamer index, reader) of the streamers in this round
+        self.round = iter(())  # the rest of this round
+        self.dead = []  # streamers that ran out in this round
         self.iters = {}  # streamer index -> its open iterator
+        self.nodes = {}  # streamer index -> its node (when tracking)
+        self.counters = {}  # streamer index -> the counter of its items
+        self.totals = [0] * len(mux.streamers)  # items of finished activations
+        self.restored = state
+        if state is not None:
+            check_state(state, mux, ("epoch", "started", "first_round", "live", "position",
+                                     "dead", "children", "totals"))
+            if not state["started"]:
+                self.restored = None  # saved before the first item: start afresh
+            self.epoch = state["epoch"]
+            self.first_round = state["first_round"]
+            self.totals = list(state["totals"])
 
     def _pass_order(self):
         n = len(self.mux.streamers)
-        if self.random is None or self.n_passes == 0:
+        if self.random is None or self.epoch == 0:
             return list(range(n))
-        return self.random.block(_PERMUTE, self.n_passes).permutation(n).tolist()
+        return self.random.block(_PERMUTE, self.epoch).permutation(n).tolist()
+
+    def _open(self, j, state=None):
+        """Open streamer j (where ``state`` says) and return its reader."""
+        counter = counter_at(state["n"] if state else 0)
+        if self.track:
+            node, it = open_child(self.mux.streamers[j], state and state["state"], True, counter)
+            self.nodes[j] = node
+        else:
+            it = self.mux.streamers[j]._source_iter()
+        self.iters[j] = it
+        self.counters[j] = counter
+        return compress(it, counter)
+
+    def _start_pass(self):
+        order = self._pass_order()
+        self.live = [(j, self._open(j)) for j in order]
+        self.round = iter(self.live)
+        self.dead = []
+        self.first_round = True
+
+    def _restore(self, state):
+        children = state["children"]
+        readers = {int(j): self._open(int(j), child) for j, child in children.items()}
+        self.live = [(j, readers.get(j)) for j in state["live"]]
+        self.round = iter(self.live[state["position"]:])
+        self.dead = list(state["dead"])
+
+    def state_dict(self, n_given=None):
+        position = len(self.live) - self.round.__length_hint__()
+        children = {}
+        for j, counter in self.counters.items():
+            n = given(counter)
+            node = self.nodes.get(j)
+            children[str(j)] = {"n": n, "state": node.state_dict(n) if node else None}
+        return {
+            "type": "RoundRobinMux",
+            "n_streams": len(self.mux.streamers),
+            "seed": saved_seed(self.mux._seed, self.seed) if self.seed else None,
+            "epoch": self.epoch,
+            "started": bool(self.live) or self.epoch > 0,
+            "first_round": self.first_round,
+            "live": [j for j, _ in self.live],
+            "position": position,
+            "dead": list(self.dead),
+            "children": children,
+            "totals": list(self.totals),
+        }
+
+    def counts(self):
+        counts = list(self.totals)
+        for j, counter in self.counters.items():
+            counts[j] += given(counter)
+        return counts
+
+    def _finish(self, j):
+        """Streamer j ran out: close it and count its items."""
+        close_quietly(self.iters.pop(j))
+        self.totals[j] += given(self.counters.pop(j))
+        self.nodes.pop(j, None)
+        self.dead.append(j)
 
     def run(self):
         mux = self.mux
-        streamers = mux.streamers
-        cycle = self.cycle
-        iters = self.iters
         j = None  # the streamer being read, while one is
         try:
+            if self.restored is not None:
+                self._restore(self.restored)
+                self.restored = None
+            else:
+                self._start_pass()
             while True:
-                self.order = order = self._pass_order()
-                for j in order:
-                    iters[j] = streamers[j]._source_iter()
-                j = None
-                live = [(j, iters[j]) for j in order]
-                first_round = True
-                while live:
-                    dead = None
-                    for j, it in live:
+                while self.live:
+                    for j, reader in self.round:
                         try:
-                            item = next(it)
+                            item = next(reader)
                         except StopIteration:
-                            close_quietly(iters.pop(j))
-                            dead = (dead or set())
-                            dead.add(j)
+                            self._finish(j)
                         else:
                             yield item
                     j = None
-                    if dead is not None:
-                        if first_round and len(dead) == len(live) and cycle:
+                    dead = self.dead
+                    if dead:
+                        if self.first_round and len(dead) == len(self.live) and self.cycle:
                             raise EmptyStreamError(
                                 f"cannot cycle {mux!r}: a whole pass yielded no item"
                             )
-                        live = [pair for pair in live if pair[0] not in dead]
-                    first_round = False
-                if not cycle:
+                        gone = set(dead)
+                        self.live = [pair for pair in self.live if pair[0] not in gone]
+                        self.dead = []
+                    self.round = iter(self.live)
+                    self.first_round = False
+                if not self.cycle:
                     return
-                self.n_passes += 1
+                self.epoch += 1
+                self._start_pass()
         except Exception as exc:
             if j is not None:
                 note_streamer(exc, mux, j)
             raise
         finally:
-            for it in iters.values():
+            for it in self.iters.values():
                 close_quietly(it)
-            iters.clear()
+            self.iters.clear()

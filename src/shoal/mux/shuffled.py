@@ -1,10 +1,14 @@
 """ShuffledMux: every streamer active at once, items drawn at random by weight."""
 
+from itertools import compress
+
+import numpy as np
+
 from .._checks import check_weights
 from .._iterutil import END, close_quietly
-from .._random import PassRandom, block_size, run_key, weighted_picks
+from .._random import PassRandom, block_size, epoch_key, iteration_seed, saved_seed, weighted_picks
 from ..exceptions import EmptyStreamError
-from ._base import BaseMux, note_streamer
+from ._base import BaseMux, check_state, counter_at, given, note_streamer, open_child
 
 __all__ = ["ShuffledMux"]
 
@@ -52,27 +56,52 @@ class ShuffledMux(BaseMux):
         super().__init__(streamers, random_state=random_state)
         self.weights = check_weights(weights, len(self.streamers))
 
-    def _iterator(self, cycle=False):
-        return _ShuffledIterator(self, cycle)
+    def _iterator(self, cycle=False, state=None, track=False):
+        return _ShuffledIterator(self, cycle, state, track)
 
 
 class _ShuffledIterator:
-    """The running state of one iteration of a ShuffledMux."""
+    """The running state of one iteration of a ShuffledMux.
+
+    Each item comes from the streamer named by the next pick of the current
+    block; block ``k`` is a fixed function of the seed and the weights, so
+    the picks are described by the blocks made and the picks left. Each
+    streamer is read through ``compress(source, counter)``, which counts its
+    items at C speed.
+    """
 
     __slots__ = (
-        "mux", "random", "cycle", "n_passes", "gave",
-        "weights", "iters", "readers", "n_blocks", "picks",
+        "mux", "cycle", "track", "seed", "random", "epoch", "gave", "weights",
+        "iters", "nodes", "counters", "readers", "totals", "n_blocks", "picks", "restored",
     )
 
-    def __init__(self, mux, cycle):
+    def __init__(self, mux, cycle, state=None, track=False):
         n = len(mux.streamers)
         self.mux = mux
-        self.random = PassRandom.take(run_key(mux))
         self.cycle = cycle  # start a new pass when every streamer is dropped
-        self.n_passes = 0  # passes completed
+        self.track = track
+        self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
+        self.epoch = 0  # passes completed
+        self.random = PassRandom.take(epoch_key(mux, self.seed, 0))
         self.iters = [None] * n  # each streamer's open iterator
+        self.nodes = [None] * n  # their nodes, when tracking
+        self.counters = [None] * n  # the counters of their items
         self.readers = [_NOT_STARTED] * n  # what next() is called on; started on first use
+        self.totals = [0] * n  # items of finished activations
+        self.restored = state
         self._start_pass()
+        if state is not None:
+            check_state(state, mux, ("epoch", "gave", "weights", "blocks", "left", "children",
+                                     "totals"))
+            self.epoch = state["epoch"]
+            self.random.rekey(epoch_key(mux, self.seed, self.epoch))
+            self.gave = state["gave"]
+            self.weights = np.array(state["weights"], dtype=float)
+            self.totals = list(state["totals"])
+            self.n_blocks = state["blocks"]
+            if self.n_blocks and state["left"]:
+                picks = self._make_picks(self.n_blocks - 1)
+                self.picks = iter(picks[len(picks) - state["left"]:])
 
     def _start_pass(self):
         self.gave = False  # has this pass given an item?
@@ -80,27 +109,80 @@ class _ShuffledIterator:
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
 
+    def _make_picks(self, k):
+        rng = self.random.block(_PICKS, k)
+        return weighted_picks(rng, self.weights, block_size(k, FIRST_BLOCK, BLOCK_SIZE))
+
     def _new_block(self):
-        rng = self.random.block(_PICKS, self.n_blocks)
-        size = block_size(self.n_blocks, FIRST_BLOCK, BLOCK_SIZE)
+        self.picks = iter(self._make_picks(self.n_blocks))
         self.n_blocks += 1
-        self.picks = iter(weighted_picks(rng, self.weights, size))
         return self.picks
 
-    def _restart(self, i):
-        """Restart streamer ``i``: return its first item, or END if it yields none."""
-        close_quietly(self.iters[i])
-        it = self.iters[i] = self.mux.streamers[i]._source_iter()
-        item = next(it, END)
+    def _next_picks(self):
+        """The picks left in the current block, or those of a new one."""
+        if self.picks.__length_hint__():
+            return self.picks
+        return self._new_block()
+
+    def _open(self, i, state=None):
+        """Open streamer i, where ``state`` says; return its first item, or END."""
+        n = state["n"] if state else 0
+        counter = self.counters[i] = counter_at(n)
+        if self.track:
+            node, it = open_child(self.mux.streamers[i], state and state["state"], True, counter)
+            self.nodes[i] = node
+        else:
+            it = self.mux.streamers[i]._source_iter()
+        self.iters[i] = it
+        reader = compress(it, counter)
+        if state is not None:
+            self.readers[i] = reader
+            return None
+        item = next(reader, END)
         if item is END:
             close_quietly(it)
-            self.iters[i] = None
+            self.iters[i] = self.nodes[i] = self.counters[i] = None
             self.readers[i] = _NOT_STARTED
-            self.weights[i] = 0.0
+            self.weights[i] = 0.0  # it yields nothing: drop it
+            self.picks = iter(())  # the picks were drawn with it: draw new ones
         else:
-            self.readers[i] = it
+            self.readers[i] = reader
             self.gave = True
         return item
+
+    def _restart(self, i):
+        """Streamer i ran out (or never started): restart it; return its first item, or END."""
+        if self.iters[i] is not None:
+            close_quietly(self.iters[i])
+            self.totals[i] += given(self.counters[i])
+        return self._open(i)
+
+    def state_dict(self, n_given=None):
+        children = {}
+        for i, counter in enumerate(self.counters):
+            if counter is not None:
+                n = given(counter)
+                node = self.nodes[i]
+                children[str(i)] = {"n": n, "state": node.state_dict(n) if node else None}
+        return {
+            "type": "ShuffledMux",
+            "n_streams": len(self.mux.streamers),
+            "seed": saved_seed(self.mux._seed, self.seed),
+            "epoch": self.epoch,
+            "gave": self.gave,
+            "weights": self.weights.tolist(),
+            "blocks": self.n_blocks,
+            "left": self.picks.__length_hint__(),
+            "children": children,
+            "totals": list(self.totals),
+        }
+
+    def counts(self):
+        counts = list(self.totals)
+        for i, counter in enumerate(self.counters):
+            if counter is not None:
+                counts[i] += given(counter)
+        return counts
 
     def run(self):
         mux = self.mux
@@ -108,9 +190,13 @@ class _ShuffledIterator:
         next_item = next
         i = None  # the streamer being read, while one is
         try:
+            if self.restored is not None:
+                for key, child in self.restored["children"].items():
+                    self._open(int(key), child)
+                self.restored = None
             while True:
                 while self.weights.any():
-                    for i in self._new_block():
+                    for i in self._next_picks():
                         try:
                             item = next_item(readers[i])
                         except StopIteration:
@@ -129,7 +215,8 @@ class _ShuffledIterator:
                     return
                 if not self.gave:
                     raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
-                self.n_passes += 1
+                self.epoch += 1
+                self.random.rekey(epoch_key(mux, self.seed, self.epoch))
                 self._start_pass()
         except Exception as exc:
             if i is not None:

@@ -10,9 +10,18 @@ import numpy as np
 from .._checks import check_choice, check_int, short_repr
 from .._checks import check_weights
 from .._iterutil import close_quietly
-from .._random import Draws, PassRandom, block_size, run_key, weighted_order, weighted_picks
+from .._random import (
+    Draws,
+    PassRandom,
+    block_size,
+    epoch_key,
+    iteration_seed,
+    saved_seed,
+    weighted_order,
+    weighted_picks,
+)
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
-from ._base import BaseMux, note_streamer
+from ._base import BaseMux, check_state, counter_at, given, note_streamer, open_child
 
 __all__ = ["StochasticMux"]
 
@@ -31,7 +40,6 @@ PICK_BLOCK = 1024  # ...up to this
 # single_active draws a streamer by weight and redraws while it is active;
 # after this many redraws it chooses exactly among the inactive ones.
 MAX_REDRAWS = 16
-_BIG = 2**62  # the length of a slot's item counter: never reached
 
 
 def _check_rate(rate):
@@ -145,8 +153,8 @@ class StochasticMux(BaseMux):
                 f"mode={self.mode!r}, got {self.n_active}"
             )
 
-    def _iterator(self, cycle=False):
-        return _StochasticIterator(self, cycle)
+    def _iterator(self, cycle=False, state=None, track=False):
+        return _StochasticIterator(self, cycle, state, track)
 
     def _settings(self):
         return {
@@ -185,39 +193,52 @@ def _make_uniforms(rng, size):
 _NO_UNIFORMS = np.zeros(PICK_BLOCK)
 _NO_UNIFORMS.flags.writeable = False
 _DEAD = iter(())  # the reader of an empty slot: spent, so next() raises at C speed
+_SLOTS = ("sids", "limits", "iters", "nodes", "counters", "readers")
 
 
 class _StochasticIterator:
     """The running state of one iteration of a StochasticMux.
 
-    The slots are parallel lists: the streamer in each slot, its open
-    iterator, the reader the mux calls ``next`` on, and a counter of the items the
-    slot has given. A slot whose activation cannot be replaced becomes a hole
-    (streamer -1); when half the slots are holes they are removed.
+    The slots are parallel lists: the streamer in each slot, the count its
+    activation may give, its open iterator, its node (when tracking), the
+    counter of the items it gave and the reader the mux calls ``next`` on:
+    ``compress(islice(source, count), counter)``, where islice stops the
+    activation after its count and the counter counts at C speed. A slot
+    whose activation cannot be replaced becomes a hole (streamer -1); when
+    half the slots are holes they are removed.
 
-    Each slot reads ``compress(islice(source, count), counter)``: islice
-    stops the activation after its count and ``counter``, an
-    ``itertools.repeat`` of ``True``, counts the items given through its
-    length hint, all at C speed: nothing is counted in Python per item.
+    Random draws come in numbered blocks that are fixed functions of the
+    seed, so the state holds counters, not generators.
     """
 
     __slots__ = (
-        "mux", "streamers", "random", "cycle", "n_passes", "n_given_pass",
-        "weights", "weight_list", "n_positive",
-        "busy", "last_empty", "n_last_empty", "sids", "iters", "readers", "counters",
-        "n_live", "n_pick_blocks", "pick_uniforms", "picks",
-        "activations", "choices", "uniforms", "counts", "next_activation", "plan",
+        "mux", "streamers", "cycle", "track", "seed", "random", "epoch", "n_given_pass",
+        "weights", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
+        "totals", *_SLOTS, "n_live", "n_pick_blocks", "pick_uniforms", "picks",
+        "activations", "choices", "uniforms", "sizes", "next_activation", "plan",
+        "restored",
     )
 
-    def __init__(self, mux, cycle=False):
+    def __init__(self, mux, cycle=False, state=None, track=False):
         self.mux = mux
         self.streamers = mux.streamers
-        self.random = PassRandom.take(run_key(mux))
         self.cycle = cycle  # start a new pass when this one ends
-        self.n_passes = 0  # passes completed
-        self.sids, self.iters, self.readers, self.counters = [], [], [], []
+        self.track = track
+        self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
+        self.epoch = 0  # passes completed
+        self.random = PassRandom.take(epoch_key(mux, self.seed, 0))
+        self.totals = [0] * len(mux.streamers)  # items of finished activations
+        for name in _SLOTS:
+            setattr(self, name, [])
         self.plan = None  # exhaustive mode: the activations of a pass
+        self.restored = None
+        if state is not None:
+            check_state(state, mux, ("epoch", "weights", "slots", "picks", "draws", "totals"))
+            self.epoch = state["epoch"]
+            self.random.rekey(epoch_key(mux, self.seed, self.epoch))
         self._start_pass()
+        if state is not None:
+            self._load(state)
 
     def _start_pass(self):
         mux = self.mux
@@ -230,18 +251,18 @@ class _StochasticIterator:
         self.busy = [0] * n  # slots each streamer holds
         self.last_empty = [False] * n  # did its last activation yield nothing?
         self.n_last_empty = 0
-        for slots in (self.sids, self.iters, self.readers, self.counters):
-            slots.clear()
+        for name in _SLOTS:
+            getattr(self, name).clear()
         self.n_live = 0
         self.n_pick_blocks = 0
         self.pick_uniforms = _NO_UNIFORMS[:0]
         self.picks = iter(())
         # An activation is a pair (streamer, count); count None means no limit.
-        self.activations = self.choices = self.uniforms = self.counts = None
+        self.activations = self.choices = self.uniforms = self.sizes = None
         if mux.mode == "exhaustive":
             # The whole pass is drawn at once: a weighted order and its counts.
-            # (Every pass draws the same, so a cycling iterator keeps it.)
-            if self.plan is None:
+            # (A pass draws the same as the one before unless it is reseeded.)
+            if self.plan is None or getattr(mux, "reseed_each_epoch", False):
                 rng = random.block(_ORDER, 0)
                 order = weighted_order(rng, self.weights)
                 self.plan = list(zip(order, self._counts(rng, len(order))))
@@ -250,11 +271,98 @@ class _StochasticIterator:
         elif mux.mode == "single_active":
             self.choices = Draws(random, _CHOICES, self._make_choices)
             self.uniforms = Draws(random, _UNIFORMS, _make_uniforms)
-            self.counts = Draws(random, _COUNTS, self._counts)
+            self.sizes = Draws(random, _COUNTS, self._counts)
             self.next_activation = self._next_free
         else:
             self.activations = Draws(random, _CHOICES, self._make_activations)
             self.next_activation = self._next_any
+
+    # -- state -------------------------------------------------------------
+
+    def _supplies(self):
+        if self.mux.mode == "single_active":
+            return {"choices": self.choices, "uniforms": self.uniforms, "sizes": self.sizes}
+        if self.mux.mode == "with_replacement":
+            return {"activations": self.activations}
+        return {}
+
+    def state_dict(self, n_given=None):
+        slots = []
+        for k, sid in enumerate(self.sids):
+            if sid < 0:
+                slots.append(None)
+                continue
+            n = given(self.counters[k])
+            node = self.nodes[k]
+            slots.append([sid, self.limits[k], n, node.state_dict(n) if node else None])
+        draws = {name: supply.state() for name, supply in self._supplies().items()}
+        if self.mux.mode == "exhaustive":
+            draws["plan"] = len(self.plan) - self.activations.__length_hint__()
+        return {
+            "type": "StochasticMux",
+            "n_streams": len(self.mux.streamers),
+            "seed": saved_seed(self.mux._seed, self.seed),
+            "epoch": self.epoch,
+            "started": bool(self.sids),
+            "given_in_pass": self.n_given_pass,
+            "weights": self.weights.tolist(),
+            "last_empty": [j for j, empty in enumerate(self.last_empty) if empty],
+            "slots": slots,
+            "picks": [self.n_pick_blocks, self.picks.__length_hint__()],
+            "draws": draws,
+            "totals": list(self.totals),
+        }
+
+    def _load(self, state):
+        self.n_given_pass = state["given_in_pass"]
+        self.weights = np.array(state["weights"], dtype=float)
+        self.weight_list = self.weights.tolist()
+        self.n_positive = int(np.count_nonzero(self.weights))
+        for j in state["last_empty"]:
+            self.last_empty[j] = True
+        self.n_last_empty = len(state["last_empty"])
+        self.totals = list(state["totals"])
+        for name, supply in self._supplies().items():
+            supply.restore(state["draws"][name])
+        if self.mux.mode == "exhaustive":
+            self.activations = iter(self.plan[state["draws"]["plan"]:])
+        self.restored = state["slots"] if state["started"] else None
+        self.n_pick_blocks, left = state["picks"]
+        self.picks = iter(())
+        self.pick_uniforms = _NO_UNIFORMS[:0]
+        if self.n_pick_blocks and left:
+            k = self.n_pick_blocks - 1
+            size = block_size(k, FIRST_PICK_BLOCK, PICK_BLOCK)
+            n_slots = len(state["slots"])
+            if n_slots > 1:
+                self.pick_uniforms = self.random.block(_PICKS, k).random(size)
+            else:
+                self.pick_uniforms = _NO_UNIFORMS[:size]
+            self.picks = iter((0,) * left)  # replaced once the slots are open
+
+    def _open_restored_slots(self):
+        slots = self.restored
+        self.restored = None
+        left = self.picks.__length_hint__()
+        for k, slot in enumerate(slots):
+            self._append_slot()
+            if slot is None:
+                self._make_hole(k)
+                continue
+            sid, limit, n, child = slot
+            self._fill(k, sid, limit, n, child)
+            self.n_live += 1
+        if left:
+            self._set_picks(left)
+
+    def counts(self):
+        counts = list(self.totals)
+        for k, sid in enumerate(self.sids):
+            if sid >= 0:
+                counts[sid] += given(self.counters[k])
+        return counts
+
+    # -- activations ---------------------------------------------------------
 
     def _counts(self, rng, size):
         if self.mux.rate is None:
@@ -282,7 +390,7 @@ class _StochasticIterator:
         busy = self.busy
         sid = self.choices.first_free(busy, MAX_REDRAWS)
         if sid is not None:
-            return sid, self.counts()
+            return sid, self.sizes()
         # Most of the weight is on active streamers: choose among the others exactly.
         weights = self.weight_list
         free = [j for j, held in enumerate(busy) if not held and weights[j] > 0]
@@ -290,31 +398,42 @@ class _StochasticIterator:
             return None
         cumulative = list(accumulate(weights[j] for j in free))
         index = bisect_right(cumulative, self.uniforms() * cumulative[-1])
-        return free[min(index, len(free) - 1)], self.counts()
+        return free[min(index, len(free) - 1)], self.sizes()
+
+    def _fill(self, k, sid, limit, n=0, state=None):
+        """Open streamer ``sid`` in slot k, for ``limit`` items of which ``n`` were given."""
+        counter = counter_at(n)
+        try:
+            if self.track:
+                node, it = open_child(self.streamers[sid], state, True, counter)
+            else:
+                node, it = None, self.streamers[sid]._source_iter()
+        except Exception as exc:
+            note_streamer(exc, self.mux, sid)
+            raise
+        self.busy[sid] += 1
+        self.sids[k] = sid
+        self.limits[k] = limit
+        self.iters[k] = it
+        self.nodes[k] = node
+        self.counters[k] = counter
+        self.readers[k] = compress(it if limit is None else islice(it, limit - n), counter)
 
     def _activate(self, k):
         """Put a newly activated streamer in slot k; False if there is none to activate."""
         activation = self.next_activation()
         if activation is None:
             return False
-        sid, count = activation
-        try:
-            it = self.streamers[sid]._source_iter()
-        except Exception as exc:
-            note_streamer(exc, self.mux, sid)
-            raise
-        counter = repeat(True, _BIG)
-        self.busy[sid] += 1
-        self.sids[k] = sid
-        self.iters[k] = it
-        self.readers[k] = compress(it if count is None else islice(it, count), counter)
-        self.counters[k] = counter
+        self._fill(k, *activation)
         return True
+
+    def _append_slot(self):
+        for name in _SLOTS:
+            getattr(self, name).append(None)
 
     def _new_slot(self):
         k = len(self.sids)
-        for slots in (self.sids, self.iters, self.readers, self.counters):
-            slots.append(None)
+        self._append_slot()
         if self._activate(k):
             self.n_live += 1
         else:
@@ -322,15 +441,15 @@ class _StochasticIterator:
 
     def _make_hole(self, k):
         self.sids[k] = -1
-        self.iters[k] = None
+        self.limits[k] = self.iters[k] = self.nodes[k] = self.counters[k] = None
         self.readers[k] = _DEAD
-        self.counters[k] = None
 
     def _close_slot(self, k):
         """Close the activation in slot k; return the number of items it gave."""
         sid = self.sids[k]
-        given = _BIG - self.counters[k].__length_hint__()
+        n = given(self.counters[k])
         self.busy[sid] -= 1
+        self.totals[sid] += n
         close = getattr(self.iters[k], "close", None)
         if close is not None:
             try:
@@ -338,15 +457,15 @@ class _StochasticIterator:
             except Exception as exc:
                 note_streamer(exc, self.mux, sid)
                 raise
-        self.n_given_pass += given
-        if not given or self.n_last_empty:
-            self._watch_empty(sid, given)
-        return given
+        self.n_given_pass += n
+        if not n or self.n_last_empty:
+            self._watch_empty(sid, n)
+        return n
 
-    def _watch_empty(self, sid, given):
+    def _watch_empty(self, sid, n):
         """Prune a streamer that gave nothing, or raise if none gives anything."""
         mux = self.mux
-        if not given:
+        if not n:
             if mux.prune_empty_streams:
                 if self.weight_list[sid] > 0:
                     self.weights[sid] = self.weight_list[sid] = 0.0
@@ -377,7 +496,8 @@ class _StochasticIterator:
             return False
         # Half the slots are holes: drop them, and rescale the picks left.
         keep = [k for k, sid in enumerate(self.sids) if sid >= 0]
-        for slots in (self.sids, self.iters, self.readers, self.counters):
+        for name in _SLOTS:
+            slots = getattr(self, name)
             slots[:] = [slots[k] for k in keep]
         self._set_picks(self.picks.__length_hint__())
         return True
@@ -417,8 +537,11 @@ class _StochasticIterator:
         sids = self.sids
         try:
             while True:
-                for _ in range(mux.n_active):
-                    self._new_slot()
+                if self.restored is not None:
+                    self._open_restored_slots()
+                else:
+                    for _ in range(mux.n_active):
+                        self._new_slot()
                 while self.n_live:
                     for k in self._next_picks():
                         try:
@@ -441,7 +564,8 @@ class _StochasticIterator:
                     return
                 if not self.n_given_pass:
                     raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
-                self.n_passes += 1
+                self.epoch += 1
+                self.random.rekey(epoch_key(mux, self.seed, self.epoch))
                 self._start_pass()
         finally:
             for it in self.iters:

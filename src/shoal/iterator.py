@@ -1,0 +1,217 @@
+"""StreamIterator: an iteration of a stream that can save its state and resume."""
+
+from itertools import compress
+
+from ._checks import short_repr
+from ._iterutil import END, add_note, close_quietly
+from .core import Streamer
+from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
+from .mux._base import BaseMux, counter_at, given
+
+__all__ = ["StreamIterator", "STATE_VERSION"]
+
+#: The version of the state format; a state of another version is refused.
+STATE_VERSION = 1
+
+
+class StreamIterator:
+    """An iteration of a stream that reports its state and resumes from it.
+
+    Made by :meth:`Streamer.iterator`. Iterate it like any iterator; at any
+    point, :meth:`state_dict` returns a small dict of plain values (it
+    survives ``json.dumps`` and ``pickle``) from which :meth:`load_state_dict`
+    continues with exactly the items an uninterrupted iteration would give.
+
+    The state holds positions and counters, not items: a leaf source is
+    resumed by starting it again and skipping the items it had given, so it
+    must yield the same items every time it is started. A source can resume
+    faster: see :func:`resume_arg`, and sources whose iterators have their
+    own ``state_dict`` and ``load_state_dict``.
+
+    Parameters
+    ----------
+    stream : Streamer
+        A streamer or a mux.
+    cycle : bool
+        Start a new pass whenever one ends, as :meth:`Streamer.cycle`.
+
+    Examples
+    --------
+    >>> mux = ShuffledMux(["ab", "cde"], random_state=0)
+    >>> it = mux.iterator()
+    >>> [next(it) for _ in range(3)]
+    ['c', 'a', 'd']
+    >>> saved = it.state_dict()
+    >>> rest = [next(it) for _ in range(5)]
+    >>> resumed = mux.iterator()
+    >>> resumed.load_state_dict(saved)
+    >>> [next(resumed) for _ in range(5)] == rest
+    True
+    """
+
+    __slots__ = ("stream", "cycle", "_node", "_gen", "_reader", "_counter")
+
+    def __init__(self, stream, cycle=False):
+        if not isinstance(stream, Streamer):
+            raise ShoalTypeError(
+                f"stream must be a Streamer or a mux, got {short_repr(stream)} "
+                f"({type(stream).__name__})"
+            )
+        if not isinstance(cycle, bool):
+            raise ShoalTypeError(f"cycle must be True or False, got {short_repr(cycle)}")
+        self.stream = stream
+        self.cycle = cycle
+        self._gen = None
+        self._start(None, 0)
+
+    def _start(self, state, n_given):
+        counter = self._counter = counter_at(n_given)
+        stream = self.stream
+        if isinstance(stream, BaseMux):
+            node = stream._iterator(self.cycle, state, track=True)
+        else:
+            node = _LeafRoot(stream, self.cycle, state)
+        if hasattr(node, "out_counter"):
+            node.out_counter = counter
+        self._node = node
+        self._gen = node.run()
+        # The items pass through compress, which counts them at C speed.
+        self._reader = compress(self._gen, counter)
+
+    def __iter__(self):
+        return self._reader
+
+    def __next__(self):
+        return next(self._reader)
+
+    @property
+    def n_given(self):
+        """The number of items this iteration has given."""
+        return given(self._counter)
+
+    def state_dict(self):
+        """The state of this iteration: a small dict of plain values.
+
+        It survives ``json.dumps`` and ``pickle``; its size does not grow
+        with the number of items given.
+        """
+        n = self.n_given
+        return {
+            "version": STATE_VERSION,
+            "stream": type(self.stream).__name__,
+            "cycle": self.cycle,
+            "n_given": n,
+            "state": self._node.state_dict(n),
+        }
+
+    def load_state_dict(self, state):
+        """Continue from ``state``, a :meth:`state_dict` of an iteration of the same stream.
+
+        What this iteration had open is closed first.
+
+        Raises
+        ------
+        ShoalValueError
+            If ``state`` is not a state of an iteration of this stream.
+        """
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise ShoalValueError(
+                f"state must be a dict from StreamIterator.state_dict (version "
+                f"{STATE_VERSION}), got {short_repr(state)}"
+            )
+        kind = type(self.stream).__name__
+        if state.get("stream") != kind:
+            raise ShoalValueError(
+                f"state is of an iteration of a {state.get('stream')}, not of this {kind}"
+            )
+        if state.get("cycle") != self.cycle:
+            raise ShoalValueError(
+                f"state is of an iteration with cycle={state.get('cycle')}, "
+                f"this one has cycle={self.cycle}"
+            )
+        self.close()
+        self._start(state["state"], state["n_given"])
+
+    def counts(self):
+        """How many items each streamer of the mux has given so far, as a list.
+
+        Compare it with the mux's ``weights`` to see the realised mixture.
+        """
+        counts = getattr(self._node, "counts", None)
+        if counts is None:
+            raise ShoalTypeError(f"counts() is for muxes; this iterates {self.stream!r}")
+        return counts()
+
+    def close(self):
+        """Stop: close every generator this iteration opened."""
+        if self._gen is not None:
+            self._gen.close()
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc_info):
+        self.close()
+        return False
+
+    def __repr__(self):
+        return f"<StreamIterator of {self.stream!r}, {self.n_given} items given>"
+
+
+class _LeafRoot:
+    """A StreamIterator's node for a leaf Streamer: its passes, one by one."""
+
+    __slots__ = ("streamer", "cycle", "epoch", "offset", "yielded", "node", "child_state",
+                 "out_counter")
+
+    def __init__(self, streamer, cycle, state):
+        self.streamer = streamer
+        self.cycle = cycle
+        self.epoch = 0  # passes completed
+        self.offset = 0  # items given before this pass
+        self.yielded = False  # has this pass given an item?
+        self.node = None
+        self.child_state = None
+        self.out_counter = None
+        if state is not None:
+            self.epoch = state["epoch"]
+            self.offset = state["offset"]
+            self.yielded = state["yielded"]
+            self.child_state = state["child"]
+
+    def state_dict(self, n_given):
+        child = None if self.node is None else self.node.state_dict(n_given - self.offset)
+        return {"epoch": self.epoch, "offset": self.offset, "yielded": self.yielded,
+                "child": child}
+
+    def run(self):
+        streamer = self.streamer
+        it = None
+        try:
+            while True:
+                self.node, it = streamer._child(self.child_state)
+                self.child_state = None
+                first = next(it, END)
+                if first is not END:
+                    self.yielded = True
+                    yield first
+                    yield from it
+                close_quietly(it)
+                it = None
+                if not self.cycle:
+                    self.node = None
+                    return
+                if not self.yielded:
+                    raise EmptyStreamError(
+                        f"cannot cycle {streamer!r}: a whole pass yielded no item"
+                    )
+                self.epoch += 1
+                self.offset = given(self.out_counter)
+                self.yielded = False
+        except Exception as exc:
+            if it is not None:
+                add_note(exc, f"raised while iterating {streamer!r}")
+            raise
+        finally:
+            if it is not None:
+                close_quietly(it)
