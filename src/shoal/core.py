@@ -154,6 +154,13 @@ class Streamer:
                     "collection to make it resumable"
                 )
             return _SourceNode(self, None), self._open()
+        if kind == _CALL:
+            # A map over a Streamer (pescador's Streamer(buffer_stream, mux, 32))
+            # resumes through its input's state.
+            map_child = getattr(self.source, "_shoal_map_child", None)
+            opened = map_child(self, state, track) if map_child is not None else None
+            if opened is not None:
+                return opened
         if state is None:
             it = self._source_iter()
         else:

@@ -189,7 +189,7 @@ class _LeafRoot:
         it = None
         try:
             while True:
-                self.node, it = streamer._child(self.child_state)
+                self.node, it = streamer._child(self.child_state, True)
                 self.child_state = None
                 first = next(it, END)
                 if first is not END:

@@ -5,16 +5,19 @@ The generator closes what it opened when it is closed, or when it ends.
 """
 
 import collections.abc
+import inspect
 import numbers
-from itertools import islice
+from itertools import compress, islice
 from operator import itemgetter
 
 import numpy as np
 
 from ._checks import check_int, short_repr
 from ._iterutil import END, close_quietly
-from ._random import Draws, PassRandom, as_seed_sequence, iteration_seed, pass_key
+from ._random import Draws, PassRandom, as_seed_sequence, iteration_seed, pass_key, saved_seed
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
+from .core import Streamer
+from .mux._base import counter_at, given
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
 
@@ -377,23 +380,187 @@ def cache(stream, n_cache, prob=0.5, random_state=None):
 def _cache(stream, n_cache, prob, seed):
     it, opened = _open(stream)
     try:
-        stored = []
-        for item in islice(it, n_cache):
+        yield from _CacheRun(n_cache, prob, seed).run(it)
+    finally:
+        if opened:
+            close_quietly(it)
+
+
+class _CacheRun:
+    """The running state of :func:`cache`: the cached items and the draws.
+
+    When it tracks its state, it also knows the input position of every
+    cached item, and keeps a few snapshots of its input's state (one every
+    ``n_cache`` input items, back to the oldest cached item), so that a
+    restored cache replays its input from a snapshot, not from the start.
+    """
+
+    def __init__(self, n_cache, prob, seed, saved=None, node=None, counter=None):
+        self.n_cache = n_cache
+        self.prob = prob
+        self.recipe_seed = seed
+        self.seed = iteration_seed(seed, saved)
+        self.stored = []
+        random = PassRandom(pass_key(self.seed))
+        self.slot = Draws(random, 1, lambda rng, size: rng.integers(0, n_cache, size).tolist())
+        self.take_new = Draws(random, 2, lambda rng, size: (rng.random(size) <= prob).tolist())
+        # When tracking: the input's node and item counter, the input position
+        # of each cached item, and snapshots (position, input state).
+        self.node = node
+        self.counter = counter
+        self.positions = []
+        self.snapshots = [(0, None)]
+
+    def run(self, it):
+        stored = self.stored
+        tracking = self.counter is not None
+        n_cache = self.n_cache
+        while len(stored) < n_cache:
+            item = next(it, END)
+            if item is END:
+                return
             stored.append(item)
+            if tracking:
+                self._inserted(len(stored) - 1)
             yield item
-        if len(stored) < n_cache:
-            return
-        random = PassRandom(pass_key(iteration_seed(seed)))
-        slot = Draws(random, 1, lambda rng, size: rng.integers(0, n_cache, size).tolist())
-        take_new = Draws(random, 2, lambda rng, size: (rng.random(size) <= prob).tolist())
+        slot, take_new, always_new = self.slot, self.take_new, self.prob == 1.0
         while True:
             index = slot()
-            if prob == 1.0 or take_new():
+            if always_new or take_new():
                 item = next(it, END)
                 if item is END:
                     return
                 stored[index] = item
+                if tracking:
+                    self._inserted(index)
             yield stored[index]
+
+    def _inserted(self, index):
+        """The item at the input position just read went into ``stored[index]``."""
+        n = given(self.counter)
+        if index < len(self.positions):
+            self.positions[index] = n - 1
+        else:
+            self.positions.append(n - 1)
+        if n % self.n_cache == 0:
+            self.snapshots.append((n, self.node.state_dict(n)))
+            oldest = min(self.positions)
+            while len(self.snapshots) > 1 and self.snapshots[1][0] <= oldest:
+                del self.snapshots[0]
+
+    def state_dict(self):
+        base, base_state = self.snapshots[0]
+        return {
+            "seed": saved_seed(self.recipe_seed, self.seed),
+            "n_input": given(self.counter),
+            "base": base,
+            "base_state": base_state,
+            "positions": list(self.positions),
+            "draws": {"slot": self.slot.state(), "take_new": self.take_new.state()},
+        }
+
+    def replay(self, it, state, base_state):
+        """Refill the cache by reading ``it`` from the snapshot up to the saved position.
+
+        ``it`` starts at the snapshot, whose input state is ``base_state``.
+        """
+        self.slot.restore(state["draws"]["slot"])
+        self.take_new.restore(state["draws"]["take_new"])
+        wanted = {}
+        for index, position in enumerate(state["positions"]):
+            wanted[position] = index
+        self.stored.extend([None] * len(state["positions"]))
+        self.positions = list(state["positions"])
+        self.snapshots = [(state["base"], base_state)]
+        for position in range(state["base"], state["n_input"]):
+            item = next(it, END)
+            if item is END:
+                raise ShoalValueError(
+                    f"cannot restore the cache: its input ended at item {position}, before "
+                    f"item {state['n_input']}; its source must give the same items every time"
+                )
+            index = wanted.get(position)
+            if index is not None:
+                self.stored[index] = item
+            if (position + 1) % self.n_cache == 0 and position + 1 > state["base"]:
+                self.snapshots.append((position + 1, self.node.state_dict(position + 1)))
+        oldest = min(self.positions) if self.positions else 0
+        while len(self.snapshots) > 1 and self.snapshots[1][0] <= oldest:
+            del self.snapshots[0]
+
+
+# -- maps as resumable streams ------------------------------------------------
+#
+# Streamer(buffer_stream, mux, 32), pescador's way to make a map restartable,
+# is also resumable: its state is its input's state (and the cache's own).
+
+
+class _MapNode:
+    """A map over a tracked input stream, inside a resumable iteration."""
+
+    __slots__ = ("name", "input_node", "counter", "cache_run", "it")
+
+    def state_dict(self, n_given=None):
+        n = given(self.counter)
+        state = {"map": self.name, "n_input": n, "input": self.input_node.state_dict(n)}
+        if self.cache_run is not None:
+            state["cache"] = self.cache_run.state_dict()
+            state["n_input"] = state["cache"]["base"]
+            state["input"] = state["cache"].pop("base_state")
+        return state
+
+
+def _map_child(streamer, state, track):
+    """Open ``Streamer(a map, stream, ...)`` at ``state``: ``(node, iterator)``.
+
+    Used when the map's input is itself a Streamer, so that the input's state
+    can be tracked; otherwise the Streamer treats the map as any source.
+    """
+    function = streamer.source
+    bound = inspect.signature(function).bind(*streamer.args, **streamer.kwargs)
+    arguments = dict(bound.arguments)
+    stream = arguments.pop("stream")
+    if not isinstance(stream, Streamer):
+        return None  # nothing to track: the map is a source like any other
+    name = function.__name__
+    node = _MapNode()
+    node.name = name
+    node.cache_run = None
+    if state is not None and state.get("map") != name:
+        raise ShoalValueError(f"state is of a {state.get('map')!r} map, not of {name!r}")
+    n_input = state["n_input"] if state else 0
+    counter = node.counter = counter_at(n_input)
+    input_node, input_it = stream._child(state and state["input"], track)
+    if hasattr(input_node, "out_counter"):
+        input_node.out_counter = counter
+    node.input_node = input_node
+    node.it = input_it
+    reader = compress(input_it, counter)
+    # The map function checks its arguments, then runs over the counted reader.
+    if name == "cache":
+        cache(reader, **arguments)  # checks only
+        seed = as_seed_sequence(arguments.get("random_state"))
+        run = _CacheRun(
+            arguments["n_cache"], float(arguments.get("prob", 0.5)), seed,
+            state and state["cache"]["seed"], input_node, counter,
+        )
+        node.cache_run = run
+        if state is not None:
+            run.replay(reader, state["cache"], state["input"])
+        return node, _closing(run.run(reader), input_it)
+    if name == "tuples":
+        return node, _closing(function(reader, *arguments["keys"]), input_it)
+    return node, _closing(function(reader, **arguments), input_it)
+
+
+def _closing(gen, it):
+    """Yield from ``gen``; close ``it`` (the map's input) when done."""
+    try:
+        yield from gen
     finally:
-        if opened:
-            close_quietly(it)
+        close_quietly(it)
+
+
+for _function in (buffer_stream, tuples, keras_tuples, cache):
+    _function._shoal_map_child = _map_child
+del _function

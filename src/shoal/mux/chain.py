@@ -129,7 +129,7 @@ class _ChainIterator:
     def __init__(self, mux, cycle, state=None, track=False):
         self.mux = mux
         self.cycle = cycle
-        self.track = track
+        self.track = track or state is not None  # a restored child has a state to load
         self.epoch = 0  # passes completed
         self.index = 0  # the streamer now running
         self.offset = 0  # items the chain had given when that streamer started

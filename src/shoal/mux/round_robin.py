@@ -73,7 +73,7 @@ class _RoundRobinIterator:
     def __init__(self, mux, cycle, state=None, track=False):
         self.mux = mux
         self.cycle = cycle
-        self.track = track
+        self.track = track or state is not None  # a restored child has a state to load
         self.seed = self.random = None
         if mux.mode == "permuted_cycle":
             self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)

@@ -79,7 +79,7 @@ class _ShuffledIterator:
         n = len(mux.streamers)
         self.mux = mux
         self.cycle = cycle  # start a new pass when every streamer is dropped
-        self.track = track
+        self.track = track or state is not None  # a restored child has a state to load
         self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
         self.epoch = 0  # passes completed
         self.random = PassRandom.take(epoch_key(mux, self.seed, 0))

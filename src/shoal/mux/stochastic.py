@@ -223,7 +223,7 @@ class _StochasticIterator:
         self.mux = mux
         self.streamers = mux.streamers
         self.cycle = cycle  # start a new pass when this one ends
-        self.track = track
+        self.track = track or state is not None  # a restored child has a state to load
         self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
         self.epoch = 0  # passes completed
         self.random = PassRandom.take(epoch_key(mux, self.seed, 0))
