@@ -9,6 +9,8 @@ import shoal
 PUBLIC = {
     "Streamer",
     "streamable",
+    "resume_arg",
+    "StreamIterator",
     "BaseMux",
     "ChainMux",
     "RoundRobinMux",
@@ -28,7 +30,7 @@ PUBLIC = {
     "EmptyStreamError",
     "SpentSourceError",
 }
-MODULES = {"core", "exceptions", "maps", "mux", "util"}
+MODULES = {"core", "exceptions", "iterator", "maps", "mux", "util"}
 
 
 def test_all_is_exactly_the_public_api():
@@ -48,7 +50,8 @@ def test_every_exported_name_resolves():
 
 
 @pytest.mark.parametrize(
-    "module", ["shoal.core", "shoal.exceptions", "shoal.maps", "shoal.mux", "shoal.util",
+    "module", ["shoal.core", "shoal.exceptions", "shoal.iterator", "shoal.maps", "shoal.mux",
+               "shoal.util",
                "shoal._checks", "shoal._iterutil", "shoal._random",
                "shoal.mux.chain", "shoal.mux.round_robin", "shoal.mux.shuffled",
                "shoal.mux.stochastic", "shoal.mux._base"]

@@ -10,7 +10,7 @@ Code written for pescador 3.0 runs with ``import shoal as pescador``.
 """
 
 from ._version import __version__
-from .core import Streamer, streamable
+from .core import Streamer, resume_arg, streamable
 from .exceptions import (
     DataError,
     DataKeyError,
@@ -21,6 +21,7 @@ from .exceptions import (
     ShoalValueError,
     SpentSourceError,
 )
+from .iterator import StreamIterator
 from .maps import buffer_stream, cache, keras_tuples, tuples
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
 from .util import batch_length
@@ -28,6 +29,8 @@ from .util import batch_length
 __all__ = [
     "Streamer",
     "streamable",
+    "resume_arg",
+    "StreamIterator",
     "BaseMux",
     "ChainMux",
     "RoundRobinMux",
@@ -49,7 +52,7 @@ __all__ = [
 ]
 
 # Submodules kept importable for code written for pescador (pescador.mux, ...).
-_PUBLIC_MODULES = ["core", "exceptions", "maps", "mux", "util"]
+_PUBLIC_MODULES = ["core", "exceptions", "iterator", "maps", "mux", "util"]
 
 
 def __dir__():

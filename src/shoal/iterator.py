@@ -142,6 +142,19 @@ class StreamIterator:
             raise ShoalTypeError(f"counts() is for muxes; this iterates {self.stream!r}")
         return counts()
 
+    def set_weights(self, weights):
+        """Change the weights of a ShuffledMux or StochasticMux while it runs.
+
+        The new weights apply from the next draw on and are part of the
+        state, so a resumed iteration keeps them.
+        """
+        set_weights = getattr(self._node, "set_weights", None)
+        if set_weights is None:
+            raise ShoalTypeError(
+                f"set_weights() is for ShuffledMux and StochasticMux; this iterates {self.stream!r}"
+            )
+        set_weights(weights)
+
     def close(self):
         """Stop: close every generator this iteration opened."""
         if self._gen is not None:

@@ -3,7 +3,9 @@
 import collections.abc
 from itertools import repeat
 
-from .._checks import short_repr
+import numpy as np
+
+from .._checks import check_weights, short_repr
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence
 from ..core import Streamer
@@ -19,6 +21,9 @@ __all__ = [
     "counter_at",
     "open_child",
     "check_state",
+    "check_flag",
+    "weight_spec",
+    "scheduled_weights",
 ]
 
 #: The length of an item counter, ``itertools.repeat(True, BIG)``: never reached.
@@ -47,6 +52,33 @@ def open_child(streamer, state, track, counter):
     if hasattr(node, "out_counter"):
         node.out_counter = counter
     return node, it
+
+
+def weight_spec(weights, n_streams):
+    """``(weights, schedule)``: normalised starting weights, and the schedule if any.
+
+    ``weights`` may be a callable ``schedule(n_given) -> weights``.
+    """
+    if callable(weights):
+        return scheduled_weights(weights, 0, n_streams), weights
+    return check_weights(weights, n_streams), None
+
+
+def scheduled_weights(schedule, n_given, n_streams):
+    """The weights a schedule gives after ``n_given`` items, checked and normalised."""
+    try:
+        weights = schedule(n_given)
+    except Exception as exc:
+        add_note(exc, f"raised by the weights schedule, called with {n_given}")
+        raise
+    return check_weights(weights, n_streams, name=f"weights({n_given})")
+
+
+def check_flag(name, value):
+    """Return ``value`` if it is a bool (numpy's included)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ShoalTypeError(f"{name} must be True or False, got {short_repr(value)}")
 
 
 def check_state(state, mux, fields):

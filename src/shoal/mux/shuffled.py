@@ -8,7 +8,17 @@ from .._checks import check_weights
 from .._iterutil import END, close_quietly
 from .._random import PassRandom, block_size, epoch_key, iteration_seed, saved_seed, weighted_picks
 from ..exceptions import EmptyStreamError
-from ._base import BaseMux, check_state, counter_at, given, note_streamer, open_child
+from ._base import (
+    BaseMux,
+    check_flag,
+    check_state,
+    counter_at,
+    given,
+    note_streamer,
+    open_child,
+    scheduled_weights,
+    weight_spec,
+)
 
 __all__ = ["ShuffledMux"]
 
@@ -30,12 +40,19 @@ class ShuffledMux(BaseMux):
     Parameters
     ----------
     streamers : iterable of Streamer or iterables
-    weights : None or array-like of float >= 0
+    weights : None, array-like of float >= 0, or callable
         ``weights[i]`` is the share of items drawn from ``streamers[i]``;
         ``None`` means equal shares. Normalised to sum to 1; the array given
-        is not modified.
+        is not modified. A callable ``weights(n)`` is a schedule: it is
+        called with the number of items the iteration has given, at its
+        start and then at least every 1024 items, and returns the weights
+        to use from there on.
     random_state : None, int, SeedSequence, Generator or RandomState
         The seed. A seeded mux repeats the same sequence on every pass.
+    reseed_each_epoch : bool
+        Give each pass of a cycling iteration (``cycle()``) its own order,
+        derived from the seed and the pass number, instead of repeating the
+        first pass's.
 
     Examples
     --------
@@ -52,9 +69,13 @@ class ShuffledMux(BaseMux):
     'aabaabacaabc'
     """
 
-    def __init__(self, streamers, weights=None, random_state=None):
+    def __init__(self, streamers, weights=None, random_state=None, *, reseed_each_epoch=False):
         super().__init__(streamers, random_state=random_state)
-        self.weights = check_weights(weights, len(self.streamers))
+        self.weights, self.weight_schedule = weight_spec(weights, len(self.streamers))
+        self.reseed_each_epoch = check_flag("reseed_each_epoch", reseed_each_epoch)
+
+    def _settings(self):
+        return {"reseed_each_epoch": True} if self.reseed_each_epoch else {}
 
     def _iterator(self, cycle=False, state=None, track=False):
         return _ShuffledIterator(self, cycle, state, track)
@@ -71,8 +92,9 @@ class _ShuffledIterator:
     """
 
     __slots__ = (
-        "mux", "cycle", "track", "seed", "random", "epoch", "gave", "weights",
-        "iters", "nodes", "counters", "readers", "totals", "n_blocks", "picks", "restored",
+        "mux", "cycle", "track", "seed", "random", "epoch", "gave", "base_weights",
+        "weights", "dropped", "iters", "nodes", "counters", "readers", "totals",
+        "n_blocks", "picks", "restored",
     )
 
     def __init__(self, mux, cycle, state=None, track=False):
@@ -88,15 +110,18 @@ class _ShuffledIterator:
         self.counters = [None] * n  # the counters of their items
         self.readers = [_NOT_STARTED] * n  # what next() is called on; started on first use
         self.totals = [0] * n  # items of finished activations
+        self.base_weights = mux.weights.copy()  # as set by the recipe, a schedule or set_weights
         self.restored = state
         self._start_pass()
         if state is not None:
-            check_state(state, mux, ("epoch", "gave", "weights", "blocks", "left", "children",
-                                     "totals"))
+            check_state(state, mux, ("epoch", "gave", "base_weights", "dropped", "blocks",
+                                     "left", "children", "totals"))
             self.epoch = state["epoch"]
             self.random.rekey(epoch_key(mux, self.seed, self.epoch))
             self.gave = state["gave"]
-            self.weights = np.array(state["weights"], dtype=float)
+            self.base_weights = np.array(state["base_weights"], dtype=float)
+            self.dropped = list(state["dropped"])
+            self._apply_weights()
             self.totals = list(state["totals"])
             self.n_blocks = state["blocks"]
             if self.n_blocks and state["left"]:
@@ -105,15 +130,36 @@ class _ShuffledIterator:
 
     def _start_pass(self):
         self.gave = False  # has this pass given an item?
-        self.weights = self.mux.weights.copy()  # a dropped streamer's weight becomes 0
+        self.dropped = []  # streamers dropped for yielding nothing
+        self._apply_weights()
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
+
+    def _apply_weights(self):
+        """The weights in use: the base weights, with dropped streamers at 0."""
+        self.weights = self.base_weights.copy()
+        self.weights[self.dropped] = 0.0
+        self.picks = iter(())  # picks drawn with other weights no longer apply
+
+    def set_weights(self, weights):
+        """Use ``weights`` from the next item on (dropped streamers stay dropped)."""
+        self.base_weights = check_weights(weights, len(self.mux.streamers)).copy()
+        self._apply_weights()
+
+    def _scheduled(self):
+        schedule = self.mux.weight_schedule
+        if schedule is not None:
+            weights = scheduled_weights(schedule, sum(self.counts()), len(self.mux.streamers))
+            if not np.array_equal(weights, self.base_weights):
+                self.base_weights = weights.copy()
+                self._apply_weights()
 
     def _make_picks(self, k):
         rng = self.random.block(_PICKS, k)
         return weighted_picks(rng, self.weights, block_size(k, FIRST_BLOCK, BLOCK_SIZE))
 
     def _new_block(self):
+        self._scheduled()
         self.picks = iter(self._make_picks(self.n_blocks))
         self.n_blocks += 1
         return self.picks
@@ -143,8 +189,8 @@ class _ShuffledIterator:
             close_quietly(it)
             self.iters[i] = self.nodes[i] = self.counters[i] = None
             self.readers[i] = _NOT_STARTED
-            self.weights[i] = 0.0  # it yields nothing: drop it
-            self.picks = iter(())  # the picks were drawn with it: draw new ones
+            self.dropped.append(i)  # it yields nothing: drop it
+            self._apply_weights()
         else:
             self.readers[i] = reader
             self.gave = True
@@ -170,7 +216,8 @@ class _ShuffledIterator:
             "seed": saved_seed(self.mux._seed, self.seed),
             "epoch": self.epoch,
             "gave": self.gave,
-            "weights": self.weights.tolist(),
+            "base_weights": self.base_weights.tolist(),
+            "dropped": list(self.dropped),
             "blocks": self.n_blocks,
             "left": self.picks.__length_hint__(),
             "children": children,

@@ -21,7 +21,17 @@ from .._random import (
     weighted_picks,
 )
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
-from ._base import BaseMux, check_state, counter_at, given, note_streamer, open_child
+from ._base import (
+    BaseMux,
+    check_flag,
+    check_state,
+    counter_at,
+    given,
+    note_streamer,
+    open_child,
+    scheduled_weights,
+    weight_spec,
+)
 
 __all__ = ["StochasticMux"]
 
@@ -57,12 +67,6 @@ def _check_rate(rate):
     return float(rate) if not isinstance(rate, numbers.Integral) else int(rate)
 
 
-def _check_flag(name, value):
-    if isinstance(value, (bool, np.bool_)):
-        return bool(value)
-    raise ShoalTypeError(f"{name} must be True or False, got {short_repr(value)}")
-
-
 class StochasticMux(BaseMux):
     """Mix a random set of ``n_active`` streamers, each active for a random number of items.
 
@@ -87,9 +91,12 @@ class StochasticMux(BaseMux):
     rate : None or float >= 1
         The mean number of items per activation. ``None`` runs every
         activation to exhaustion.
-    weights : None or array-like of float >= 0
+    weights : None, array-like of float >= 0, or callable
         How often each streamer is activated, relatively; ``None`` means
-        equally often. Normalised; the array given is not modified.
+        equally often. Normalised; the array given is not modified. A
+        callable ``weights(n)`` is a schedule: it is called with the number
+        of items the iteration has given, at its start and then at least
+        every 1024 items, and returns the weights to use from there on.
     mode : {"with_replacement", "single_active", "exhaustive"}
         ``"with_replacement"``: a streamer can be active in several slots at
         once. ``"single_active"``: at most one slot per streamer; one that
@@ -108,6 +115,10 @@ class StochasticMux(BaseMux):
         ``p = 1 / n_active`` the chance that an item comes from a given slot.
     random_state : None, int, SeedSequence, Generator or RandomState
         The seed. A seeded mux repeats the same sequence on every pass.
+    reseed_each_epoch : bool
+        Give each pass of a cycling iteration (``cycle()``) its own draws,
+        derived from the seed and the pass number, instead of repeating the
+        first pass's.
 
     Examples
     --------
@@ -138,14 +149,17 @@ class StochasticMux(BaseMux):
         prune_empty_streams=True,
         dist="binomial",
         random_state=None,
+        *,
+        reseed_each_epoch=False,
     ):
         super().__init__(streamers, random_state=random_state)
         n_streams = len(self.streamers)
         self.n_active = check_int("n_active", n_active, minimum=1)
         self.rate = _check_rate(rate)
-        self.weights = check_weights(weights, n_streams)
+        self.weights, self.weight_schedule = weight_spec(weights, n_streams)
         self.mode = check_choice("mode", mode, MODES)
-        self.prune_empty_streams = _check_flag("prune_empty_streams", prune_empty_streams)
+        self.prune_empty_streams = check_flag("prune_empty_streams", prune_empty_streams)
+        self.reseed_each_epoch = check_flag("reseed_each_epoch", reseed_each_epoch)
         self.dist = check_choice("dist", dist, DISTS)
         if self.mode != "with_replacement" and self.n_active > n_streams:
             raise ShoalValueError(
@@ -162,6 +176,7 @@ class StochasticMux(BaseMux):
             "rate": self.rate,
             "mode": self.mode,
             "dist": self.dist,
+            **({"reseed_each_epoch": True} if self.reseed_each_epoch else {}),
         }
 
     def _draw_counts(self, rng, size):
@@ -213,7 +228,7 @@ class _StochasticIterator:
 
     __slots__ = (
         "mux", "streamers", "cycle", "track", "seed", "random", "epoch", "n_given_pass",
-        "weights", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
+        "base_weights", "weights", "pruned", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
         "totals", *_SLOTS, "n_live", "n_pick_blocks", "pick_uniforms", "picks",
         "activations", "choices", "uniforms", "sizes", "next_activation", "plan",
         "restored",
@@ -232,10 +247,13 @@ class _StochasticIterator:
             setattr(self, name, [])
         self.plan = None  # exhaustive mode: the activations of a pass
         self.restored = None
+        self.base_weights = mux.weights.copy()  # as set by the recipe, a schedule or set_weights
         if state is not None:
-            check_state(state, mux, ("epoch", "weights", "slots", "picks", "draws", "totals"))
+            check_state(state, mux, ("epoch", "base_weights", "pruned", "slots", "picks",
+                                     "draws", "totals"))
             self.epoch = state["epoch"]
             self.random.rekey(epoch_key(mux, self.seed, self.epoch))
+            self.base_weights = np.array(state["base_weights"], dtype=float)
         self._start_pass()
         if state is not None:
             self._load(state)
@@ -245,9 +263,8 @@ class _StochasticIterator:
         n = len(mux.streamers)
         random = self.random
         self.n_given_pass = 0
-        self.weights = mux.weights.copy()  # a pruned streamer's weight becomes 0
-        self.weight_list = self.weights.tolist()
-        self.n_positive = int(np.count_nonzero(self.weights))
+        self.pruned = []  # streamers pruned for yielding nothing
+        self._weigh()
         self.busy = [0] * n  # slots each streamer holds
         self.last_empty = [False] * n  # did its last activation yield nothing?
         self.n_last_empty = 0
@@ -277,6 +294,39 @@ class _StochasticIterator:
             self.activations = Draws(random, _CHOICES, self._make_activations)
             self.next_activation = self._next_any
 
+    # -- weights -----------------------------------------------------------
+
+    def _weigh(self):
+        """Set the weights in use: the base weights, with pruned streamers at 0."""
+        self.weights = self.base_weights.copy()
+        self.weights[self.pruned] = 0.0
+        self.weight_list = self.weights.tolist()
+        self.n_positive = int(np.count_nonzero(self.weights))
+
+    def _reweigh(self):
+        """The weights changed: draws made with the old ones no longer apply."""
+        self._weigh()
+        supply = self.choices or self.activations
+        if self.mux.mode != "exhaustive" and supply is not None:
+            supply.discard()
+
+    def set_weights(self, weights):
+        """Use ``weights`` for the activations from now on.
+
+        Pruned streamers stay pruned. In exhaustive mode the order of a pass
+        is drawn when it starts, so new weights apply from the next pass.
+        """
+        self.base_weights = check_weights(weights, len(self.mux.streamers)).copy()
+        self._reweigh()
+
+    def _scheduled(self):
+        schedule = self.mux.weight_schedule
+        if schedule is not None:
+            weights = scheduled_weights(schedule, sum(self.counts()), len(self.mux.streamers))
+            if not np.array_equal(weights, self.base_weights):
+                self.base_weights = weights.copy()
+                self._reweigh()
+
     # -- state -------------------------------------------------------------
 
     def _supplies(self):
@@ -305,7 +355,8 @@ class _StochasticIterator:
             "epoch": self.epoch,
             "started": bool(self.sids),
             "given_in_pass": self.n_given_pass,
-            "weights": self.weights.tolist(),
+            "base_weights": self.base_weights.tolist(),
+            "pruned": list(self.pruned),
             "last_empty": [j for j, empty in enumerate(self.last_empty) if empty],
             "slots": slots,
             "picks": [self.n_pick_blocks, self.picks.__length_hint__()],
@@ -315,9 +366,8 @@ class _StochasticIterator:
 
     def _load(self, state):
         self.n_given_pass = state["given_in_pass"]
-        self.weights = np.array(state["weights"], dtype=float)
-        self.weight_list = self.weights.tolist()
-        self.n_positive = int(np.count_nonzero(self.weights))
+        self.pruned = list(state["pruned"])
+        self._weigh()
         for j in state["last_empty"]:
             self.last_empty[j] = True
         self.n_last_empty = len(state["last_empty"])
@@ -468,11 +518,8 @@ class _StochasticIterator:
         if not n:
             if mux.prune_empty_streams:
                 if self.weight_list[sid] > 0:
-                    self.weights[sid] = self.weight_list[sid] = 0.0
-                    self.n_positive -= 1
-                    # Draws made with the old weights no longer apply.
-                    if mux.mode != "exhaustive":
-                        (self.choices or self.activations).discard()
+                    self.pruned.append(sid)
+                    self._reweigh()
             elif mux.mode != "exhaustive" and not self.last_empty[sid]:
                 self.last_empty[sid] = True
                 self.n_last_empty += 1
@@ -521,6 +568,7 @@ class _StochasticIterator:
         """The picks left in the current block, or those of a new block."""
         if self.picks.__length_hint__():
             return self.picks
+        self._scheduled()
         size = block_size(self.n_pick_blocks, FIRST_PICK_BLOCK, PICK_BLOCK)
         if len(self.sids) == 1:
             self.pick_uniforms = _NO_UNIFORMS[:size]  # no draw needed: one slot

@@ -1,0 +1,307 @@
+"""Saving and resuming iterations: every stream type, in and across processes."""
+
+import json
+import subprocess
+import sys
+from collections import Counter
+from itertools import islice
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import shoal
+from pipelines import CYCLED, PIPELINES, count, forever, plain
+from resume_checker import assert_resumes_exactly, roundtrip
+from shoal import ShoalTypeError, ShoalValueError, Streamer
+
+TESTS = Path(__file__).resolve().parent
+
+
+@pytest.mark.parametrize("name", sorted(PIPELINES))
+def test_every_stream_resumes_exactly_from_any_position(name):
+    items = assert_resumes_exactly(PIPELINES[name], n_positions=150, n_after=25, normalize=plain)
+    assert len(items) >= 15  # the check saw a real stream
+
+
+@pytest.mark.parametrize("name", CYCLED)
+def test_cycling_iterations_resume_exactly_across_passes(name):
+    items = assert_resumes_exactly(PIPELINES[name], n_positions=150, n_after=25, cycle=True,
+                                   normalize=plain)
+    assert len(items) == 175
+
+
+@pytest.mark.parametrize("name", ["stochastic with_replacement poisson", "chain of muxes",
+                                  "cache of a mux", "shuffled unseeded", "buffer_stream"])
+def test_a_state_resumes_in_a_fresh_python_process(name):
+    it = PIPELINES[name]().iterator()
+    for _ in range(37):
+        next(it)
+    state = json.dumps(it.state_dict())
+    expected = [plain(item) for item in islice(it, 40)]
+    program = (
+        "import json, sys\n"
+        "from itertools import islice\n"
+        "from pipelines import PIPELINES, plain\n"
+        f"it = PIPELINES[{name!r}]().iterator()\n"
+        "it.load_state_dict(json.loads(sys.stdin.read()))\n"
+        "print(json.dumps([plain(item) for item in islice(it, 40)]))\n"
+    )
+    result = subprocess.run([sys.executable, "-c", program], input=state, capture_output=True,
+                            text=True, cwd=TESTS, timeout=120, check=False)
+    assert result.returncode == 0, result.stderr
+    # JSON turns tuples into lists: compare both sides that way.
+    assert json.loads(result.stdout) == json.loads(json.dumps(expected))
+
+
+def test_a_state_is_small_plain_and_does_not_grow():
+    mux = PIPELINES["stochastic with_replacement binomial"]()
+    it = mux.iterator()
+    for _ in range(100):
+        next(it)
+    early = json.dumps(it.state_dict())
+    for _ in range(100_000):
+        next(it)
+    late = json.dumps(it.state_dict())
+    assert roundtrip(json.loads(late)) == json.loads(late)
+    # The same structure, with larger numbers: a few characters more at most.
+    assert len(late) < len(early) + 120
+
+
+# -- faster resumes ------------------------------------------------------------
+
+
+def test_resume_arg_starts_the_source_at_the_position():
+    calls = []
+
+    @shoal.streamable
+    @shoal.resume_arg("start")
+    def rows(n, start=0):
+        calls.append(start)
+        yield from range(start, n)
+
+    it = rows(1000).iterator()
+    assert [next(it) for _ in range(600)] == list(range(600))
+    resumed = rows(1000).iterator()
+    resumed.load_state_dict(roundtrip(it.state_dict()))
+    assert next(resumed) == 600
+    assert calls == [0, 600]  # started at 600, not replayed from 0
+
+
+class Countdown:
+    """A source whose iterators keep their own state."""
+
+    def __iter__(self):
+        return CountdownIterator()
+
+
+class CountdownIterator:
+    def __init__(self):
+        self.value = 10
+        self.loads = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.value == 0:
+            raise StopIteration
+        self.value -= 1
+        return self.value
+
+    def state_dict(self):
+        return {"value": self.value}
+
+    def load_state_dict(self, state):
+        self.loads += 1
+        self.value = state["value"]
+
+
+def test_a_source_with_its_own_state_is_restored_through_it():
+    it = Streamer(Countdown()).iterator()
+    assert [next(it), next(it), next(it)] == [9, 8, 7]
+    state = roundtrip(it.state_dict())
+    assert state["state"]["child"] == {"source": {"value": 7}}
+    resumed = Streamer(Countdown()).iterator()
+    resumed.load_state_dict(state)
+    assert list(resumed) == [6, 5, 4, 3, 2, 1, 0]
+
+
+def test_a_skipped_source_must_give_the_same_items():
+    lengths = [10]
+
+    def shrinking():
+        yield from range(lengths[0])
+
+    it = Streamer(shrinking).iterator()
+    for _ in range(8):
+        next(it)
+    state = it.state_dict()
+    lengths[0] = 5
+    resumed = Streamer(shrinking).iterator()
+    with pytest.raises(ShoalValueError, match="after 8 items: it now yields only 5"):
+        resumed.load_state_dict(state)
+        next(resumed)
+
+
+def test_a_one_shot_source_cannot_be_restored():
+    it = Streamer(iter(range(10))).iterator()
+    next(it)
+    resumed = Streamer(iter(range(10))).iterator()
+    resumed.load_state_dict(it.state_dict())
+    with pytest.raises(ShoalValueError, match="wraps an iterator, which cannot be rewound"):
+        next(resumed)
+
+
+# -- epochs --------------------------------------------------------------------
+
+
+def passes(mux, n_passes, size):
+    it = mux.iterator(cycle=True)
+    return [[next(it) for _ in range(size)] for _ in range(n_passes)]
+
+
+def test_a_seeded_mux_repeats_its_order_on_every_pass_by_default():
+    mux = shoal.StochasticMux([Streamer(count, t, 4) for t in "abcd"], 2, 2,
+                              mode="exhaustive", dist="constant", random_state=1)
+    first, second, third = passes(mux, 3, 8)
+    assert first == second == third
+
+
+def reseedable(reseed):
+    return shoal.StochasticMux([Streamer(count, t, 4) for t in "abcd"], 2, 2, mode="exhaustive",
+                               dist="constant", random_state=1, reseed_each_epoch=reseed)
+
+
+def test_reseed_each_epoch_gives_each_pass_its_own_reproducible_order():
+    reseeded = passes(reseedable(True), 6, 8)
+    assert all(sorted(p) == sorted(reseeded[0]) for p in reseeded)  # each pass is complete
+    assert len({tuple(p) for p in reseeded}) > 3  # and they differ
+    assert passes(reseedable(True), 6, 8) == reseeded  # reproducibly
+    assert passes(reseedable(False), 6, 8) == [reseeded[0]] * 6
+
+
+def test_the_pass_number_is_part_of_the_state():
+    it = reseedable(True).iterator(cycle=True)
+    for _ in range(20):
+        next(it)
+    state = roundtrip(it.state_dict())
+    assert state["state"]["epoch"] == 2
+    rest = [next(it) for _ in range(30)]
+    resumed = reseedable(True).iterator(cycle=True)
+    resumed.load_state_dict(state)
+    assert [next(resumed) for _ in range(30)] == rest
+
+
+# -- weights that change -----------------------------------------------------------
+
+
+def shares(items, tags):
+    counts = Counter(tag for tag, _ in items)
+    total = sum(counts.values())
+    return [counts[tag] / total for tag in tags]
+
+
+@pytest.mark.parametrize("mux_type", ["shuffled", "stochastic"])
+def test_set_weights_changes_the_mixture_from_then_on(mux_type):
+    streams = [Streamer(forever, t) for t in "ab"]
+    if mux_type == "shuffled":
+        mux = shoal.ShuffledMux(streams, weights=[1, 1], random_state=0)
+    else:
+        mux = shoal.StochasticMux(streams, 2, 4, weights=[1, 1], random_state=0)
+    it = mux.iterator()
+    before = [next(it) for _ in range(20_000)]
+    it.set_weights([9, 1])
+    after = [next(it) for _ in range(20_000)]
+    # With 20000 items, each share is within 0.03 of its target except with a
+    # probability far below 1e-6 (fixed seed: deterministic).
+    assert shares(before, "ab") == pytest.approx([0.5, 0.5], abs=0.03)
+    assert shares(after, "ab") == pytest.approx([0.9, 0.1], abs=0.03)
+    np.testing.assert_allclose(it.state_dict()["state"]["base_weights"], [0.9, 0.1])
+
+
+def test_changed_weights_survive_a_resume():
+    def make():
+        return shoal.StochasticMux([Streamer(forever, t) for t in "abc"], 2, 3, random_state=3)
+
+    it = make().iterator()
+    for _ in range(50):
+        next(it)
+    it.set_weights([0, 1, 1])
+    for _ in range(50):
+        next(it)
+    state = roundtrip(it.state_dict())
+    expected = [next(it) for _ in range(500)]
+    resumed = make().iterator()
+    resumed.load_state_dict(state)
+    assert [next(resumed) for _ in range(500)] == expected
+    assert "a" not in {tag for tag, _ in expected[50:]}  # a's last activation ends early on
+
+
+def test_a_weights_schedule_is_called_with_the_items_given():
+    calls = []
+
+    def schedule(n):
+        calls.append(n)
+        return [1, 0] if n < 2000 else [0, 1]
+
+    mux = shoal.ShuffledMux([Streamer(forever, t) for t in "ab"], weights=schedule, random_state=1)
+    items = list(islice(mux, 6000))
+    assert calls[0] == 0
+    assert calls == sorted(calls) and all(n <= 6000 for n in calls)
+    switch = next(i for i, (tag, _) in enumerate(items) if tag == "b")
+    assert 2000 <= switch <= 2000 + 1024  # applied at the next block, within 1024 items
+    assert {tag for tag, _ in items[switch:]} == {"b"}
+
+
+def test_a_bad_schedule_or_bad_new_weights_are_refused_clearly():
+    with pytest.raises(ShoalValueError, match=r"weights\(0\) must have one entry per streamer"):
+        shoal.ShuffledMux(["a", "b"], weights=lambda n: [1])
+    it = shoal.ShuffledMux(["a", "b"], random_state=0).iterator()
+    with pytest.raises(ShoalValueError, match=r"weights must be finite and >= 0, got \[1.0, -1.0\]"):
+        it.set_weights([1, -1])
+    with pytest.raises(ShoalTypeError, match="set_weights\\(\\) is for ShuffledMux and StochasticMux"):
+        shoal.ChainMux(["a"]).iterator().set_weights([1])
+
+
+# -- the mixture report --------------------------------------------------------
+
+
+@pytest.mark.parametrize("name", ["shuffled", "round robin cycle", "chain cycle",
+                                  "stochastic single_active poisson", "stochastic of chains"])
+def test_counts_say_how_many_items_each_streamer_gave(name):
+    mux = PIPELINES[name]()
+    it = mux.iterator()
+    items = list(islice(it, 300))
+    counts = it.counts()
+    assert sum(counts) == len(items) == it.n_given
+    if name != "stochastic of chains":  # there, items are tagged by the inner streamers
+        tags = sorted({tag for tag, _ in items})
+        by_tag = Counter(tag for tag, _ in items)
+        assert [c for c in counts if c] == [by_tag[t] for t in tags]
+
+
+def test_counts_are_for_muxes():
+    with pytest.raises(ShoalTypeError, match="counts\\(\\) is for muxes"):
+        Streamer([1]).iterator().counts()
+
+
+# -- bad states ------------------------------------------------------------------
+
+
+def test_a_state_of_another_stream_is_refused_clearly():
+    state = PIPELINES["shuffled"]().iterator().state_dict()
+    with pytest.raises(ShoalValueError, match="state is of an iteration of a ShuffledMux, not of this ChainMux"):
+        PIPELINES["chain"]().iterator().load_state_dict(state)
+    with pytest.raises(ShoalValueError, match="with cycle=False, this one has cycle=True"):
+        PIPELINES["shuffled"]().iterator(cycle=True).load_state_dict(state)
+    with pytest.raises(ShoalValueError, match="must be a dict from StreamIterator.state_dict"):
+        PIPELINES["shuffled"]().iterator().load_state_dict({"version": 99})
+    other = shoal.ShuffledMux(["a", "b"], random_state=0)
+    with pytest.raises(ShoalValueError, match="over 4 streamers, but this one has 2"):
+        other.iterator().load_state_dict(state)
+
+
+def test_iterator_arguments_are_checked():
+    with pytest.raises(ShoalTypeError, match="cycle must be True or False, got 'yes'"):
+        Streamer([1]).iterator(cycle="yes")
