@@ -43,6 +43,7 @@ PIPELINES = {
     "streamer": lambda: shoal.Streamer(count, "a", 60),
     "streamer of a list": lambda: shoal.Streamer(list(range(40))),
     "streamer of a streamer": lambda: shoal.Streamer(shoal.Streamer(count, "a", 30)),
+    "streamer of a chain": lambda: shoal.Streamer(shoal.ChainMux(lengths("ab", (8, 9)))),
     "chain": lambda: shoal.ChainMux(lengths("abc", (7, 0, 11))),
     "chain cycle": lambda: shoal.ChainMux(lengths("abc", (7, 0, 11)), mode="cycle"),
     "chain of a generator": lambda: shoal.ChainMux(s for s in lengths("abc", (5, 6, 7))),
@@ -92,7 +93,8 @@ PIPELINES = {
 }
 
 # Those that end, to check their cycling iterations too.
-CYCLED = ["streamer", "chain", "round robin", "stochastic exhaustive poisson",
+CYCLED = ["streamer", "streamer of a chain", "chain", "round robin",
+          "stochastic exhaustive poisson",
           "shuffled reseeded", "buffer_stream"]
 
 

@@ -97,6 +97,8 @@ class Streamer:
         self.args = args
         self.kwargs = kwargs
         self._kind = kind
+        # A map (buffer_stream, ...) knows how to resume through its input.
+        self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
         # Only a one-shot source can run out for good; set once it has.
         self._spent = False
 
@@ -153,19 +155,24 @@ class Streamer:
                     "rewound; pass a generator function (with its arguments) or a "
                     "collection to make it resumable"
                 )
-            return _SourceNode(self, None), self._open()
-        if kind == _CALL:
+            return None, self._open()
+        if kind == _CALL and self._map_child is not None:
             # A map over a Streamer (pescador's Streamer(buffer_stream, mux, 32))
             # resumes through its input's state.
-            map_child = getattr(self.source, "_shoal_map_child", None)
-            opened = map_child(self, state, track) if map_child is not None else None
+            opened = self._map_child(self, state, track)
             if opened is not None:
                 return opened
-        if state is None:
-            it = self._source_iter()
-        else:
-            it = self._resumed_iter(state)
-        return _SourceNode(self, it), it
+        # A leaf has no node: its state is what _child_state says of its iterator.
+        return None, (self._source_iter() if state is None else self._resumed_iter(state))
+
+    def _child_state(self, node, it, n_given):
+        """The state of a pass opened by :meth:`_child`, which gave ``n_given`` items."""
+        if node is not None:
+            return node.state_dict(n_given)
+        own = getattr(it, "state_dict", None)
+        if own is not None and hasattr(it, "load_state_dict"):
+            return {"source": own()}
+        return {"given": n_given}
 
     def _resumed_iter(self, state):
         """An iterator over the source, positioned as ``state`` says."""
@@ -410,24 +417,3 @@ def resume_arg(name):
         return function
 
     return mark
-
-
-class _SourceNode:
-    """One pass over a leaf source, as a reader that tracks state holds it.
-
-    Its state is the number of items it gave, which the reader counts, or
-    the state of the source's own iterator when that iterator has
-    ``state_dict`` and ``load_state_dict`` methods.
-    """
-
-    __slots__ = ("streamer", "it")
-
-    def __init__(self, streamer, it):
-        self.streamer = streamer
-        self.it = it
-
-    def state_dict(self, given):
-        own = getattr(self.it, "state_dict", None)
-        if own is not None and hasattr(self.it, "load_state_dict"):
-            return {"source": own()}
-        return {"given": given}

@@ -174,7 +174,7 @@ class StreamIterator:
 class _LeafRoot:
     """A StreamIterator's node for a leaf Streamer: its passes, one by one."""
 
-    __slots__ = ("streamer", "cycle", "epoch", "offset", "yielded", "node", "child_state",
+    __slots__ = ("streamer", "cycle", "epoch", "offset", "yielded", "node", "it", "child_state",
                  "out_counter")
 
     def __init__(self, streamer, cycle, state):
@@ -183,7 +183,7 @@ class _LeafRoot:
         self.epoch = 0  # passes completed
         self.offset = 0  # items given before this pass
         self.yielded = False  # has this pass given an item?
-        self.node = None
+        self.node = self.it = None  # the pass now open
         self.child_state = None
         self.out_counter = None
         if state is not None:
@@ -193,26 +193,32 @@ class _LeafRoot:
             self.child_state = state["child"]
 
     def state_dict(self, n_given):
-        child = None if self.node is None else self.node.state_dict(n_given - self.offset)
+        child = None
+        if self.it is not None:
+            child = self.streamer._child_state(self.node, self.it, n_given - self.offset)
         return {"epoch": self.epoch, "offset": self.offset, "yielded": self.yielded,
                 "child": child}
 
     def run(self):
         streamer = self.streamer
-        it = None
         try:
             while True:
-                self.node, it = streamer._child(self.child_state, True)
+                state = self.child_state
+                self.node, self.it = streamer._child(state, True)
+                if hasattr(self.node, "out_counter"):
+                    # A chain learns its progress from a counter of its own items.
+                    counter = counter_at(given(self.out_counter) - self.offset)
+                    self.node.out_counter = counter
+                    self.it = compress(self.it, counter)
                 self.child_state = None
-                first = next(it, END)
+                first = next(self.it, END)
                 if first is not END:
                     self.yielded = True
                     yield first
-                    yield from it
-                close_quietly(it)
-                it = None
+                    yield from self.it
+                close_quietly(self.it)
+                self.node = self.it = None
                 if not self.cycle:
-                    self.node = None
                     return
                 if not self.yielded:
                     raise EmptyStreamError(
@@ -222,9 +228,9 @@ class _LeafRoot:
                 self.offset = given(self.out_counter)
                 self.yielded = False
         except Exception as exc:
-            if it is not None:
+            if self.it is not None:
                 add_note(exc, f"raised while iterating {streamer!r}")
             raise
         finally:
-            if it is not None:
-                close_quietly(it)
+            if self.it is not None:
+                close_quietly(self.it)

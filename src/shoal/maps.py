@@ -443,7 +443,7 @@ class _CacheRun:
         else:
             self.positions.append(n - 1)
         if n % self.n_cache == 0:
-            self.snapshots.append((n, self.node.state_dict(n)))
+            self.snapshots.append((n, self.node.input_state(n)))
             oldest = min(self.positions)
             while len(self.snapshots) > 1 and self.snapshots[1][0] <= oldest:
                 del self.snapshots[0]
@@ -483,7 +483,7 @@ class _CacheRun:
             if index is not None:
                 self.stored[index] = item
             if (position + 1) % self.n_cache == 0 and position + 1 > state["base"]:
-                self.snapshots.append((position + 1, self.node.state_dict(position + 1)))
+                self.snapshots.append((position + 1, self.node.input_state(position + 1)))
         oldest = min(self.positions) if self.positions else 0
         while len(self.snapshots) > 1 and self.snapshots[1][0] <= oldest:
             del self.snapshots[0]
@@ -498,11 +498,14 @@ class _CacheRun:
 class _MapNode:
     """A map over a tracked input stream, inside a resumable iteration."""
 
-    __slots__ = ("name", "input_node", "counter", "cache_run", "it")
+    __slots__ = ("name", "stream", "input_node", "counter", "cache_run", "it")
+
+    def input_state(self, n):
+        return self.stream._child_state(self.input_node, self.it, n)
 
     def state_dict(self, n_given=None):
         n = given(self.counter)
-        state = {"map": self.name, "n_input": n, "input": self.input_node.state_dict(n)}
+        state = {"map": self.name, "n_input": n, "input": self.input_state(n)}
         if self.cache_run is not None:
             state["cache"] = self.cache_run.state_dict()
             state["n_input"] = state["cache"]["base"]
@@ -533,6 +536,7 @@ def _map_child(streamer, state, track):
     input_node, input_it = stream._child(state and state["input"], track)
     if hasattr(input_node, "out_counter"):
         input_node.out_counter = counter
+    node.stream = stream
     node.input_node = input_node
     node.it = input_it
     reader = compress(input_it, counter)
@@ -542,7 +546,7 @@ def _map_child(streamer, state, track):
         seed = as_seed_sequence(arguments.get("random_state"))
         run = _CacheRun(
             arguments["n_cache"], float(arguments.get("prob", 0.5)), seed,
-            state and state["cache"]["seed"], input_node, counter,
+            state and state["cache"]["seed"], node, counter,
         )
         node.cache_run = run
         if state is not None:

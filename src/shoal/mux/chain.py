@@ -123,7 +123,7 @@ class _ChainIterator:
 
     __slots__ = (
         "mux", "cycle", "track", "epoch", "index", "offset", "yielded",
-        "node", "child_state", "out_counter", "totals",
+        "node", "sub", "child_state", "out_counter", "totals",
     )
 
     def __init__(self, mux, cycle, state=None, track=False):
@@ -134,7 +134,7 @@ class _ChainIterator:
         self.index = 0  # the streamer now running
         self.offset = 0  # items the chain had given when that streamer started
         self.yielded = False  # has this pass given an item?
-        self.node = None  # the running streamer's node, when tracking
+        self.node = self.sub = None  # the running streamer's node and iterator, when tracking
         self.child_state = None  # where the next streamer opened starts
         self.out_counter = None  # counts the chain's items; set by its reader
         self.totals = []  # items given by each streamer, but the running one
@@ -152,8 +152,9 @@ class _ChainIterator:
 
     def state_dict(self, n_given=None):
         child = None
-        if self.node is not None:
-            child = self.node.state_dict(self._given() - self.offset)
+        if self.sub is not None:
+            streamer = self.mux._streamer(self.index)
+            child = streamer._child_state(self.node, self.sub, self._given() - self.offset)
         return {
             "type": "ChainMux",
             "n_streams": self.mux._lazy_count(),
@@ -167,7 +168,7 @@ class _ChainIterator:
 
     def counts(self):
         counts = list(self.totals)
-        if self.node is not None:
+        if self.sub is not None:
             _add(counts, self.index, self._given() - self.offset)
         return counts
 
@@ -182,15 +183,16 @@ class _ChainIterator:
             node.out_counter = counter
             sub = compress(sub, counter)
         self.node = node
+        self.sub = sub
         return sub
 
     def _close(self, sub):
         close_quietly(sub)
-        if self.node is not None:
+        if self.sub is not None:
             done = self._given()
             _add(self.totals, self.index, done - self.offset)
             self.offset = done
-            self.node = None
+            self.node = self.sub = None
 
     def run(self):
         mux = self.mux

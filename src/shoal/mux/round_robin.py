@@ -134,8 +134,11 @@ class _RoundRobinIterator:
         children = {}
         for j, counter in self.counters.items():
             n = given(counter)
-            node = self.nodes.get(j)
-            children[str(j)] = {"n": n, "state": node.state_dict(n) if node else None}
+            state = None
+            if self.track:
+                streamer = self.mux.streamers[j]
+                state = streamer._child_state(self.nodes.get(j), self.iters[j], n)
+            children[str(j)] = {"n": n, "state": state}
         return {
             "type": "RoundRobinMux",
             "n_streams": len(self.mux.streamers),

@@ -208,8 +208,11 @@ class _ShuffledIterator:
         for i, counter in enumerate(self.counters):
             if counter is not None:
                 n = given(counter)
-                node = self.nodes[i]
-                children[str(i)] = {"n": n, "state": node.state_dict(n) if node else None}
+                state = None
+                if self.track:
+                    streamer = self.mux.streamers[i]
+                    state = streamer._child_state(self.nodes[i], self.iters[i], n)
+                children[str(i)] = {"n": n, "state": state}
         return {
             "type": "ShuffledMux",
             "n_streams": len(self.mux.streamers),

@@ -343,8 +343,10 @@ class _StochasticIterator:
                 slots.append(None)
                 continue
             n = given(self.counters[k])
-            node = self.nodes[k]
-            slots.append([sid, self.limits[k], n, node.state_dict(n) if node else None])
+            state = None
+            if self.track:
+                state = self.streamers[sid]._child_state(self.nodes[k], self.iters[k], n)
+            slots.append([sid, self.limits[k], n, state])
         draws = {name: supply.state() for name, supply in self._supplies().items()}
         if self.mux.mode == "exhaustive":
             draws["plan"] = len(self.plan) - self.activations.__length_hint__()
