@@ -31,3 +31,13 @@ def test_repeatable_validation_data_gen_is_a_streamable(tmp_path):
     assert labels == [100, 101, 102]
     mux = shoal.ChainMux([example["data_gen"](p, 3) for p in paths], mode="cycle")
     assert [int(item["y"]) for item in mux(max_iter=12)] == [0, 1, 2, 100, 101, 102] * 2
+
+
+def test_resume_training_resumes_with_identical_data_in_a_new_process():
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "resume_training.py"), "--steps", "80"],
+        capture_output=True, text=True, timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "stopped after 40 batches and resumed in a new process: 80 batches" in result.stdout
+    assert "saw exactly the same batches" in result.stdout
