@@ -305,3 +305,52 @@ def test_a_state_of_another_stream_is_refused_clearly():
 def test_iterator_arguments_are_checked():
     with pytest.raises(ShoalTypeError, match="cycle must be True or False, got 'yes'"):
         Streamer([1]).iterator(cycle="yes")
+
+
+# -- the iterator itself ---------------------------------------------------------
+
+
+def test_a_stream_iterator_iterates_and_closes_like_an_iterator():
+    closed = []
+
+    def source():
+        try:
+            yield from range(5)
+        finally:
+            closed.append(True)
+
+    with Streamer(source).iterator() as it:
+        assert next(it) == 0
+        assert list(islice(it, 2)) == [1, 2]
+        assert it.n_given == 3
+        assert "3 items given" in repr(it)
+    assert closed == [True]
+    it = Streamer(source).iterator()
+    for item in it:  # a break leaves it open: it can go on, as a file does
+        break
+    assert list(it) == [1, 2, 3, 4]
+
+
+def test_loading_a_state_closes_what_the_iterator_had_open():
+    closed = []
+
+    def source():
+        try:
+            yield from range(5)
+        finally:
+            closed.append(True)
+
+    it = Streamer(source).iterator()
+    next(it)
+    state = it.state_dict()
+    next(it)
+    it.load_state_dict(state)
+    assert closed == [True]
+    assert list(it) == [1, 2, 3, 4]
+
+
+def test_iterator_needs_a_stream():
+    from shoal import StreamIterator
+
+    with pytest.raises(ShoalTypeError, match=r"stream must be a Streamer or a mux, got \[1\] \(list\)"):
+        StreamIterator([1])
