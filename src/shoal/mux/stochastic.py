@@ -22,6 +22,7 @@ from .._random import (
 )
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from ._base import (
+    BIG,
     BaseMux,
     check_flag,
     check_state,
@@ -228,7 +229,7 @@ class _StochasticIterator:
 
     __slots__ = (
         "mux", "streamers", "cycle", "track", "seed", "random", "epoch", "n_given_pass",
-        "base_weights", "weights", "pruned", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
+        "base_weights", "base_summary", "weights", "pruned", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
         "totals", *_SLOTS, "n_live", "n_pick_blocks", "pick_uniforms", "picks",
         "activations", "choices", "uniforms", "sizes", "next_activation", "plan",
         "restored",
@@ -247,7 +248,8 @@ class _StochasticIterator:
             setattr(self, name, [])
         self.plan = None  # exhaustive mode: the activations of a pass
         self.restored = None
-        self.base_weights = mux.weights.copy()  # as set by the recipe, a schedule or set_weights
+        self.base_weights = mux.weights  # as set by the recipe, a schedule or set_weights
+        self.base_summary = None  # (base_weights, as a list, number of positive weights)
         if state is not None:
             check_state(state, mux, ("epoch", "base_weights", "pruned", "slots", "picks",
                                      "draws", "totals"))
@@ -298,10 +300,17 @@ class _StochasticIterator:
 
     def _weigh(self):
         """Set the weights in use: the base weights, with pruned streamers at 0."""
-        self.weights = self.base_weights.copy()
-        self.weights[self.pruned] = 0.0
-        self.weight_list = self.weights.tolist()
-        self.n_positive = int(np.count_nonzero(self.weights))
+        if self.pruned:
+            self.weights = self.base_weights.copy()
+            self.weights[self.pruned] = 0.0
+            self.weight_list = self.weights.tolist()
+            self.n_positive = int(np.count_nonzero(self.weights))
+            return
+        # Nothing pruned (the common case, at every pass start): the base as it is.
+        base = self.base_weights
+        if self.base_summary is None or self.base_summary[0] is not base:
+            self.base_summary = (base, base.tolist(), int(np.count_nonzero(base)))
+        self.weights, self.weight_list, self.n_positive = self.base_summary
 
     def _reweigh(self):
         """The weights changed: draws made with the old ones no longer apply."""
@@ -453,13 +462,13 @@ class _StochasticIterator:
         return free[min(index, len(free) - 1)], self.sizes()
 
     def _fill(self, k, sid, limit, n=0, state=None):
-        """Open streamer ``sid`` in slot k, for ``limit`` items of which ``n`` were given."""
+        """Open streamer ``sid`` in slot k, for ``limit`` items of which ``n`` were given.
+
+        The way of an iteration that tracks its state; see also :meth:`_activate`.
+        """
         counter = counter_at(n)
         try:
-            if self.track:
-                node, it = open_child(self.streamers[sid], state, True, counter)
-            else:
-                node, it = None, self.streamers[sid]._source_iter()
+            node, it = open_child(self.streamers[sid], state, True, counter)
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
@@ -476,12 +485,32 @@ class _StochasticIterator:
         activation = self.next_activation()
         if activation is None:
             return False
-        self._fill(k, *activation)
+        sid, limit = activation
+        if self.track:
+            self._fill(k, sid, limit)
+            return True
+        # The same as _fill, without what only a state needs: this runs once
+        # per activation in plain iteration.
+        try:
+            it = self.streamers[sid]._source_iter()
+        except Exception as exc:
+            note_streamer(exc, self.mux, sid)
+            raise
+        counter = repeat(True, BIG)
+        self.busy[sid] += 1
+        self.sids[k] = sid
+        self.iters[k] = it
+        self.counters[k] = counter
+        self.readers[k] = compress(it if limit is None else islice(it, limit), counter)
         return True
 
     def _append_slot(self):
-        for name in _SLOTS:
-            getattr(self, name).append(None)
+        self.sids.append(-1)
+        self.limits.append(None)
+        self.iters.append(None)
+        self.nodes.append(None)
+        self.counters.append(None)
+        self.readers.append(_DEAD)
 
     def _new_slot(self):
         k = len(self.sids)
@@ -499,7 +528,7 @@ class _StochasticIterator:
     def _close_slot(self, k):
         """Close the activation in slot k; return the number of items it gave."""
         sid = self.sids[k]
-        n = given(self.counters[k])
+        n = BIG - self.counters[k].__length_hint__()
         self.busy[sid] -= 1
         self.totals[sid] += n
         close = getattr(self.iters[k], "close", None)
