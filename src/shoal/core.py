@@ -99,6 +99,8 @@ class Streamer:
         self._kind = kind
         # A map (buffer_stream, ...) knows how to resume through its input.
         self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
+        # Does a pass need no node to report its state (see _child)?
+        self._plain_leaf = kind != _DELEGATE and self._map_child is None
         # Only a one-shot source can run out for good; set once it has.
         self._spent = False
 

@@ -155,6 +155,8 @@ class BaseMux(Streamer):
         ``None`` every pass draws a new seed from numpy's global state.
     """
 
+    _plain_leaf = False  # a pass of a mux has a node
+
     def __init__(self, streamers, random_state=None):
         self.streamers = as_streamers(streamers)
         self.random_state = random_state

@@ -461,11 +461,8 @@ class _StochasticIterator:
         index = bisect_right(cumulative, self.uniforms() * cumulative[-1])
         return free[min(index, len(free) - 1)], self.sizes()
 
-    def _fill(self, k, sid, limit, n=0, state=None):
-        """Open streamer ``sid`` in slot k, for ``limit`` items of which ``n`` were given.
-
-        The way of an iteration that tracks its state; see also :meth:`_activate`.
-        """
+    def _fill(self, k, sid, limit, n, state):
+        """Reopen streamer ``sid`` in slot k where ``state`` says, ``n`` of ``limit`` items given."""
         counter = counter_at(n)
         try:
             node, it = open_child(self.streamers[sid], state, True, counter)
@@ -486,20 +483,23 @@ class _StochasticIterator:
         if activation is None:
             return False
         sid, limit = activation
-        if self.track:
-            self._fill(k, sid, limit)
-            return True
-        # The same as _fill, without what only a state needs: this runs once
-        # per activation in plain iteration.
+        streamer = self.streamers[sid]
+        counter = repeat(True, BIG)
+        # This runs once per activation: a plain leaf needs no node, and only
+        # a mux or a map inside needs what open_child does.
         try:
-            it = self.streamers[sid]._source_iter()
+            if streamer._plain_leaf or not self.track:
+                node, it = None, streamer._source_iter()
+            else:
+                node, it = open_child(streamer, None, True, counter)
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
-        counter = repeat(True, BIG)
         self.busy[sid] += 1
         self.sids[k] = sid
+        self.limits[k] = limit
         self.iters[k] = it
+        self.nodes[k] = node
         self.counters[k] = counter
         self.readers[k] = compress(it if limit is None else islice(it, limit), counter)
         return True
