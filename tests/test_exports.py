@@ -21,6 +21,10 @@ PUBLIC = {
     "keras_tuples",
     "cache",
     "batch_length",
+    "ProcessStreamer",
+    "ZMQStreamer",
+    "worker_info",
+    "WorkerError",
     "ShoalError",
     "PescadorError",
     "ShoalValueError",
@@ -30,7 +34,7 @@ PUBLIC = {
     "EmptyStreamError",
     "SpentSourceError",
 }
-MODULES = {"core", "exceptions", "iterator", "maps", "mux", "util"}
+MODULES = {"core", "exceptions", "iterator", "maps", "mux", "parallel", "util"}
 
 
 def test_all_is_exactly_the_public_api():
@@ -51,7 +55,7 @@ def test_every_exported_name_resolves():
 
 @pytest.mark.parametrize(
     "module", ["shoal.core", "shoal.exceptions", "shoal.iterator", "shoal.maps", "shoal.mux",
-               "shoal.util",
+               "shoal.util", "shoal.parallel",
                "shoal._checks", "shoal._iterutil", "shoal._random",
                "shoal.mux.chain", "shoal.mux.round_robin", "shoal.mux.shuffled",
                "shoal.mux.stochastic", "shoal.mux._base"]

@@ -23,6 +23,7 @@ from .exceptions import (
 )
 from .iterator import StreamIterator
 from .maps import buffer_stream, cache, keras_tuples, tuples
+from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
 from .util import batch_length
 
@@ -41,6 +42,10 @@ __all__ = [
     "keras_tuples",
     "cache",
     "batch_length",
+    "ProcessStreamer",
+    "ZMQStreamer",
+    "worker_info",
+    "WorkerError",
     "ShoalError",
     "PescadorError",
     "ShoalValueError",
@@ -52,7 +57,7 @@ __all__ = [
 ]
 
 # Submodules kept importable for code written for pescador (pescador.mux, ...).
-_PUBLIC_MODULES = ["core", "exceptions", "iterator", "maps", "mux", "util"]
+_PUBLIC_MODULES = ["core", "exceptions", "iterator", "maps", "mux", "parallel", "util"]
 
 
 def __dir__():

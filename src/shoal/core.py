@@ -1,6 +1,7 @@
 """Streamer: a restartable stream over a generator function or an iterable."""
 
 import collections.abc
+import contextlib
 import inspect
 from collections import deque
 from itertools import compress, islice, repeat
@@ -15,6 +16,20 @@ __all__ = ["Streamer", "streamable", "resume_arg"]
 
 #: The attribute :func:`resume_arg` sets on a generator function.
 RESUME_ARG = "__shoal_resume_arg__"
+#: The attribute :func:`streamable` sets on a generator function: the decorated function.
+STREAMABLE = "__shoal_streamable__"
+
+
+class _Decorated:
+    """Pickles as the @streamable function that wraps a Streamer's source."""
+
+    __slots__ = ("decorated",)
+
+    def __init__(self, decorated):
+        self.decorated = decorated
+
+    def __reduce__(self):
+        return _Decorated, (self.decorated,)
 
 # How a Streamer gets a fresh iterator from its source.
 _CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
@@ -108,6 +123,22 @@ class Streamer:
     def streamer(self):
         """The source, under the attribute name pescador uses."""
         return self.source
+
+    def __getstate__(self):
+        # A recipe pickles as its configuration (what a worker process needs).
+        state = dict(self.__dict__)
+        state.pop("_entered", None)  # passes open in `with` blocks stay here
+        decorated = getattr(state.get("source"), STREAMABLE, None)
+        if decorated is not None:
+            # The module holds the @streamable function under the function's
+            # name: pickle that, and take the function back out of it.
+            state["source"] = _Decorated(decorated)
+        return state
+
+    def __setstate__(self, state):
+        if isinstance(state.get("source"), _Decorated):
+            state["source"] = state["source"].decorated.__wrapped__
+        self.__dict__.update(state)
 
     # -- iteration ---------------------------------------------------------
 
@@ -374,7 +405,10 @@ def streamable(function):
             f"streamable decorates a generator function, got {short_repr(function)} "
             f"({type(function).__name__})"
         )
-    return decorate(function, _make_streamer, kwsyntax=True)
+    decorated = decorate(function, _make_streamer, kwsyntax=True)
+    with contextlib.suppress(AttributeError, TypeError):
+        setattr(function, STREAMABLE, decorated)
+    return decorated
 
 
 def resume_arg(name):

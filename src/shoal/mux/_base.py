@@ -1,9 +1,11 @@
 """What every mux shares: its streamers, its seed, and how a pass starts."""
 
 import collections.abc
+import copy
 from itertools import repeat
 
 import numpy as np
+from numpy.random import SeedSequence
 
 from .._checks import check_weights, short_repr
 from .._iterutil import add_note, limited
@@ -201,6 +203,34 @@ class BaseMux(Streamer):
 
     def _settings(self):
         return {}
+
+    def _split(self, index, n_parts):
+        """Part ``index`` of ``n_parts``: this mux over ``streamers[index::n_parts]``.
+
+        The part keeps every setting (weights are those of its streamers,
+        normalised; ``n_active`` is capped at its number of streamers) and is
+        seeded from this mux's seed and ``index``. With fewer streamers than
+        parts, every part is this whole mux, seeded from the seed and ``index``.
+        """
+        part = copy.copy(self)
+        part.__dict__.pop("_pass_key", None)
+        part.__dict__.pop("_entered", None)
+        if len(self.streamers) >= n_parts:
+            part.streamers = self.streamers[index::n_parts]
+            weights = getattr(self, "weights", None)
+            if weights is not None:
+                share = weights[index::n_parts]
+                if not share.any():
+                    share = np.ones(len(share))
+                part.weights = share / share.sum()
+                part.weights.flags.writeable = False
+            if getattr(self, "n_active", None) is not None and self.mode != "with_replacement":
+                part.n_active = min(self.n_active, len(part.streamers))
+        if self._seed is not None:
+            part._seed = SeedSequence(self._seed.entropy,
+                                      spawn_key=(*self._seed.spawn_key, index))
+            part.random_state = part._seed
+        return part
 
     def __repr__(self):
         parts = [f"<{len(self.streamers)} streamers>"]
