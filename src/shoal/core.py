@@ -3,6 +3,7 @@
 import collections.abc
 import contextlib
 import inspect
+import sys
 from collections import deque
 from itertools import compress, islice, repeat
 
@@ -18,6 +19,15 @@ __all__ = ["Streamer", "streamable", "resume_arg"]
 RESUME_ARG = "__shoal_resume_arg__"
 #: The attribute :func:`streamable` sets on a generator function: the decorated function.
 STREAMABLE = "__shoal_streamable__"
+
+
+def _module_holds(function):
+    """Is ``function`` what its module holds under its qualified name?"""
+    module = sys.modules.get(getattr(function, "__module__", None))
+    found = module
+    for part in getattr(function, "__qualname__", "").split("."):
+        found = getattr(found, part, None)
+    return found is function
 
 
 class _Decorated:
@@ -129,7 +139,7 @@ class Streamer:
         state = dict(self.__dict__)
         state.pop("_entered", None)  # passes open in `with` blocks stay here
         decorated = getattr(state.get("source"), STREAMABLE, None)
-        if decorated is not None:
+        if decorated is not None and _module_holds(decorated):
             # The module holds the @streamable function under the function's
             # name: pickle that, and take the function back out of it.
             state["source"] = _Decorated(decorated)
@@ -220,19 +230,7 @@ class Streamer:
             bound = inspect.signature(self.source).bind_partial(*self.args, **self.kwargs)
             bound.arguments[start] = given
             return iter(self.source(*bound.args, **bound.kwargs))
-        it = self._source_iter()
-        if given:
-            # Restart and skip: right for any source that yields the same items
-            # every time it is started.
-            counter = repeat(True, given)
-            deque(compress(islice(it, given), counter), maxlen=0)
-            if counter.__length_hint__():
-                raise ShoalValueError(
-                    f"cannot restore {self!r} after {given} items: it now yields only "
-                    f"{given - counter.__length_hint__()}; a source resumed by skipping "
-                    "must yield the same items every time it is started"
-                )
-        return it
+        return skip_items(self, self._source_iter(), given)
 
     def _open_one_shot(self, max_iter):
         if self._spent:
@@ -409,6 +407,24 @@ def streamable(function):
     with contextlib.suppress(AttributeError, TypeError):
         setattr(function, STREAMABLE, decorated)
     return decorated
+
+
+def skip_items(streamer, it, given):
+    """Skip the first ``given`` items of ``it``, a new pass of ``streamer``; return ``it``.
+
+    Restart and skip: right for any source that yields the same items every
+    time it is started. A source that yields fewer is an error.
+    """
+    if given:
+        counter = repeat(True, given)
+        deque(compress(islice(it, given), counter), maxlen=0)
+        if counter.__length_hint__():
+            raise ShoalValueError(
+                f"cannot restore {streamer!r} after {given} items: it now yields only "
+                f"{given - counter.__length_hint__()}; a source resumed by skipping "
+                "must yield the same items every time it is started"
+            )
+    return it
 
 
 def resume_arg(name):

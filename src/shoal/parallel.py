@@ -31,7 +31,7 @@ import numpy as np
 
 from ._checks import check_choice, check_int, short_repr
 from ._iterutil import add_note, limited
-from .core import Streamer
+from .core import Streamer, skip_items
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux, check_flag
 
@@ -174,7 +174,15 @@ class ProcessStreamer(Streamer):
     def _source_iter(self):
         return self._open()
 
-    _plain_leaf = True  # a pass is a plain generator: its state is the items given
+    # Resumable iteration: the state of a pass is the number of items it gave;
+    # it resumes by restarting the workers and skipping those items.
+    _plain_leaf = True
+
+    def _child(self, state=None, track=False):
+        return None, skip_items(self, self._open(), state["given"] if state else 0)
+
+    def _child_state(self, node, it, n_given):
+        return {"given": n_given}
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"

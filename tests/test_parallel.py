@@ -1,0 +1,285 @@
+"""ProcessStreamer and ZMQStreamer: workers that are fast, bounded and never silent."""
+
+import gc
+import multiprocessing
+import os
+import signal
+import time
+from collections import Counter
+from contextlib import contextmanager
+
+import numpy as np
+import pytest
+
+import shoal
+import worker_sources as sources
+from resume_checker import assert_resumes_exactly
+from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
+
+METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn"])
+
+
+@contextmanager
+def no_hang(seconds=60):
+    """Fail, rather than hang, if the block takes longer than ``seconds``."""
+    def alarm(signum, frame):
+        raise TimeoutError(f"still running after {seconds} s")
+
+    previous = signal.signal(signal.SIGALRM, alarm)
+    signal.alarm(seconds)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, previous)
+
+
+def shared_memory_left():
+    folder = "/dev/shm"
+    return [f for f in os.listdir(folder) if f.startswith("shoal-")] if os.path.isdir(folder) else []
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    """Every test must leave no worker process and no shared memory behind."""
+    yield
+    gc.collect()
+    assert multiprocessing.active_children() == []
+    assert shared_memory_left() == []
+
+
+# -- items ----------------------------------------------------------------------
+
+
+@METHODS
+def test_items_arrive_in_order(start_method):
+    with no_hang():
+        items = list(ProcessStreamer(Streamer(sources.numbered, 200), start_method=start_method))
+    assert [item["i"] for item in items] == list(range(200))
+    np.testing.assert_array_equal(items[57]["x"], [57, 57, 57])
+
+
+@METHODS
+def test_any_picklable_item_crosses(start_method):
+    with no_hang():
+        items = list(ProcessStreamer(Streamer(sources.anything), start_method=start_method))
+    assert items[:3] == [7, "text", sources.Point(1, 2)]
+    np.testing.assert_array_equal(items[3]["a"][0], [0, 1, 2])
+    np.testing.assert_array_equal(items[3]["a"][1][0], np.ones((2, 2)))
+    assert items[3]["a"][1][1] == "b" and items[3]["c"] is None
+    assert items[4][0] == np.float32(1.5) and items[4][1] == [1, 2, 3]
+    np.testing.assert_array_equal(items[5], np.arange(200_000, dtype=np.float64))
+
+
+@METHODS
+def test_received_arrays_are_writable_and_survive_a_reused_buffer(start_method):
+    with no_hang():
+        items = list(ProcessStreamer(Streamer(sources.reusing, 30), prefetch=4,
+                                     start_method=start_method))
+    assert [float(item["x"][0]) for item in items] == list(range(30))
+    assert all(float(item["x"][-1]) == i for i, item in enumerate(items))
+    items[0]["x"][:] = -1  # writable, and the consumer's own
+    assert float(items[1]["x"][0]) == 1
+
+
+def test_items_larger_than_the_shared_memory_go_through_the_pipe():
+    stream = ProcessStreamer(Streamer(sources.reusing, 3, size=100_000), start_method="fork",
+                             shared_memory_bytes=2**16)
+    with no_hang():
+        assert [float(item["x"][5]) for item in stream] == [0, 1, 2]
+
+
+def test_max_iter_and_cycle():
+    stream = ProcessStreamer(Streamer(sources.numbered, 5), start_method="fork")
+    with no_hang():
+        assert [item["i"] for item in stream.iterate(max_iter=3)] == [0, 1, 2]
+        assert [item["i"] for item in stream.cycle(max_iter=12)] == [0, 1, 2, 3, 4] * 2 + [0, 1]
+
+
+# -- workers ----------------------------------------------------------------------
+
+
+def tagged_mux(n_streams=6, length=7):
+    streams = [Streamer(sources.numbered, length, tag=k) for k in range(n_streams)]
+    return shoal.StochasticMux(streams, 2, None, mode="exhaustive", random_state=3)
+
+
+@METHODS
+def test_workers_split_a_mux_so_that_every_item_comes_once(start_method):
+    with no_hang():
+        items = list(ProcessStreamer(tagged_mux(), n_workers=2, start_method=start_method))
+    pairs = Counter((item["tag"], item["i"]) for item in items)
+    assert pairs == Counter((tag, i) for tag in range(6) for i in range(7))
+
+
+@METHODS
+def test_ordered_workers_give_the_same_stream_every_run(start_method):
+    def run():
+        mux = shoal.ShuffledMux([Streamer(sources.forever, k) for k in range(5)], random_state=9)
+        with no_hang():
+            return list(ProcessStreamer(mux, n_workers=2, start_method=start_method)(max_iter=300))
+
+    first = run()
+    assert first == run()
+    assert {tag for tag, _ in first} == set(range(5))
+
+
+def test_unordered_workers_give_the_same_items():
+    with no_hang():
+        items = list(ProcessStreamer(tagged_mux(), n_workers=2, ordered=False, start_method="fork"))
+    assert sorted((item["tag"], item["i"]) for item in items) == sorted(
+        (tag, i) for tag in range(6) for i in range(7))
+
+
+def test_workers_seed_their_copies_of_a_small_mux_differently():
+    mux = shoal.ShuffledMux([Streamer(sources.forever, k) for k in range(2)], random_state=1)
+    with no_hang():
+        items = list(ProcessStreamer(mux, n_workers=2, start_method="fork")(max_iter=400))
+    from_worker = [items[0::2], items[1::2]]  # strict turns: worker 0, 1, 0, 1, ...
+    assert from_worker[0] != from_worker[1]
+
+
+def test_a_generator_function_can_read_its_own_share():
+    assert shoal.worker_info() is None
+    with no_hang():
+        items = list(ProcessStreamer(Streamer(sources.sharded, 50), n_workers=2,
+                                     start_method="fork"))
+    assert sorted(items) == list(range(50))
+
+
+def test_prefetch_bounds_what_workers_produce_ahead():
+    counter = multiprocessing.get_context("fork").Value("q", 0)
+    stream = ProcessStreamer(Streamer(sources.counted, counter), prefetch=5, start_method="fork")
+    with no_hang():
+        items = iter(stream)
+        assert next(items) == 0
+        time.sleep(0.5)  # a slow consumer: the worker must wait for it
+        produced = counter.value
+        items.close()
+    # The item taken, the 5 in flight, and one being made at most.
+    assert 2 <= produced <= 7
+
+
+# -- failures -----------------------------------------------------------------------
+
+
+@METHODS
+def test_a_worker_error_is_raised_as_itself_with_the_worker_traceback(start_method):
+    with no_hang(), pytest.raises(KeyError, match="record 3 is missing") as info:
+        list(ProcessStreamer(Streamer(sources.failing, 3), start_method=start_method))
+    notes = "\n".join(info.value.__notes__)
+    assert "raised in worker 0" in notes
+    assert "in failing" in notes  # the worker's traceback names the generator
+
+
+def test_an_error_that_cannot_cross_is_raised_as_a_worker_error():
+    with no_hang(), pytest.raises(WorkerError, match="Unpicklable: cannot cross") as info:
+        list(ProcessStreamer(Streamer(sources.failing_unpicklably), start_method="fork"))
+    assert isinstance(info.value, RuntimeError)
+    assert "failing_unpicklably" in "\n".join(info.value.__notes__)
+
+
+@METHODS
+def test_a_killed_worker_is_detected_instead_of_hanging(start_method):
+    stream = ProcessStreamer(Streamer(sources.killed_after, 3), start_method=start_method)
+    with no_hang(30), pytest.raises(WorkerError, match=r"killed by signal 9 \(SIGKILL\)"):
+        list(stream)
+
+
+def test_a_source_that_cannot_be_pickled_is_refused_before_any_worker_starts():
+    with pytest.raises(ShoalTypeError, match=r"stream Streamer\(<lambda>\) cannot be sent to a worker started with 'spawn'"):
+        ProcessStreamer(Streamer(lambda: iter([1])), start_method="spawn")
+    assert multiprocessing.active_children() == []
+
+
+def test_streamable_functions_cross_to_spawned_workers():
+    with no_hang():
+        assert list(ProcessStreamer(sources.streamed(4), start_method="spawn")) == [0, 1, 2, 3]
+        decorated_here = shoal.streamable(sources.numbered)  # not what the module holds
+        stream = ProcessStreamer(decorated_here(4), start_method="spawn")
+        assert [item["i"] for item in stream] == [0, 1, 2, 3]
+
+
+# -- stopping -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("how", ["break", "close", "exception", "keyboard interrupt",
+                                 "garbage collection"])
+def test_stopping_the_consumer_stops_every_worker(how):
+    mux = shoal.ShuffledMux([Streamer(sources.forever, k) for k in range(4)], random_state=0)
+    stream = ProcessStreamer(mux, n_workers=2, start_method="fork")
+    with no_hang():
+        if how == "break":
+            for count, _ in enumerate(stream):
+                if count == 100:
+                    break
+        elif how == "close":
+            items = iter(stream)
+            next(items)
+            items.close()
+        elif how in ("exception", "keyboard interrupt"):
+            error = ValueError if how == "exception" else KeyboardInterrupt
+            with pytest.raises(error):
+                for count, _ in enumerate(stream):
+                    if count == 100:
+                        raise error("the consumer stops")
+        else:
+            items = iter(stream)
+            next(items)
+            del items
+            gc.collect()
+    # nothing_left_behind checks that no worker and no shared memory remain.
+
+
+# -- arguments and pescador's ZMQStreamer ------------------------------------------------
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"n_workers": 0}, ShoalValueError, "n_workers must be >= 1, got 0"),
+    ({"prefetch": 0}, ShoalValueError, "prefetch must be >= 1, got 0"),
+    ({"ordered": "yes"}, ShoalTypeError, "ordered must be True or False, got 'yes'"),
+    ({"start_method": "thread"}, ShoalValueError, "start_method must be one of"),
+    ({"timeout": 0}, ShoalValueError, "timeout must be a number of seconds > 0, got 0"),
+    ({"shared_memory_bytes": 10}, ShoalValueError, "shared_memory_bytes must be >= "),
+])
+def test_bad_arguments_are_refused_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ProcessStreamer(Streamer(sources.numbered, 3), **kwargs)
+
+
+def test_zmq_streamer_runs_code_written_for_pescador():
+    import shoal as pescador
+
+    streamer = pescador.Streamer(sources.numbered, 10)
+    zmq = pescador.ZMQStreamer(streamer)
+    with no_hang():
+        assert [item["i"] for item in zmq] == list(range(10))
+        assert [item["i"] for item in zmq.iterate(max_iter=4)] == [0, 1, 2, 3]
+        assert len(list(zmq(max_iter=15, cycle=True))) == 15
+    assert zmq.streamer is streamer
+    copying = pescador.ZMQStreamer(streamer, min_port=50000, max_port=50100, max_tries=3,
+                                   copy=True, timeout=2)
+    with no_hang():
+        assert len(list(copying)) == 10
+
+
+@pytest.mark.parametrize("kwargs, message", [
+    ({"min_port": 70000}, "ports must satisfy 1 <= min_port < max_port <= 65535"),
+    ({"min_port": 5000, "max_port": 4000}, "got min_port=5000, max_port=4000"),
+    ({"max_tries": 0}, "max_tries must be >= 1, got 0"),
+])
+def test_zmq_streamer_checks_its_arguments(kwargs, message):
+    with pytest.raises(ShoalValueError, match=message):
+        ZMQStreamer(Streamer(sources.numbered, 3), **kwargs)
+
+
+# -- resuming -------------------------------------------------------------------------
+
+
+def test_a_parallel_stream_resumes_exactly():
+    def make():
+        mux = shoal.ShuffledMux([Streamer(sources.forever, k) for k in range(4)], random_state=2)
+        return ProcessStreamer(mux, n_workers=2, start_method="fork")
+
+    with no_hang(120):
+        assert_resumes_exactly(make, n_positions=40, n_after=20)

@@ -1,0 +1,103 @@
+"""Generator functions for the worker tests: module-level, so spawned workers can import them."""
+
+import os
+import time
+
+import numpy as np
+
+import shoal
+
+
+class Point:
+    """A picklable object of the test's own."""
+
+    def __init__(self, x, y):
+        self.x, self.y = x, y
+
+    def __eq__(self, other):
+        return isinstance(other, Point) and (self.x, self.y) == (other.x, other.y)
+
+
+def numbered(n, tag=0):
+    for i in range(n):
+        yield {"x": np.full(3, i, dtype=np.int64), "tag": tag, "i": i}
+
+
+def anything():
+    yield 7
+    yield "text"
+    yield Point(1, 2)
+    yield {"a": [np.arange(3), (np.ones((2, 2)), "b")], "c": None}
+    yield (np.float32(1.5), [1, 2, 3])
+    yield np.arange(200_000, dtype=np.float64)  # large: through shared memory
+
+
+def reusing(n, size=1_000_000):
+    """Yields the same 4 MB array, overwritten for each item."""
+    buffer = np.zeros(size, dtype=np.float32)
+    for i in range(n):
+        buffer[:] = i
+        yield {"x": buffer}
+
+
+def failing(n):
+    for i in range(n):
+        yield i
+    raise KeyError("record 3 is missing")
+
+
+class Unpicklable(Exception):
+    def __init__(self, lock):
+        super().__init__("cannot cross")
+        self.lock = lock
+
+    def __reduce__(self):
+        raise TypeError("no pickling")
+
+
+def failing_unpicklably():
+    yield 1
+    raise Unpicklable(object())
+
+
+def killed_after(n):
+    for i in range(n):
+        yield i
+    os.kill(os.getpid(), 9)
+    yield n
+
+
+def forever(tag=0):
+    i = 0
+    while True:
+        yield (tag, i)
+        i += 1
+
+
+def counted(counter):
+    """Counts the items it produced in a shared counter."""
+    i = 0
+    while True:
+        with counter.get_lock():
+            counter.value += 1
+        yield i
+        i += 1
+
+
+def sharded(n):
+    """Each worker reads its own share, through worker_info()."""
+    index, n_workers = shoal.worker_info() or (0, 1)
+    for i in range(index, n, n_workers):
+        yield i
+
+
+def slow(n, delay):
+    for i in range(n):
+        time.sleep(delay)
+        yield i
+
+
+@shoal.streamable
+def streamed(n):
+    """A @streamable generator function."""
+    yield from range(n)
