@@ -35,8 +35,10 @@ def no_hang(seconds=60):
 
 
 def shared_memory_left():
+    """The shared-memory files this process made and did not remove."""
     folder = "/dev/shm"
-    return [f for f in os.listdir(folder) if f.startswith("shoal-")] if os.path.isdir(folder) else []
+    mine = f"shoal-{os.getpid()}-"
+    return [f for f in os.listdir(folder) if f.startswith(mine)] if os.path.isdir(folder) else []
 
 
 @pytest.fixture(autouse=True)

@@ -255,7 +255,9 @@ class _ProcessIterator:
         for index, share in enumerate(recipe._shares):
             worker = _Worker()
             worker.index = index
-            fd, worker.ring_path = tempfile.mkstemp(prefix=_SHM_PREFIX, dir=folder)
+            # Named after this process, so that what it leaves can be found.
+            fd, worker.ring_path = tempfile.mkstemp(prefix=f"{_SHM_PREFIX}{os.getpid()}-",
+                                                    dir=folder)
             try:
                 os.ftruncate(fd, recipe.shared_memory_bytes)
                 worker.ring = mmap.mmap(fd, recipe.shared_memory_bytes)
@@ -307,11 +309,15 @@ class _ProcessIterator:
     def _handle(self, worker, message):
         kind, payload = pickle.loads(message)
         if kind == "items":
-            batch, end = payload
+            segments, end = payload
             view = memoryview(worker.ring)
             queue = worker.queue
             loads = pickle.loads
-            for data, table in batch:
+            for segment in segments:
+                if segment[0] == "c":
+                    queue.extend(_unpack_run(*segment[1:]))
+                    continue
+                _, data, table = segment
                 if table:
                     # One copy out of the ring: the consumer's own, writable buffers.
                     buffers = [bytearray(view[offset:offset + size]) for offset, size in table]
@@ -479,10 +485,18 @@ class _Sender:
         self.stop = stop
         self.parent = parent
         self.head = 0  # bytes ever written to the ring
-        self.batch = []  # (pickled item, its buffers' (offset, size) in the ring)
+        # The batch: pickled items (data, their buffers' (offset, size) in the
+        # ring), and runs of dicts of small arrays stored column by column.
+        self.batch = []
+        self.n_items = 0
+        self.run = None  # the open run of dicts: [keys, layouts, n, columns]
         self.started = 0.0
 
     def add(self, item):
+        if type(item) is dict and self._add_to_run(item):
+            self._added()
+            return
+        self.run = None
         large = []
         data = pickle.dumps(item, protocol=5, buffer_callback=lambda b: _keep_small(b, large))
         table = []
@@ -492,18 +506,59 @@ class _Sender:
                 data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
             else:
                 table = [self._write(buffer.raw()) for buffer in large]
-        batch = self.batch
-        if not batch:
+        self.batch.append(("p", data, table))
+        self._added()
+
+    def _add_to_run(self, item):
+        """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
+
+        A run sends each key's arrays as one block of bytes: a few numpy
+        calls a batch instead of pickling every array. The bytes are copied
+        now, so a generator may reuse its arrays.
+        """
+        run = self.run
+        values = list(item.values())
+        if run is not None and run[0] == list(item):
+            layouts = run[1]
+            for value, (dtype, shape) in zip(values, layouts):
+                if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
+                    break
+            else:
+                for column, value in zip(run[3], values):
+                    column.append(value.tobytes())
+                run[2] += 1
+                return True
+        layouts = []
+        for value in values:
+            if type(value) is not np.ndarray or value.nbytes >= SHARED_MIN_BYTES or value.dtype.hasobject:
+                return False
+            layouts.append((value.dtype, value.shape))
+        self.run = [list(item), layouts, 1, [[value.tobytes()] for value in values]]
+        self.batch.append(("c", self.run))
+        return True
+
+    def _added(self):
+        self.n_items += 1
+        if self.n_items == 1:
             self.started = time.perf_counter()
-        batch.append((data, table))
-        if len(batch) >= BATCH_ITEMS or time.perf_counter() - self.started >= BATCH_SECONDS:
+        if self.n_items >= BATCH_ITEMS or time.perf_counter() - self.started >= BATCH_SECONDS:
             self.flush()
 
     def flush(self):
-        if self.batch:
-            message = pickle.dumps(("items", (self.batch, self.head)), protocol=5)
-            self.batch = []
-            self.conn.send_bytes(message)
+        if not self.batch:
+            return
+        segments = []
+        for segment in self.batch:
+            if segment[0] == "c":
+                keys, layouts, n, columns = segment[1]
+                segment = ("c", keys, [(d.str, s) for d, s in layouts], n,
+                           [b"".join(column) for column in columns])
+            segments.append(segment)
+        message = pickle.dumps(("items", (segments, self.head)), protocol=5)
+        self.batch = []
+        self.run = None
+        self.n_items = 0
+        self.conn.send_bytes(message)
 
     def _write(self, view):
         """Copy ``view`` into the ring; return its (offset, size)."""
@@ -523,6 +578,17 @@ class _Sender:
         self.ring[offset:offset + size] = view
         self.head += size
         return offset, size
+
+
+def _unpack_run(keys, layouts, n, blocks):
+    """The dicts of a run: each key's block becomes one writable array, sliced by item."""
+    columns = []
+    for (dtype, shape), block in zip(layouts, blocks):
+        column = np.frombuffer(bytearray(block), dtype=dtype).reshape((n, *shape))
+        if not shape:  # 0-d arrays: rows of a 1-d column would be numpy scalars
+            column = [column[i:i + 1].reshape(()) for i in range(n)]
+        columns.append(column)
+    return [dict(zip(keys, row)) for row in zip(*columns)]
 
 
 def _keep_small(buffer, large):
