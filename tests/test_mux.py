@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-import shoal
+
 from shoal import (
     ChainMux,
     EmptyStreamError,

@@ -24,6 +24,7 @@ __all__ = [
     "open_child",
     "check_state",
     "check_flag",
+    "Reweighable",
     "weight_spec",
     "scheduled_weights",
 ]
@@ -74,6 +75,30 @@ def scheduled_weights(schedule, n_given, n_streams):
         add_note(exc, f"raised by the weights schedule, called with {n_given}")
         raise
     return check_weights(weights, n_streams, name=f"weights({n_given})")
+
+
+class Reweighable:
+    """What the iterators of ShuffledMux and StochasticMux share: weights that change.
+
+    A subclass has ``mux``, ``base_weights`` and ``counts()``, and applies
+    new base weights in ``_reweigh()``.
+    """
+
+    __slots__ = ()
+
+    def set_weights(self, weights):
+        """Use ``weights`` from the next draw on (streamers dropped for being empty stay so)."""
+        self.base_weights = check_weights(weights, len(self.mux.streamers)).copy()
+        self._reweigh()
+
+    def _scheduled(self):
+        """Ask the mux's weights schedule, if any, for the weights from here on."""
+        schedule = self.mux.weight_schedule
+        if schedule is not None:
+            weights = scheduled_weights(schedule, sum(self.counts()), len(self.mux.streamers))
+            if not np.array_equal(weights, self.base_weights):
+                self.base_weights = weights.copy()
+                self._reweigh()
 
 
 def check_flag(name, value):

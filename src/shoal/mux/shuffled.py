@@ -4,19 +4,18 @@ from itertools import compress
 
 import numpy as np
 
-from .._checks import check_weights
 from .._iterutil import END, close_quietly
 from .._random import PassRandom, block_size, epoch_key, iteration_seed, saved_seed, weighted_picks
 from ..exceptions import EmptyStreamError
 from ._base import (
     BaseMux,
+    Reweighable,
     check_flag,
     check_state,
     counter_at,
     given,
     note_streamer,
     open_child,
-    scheduled_weights,
     weight_spec,
 )
 
@@ -81,7 +80,7 @@ class ShuffledMux(BaseMux):
         return _ShuffledIterator(self, cycle, state, track)
 
 
-class _ShuffledIterator:
+class _ShuffledIterator(Reweighable):
     """The running state of one iteration of a ShuffledMux.
 
     Each item comes from the streamer named by the next pick of the current
@@ -121,7 +120,7 @@ class _ShuffledIterator:
             self.gave = state["gave"]
             self.base_weights = np.array(state["base_weights"], dtype=float)
             self.dropped = list(state["dropped"])
-            self._apply_weights()
+            self._reweigh()
             self.totals = list(state["totals"])
             self.n_blocks = state["blocks"]
             if self.n_blocks and state["left"]:
@@ -131,28 +130,15 @@ class _ShuffledIterator:
     def _start_pass(self):
         self.gave = False  # has this pass given an item?
         self.dropped = []  # streamers dropped for yielding nothing
-        self._apply_weights()
+        self._reweigh()
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
 
-    def _apply_weights(self):
+    def _reweigh(self):
         """The weights in use: the base weights, with dropped streamers at 0."""
         self.weights = self.base_weights.copy()
         self.weights[self.dropped] = 0.0
         self.picks = iter(())  # picks drawn with other weights no longer apply
-
-    def set_weights(self, weights):
-        """Use ``weights`` from the next item on (dropped streamers stay dropped)."""
-        self.base_weights = check_weights(weights, len(self.mux.streamers)).copy()
-        self._apply_weights()
-
-    def _scheduled(self):
-        schedule = self.mux.weight_schedule
-        if schedule is not None:
-            weights = scheduled_weights(schedule, sum(self.counts()), len(self.mux.streamers))
-            if not np.array_equal(weights, self.base_weights):
-                self.base_weights = weights.copy()
-                self._apply_weights()
 
     def _make_picks(self, k):
         rng = self.random.block(_PICKS, k)
@@ -190,7 +176,7 @@ class _ShuffledIterator:
             self.iters[i] = self.nodes[i] = self.counters[i] = None
             self.readers[i] = _NOT_STARTED
             self.dropped.append(i)  # it yields nothing: drop it
-            self._apply_weights()
+            self._reweigh()
         else:
             self.readers[i] = reader
             self.gave = True

@@ -8,7 +8,6 @@ from itertools import accumulate, compress, islice, repeat
 import numpy as np
 
 from .._checks import check_choice, check_int, short_repr
-from .._checks import check_weights
 from .._iterutil import close_quietly
 from .._random import (
     Draws,
@@ -24,13 +23,13 @@ from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from ._base import (
     BIG,
     BaseMux,
+    Reweighable,
     check_flag,
     check_state,
     counter_at,
     given,
     note_streamer,
     open_child,
-    scheduled_weights,
     weight_spec,
 )
 
@@ -212,7 +211,7 @@ _DEAD = iter(())  # the reader of an empty slot: spent, so next() raises at C sp
 _SLOTS = ("sids", "limits", "iters", "nodes", "counters", "readers")
 
 
-class _StochasticIterator:
+class _StochasticIterator(Reweighable):
     """The running state of one iteration of a StochasticMux.
 
     The slots are parallel lists: the streamer in each slot, the count its
@@ -313,28 +312,15 @@ class _StochasticIterator:
         self.weights, self.weight_list, self.n_positive = self.base_summary
 
     def _reweigh(self):
-        """The weights changed: draws made with the old ones no longer apply."""
+        """The weights changed: draws made with the old ones no longer apply.
+
+        (In exhaustive mode the order of a pass is drawn when it starts, so
+        new weights apply from the next pass.)
+        """
         self._weigh()
         supply = self.choices or self.activations
         if self.mux.mode != "exhaustive" and supply is not None:
             supply.discard()
-
-    def set_weights(self, weights):
-        """Use ``weights`` for the activations from now on.
-
-        Pruned streamers stay pruned. In exhaustive mode the order of a pass
-        is drawn when it starts, so new weights apply from the next pass.
-        """
-        self.base_weights = check_weights(weights, len(self.mux.streamers)).copy()
-        self._reweigh()
-
-    def _scheduled(self):
-        schedule = self.mux.weight_schedule
-        if schedule is not None:
-            weights = scheduled_weights(schedule, sum(self.counts()), len(self.mux.streamers))
-            if not np.array_equal(weights, self.base_weights):
-                self.base_weights = weights.copy()
-                self._reweigh()
 
     # -- state -------------------------------------------------------------
 
@@ -469,13 +455,7 @@ class _StochasticIterator:
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
-        self.busy[sid] += 1
-        self.sids[k] = sid
-        self.limits[k] = limit
-        self.iters[k] = it
-        self.nodes[k] = node
-        self.counters[k] = counter
-        self.readers[k] = compress(it if limit is None else islice(it, limit - n), counter)
+        self._put(k, sid, limit, it, node, counter, limit if limit is None else limit - n)
 
     def _activate(self, k):
         """Put a newly activated streamer in slot k; False if there is none to activate."""
@@ -485,8 +465,9 @@ class _StochasticIterator:
         sid, limit = activation
         streamer = self.streamers[sid]
         counter = repeat(True, BIG)
-        # This runs once per activation: a plain leaf needs no node, and only
-        # a mux or a map inside needs what open_child does.
+        # This runs once per activation, so it opens the streamer itself: a
+        # plain leaf needs no node, and only a mux or a map inside needs what
+        # open_child does.
         try:
             if streamer._plain_leaf or not self.track:
                 node, it = None, streamer._source_iter()
@@ -495,14 +476,18 @@ class _StochasticIterator:
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
+        self._put(k, sid, limit, it, node, counter, limit)
+        return True
+
+    def _put(self, k, sid, limit, it, node, counter, left):
+        """Slot k now reads ``it`` (of streamer ``sid``), for ``left`` more items."""
         self.busy[sid] += 1
         self.sids[k] = sid
         self.limits[k] = limit
         self.iters[k] = it
         self.nodes[k] = node
         self.counters[k] = counter
-        self.readers[k] = compress(it if limit is None else islice(it, limit), counter)
-        return True
+        self.readers[k] = compress(it if left is None else islice(it, left), counter)
 
     def _append_slot(self):
         self.sids.append(-1)
