@@ -285,3 +285,12 @@ def test_a_parallel_stream_resumes_exactly():
 
     with no_hang(120):
         assert_resumes_exactly(make, n_positions=40, n_after=20)
+
+
+def test_a_chain_over_an_iterator_of_streamers_cannot_be_split():
+    chain = shoal.ChainMux(Streamer(sources.numbered, 2, tag=k) for k in range(4))
+    with pytest.raises(ShoalValueError, match="cannot be split among workers"):
+        ProcessStreamer(chain, n_workers=2, start_method="fork")
+    with no_hang():  # one worker reads it as it is
+        items = list(ProcessStreamer(chain, start_method="fork"))
+    assert [(item["tag"], item["i"]) for item in items] == [(k, i) for k in range(4) for i in range(2)]

@@ -62,6 +62,16 @@ def worker_info():
     """``(index, n_workers)`` inside a ProcessStreamer's worker, else None.
 
     A generator function can use it to read its own share of the data.
+
+    Examples
+    --------
+    >>> worker_info() is None  # not in a worker
+    True
+    >>> def my_share(n):
+    ...     index, n_workers = worker_info() or (0, 1)
+    ...     yield from range(index, n, n_workers)
+    >>> sorted(ProcessStreamer(Streamer(my_share, 6), n_workers=2, start_method="fork"))
+    [0, 1, 2, 3, 4, 5]
     """
     return _WORKER
 
@@ -207,6 +217,15 @@ class ZMQStreamer(ProcessStreamer):
         Accepted for compatibility.
     timeout : float > 0
         Seconds to wait for the worker to stop when the stream is closed.
+
+    Examples
+    --------
+    >>> def numbers(n):
+    ...     for i in range(n):
+    ...         yield {"x": np.arange(i, i + 2)}
+    >>> stream = ZMQStreamer(Streamer(numbers, 3))
+    >>> [item["x"].tolist() for item in stream]
+    [[0, 1], [1, 2], [2, 3]]
     """
 
     def __init__(self, streamer, min_port=49152, max_port=65535, max_tries=100, copy=False,

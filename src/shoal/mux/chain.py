@@ -108,6 +108,14 @@ class ChainMux(BaseMux):
             return None  # not all read yet
         return len(self.streamers)
 
+    def _split(self, index, n_parts):
+        if self._lazy_count() is None:
+            raise ShoalValueError(
+                "a ChainMux over an iterator of streamers cannot be split among workers: "
+                "its streamers are not known until they are read; pass a list of streamers"
+            )
+        return super()._split(index, n_parts)
+
     def _settings(self):
         return {"mode": self.mode}
 
