@@ -1,9 +1,23 @@
-"""Names the docstring examples may use without importing them."""
+"""Test settings shared by the tests and the docstring examples."""
+
+import importlib.util
+import os
 
 import numpy as np
 import pytest
 
 import shoal
+
+# Keras 3 runs on the torch backend in the tests (TensorFlow is not needed).
+os.environ.setdefault("KERAS_BACKEND", "torch")
+
+# The framework adapters import their framework: without it, their docstrings
+# are not collected (their tests skip, saying why).
+collect_ignore = []
+if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+    collect_ignore.append("src/shoal/keras.py")
+if importlib.util.find_spec("torch") is None:
+    collect_ignore.append("src/shoal/torch.py")
 
 
 @pytest.fixture(autouse=True)

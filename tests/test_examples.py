@@ -41,3 +41,35 @@ def test_resume_training_resumes_with_identical_data_in_a_new_process():
     assert result.returncode == 0, result.stderr
     assert "stopped after 40 batches and resumed in a new process: 80 batches" in result.stdout
     assert "saw exactly the same batches" in result.stdout
+
+
+def _needs(*modules):
+    import importlib.util
+
+    missing = [m for m in modules if importlib.util.find_spec(m) is None]
+    if missing:
+        import pytest
+
+        pytest.skip(f"needs {', '.join(missing)} (pip install 'shoal[keras,torch]')")
+
+
+def test_keras_fit_validates_on_the_same_batches_every_epoch():
+    _needs("keras", "torch")
+    import os
+
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "keras_fit.py")], capture_output=True, text=True,
+        timeout=600, check=False, env=dict(os.environ, KERAS_BACKEND="torch"),
+    )
+    assert result.returncode == 0, result.stderr
+    assert "Every validation run read the same 4*3 = 12 batches" in result.stdout
+
+
+def test_torch_dataloader_gives_every_example_once():
+    _needs("torch")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "torch_dataloader.py")], capture_output=True, text=True,
+        timeout=600, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert "gave all 200 examples of 8 files, each once" in result.stdout

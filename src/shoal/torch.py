@@ -1,0 +1,156 @@
+"""Hand a shoal stream to PyTorch: an IterableDataset sharded by worker and by rank.
+
+With ``DataLoader(dataset, num_workers=W)`` every worker process iterates its
+own copy of a dataset; :class:`StreamDataset` gives each its own share of a
+mux's streamers (and, across machines, each rank its own share), so that no
+item comes twice.
+
+This module imports PyTorch; ``import shoal`` does not import it.
+"""
+
+import os
+
+try:
+    import torch.distributed as _dist
+    import torch.utils.data as _data
+except ImportError as exc:  # pragma: no cover - depends on what is installed
+    raise ImportError("shoal.torch needs PyTorch (pip install 'shoal[torch]')") from exc
+
+from ._checks import check_int, short_repr
+from .core import Streamer
+from .exceptions import ShoalTypeError, ShoalValueError
+from .mux._base import BaseMux
+
+__all__ = ["StreamDataset"]
+
+
+class StreamDataset(_data.IterableDataset):
+    """An IterableDataset over a shoal stream, with one share per worker and rank.
+
+    Share ``s`` of ``n = world_size * num_workers`` (with ``s = rank *
+    num_workers + worker``) is the mux over ``streamers[s::n]``, seeded from
+    the mux's seed and ``s``: the shares are disjoint, together they are the
+    whole mux, and each is deterministic for a given seed.
+
+    Parameters
+    ----------
+    stream : Streamer
+        A mux with at least as many streamers as shares, or any stream when
+        there is one share (no workers, one rank).
+    rank, world_size : None or int
+        This process's rank among ``world_size``. By default they come from
+        ``torch.distributed`` when it is initialised, else from the ``RANK``
+        and ``WORLD_SIZE`` environment variables, else 0 and 1.
+
+    Raises
+    ------
+    ShoalValueError
+        When iterated, if the stream cannot be split into that many shares.
+
+    Examples
+    --------
+    >>> from torch.utils.data import DataLoader
+    >>> letters = [Streamer(letter * 3) for letter in "abcd"]
+    >>> dataset = StreamDataset(ChainMux(letters))
+    >>> "".join(DataLoader(dataset, batch_size=None, num_workers=0))
+    'aaabbbcccddd'
+    >>> sorted(DataLoader(dataset, batch_size=None, num_workers=2))
+    ['a', 'a', 'a', 'b', 'b', 'b', 'c', 'c', 'c', 'd', 'd', 'd']
+
+    Its state can be saved and restored (PyTorch's ``state_dict``
+    convention), within a process or by ``torchdata``'s StatefulDataLoader.
+    """
+
+    def __init__(self, stream, rank=None, world_size=None):
+        if not isinstance(stream, Streamer):
+            raise ShoalTypeError(
+                f"stream must be a Streamer or a mux, got {short_repr(stream)} "
+                f"({type(stream).__name__})"
+            )
+        if (rank is None) != (world_size is None):
+            raise ShoalValueError(
+                f"give both rank and world_size, or neither: got rank={rank!r}, "
+                f"world_size={world_size!r}"
+            )
+        if rank is not None:
+            world_size = check_int("world_size", world_size, minimum=1)
+            rank = check_int("rank", rank, minimum=0)
+            if rank >= world_size:
+                raise ShoalValueError(f"rank must be < world_size ({world_size}), got {rank}")
+        self.stream = stream
+        self.rank = rank
+        self.world_size = world_size
+        self._iterator = None  # the iteration now running in this process
+        self._pending = None  # a state to start the next iteration from
+
+    def rank_and_world_size(self):
+        """This process's ``(rank, world_size)``, as the dataset uses them."""
+        if self.rank is not None:
+            return self.rank, self.world_size
+        if _dist.is_available() and _dist.is_initialized():
+            return _dist.get_rank(), _dist.get_world_size()
+        if "RANK" in os.environ or "WORLD_SIZE" in os.environ:
+            try:
+                rank, world_size = int(os.environ["RANK"]), int(os.environ["WORLD_SIZE"])
+            except (KeyError, ValueError):
+                raise ShoalValueError(
+                    "the RANK and WORLD_SIZE environment variables must both be whole "
+                    f"numbers, got RANK={os.environ.get('RANK')!r}, "
+                    f"WORLD_SIZE={os.environ.get('WORLD_SIZE')!r}"
+                ) from None
+            if not 0 <= rank < world_size:
+                raise ShoalValueError(
+                    f"RANK must be in 0..WORLD_SIZE-1, got RANK={rank}, WORLD_SIZE={world_size}"
+                )
+            return rank, world_size
+        return 0, 1
+
+    def shard(self):
+        """``(share, n_shares)`` of the worker or process calling it."""
+        rank, world_size = self.rank_and_world_size()
+        info = _data.get_worker_info()
+        worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        return rank * n_workers + worker, world_size * n_workers
+
+    def _share(self):
+        share, n_shares = self.shard()
+        if n_shares == 1:
+            return self.stream
+        stream = self.stream
+        if not isinstance(stream, BaseMux):
+            raise ShoalValueError(
+                f"{stream!r} is one stream: it cannot be shared among {n_shares} workers and "
+                "ranks without giving each the same items; give a mux of several streamers"
+            )
+        n_streams = stream._lazy_count()
+        if n_streams is not None and n_streams < n_shares:
+            raise ShoalValueError(
+                f"{stream!r} has {n_streams} streamers, too few for {n_shares} shares "
+                f"(ranks x DataLoader workers): every share needs at least one streamer"
+            )
+        return stream._split(share, n_shares)
+
+    def __iter__(self):
+        iterator = self._share().iterator()
+        if self._pending is not None:
+            iterator.load_state_dict(self._pending)
+            self._pending = None
+        if self._iterator is not None:
+            self._iterator.close()
+        self._iterator = iterator
+        return iter(iterator)
+
+    def state_dict(self):
+        """The state of the iteration running in this process (empty before one starts)."""
+        if self._iterator is None:
+            return {}
+        return {"shard": list(self.shard()), "iterator": self._iterator.state_dict()}
+
+    def load_state_dict(self, state):
+        """Start the next iteration from ``state``, a :meth:`state_dict` of the same share."""
+        if state:
+            if list(self.shard()) != state.get("shard"):
+                raise ShoalValueError(
+                    f"state is of share {state.get('shard')}, this one is {list(self.shard())}"
+                )
+            self._pending = state["iterator"]

@@ -1,0 +1,149 @@
+"""PyTorch: a StreamDataset in a real DataLoader, across workers and across ranks."""
+
+import json
+import os
+import socket
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'shoal[torch]')")
+from torch.utils.data import DataLoader  # noqa: E402
+
+import shoal  # noqa: E402
+import torch_sources as sources  # noqa: E402
+from shoal.torch import StreamDataset  # noqa: E402
+
+TESTS = Path(__file__).resolve().parent
+
+
+def ids(loader):
+    out = []
+    for item in loader:
+        value = item["id"]
+        out.extend(value.tolist() if hasattr(value, "tolist") else [value])
+    return out
+
+
+@pytest.fixture(autouse=True)
+def no_rank_in_the_environment(monkeypatch):
+    monkeypatch.delenv("RANK", raising=False)
+    monkeypatch.delenv("WORLD_SIZE", raising=False)
+
+
+@pytest.mark.parametrize("num_workers", [0, 1, 2])
+@pytest.mark.parametrize("mode", ["exhaustive", "chain"])
+def test_the_workers_together_give_one_pass_of_the_data(num_workers, mode):
+    dataset = StreamDataset(sources.files(mode=mode))
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
+    got = ids(loader)
+    assert sorted(got) == sources.ALL_IDS  # every item once: none twice, none missing
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_a_seeded_dataset_is_deterministic(num_workers):
+    def run():
+        return ids(DataLoader(StreamDataset(sources.files()), batch_size=None,
+                              num_workers=num_workers))
+
+    assert run() == run()
+
+
+def test_the_dataloader_batches_items():
+    loader = DataLoader(StreamDataset(sources.files()), batch_size=4, num_workers=2)
+    batches = list(loader)
+    assert batches[0]["x"].shape == (4, 2)
+    assert batches[0]["x"].dtype == torch.int64
+    assert sorted(i for b in batches for i in b["id"].tolist()) == sources.ALL_IDS
+
+
+def test_shoal_buffering_works_with_batch_size_none():
+    batched = shoal.Streamer(shoal.buffer_stream, sources.files(), 3)
+    loader = DataLoader(StreamDataset(batched), batch_size=None, num_workers=0)
+    batches = list(loader)
+    assert all(b["x"].shape == (3, 2) for b in batches)
+    assert sorted(i for b in batches for i in b["id"].tolist()) == sources.ALL_IDS
+
+
+def test_too_few_streamers_for_the_shares_is_a_clear_error():
+    dataset = StreamDataset(sources.files(n_files=3), rank=1, world_size=2)
+    with pytest.raises(shoal.ShoalValueError, match=r"has 3 streamers, too few for 4 shares"):
+        list(DataLoader(dataset, batch_size=None, num_workers=2))
+    with pytest.raises(shoal.ShoalValueError, match="is one stream: it cannot be shared among 2"):
+        list(DataLoader(StreamDataset(shoal.Streamer(sources.rows, 0, 3)), batch_size=None,
+                        num_workers=2))
+
+
+def test_ranks_from_arguments_and_from_the_environment_take_disjoint_shares(monkeypatch):
+    shares = [ids(DataLoader(StreamDataset(sources.files(), rank=r, world_size=2),
+                             batch_size=None, num_workers=1)) for r in range(2)]
+    assert not set(shares[0]) & set(shares[1])
+    assert sorted(shares[0] + shares[1]) == sources.ALL_IDS
+    monkeypatch.setenv("RANK", "1")
+    monkeypatch.setenv("WORLD_SIZE", "2")
+    assert ids(DataLoader(StreamDataset(sources.files()), batch_size=None)) == shares[1]
+    monkeypatch.setenv("RANK", "2")
+    with pytest.raises(shoal.ShoalValueError, match="RANK must be in 0..WORLD_SIZE-1"):
+        list(StreamDataset(sources.files()))
+
+
+def test_bad_arguments_are_refused():
+    with pytest.raises(shoal.ShoalTypeError, match=r"stream must be a Streamer or a mux, got \[1\]"):
+        StreamDataset([1])
+    with pytest.raises(shoal.ShoalValueError, match="give both rank and world_size, or neither"):
+        StreamDataset(sources.files(), rank=0)
+    with pytest.raises(shoal.ShoalValueError, match=r"rank must be < world_size \(2\), got 2"):
+        StreamDataset(sources.files(), rank=2, world_size=2)
+
+
+def test_the_dataset_state_can_be_saved_and_restored():
+    dataset = StreamDataset(sources.files(n_rows=20))
+    items = iter(dataset)
+    first = [next(items)["id"] for _ in range(17)]
+    state = json.loads(json.dumps(dataset.state_dict()))
+    rest = [item["id"] for item in items]
+    resumed = StreamDataset(sources.files(n_rows=20))
+    resumed.load_state_dict(state)
+    assert [item["id"] for item in resumed] == rest
+    assert len(first) + len(rest) == 120
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+RANK_PROGRAM = """
+import json, sys
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+import torch_sources as sources
+from shoal.torch import StreamDataset
+dist.init_process_group("gloo")
+dataset = StreamDataset(sources.files())
+got = [int(item["id"]) for item in DataLoader(dataset, batch_size=None, num_workers=1)]
+shares = [None] * dist.get_world_size()
+dist.all_gather_object(shares, got)
+print(json.dumps({"rank": dist.get_rank(), "shares": shares}))
+dist.destroy_process_group()
+"""
+
+
+def test_a_real_distributed_group_gives_each_rank_its_own_share():
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()), WORLD_SIZE="2")
+    ranks = [subprocess.Popen([sys.executable, "-c", RANK_PROGRAM], cwd=TESTS,
+                              env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for r in range(2)]
+    outputs = []
+    for process in ranks:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    shares = outputs[0]["shares"]
+    assert outputs[1]["shares"] == shares  # all ranks agree on who had what
+    assert shares[0] and shares[1] and not set(shares[0]) & set(shares[1])
+    assert sorted(shares[0] + shares[1]) == sources.ALL_IDS

@@ -1,0 +1,21 @@
+"""Streams for the PyTorch tests (module-level: DataLoader workers and ranks import them)."""
+
+import numpy as np
+
+import shoal
+
+
+def rows(file_index, n):
+    for i in range(n):
+        yield {"x": np.array([file_index, i], dtype=np.int64), "id": file_index * 1000 + i}
+
+
+def files(n_files=6, n_rows=5, mode="exhaustive"):
+    """A mux over n_files files of n_rows examples: one pass is every example once."""
+    streams = [shoal.Streamer(rows, f, n_rows) for f in range(n_files)]
+    if mode == "chain":
+        return shoal.ChainMux(streams)
+    return shoal.StochasticMux(streams, 2, None, mode="exhaustive", random_state=7)
+
+
+ALL_IDS = sorted(f * 1000 + i for f in range(6) for i in range(5))
