@@ -87,3 +87,16 @@ def test_pescador_module_paths_import():
     from shoal.maps import buffer_stream, cache, keras_tuples, tuples  # noqa: F401
     from shoal.mux import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux  # noqa: F401
     from shoal.util import batch_length  # noqa: F401
+
+
+def test_importing_shoal_imports_no_framework():
+    import subprocess
+    import sys
+
+    program = ("import sys, shoal\n"
+               "loaded = [m for m in ('torch', 'keras', 'tensorflow', 'jax', 'zmq', 'matplotlib')"
+               " if m in sys.modules]\n"
+               "print(','.join(loaded))")
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True)
+    assert result.stdout.strip() == ""
