@@ -1,4 +1,7 @@
-"""The repeatable validation recipe, end to end, on a tiny Keras 3 model.
+"""The repeatable validation set on Keras 3
+========================================
+
+The repeatable validation recipe, end to end, on a tiny Keras 3 model.
 
 One streamer per validation file, chained in cycle mode: N files of M batches
 repeat every N*M batches. ``shoal.keras.validation_data`` hands the stream to

@@ -1,4 +1,7 @@
-"""A repeatable validation stream: the same N*M examples, in the same order, every epoch.
+"""A repeatable validation stream
+==============================
+
+A repeatable validation stream: the same N*M examples, in the same order, every epoch.
 
 One streamer per validation file, chained in ``cycle`` mode: the stream
 repeats exactly every N*M items, so a training loop that takes N*M

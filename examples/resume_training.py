@@ -1,4 +1,7 @@
-"""Resume training mid-epoch with exactly the data an uninterrupted run would see.
+"""Resuming training mid-epoch
+===========================
+
+Resume training mid-epoch with exactly the data an uninterrupted run would see.
 
 A training loop reads batches from a StochasticMux over several "files" and
 saves, with each checkpoint, the model and the state of its data stream. A
@@ -86,7 +89,9 @@ def main(argv=None):
     with tempfile.TemporaryDirectory() as folder:
         checkpoint = str(Path(folder) / "checkpoint.json")
         first, second = str(Path(folder) / "first.json"), str(Path(folder) / "second.json")
-        script = [sys.executable, __file__]
+        # This script, run again in new processes (found from its own code, so
+        # that it works wherever it is run from, a documentation build included).
+        script = [sys.executable, main.__code__.co_filename]
         subprocess.run([*script, "--steps", str(half), "--checkpoint", checkpoint,
                         "--report", first], check=True)
         subprocess.run([*script, "--steps", str(args.steps), "--resume", checkpoint,

@@ -1,4 +1,7 @@
-"""A shoal mux in a PyTorch DataLoader with worker processes: every example once.
+"""A mux in a PyTorch DataLoader
+=============================
+
+A shoal mux in a PyTorch DataLoader with worker processes: every example once.
 
 ``shoal.torch.StreamDataset`` gives each DataLoader worker (and, across
 machines, each rank) its own share of the mux's streamers, each seeded from

@@ -26,6 +26,14 @@ def test_ci_runs_the_readme_test_command():
     assert test_commands[0].strip() in ci.splitlines()
 
 
+def test_ci_builds_the_docs_with_the_readme_command():
+    blocks = _bash_blocks((ROOT / "README.md").read_text())
+    docs_commands = [b for b in blocks if "sphinx" in b]
+    assert len(docs_commands) == 1 and "-W" in docs_commands[0]
+    ci = (ROOT / ".ci" / "run").read_text()
+    assert docs_commands[0].strip() in ci.splitlines()
+
+
 def test_readme_runs_the_seed_example():
     blocks = _bash_blocks((ROOT / "README.md").read_text())
     assert any("examples/repeatable_validation.py" in b and "pip install" in b for b in blocks)

@@ -1,0 +1,122 @@
+"""The pictures of the documentation, drawn from the code when it is built."""
+
+from collections import defaultdict
+from itertools import islice
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import shoal  # noqa: E402
+
+N_ITEMS = 300
+
+
+def tagged(tag, n=None):
+    """Items that say which streamer they came from: ``tag`` for ever, or ``n`` times."""
+    i = 0
+    while n is None or i < n:
+        yield tag
+        i += 1
+
+
+def streams(n, lengths=None):
+    lengths = lengths or [None] * n
+    return [shoal.Streamer(tagged, k, length) for k, length in zip(range(n), lengths)]
+
+
+def raster(ax, mux, title, n_streams, n_items=N_ITEMS):
+    """Which streamer each of the first items came from."""
+    items = list(islice(mux, n_items))
+    ax.scatter(range(len(items)), items, s=6, marker="|", color="C0")
+    ax.set_yticks(range(n_streams))
+    ax.set_ylim(-0.5, n_streams - 0.5)
+    ax.set_xlim(0, n_items)
+    ax.set_ylabel("streamer")
+    ax.set_title(title, fontsize=9, loc="left")
+    return items
+
+
+def proportions(ax, items, weights, title):
+    """Realised against requested shares of each streamer."""
+    n = len(weights)
+    counts = np.bincount(items, minlength=n) / len(items)
+    requested = np.asarray(weights, float) / np.sum(weights)
+    x = np.arange(n)
+    ax.bar(x - 0.2, requested, 0.4, label="requested", color="C1")
+    ax.bar(x + 0.2, counts, 0.4, label="realised", color="C0")
+    ax.set_xticks(x)
+    ax.set_xlabel("streamer")
+    ax.set_title(title, fontsize=9, loc="left")
+    ax.legend(fontsize=7)
+
+
+def muxes_figure(kind):
+    """Rasters of one mux in each of its modes."""
+    lengths = [12, 30, 20, 6]
+    if kind == "ChainMux":
+        cases = [(f"ChainMux(mode={m!r})", shoal.ChainMux(streams(4, lengths), mode=m))
+                 for m in ("exhaustive", "cycle")]
+    elif kind == "RoundRobinMux":
+        cases = [(f"RoundRobinMux(mode={m!r})",
+                  shoal.RoundRobinMux(streams(4, lengths), mode=m, random_state=1))
+                 for m in ("exhaustive", "cycle", "permuted_cycle")]
+    elif kind == "ShuffledMux":
+        cases = [("ShuffledMux(weights=None)", shoal.ShuffledMux(streams(4), random_state=1)),
+                 ("ShuffledMux(weights=[4, 3, 2, 1])",
+                  shoal.ShuffledMux(streams(4), weights=[4, 3, 2, 1], random_state=1))]
+    else:
+        cases = [(f"StochasticMux(n_active=2, rate=16, mode={m!r})",
+                  shoal.StochasticMux(streams(6, [40] * 6), 2, 16, mode=m, random_state=1))
+                 for m in ("with_replacement", "single_active", "exhaustive")]
+    n_streams = 6 if kind == "StochasticMux" else 4
+    fig, axes = plt.subplots(len(cases), 1, figsize=(8, 1.6 * len(cases)), sharex=True,
+                             squeeze=False)
+    for ax, (title, mux) in zip(axes[:, 0], cases):
+        raster(ax, mux, title, n_streams)
+    axes[-1, 0].set_xlabel("item")
+    fig.tight_layout()
+
+
+def shares_figure():
+    """Realised against requested shares, for both random muxes."""
+    weights = [1, 2, 3, 4]
+    n = 20_000
+    fig, axes = plt.subplots(1, 2, figsize=(8, 2.6))
+    shuffled = shoal.ShuffledMux(streams(4), weights=weights, random_state=2)
+    proportions(axes[0], list(islice(shuffled, n)), weights, f"ShuffledMux, {n} items")
+    stochastic = shoal.StochasticMux(streams(4), 2, 16, weights=weights, random_state=2)
+    proportions(axes[1], list(islice(stochastic, n)), weights,
+                f"StochasticMux(n_active=2, rate=16), {n} items")
+    fig.tight_layout()
+
+
+def activation(tag, counter):
+    """``(tag, activation number)`` for ever: tells the activations apart."""
+    number = next(counter)
+    while True:
+        yield number
+
+
+def counts_figure(rate=8):
+    """How many items an activation gives, under each dist."""
+    from itertools import count
+
+    fig, axes = plt.subplots(1, 3, figsize=(8, 2.4), sharey=True)
+    for ax, dist in zip(axes, ("constant", "binomial", "poisson")):
+        counter = count()
+        mux = shoal.StochasticMux([shoal.Streamer(activation, k, counter) for k in range(4)],
+                                  2, rate, dist=dist, random_state=3)
+        per_activation = defaultdict(int)
+        for number in islice(mux, 40_000):
+            per_activation[number] += 1
+        sizes = list(per_activation.values())[:-2]  # the last ones may be cut short
+        ax.hist(sizes, bins=np.arange(0.5, 4 * rate + 1.5), color="C0")
+        ax.axvline(np.mean(sizes), color="C1", label=f"mean {np.mean(sizes):.2f}")
+        ax.set_title(f"dist={dist!r}, rate={rate}", fontsize=9)
+        ax.set_xlabel("items per activation")
+        ax.legend(fontsize=7)
+    axes[0].set_ylabel("activations")
+    fig.tight_layout()
