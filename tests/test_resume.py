@@ -310,15 +310,20 @@ def test_iterator_arguments_are_checked():
 # -- the iterator itself ---------------------------------------------------------
 
 
-def test_a_stream_iterator_iterates_and_closes_like_an_iterator():
-    closed = []
-
+def closing_source(closed):
+    """A generator function of 5 items that records when it is closed."""
     def source():
         try:
             yield from range(5)
         finally:
             closed.append(True)
 
+    return source
+
+
+def test_a_stream_iterator_iterates_and_closes_like_an_iterator():
+    closed = []
+    source = closing_source(closed)
     with Streamer(source).iterator() as it:
         assert next(it) == 0
         assert list(islice(it, 2)) == [1, 2]
@@ -333,13 +338,7 @@ def test_a_stream_iterator_iterates_and_closes_like_an_iterator():
 
 def test_loading_a_state_closes_what_the_iterator_had_open():
     closed = []
-
-    def source():
-        try:
-            yield from range(5)
-        finally:
-            closed.append(True)
-
+    source = closing_source(closed)
     it = Streamer(source).iterator()
     next(it)
     state = it.state_dict()

@@ -22,6 +22,8 @@ __all__ = [
     "given",
     "counter_at",
     "open_child",
+    "open_counted",
+    "counted_state",
     "check_state",
     "check_flag",
     "Reweighable",
@@ -106,6 +108,25 @@ def check_flag(name, value):
     if isinstance(value, (bool, np.bool_)):
         return bool(value)
     raise ShoalTypeError(f"{name} must be True or False, got {short_repr(value)}")
+
+
+def open_counted(streamer, track, state=None):
+    """Open a streamer for a mux that counts its items: ``(node, iterator, counter)``.
+
+    ``state`` is what :func:`counted_state` saved, or None for a new pass.
+    """
+    counter = counter_at(state["n"] if state else 0)
+    if track:
+        node, it = open_child(streamer, state and state["state"], True, counter)
+    else:
+        node, it = None, streamer._source_iter()
+    return node, it, counter
+
+
+def counted_state(streamer, node, it, counter, track):
+    """The state of a pass opened by :func:`open_counted`."""
+    n = given(counter)
+    return {"n": n, "state": streamer._child_state(node, it, n) if track else None}
 
 
 def check_state(state, mux, fields):

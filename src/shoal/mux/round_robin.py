@@ -6,7 +6,7 @@ from .._checks import check_choice
 from .._iterutil import close_quietly
 from .._random import PassRandom, epoch_key, iteration_seed, saved_seed
 from ..exceptions import EmptyStreamError
-from ._base import BaseMux, check_state, counter_at, given, note_streamer, open_child
+from ._base import BaseMux, check_state, counted_state, given, note_streamer, open_counted
 
 __all__ = ["RoundRobinMux"]
 
@@ -105,12 +105,8 @@ class _RoundRobinIterator:
 
     def _open(self, j, state=None):
         """Open streamer j (where ``state`` says) and return its reader."""
-        counter = counter_at(state["n"] if state else 0)
-        if self.track:
-            node, it = open_child(self.mux.streamers[j], state and state["state"], True, counter)
-            self.nodes[j] = node
-        else:
-            it = self.mux.streamers[j]._source_iter()
+        node, it, counter = open_counted(self.mux.streamers[j], self.track, state)
+        self.nodes[j] = node
         self.iters[j] = it
         self.counters[j] = counter
         return compress(it, counter)
@@ -131,14 +127,11 @@ class _RoundRobinIterator:
 
     def state_dict(self, n_given=None):
         position = len(self.live) - self.round.__length_hint__()
-        children = {}
-        for j, counter in self.counters.items():
-            n = given(counter)
-            state = None
-            if self.track:
-                streamer = self.mux.streamers[j]
-                state = streamer._child_state(self.nodes.get(j), self.iters[j], n)
-            children[str(j)] = {"n": n, "state": state}
+        children = {
+            str(j): counted_state(self.mux.streamers[j], self.nodes.get(j), self.iters[j],
+                                  counter, self.track)
+            for j, counter in self.counters.items()
+        }
         return {
             "type": "RoundRobinMux",
             "n_streams": len(self.mux.streamers),

@@ -12,10 +12,10 @@ from ._base import (
     Reweighable,
     check_flag,
     check_state,
-    counter_at,
+    counted_state,
     given,
     note_streamer,
-    open_child,
+    open_counted,
     weight_spec,
 )
 
@@ -158,13 +158,9 @@ class _ShuffledIterator(Reweighable):
 
     def _open(self, i, state=None):
         """Open streamer i, where ``state`` says; return its first item, or END."""
-        n = state["n"] if state else 0
-        counter = self.counters[i] = counter_at(n)
-        if self.track:
-            node, it = open_child(self.mux.streamers[i], state and state["state"], True, counter)
-            self.nodes[i] = node
-        else:
-            it = self.mux.streamers[i]._source_iter()
+        node, it, counter = open_counted(self.mux.streamers[i], self.track, state)
+        self.nodes[i] = node
+        self.counters[i] = counter
         self.iters[i] = it
         reader = compress(it, counter)
         if state is not None:
@@ -190,15 +186,11 @@ class _ShuffledIterator(Reweighable):
         return self._open(i)
 
     def state_dict(self, n_given=None):
-        children = {}
-        for i, counter in enumerate(self.counters):
-            if counter is not None:
-                n = given(counter)
-                state = None
-                if self.track:
-                    streamer = self.mux.streamers[i]
-                    state = streamer._child_state(self.nodes[i], self.iters[i], n)
-                children[str(i)] = {"n": n, "state": state}
+        children = {
+            str(i): counted_state(self.mux.streamers[i], self.nodes[i], self.iters[i], counter,
+                                  self.track)
+            for i, counter in enumerate(self.counters) if counter is not None
+        }
         return {
             "type": "ShuffledMux",
             "n_streams": len(self.mux.streamers),
