@@ -5,6 +5,7 @@ The generator closes what it opened when it is closed, or when it ends.
 """
 
 import collections.abc
+import contextlib
 import inspect
 import numbers
 from itertools import compress, islice
@@ -28,10 +29,18 @@ def _check_stream(stream):
         )
 
 
-def _open(stream):
-    """Return an iterator over ``stream`` and whether this call opened it."""
+@contextlib.contextmanager
+def _reading(stream):
+    """An iterator over ``stream``; closed at the end if this opened it.
+
+    A map given an iterator does not close it: it is the caller's.
+    """
     it = iter(stream)
-    return it, it is not stream
+    try:
+        yield it
+    finally:
+        if it is not stream:
+            close_quietly(it)
 
 
 def buffer_stream(stream, buffer_size, partial=False, axis=None):
@@ -95,8 +104,7 @@ def buffer_stream(stream, buffer_size, partial=False, axis=None):
 
 
 def _buffer(stream, buffer_size, partial, axis):
-    it, opened = _open(stream)
-    try:
+    with _reading(stream) as it:
         while True:
             batch = list(islice(it, buffer_size))
             if len(batch) == buffer_size:
@@ -105,9 +113,6 @@ def _buffer(stream, buffer_size, partial, axis):
                 if batch and partial:
                     yield _stack(batch, axis)
                 return
-    finally:
-        if opened:
-            close_quietly(it)
 
 
 def _stack(items, axis):
@@ -243,17 +248,13 @@ def _take(item, getter, keys):
 def _tuples(stream, keys):
     getter = itemgetter(*keys)
     single = len(keys) == 1
-    it, opened = _open(stream)
-    try:
+    with _reading(stream) as it:
         for item in it:
             try:
                 values = getter(item)
             except (KeyError, TypeError, IndexError):
                 values = _take(item, getter, keys)  # raises the error that explains it
             yield (values,) if single else values
-    finally:
-        if opened:
-            close_quietly(it)
 
 
 def _key_list(name, keys):
@@ -324,8 +325,7 @@ def _keras_tuples(stream, input_keys, single_input, output_keys, single_output):
     get_x = _getter(input_keys, single_input)
     get_y = _getter(output_keys, single_output)
     keys = (*input_keys, *output_keys)
-    it, opened = _open(stream)
-    try:
+    with _reading(stream) as it:
         for item in it:
             try:
                 pair = (get_x(item), get_y(item))
@@ -333,9 +333,6 @@ def _keras_tuples(stream, input_keys, single_input, output_keys, single_output):
                 _take(item, itemgetter(*keys), keys)  # raises the error that explains it
                 raise
             yield pair
-    finally:
-        if opened:
-            close_quietly(it)
 
 
 def cache(stream, n_cache, prob=0.5, random_state=None):
@@ -378,12 +375,8 @@ def cache(stream, n_cache, prob=0.5, random_state=None):
 
 
 def _cache(stream, n_cache, prob, seed):
-    it, opened = _open(stream)
-    try:
+    with _reading(stream) as it:
         yield from _CacheRun(n_cache, prob, seed).run(it)
-    finally:
-        if opened:
-            close_quietly(it)
 
 
 class _CacheRun:
