@@ -6,7 +6,7 @@ from ._checks import short_repr
 from ._iterutil import END, add_note, close_quietly
 from .core import Streamer
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
-from .mux._base import BaseMux, counter_at, given
+from .mux._base import BaseMux, counted_if_needed, counter_at, given, hand_counter
 
 __all__ = ["StreamIterator", "STATE_VERSION"]
 
@@ -71,8 +71,7 @@ class StreamIterator:
             node = stream._iterator(self.cycle, state, track=True)
         else:
             node = _LeafRoot(stream, self.cycle, state)
-        if hasattr(node, "out_counter"):
-            node.out_counter = counter
+        hand_counter(node, counter)
         self._node = node
         self._gen = node.run()
         # The items pass through compress, which counts them at C speed.
@@ -203,13 +202,9 @@ class _LeafRoot:
         streamer = self.streamer
         try:
             while True:
-                state = self.child_state
-                self.node, self.it = streamer._child(state, True)
-                if hasattr(self.node, "out_counter"):
-                    # A chain learns its progress from a counter of its own items.
-                    counter = counter_at(given(self.out_counter) - self.offset)
-                    self.node.out_counter = counter
-                    self.it = compress(self.it, counter)
+                self.node, it = streamer._child(self.child_state, True)
+                # A chain learns its progress from a counter of its own items.
+                self.it = counted_if_needed(self.node, it, given(self.out_counter) - self.offset)
                 self.child_state = None
                 first = next(self.it, END)
                 if first is not END:

@@ -18,7 +18,7 @@ from ._iterutil import END, close_quietly
 from ._random import Draws, PassRandom, as_seed_sequence, iteration_seed, pass_key, saved_seed
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 from .core import Streamer
-from .mux._base import counter_at, given
+from .mux._base import counter_at, given, hand_counter
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
 
@@ -527,8 +527,7 @@ def _map_child(streamer, state, track):
     n_input = state["n_input"] if state else 0
     counter = node.counter = counter_at(n_input)
     input_node, input_it = stream._child(state and state["input"], track)
-    if hasattr(input_node, "out_counter"):
-        input_node.out_counter = counter
+    hand_counter(input_node, counter)
     node.stream = stream
     node.input_node = input_node
     node.it = input_it

@@ -2,7 +2,7 @@
 
 import collections.abc
 import copy
-from itertools import repeat
+from itertools import compress, repeat
 
 import numpy as np
 from numpy.random import SeedSequence
@@ -22,6 +22,8 @@ __all__ = [
     "given",
     "counter_at",
     "open_child",
+    "hand_counter",
+    "counted_if_needed",
     "open_counted",
     "counted_state",
     "check_state",
@@ -47,15 +49,29 @@ def counter_at(n):
     return repeat(True, BIG - n)
 
 
-def open_child(streamer, state, track, counter):
-    """Open ``streamer`` for a mux that counts its items with ``counter``.
-
-    Returns ``(node, iterator)``; a node that needs to know how many items it
-    gave (a ChainMux's) is handed the counter.
-    """
-    node, it = streamer._child(state, track)
+def hand_counter(node, counter):
+    """Give ``node`` the counter of its items, if it needs one (a ChainMux's node does)."""
     if hasattr(node, "out_counter"):
         node.out_counter = counter
+
+
+def counted_if_needed(node, it, n_given):
+    """``it``, through a counter of its own started at ``n_given`` if ``node`` needs one.
+
+    For a reader that does not count the items of what it reads (a chain
+    reading a chain, a StreamIterator reading a pass of a Streamer).
+    """
+    if not hasattr(node, "out_counter"):
+        return it
+    counter = counter_at(n_given)
+    node.out_counter = counter
+    return compress(it, counter)
+
+
+def open_child(streamer, state, track, counter):
+    """Open ``streamer`` for a mux that counts its items with ``counter``: ``(node, iterator)``."""
+    node, it = streamer._child(state, track)
+    hand_counter(node, counter)
     return node, it
 
 

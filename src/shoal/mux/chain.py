@@ -1,12 +1,19 @@
 """ChainMux: one streamer after another."""
 
 import collections.abc
-from itertools import compress
 
 from .._checks import check_choice
 from .._iterutil import END, close_quietly
 from ..exceptions import EmptyStreamError, ShoalValueError
-from ._base import BaseMux, as_streamer, as_streamers, check_state, counter_at, given, note_streamer
+from ._base import (
+    BaseMux,
+    as_streamer,
+    as_streamers,
+    check_state,
+    counted_if_needed,
+    given,
+    note_streamer,
+)
 from .._random import as_seed_sequence
 
 __all__ = ["ChainMux"]
@@ -186,10 +193,7 @@ class _ChainIterator:
             return streamer._source_iter()
         node, sub = streamer._child(self.child_state, True)
         self.child_state = None
-        if hasattr(node, "out_counter"):  # a chain inside a chain counts its own items
-            counter = counter_at(self._given() - self.offset)
-            node.out_counter = counter
-            sub = compress(sub, counter)
+        sub = counted_if_needed(node, sub, self._given() - self.offset)
         self.node = node
         self.sub = sub
         return sub
