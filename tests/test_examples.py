@@ -50,7 +50,7 @@ def _needs(*modules):
     if missing:
         import pytest
 
-        pytest.skip(f"needs {', '.join(missing)} (pip install 'shoal[keras,torch]')")
+        pytest.skip(f"needs {', '.join(missing)} (pip install '.[keras,torch]')")
 
 
 def test_keras_fit_validates_on_the_same_batches_every_epoch():

@@ -7,7 +7,9 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install 'shoal[keras]')")
+keras = pytest.importorskip(
+    "keras", reason="Keras 3 is not installed (pip install keras, or pip install '.[keras]')"
+)
 pytest.importorskip("torch", reason="the Keras tests use the torch backend: pip install torch")
 
 import shoal  # noqa: E402

@@ -9,7 +9,9 @@ from pathlib import Path
 
 import pytest
 
-torch = pytest.importorskip("torch", reason="PyTorch is not installed (pip install 'shoal[torch]')")
+torch = pytest.importorskip(
+    "torch", reason="PyTorch is not installed (pip install torch, or pip install '.[torch]')"
+)
 from torch.utils.data import DataLoader  # noqa: E402
 
 import shoal  # noqa: E402

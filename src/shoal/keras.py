@@ -22,7 +22,8 @@ try:
     from keras.src.trainers.data_adapters.data_adapter import DataAdapter
 except ImportError as exc:  # pragma: no cover - depends on what is installed
     raise ImportError(
-        "shoal.keras needs Keras 3 (pip install 'shoal[keras]'), with a backend"
+        "shoal.keras needs Keras 3 (pip install keras; from a clone of shoal: pip install '.[keras]'), "
+        "with a backend"
     ) from exc
 
 __all__ = ["training_data", "validation_data", "StreamAdapter"]

@@ -14,7 +14,9 @@ try:
     import torch.distributed as _dist
     import torch.utils.data as _data
 except ImportError as exc:  # pragma: no cover - depends on what is installed
-    raise ImportError("shoal.torch needs PyTorch (pip install 'shoal[torch]')") from exc
+    raise ImportError(
+        "shoal.torch needs PyTorch: pip install torch (from a clone of shoal: pip install '.[torch]')"
+    ) from exc
 
 from ._checks import check_int, short_repr
 from .core import Streamer
