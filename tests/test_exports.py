@@ -56,7 +56,7 @@ def test_every_exported_name_resolves():
 @pytest.mark.parametrize(
     "module", ["shoal.core", "shoal.exceptions", "shoal.iterator", "shoal.maps", "shoal.mux",
                "shoal.util", "shoal.parallel",
-               "shoal._checks", "shoal._iterutil", "shoal._random",
+               "shoal._checks", "shoal._counter", "shoal._iterutil", "shoal._random",
                "shoal.mux.chain", "shoal.mux.round_robin", "shoal.mux.shuffled",
                "shoal.mux.stochastic", "shoal.mux._base"]
 )

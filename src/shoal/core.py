@@ -98,6 +98,12 @@ class Streamer:
     [0, 1, 2, 3, 4, 0, 1]
     """
 
+    #: The class :meth:`iterator` builds: :class:`~shoal.StreamIterator`. It
+    #: sits a layer above the recipes (it reads muxes), so the recipes never
+    #: import it: ``shoal.iterator`` puts it here when imported, as
+    #: ``import shoal`` does.
+    _stream_iterator = None
+
     def __init__(self, source, *args, **kwargs):
         if isinstance(source, Streamer):
             kind = _DELEGATE
@@ -333,9 +339,7 @@ class Streamer:
         StreamIterator
             An iterator with ``state_dict()`` and ``load_state_dict(state)``.
         """
-        from .iterator import StreamIterator  # the iterator module imports this one
-
-        return StreamIterator(self, cycle)
+        return self._stream_iterator(self, cycle)
 
     def __call__(self, max_iter=None, cycle=False):
         """Stream one pass, or cycle if ``cycle`` is true.

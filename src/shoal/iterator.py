@@ -3,10 +3,11 @@
 from itertools import compress
 
 from ._checks import short_repr
+from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
 from .core import Streamer
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
-from .mux._base import BaseMux, counted_if_needed, counter_at, given, hand_counter
+from .mux._base import BaseMux
 
 __all__ = ["StreamIterator", "STATE_VERSION"]
 
@@ -168,6 +169,10 @@ class StreamIterator:
 
     def __repr__(self):
         return f"<StreamIterator of {self.stream!r}, {self.n_given} items given>"
+
+
+# Streamer.iterator() builds a StreamIterator without importing this module.
+Streamer._stream_iterator = StreamIterator
 
 
 class _LeafRoot:

@@ -14,11 +14,11 @@ from operator import itemgetter
 import numpy as np
 
 from ._checks import check_int, short_repr
+from ._counter import counter_at, given, hand_counter
 from ._iterutil import END, close_quietly
 from ._random import Draws, PassRandom, as_seed_sequence, iteration_seed, pass_key, saved_seed
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 from .core import Streamer
-from .mux._base import counter_at, given, hand_counter
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
 

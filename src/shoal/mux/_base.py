@@ -2,12 +2,12 @@
 
 import collections.abc
 import copy
-from itertools import compress, repeat
 
 import numpy as np
 from numpy.random import SeedSequence
 
 from .._checks import check_weights, short_repr
+from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence
 from ..core import Streamer
@@ -18,12 +18,7 @@ __all__ = [
     "as_streamers",
     "as_streamer",
     "note_streamer",
-    "BIG",
-    "given",
-    "counter_at",
     "open_child",
-    "hand_counter",
-    "counted_if_needed",
     "open_counted",
     "counted_state",
     "check_state",
@@ -32,40 +27,6 @@ __all__ = [
     "weight_spec",
     "scheduled_weights",
 ]
-
-#: The length of an item counter, ``itertools.repeat(True, BIG)``: never reached.
-#: A reader ``compress(source, counter)`` counts the items it gives at C
-#: speed, readable as ``given(counter)``.
-BIG = 2**62
-
-
-def given(counter):
-    """The items counted so far by ``counter``."""
-    return BIG - counter.__length_hint__()
-
-
-def counter_at(n):
-    """A new item counter that has counted ``n`` items."""
-    return repeat(True, BIG - n)
-
-
-def hand_counter(node, counter):
-    """Give ``node`` the counter of its items, if it needs one (a ChainMux's node does)."""
-    if hasattr(node, "out_counter"):
-        node.out_counter = counter
-
-
-def counted_if_needed(node, it, n_given):
-    """``it``, through a counter of its own started at ``n_given`` if ``node`` needs one.
-
-    For a reader that does not count the items of what it reads (a chain
-    reading a chain, a StreamIterator reading a pass of a Streamer).
-    """
-    if not hasattr(node, "out_counter"):
-        return it
-    counter = counter_at(n_given)
-    node.out_counter = counter
-    return compress(it, counter)
 
 
 def open_child(streamer, state, track, counter):

@@ -3,6 +3,7 @@
 import collections.abc
 
 from .._checks import check_choice
+from .._counter import counted_if_needed, given
 from .._iterutil import END, close_quietly
 from ..exceptions import EmptyStreamError, ShoalValueError
 from ._base import (
@@ -10,8 +11,6 @@ from ._base import (
     as_streamer,
     as_streamers,
     check_state,
-    counted_if_needed,
-    given,
     note_streamer,
 )
 from .._random import as_seed_sequence

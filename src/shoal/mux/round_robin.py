@@ -3,10 +3,11 @@
 from itertools import compress
 
 from .._checks import check_choice
+from .._counter import given
 from .._iterutil import close_quietly
 from .._random import PassRandom, epoch_key, iteration_seed, saved_seed
 from ..exceptions import EmptyStreamError
-from ._base import BaseMux, check_state, counted_state, given, note_streamer, open_counted
+from ._base import BaseMux, check_state, counted_state, note_streamer, open_counted
 
 __all__ = ["RoundRobinMux"]
 

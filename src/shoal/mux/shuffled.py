@@ -4,6 +4,7 @@ from itertools import compress
 
 import numpy as np
 
+from .._counter import given
 from .._iterutil import END, close_quietly
 from .._random import PassRandom, block_size, epoch_key, iteration_seed, saved_seed, weighted_picks
 from ..exceptions import EmptyStreamError
@@ -13,7 +14,6 @@ from ._base import (
     check_flag,
     check_state,
     counted_state,
-    given,
     note_streamer,
     open_counted,
     weight_spec,

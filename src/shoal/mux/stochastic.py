@@ -8,6 +8,7 @@ from itertools import accumulate, compress, islice, repeat
 import numpy as np
 
 from .._checks import check_choice, check_int, short_repr
+from .._counter import BIG, counter_at, given
 from .._iterutil import close_quietly
 from .._random import (
     Draws,
@@ -21,13 +22,10 @@ from .._random import (
 )
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from ._base import (
-    BIG,
     BaseMux,
     Reweighable,
     check_flag,
     check_state,
-    counter_at,
-    given,
     note_streamer,
     open_child,
     weight_spec,

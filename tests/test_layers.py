@@ -1,0 +1,145 @@
+"""shoal's modules import each other one way: each layer only from the layers beneath it.
+
+The recipes (``core``) sit under the muxes and maps, which sit under the
+running-state layer (``iterator``), which sits under the adapters
+(``parallel``, ``keras``, ``torch``). A module may import its own layer or a
+lower one, never a higher one, not even lazily inside a function; and no
+circle of imports exists, even within a layer.
+"""
+
+import ast
+import pathlib
+import subprocess
+import sys
+
+import shoal
+
+# Lowest first. A module added to shoal must be given its layer here.
+LAYERS = [
+    ("helpers", ["_version", "exceptions", "_checks", "_iterutil", "_counter", "_random",
+                 "util"]),
+    ("recipes", ["core"]),
+    ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
+                        "mux.stochastic", "mux", "maps"]),
+    ("running state", ["iterator"]),
+    ("adapters", ["parallel", "keras", "torch"]),
+    ("package", [""]),
+]
+LAYER_OF = {module: level for level, (_, modules) in enumerate(LAYERS) for module in modules}
+SOURCE = pathlib.Path(shoal.__file__).parent
+
+
+def module_name(path, root=SOURCE):
+    """``mux.chain`` for ``mux/chain.py``; ``mux`` for ``mux/__init__.py``; ``""`` for the package."""
+    parts = list(path.relative_to(root).with_suffix("").parts)
+    if parts[-1] == "__init__":
+        parts.pop()
+    return ".".join(parts)
+
+
+def shoal_imports(path, root=SOURCE):
+    """The shoal modules the file at ``path`` imports, anywhere in it: ``{module: line}``."""
+    name = module_name(path, root)
+    # The package a relative import starts from: the module's own for __init__.
+    package = name.split(".") if path.name == "__init__.py" else name.split(".")[:-1]
+    package = [part for part in package if part]
+    found = {}
+    for node in ast.walk(ast.parse(path.read_text(), str(path))):
+        if isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package[: len(package) - (node.level - 1)]
+                target = [*base, *(node.module.split(".") if node.module else [])]
+            elif node.module and node.module.split(".")[0] == "shoal":
+                target = node.module.split(".")[1:]
+            else:
+                continue
+            # ``from . import x`` or ``from .mux import _base`` may name a module.
+            for alias in node.names:
+                candidate = ".".join([*target, alias.name])
+                found.setdefault(candidate if candidate in LAYER_OF else ".".join(target),
+                                 node.lineno)
+        elif isinstance(node, ast.Import):
+            for alias in node.names:
+                parts = alias.name.split(".")
+                if parts[0] == "shoal":
+                    found.setdefault(".".join(parts[1:]), node.lineno)
+    return found
+
+
+def all_modules():
+    return {module_name(path): path for path in SOURCE.rglob("*.py")}
+
+
+def test_every_module_has_a_layer():
+    unplaced = sorted(set(all_modules()) - set(LAYER_OF))
+    assert not unplaced, f"give these modules a layer in LAYERS of {__file__}: {unplaced}"
+
+
+def test_no_module_imports_a_higher_layer():
+    wrong = []
+    for name, path in sorted(all_modules().items()):
+        for target, line in shoal_imports(path).items():
+            assert target in LAYER_OF, f"{path}:{line} imports unknown shoal module {target!r}"
+            if LAYER_OF[target] > LAYER_OF[name]:
+                wrong.append(f"{name or 'shoal'} ({LAYERS[LAYER_OF[name]][0]}) imports "
+                             f"{target} ({LAYERS[LAYER_OF[target]][0]}) at line {line}")
+    assert not wrong, "\n".join(wrong)
+
+
+def test_no_circle_of_imports():
+    graph = {name: set(shoal_imports(path)) - {name} for name, path in all_modules().items()}
+    done, on_path = set(), []
+
+    def visit(name):
+        if name in on_path:
+            circle = on_path[on_path.index(name):] + [name]
+            raise AssertionError("circle of imports: " + " -> ".join(circle))
+        if name in done:
+            return
+        on_path.append(name)
+        for target in sorted(graph.get(name, ())):
+            visit(target)
+        on_path.pop()
+        done.add(name)
+
+    for name in sorted(graph):
+        visit(name)
+
+
+def test_the_checker_sees_lazy_and_absolute_imports(tmp_path):
+    # The check above is only as good as the parser: it must see an import
+    # inside a function, an absolute import and ``from . import module``.
+    package = tmp_path / "shoal"
+    (package / "mux").mkdir(parents=True)
+    probe = package / "mux" / "probe.py"
+    probe.write_text("def f():\n    from ..iterator import StreamIterator\n"
+                     "import shoal.parallel\nfrom .. import maps\nfrom . import chain\n")
+    assert shoal_imports(probe, package) == {"iterator": 2, "parallel": 3, "maps": 4,
+                                             "mux.chain": 5}
+
+
+def test_importing_a_module_loads_no_higher_layer():
+    # In a fresh interpreter, with the package's __init__ (which imports
+    # everything) not run, import each module in layer order and see which
+    # shoal modules it loads. keras and torch are left out: they import their
+    # framework (the static check above covers them).
+    order = [module for _, modules in LAYERS[:-1] for module in modules
+             if module not in ("keras", "torch")]
+    program = f"""
+import importlib, importlib.util, sys
+spec = importlib.util.spec_from_file_location(
+    "shoal", {str(SOURCE / "__init__.py")!r}, submodule_search_locations=[{str(SOURCE)!r}])
+sys.modules["shoal"] = importlib.util.module_from_spec(spec)  # its code is not run
+for module in {order!r}:
+    importlib.import_module("shoal." + module)
+    loaded = sorted(m[len("shoal."):] for m in sys.modules if m.startswith("shoal."))
+    print(module, *loaded)
+"""
+    result = subprocess.run([sys.executable, "-c", program], capture_output=True, text=True,
+                            check=True)
+    lines = result.stdout.split("\n")[:-1]
+    assert len(lines) == len(order)
+    for line in lines:
+        module, *loaded = line.split()
+        higher = [m for m in loaded if LAYER_OF[m] > LAYER_OF[module]]
+        assert not higher, f"importing shoal.{module} loaded {higher}"
