@@ -17,8 +17,8 @@ def _tracked_text_files():
 
 
 def test_install_advice_installs_from_a_clone_not_from_an_index():
-    # shoal is not on a package index yet: `pip install "shoal[keras]"` answers
-    # "No matching distribution". The advice is `pip install ".[keras]"`, in a clone.
+    # shoal is not on a package index yet: installing the name "shoal[keras]" with pip
+    # answers "No matching distribution". The advice is `pip install ".[keras]"`, in a clone.
     advice = re.compile(r"pip install\s+['\"]?shoal\b")
     wrong = [f"{name}: {line.strip()}" for name, text in _tracked_text_files()
              if name != "CHANGELOG.md" for line in text.splitlines() if advice.search(line)]
