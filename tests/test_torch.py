@@ -69,11 +69,35 @@ def test_shoal_buffering_works_with_batch_size_none():
     assert sorted(i for b in batches for i in b["id"].tolist()) == sources.ALL_IDS
 
 
+@pytest.mark.parametrize("start_method, wrap", [
+    ("fork", "buffer_stream"), ("spawn", "buffer_stream"), ("fork", "tuples"),
+    ("fork", "keras_tuples"), ("fork", "cache")])
+def test_a_map_over_a_mux_is_split_among_the_workers(start_method, wrap):
+    # docs/pytorch.md: StreamDataset(Streamer(buffer_stream, mux, 32)) with workers.
+    mux = sources.files(n_rows=6)
+    stream = {
+        "buffer_stream": lambda: shoal.Streamer(shoal.buffer_stream, mux, 3),
+        "tuples": lambda: shoal.Streamer(shoal.tuples, mux, "id"),
+        "keras_tuples": lambda: shoal.Streamer(shoal.keras_tuples, mux, "x", "id"),
+        "cache": lambda: shoal.Streamer(shoal.cache, mux, 2, prob=1.0),
+    }[wrap]()
+    loader = DataLoader(StreamDataset(stream), batch_size=None, num_workers=2,
+                        multiprocessing_context=start_method)
+    for _ in range(2):  # every epoch
+        got = []
+        for item in loader:
+            value = item["id"] if isinstance(item, dict) else item[-1]
+            got.extend(value.tolist() if hasattr(value, "tolist") else [value])
+        assert sorted(got) == sorted(f * 1000 + i for f in range(6) for i in range(6))
+
+
 def test_too_few_streamers_for_the_shares_is_a_clear_error():
     dataset = StreamDataset(sources.files(n_files=3), rank=1, world_size=2)
-    with pytest.raises(shoal.ShoalValueError, match=r"has 3 streamers, too few for 4 shares"):
+    with pytest.raises(shoal.ShoalValueError,
+                       match=r"(?s)number of streamers .* \(3\), got 4: every share needs at least "
+                             r"one streamer.*4 shares: 2 ranks x 2 DataLoader workers"):
         list(DataLoader(dataset, batch_size=None, num_workers=2))
-    with pytest.raises(shoal.ShoalValueError, match="is one stream: it cannot be shared among 2"):
+    with pytest.raises(shoal.ShoalValueError, match="is one stream: it cannot be split into 2 shares"):
         list(DataLoader(StreamDataset(shoal.Streamer(sources.rows, 0, 3)), batch_size=None,
                         num_workers=2))
 

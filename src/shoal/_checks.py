@@ -18,6 +18,7 @@ __all__ = [
     "check_int",
     "check_max_iter",
     "check_weights",
+    "check_share",
 ]
 
 _repr = reprlib.Repr()
@@ -122,3 +123,12 @@ def check_weights(weights, n_streams, name="weights"):
         out /= total
     out.flags.writeable = False
     return out
+
+
+def check_share(index, count):
+    """Return ``(index, count)``, a share ``index`` of ``count``: ``0 <= index < count``."""
+    count = check_int("count", count, minimum=1)
+    index = check_int("index", index, minimum=0)
+    if index >= count:
+        raise ShoalValueError(f"index must be in 0..count-1 (count={count}), got {index}")
+    return index, count

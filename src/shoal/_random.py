@@ -26,6 +26,7 @@ __all__ = [
     "weighted_picks",
     "weighted_order",
     "Draws",
+    "share_seed",
 ]
 
 _Philox = np.random.Philox
@@ -262,3 +263,10 @@ class Draws:
             rng = self.random.block(self.purpose, n_blocks - 1)
             values = self.make(rng, block_size(n_blocks - 1, self.first, self.largest))
             self.block = iter(values[len(values) - left:])
+
+
+def share_seed(seed, index):
+    """The seed of share ``index`` of a recipe seeded with ``seed`` (None stays None)."""
+    if seed is None:
+        return None
+    return _SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, index))

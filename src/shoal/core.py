@@ -9,7 +9,7 @@ from itertools import compress, islice, repeat
 
 from decorator import decorate
 
-from ._checks import check_max_iter, short_repr
+from ._checks import check_max_iter, check_share, short_repr
 from ._iterutil import END, add_note, close_quietly, limited
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
 
@@ -325,6 +325,55 @@ class Streamer:
                 raise EmptyStreamError(f"cannot cycle {self!r}: a whole pass yielded no item")
             yield first
             yield from gen
+
+    def shard(self, index, count):
+        """This stream's share ``index`` of ``count``, for one of ``count`` workers or hosts.
+
+        A mux gives the mux over its streamers ``index::count`` (see
+        :meth:`BaseMux.shard`). A map over a stream, such as
+        ``Streamer(buffer_stream, mux, 32)``, gives the same map over the
+        stream's share: ``Streamer(buffer_stream, mux.shard(index, count),
+        32)`` (a ``cache``'s seed is derived from its seed and ``index``). A
+        streamer over another streamer gives a streamer over its share.
+        ``shard(0, 1)`` is the stream itself.
+
+        Parameters
+        ----------
+        index : int
+            Which share, ``0 <= index < count``.
+        count : int >= 1
+            How many shares.
+
+        Raises
+        ------
+        ShoalValueError
+            For a bad ``index`` or ``count``, or when ``count > 1`` and the
+            stream is one stream (a generator function, a collection, an
+            iterator): each share would give the same items.
+        ShoalTypeError
+            If ``index`` or ``count`` is not an integer.
+
+        Examples
+        --------
+        >>> from shoal import ChainMux, buffer_stream
+        >>> batches = Streamer(buffer_stream, ChainMux(["ab", "cd", "ef", "gh"]), 2)
+        >>> [[b.tolist() for b in batches.shard(i, 2)] for i in range(2)]
+        [[['a', 'b'], ['e', 'f']], [['c', 'd'], ['g', 'h']]]
+        """
+        index, count = check_share(index, count)
+        if count == 1:
+            return self
+        kind = getattr(self, "_kind", None)
+        if kind == _DELEGATE:
+            return Streamer(self.source.shard(index, count))
+        hook = getattr(self.source, "_shoal_map_shard", None) if kind == _CALL else None
+        share = hook(self, index, count) if hook is not None else None
+        if share is not None:
+            return share
+        raise ShoalValueError(
+            f"{self!r} is one stream: it cannot be split into {count} shares without "
+            "giving each the same items; shard a mux of several streamers (or a map over one)"
+        )
 
     def iterator(self, cycle=False):
         """Iterate in a way that can save its state and resume from it.

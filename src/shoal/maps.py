@@ -16,7 +16,15 @@ import numpy as np
 from ._checks import check_int, short_repr
 from ._counter import counter_at, given, hand_counter
 from ._iterutil import END, close_quietly
-from ._random import Draws, PassRandom, as_seed_sequence, iteration_seed, pass_key, saved_seed
+from ._random import (
+    Draws,
+    PassRandom,
+    as_seed_sequence,
+    iteration_seed,
+    pass_key,
+    saved_seed,
+    share_seed,
+)
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 from .core import Streamer
 
@@ -549,6 +557,23 @@ def _map_child(streamer, state, track):
     return node, _closing(function(reader, **arguments), input_it)
 
 
+def _map_shard(streamer, index, count):
+    """``Streamer(a map, stream, ...)`` over share ``index`` of ``count`` of its stream.
+
+    None if the map's input is not a Streamer (it cannot be split).
+    """
+    function = streamer.source
+    bound = inspect.signature(function).bind(*streamer.args, **streamer.kwargs)
+    stream = bound.arguments["stream"]
+    if not isinstance(stream, Streamer):
+        return None
+    bound.arguments["stream"] = stream.shard(index, count)
+    if function.__name__ == "cache" and bound.arguments.get("random_state") is not None:
+        seed = as_seed_sequence(bound.arguments["random_state"])
+        bound.arguments["random_state"] = share_seed(seed, index)
+    return Streamer(function, *bound.args, **bound.kwargs)
+
+
 def _closing(gen, it):
     """Yield from ``gen``; close ``it`` (the map's input) when done."""
     try:
@@ -559,4 +584,5 @@ def _closing(gen, it):
 
 for _function in (buffer_stream, tuples, keras_tuples, cache):
     _function._shoal_map_child = _map_child
+    _function._shoal_map_shard = _map_shard
 del _function

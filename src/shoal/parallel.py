@@ -79,7 +79,10 @@ def worker_info():
 def _split(stream, index, n_workers):
     """The share of ``stream`` that worker ``index`` of ``n_workers`` runs."""
     if isinstance(stream, BaseMux) and n_workers > 1:
-        return stream._split(index, n_workers)
+        n_streams = stream._lazy_count()
+        if n_streams is not None and n_streams < n_workers:
+            return stream._replica(index)  # too few streamers: each worker its own copy
+        return stream.shard(index, n_workers)
     return stream
 
 

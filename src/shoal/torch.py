@@ -19,9 +19,9 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
     ) from exc
 
 from ._checks import check_int, short_repr
+from ._iterutil import add_note
 from .core import Streamer
 from .exceptions import ShoalTypeError, ShoalValueError
-from .mux._base import BaseMux
 
 __all__ = ["StreamDataset"]
 
@@ -116,21 +116,13 @@ class StreamDataset(_data.IterableDataset):
 
     def _share(self):
         share, n_shares = self.shard()
-        if n_shares == 1:
-            return self.stream
-        stream = self.stream
-        if not isinstance(stream, BaseMux):
-            raise ShoalValueError(
-                f"{stream!r} is one stream: it cannot be shared among {n_shares} workers and "
-                "ranks without giving each the same items; give a mux of several streamers"
-            )
-        n_streams = stream._lazy_count()
-        if n_streams is not None and n_streams < n_shares:
-            raise ShoalValueError(
-                f"{stream!r} has {n_streams} streamers, too few for {n_shares} shares "
-                f"(ranks x DataLoader workers): every share needs at least one streamer"
-            )
-        return stream._split(share, n_shares)
+        try:
+            return self.stream.shard(share, n_shares)
+        except ShoalValueError as exc:
+            rank, world_size = self.rank_and_world_size()
+            add_note(exc, f"StreamDataset splits the stream into {n_shares} shares: "
+                          f"{world_size} ranks x {n_shares // world_size} DataLoader workers")
+            raise
 
     def __iter__(self):
         iterator = self._share().iterator()

@@ -4,12 +4,11 @@ import collections.abc
 import copy
 
 import numpy as np
-from numpy.random import SeedSequence
 
-from .._checks import check_weights, short_repr
+from .._checks import check_share, check_weights, short_repr
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
-from .._random import as_seed_sequence
+from .._random import as_seed_sequence, share_seed
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
 
@@ -227,31 +226,94 @@ class BaseMux(Streamer):
     def _settings(self):
         return {}
 
-    def _split(self, index, n_parts):
-        """Part ``index`` of ``n_parts``: this mux over ``streamers[index::n_parts]``.
+    def shard(self, index, count):
+        """This mux over share ``index`` of ``count``: its streamers ``index::count``.
 
-        The part keeps every setting (weights are those of its streamers,
-        normalised; ``n_active`` is capped at its number of streamers) and is
-        seeded from this mux's seed and ``index``. With fewer streamers than
-        parts, every part is this whole mux, seeded from the seed and ``index``.
+        The shares of one ``count`` are disjoint and together they are the
+        whole mux: run them in ``count`` workers, processes or hosts, and
+        every streamer runs in exactly one of them. Each share keeps every
+        setting of this mux (its weights are those of its streamers,
+        normalised; ``n_active`` is capped at its number of streamers) and
+        is seeded from this mux's seed and ``index``, so it is the same on
+        every call. ``shard(0, 1)`` is this mux itself.
+
+        Parameters
+        ----------
+        index : int
+            Which share, ``0 <= index < count``.
+        count : int >= 1
+            How many shares.
+
+        Returns
+        -------
+        BaseMux
+            A mux of the same kind over ``streamers[index::count]``.
+
+        Raises
+        ------
+        ShoalValueError
+            If ``index`` is not in ``0..count-1``; if the mux has fewer
+            streamers than ``count`` (a share would have none: rather than
+            give an empty share or repeat the mux, it refuses); or if the
+            share's streamers all have weight 0.
+        ShoalTypeError
+            If ``index`` or ``count`` is not an integer.
+
+        Notes
+        -----
+        A consumer that takes items from the shares in turn (DataLoader
+        workers, ProcessStreamer workers) gives each share the same part of
+        the stream: a weighted mux then keeps its mixture only if the
+        weights of each share sum to the same.
+
+        Examples
+        --------
+        >>> mux = ChainMux(["ab", "cd", "ef", "gh", "ij"])
+        >>> ["".join(mux.shard(i, 2)) for i in range(2)]
+        ['abefij', 'cdgh']
+        >>> mux.shard(0, 1) is mux
+        True
         """
+        index, count = check_share(index, count)
+        if count == 1:
+            return self
+        n_streams = self._lazy_count()
+        if n_streams < count:
+            raise ShoalValueError(
+                f"count must be at most the number of streamers of {self!r} ({n_streams}), "
+                f"got {count}: every share needs at least one streamer"
+            )
         part = copy.copy(self)
         part.__dict__.pop("_pass_key", None)
         part.__dict__.pop("_entered", None)
-        if len(self.streamers) >= n_parts:
-            part.streamers = self.streamers[index::n_parts]
-            weights = getattr(self, "weights", None)
-            if weights is not None:
-                share = weights[index::n_parts]
-                if not share.any():
-                    share = np.ones(len(share))
-                part.weights = share / share.sum()
-                part.weights.flags.writeable = False
-            if getattr(self, "n_active", None) is not None and self.mode != "with_replacement":
-                part.n_active = min(self.n_active, len(part.streamers))
-        if self._seed is not None:
-            part._seed = SeedSequence(self._seed.entropy,
-                                      spawn_key=(*self._seed.spawn_key, index))
+        part.streamers = self.streamers[index::count]
+        weights = getattr(self, "weights", None)
+        if weights is not None:
+            share = weights[index::count]
+            if not share.any():
+                raise ShoalValueError(
+                    f"share {index} of {count} of {self!r} has only streamers of weight 0 "
+                    f"(weights[{index}::{count}]): it would give nothing"
+                )
+            part.weights = share / share.sum()
+            part.weights.flags.writeable = False
+        if getattr(self, "weight_schedule", None) is not None:
+            part.weight_schedule = _ShareSchedule(self.weight_schedule, len(self.streamers),
+                                                  index, count)
+        if getattr(self, "n_active", None) is not None and self.mode != "with_replacement":
+            part.n_active = min(self.n_active, len(part.streamers))
+        part._seed = share_seed(self._seed, index)
+        if part._seed is not None:
+            part.random_state = part._seed
+        return part
+
+    def _replica(self, index):
+        """This whole mux, seeded from its seed and ``index`` (a worker's own copy)."""
+        part = copy.copy(self)
+        part.__dict__.pop("_pass_key", None)
+        part.__dict__.pop("_entered", None)
+        part._seed = share_seed(self._seed, index)
+        if part._seed is not None:
             part.random_state = part._seed
         return part
 
@@ -259,3 +321,19 @@ class BaseMux(Streamer):
         parts = [f"<{len(self.streamers)} streamers>"]
         parts += [f"{key}={value!r}" for key, value in self._settings().items()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class _ShareSchedule:
+    """The weights schedule of a share: the full schedule's weights of its streamers."""
+
+    __slots__ = ("schedule", "n_streams", "index", "count")
+
+    def __init__(self, schedule, n_streams, index, count):
+        self.schedule = schedule
+        self.n_streams = n_streams
+        self.index = index
+        self.count = count
+
+    def __call__(self, n_given):
+        weights = check_weights(self.schedule(n_given), self.n_streams, name=f"weights({n_given})")
+        return weights[self.index::self.count]

@@ -2,7 +2,7 @@
 
 import collections.abc
 
-from .._checks import check_choice
+from .._checks import check_choice, check_share
 from .._counter import counted_if_needed, given
 from .._iterutil import END, close_quietly
 from ..exceptions import EmptyStreamError, ShoalValueError
@@ -114,13 +114,14 @@ class ChainMux(BaseMux):
             return None  # not all read yet
         return len(self.streamers)
 
-    def _split(self, index, n_parts):
-        if self._lazy_count() is None:
+    def shard(self, index, count):
+        index, count = check_share(index, count)
+        if count != 1 and self._lazy_count() is None:
             raise ShoalValueError(
                 "a ChainMux over an iterator of streamers cannot be split among workers: "
                 "its streamers are not known until they are read; pass a list of streamers"
             )
-        return super()._split(index, n_parts)
+        return super().shard(index, count)
 
     def _settings(self):
         return {"mode": self.mode}
