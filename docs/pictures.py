@@ -120,3 +120,21 @@ def counts_figure(rate=8):
         ax.legend(fontsize=7)
     axes[0].set_ylabel("activations")
     fig.tight_layout()
+
+
+def recipe_figure(n_files=3, n_items=5, n_epochs=3):
+    """The landing page's picture: a validation chain that repeats, a random training mix."""
+    validation = shoal.ChainMux(streams(n_files, [n_items] * n_files), mode="cycle")
+    train = shoal.StochasticMux(streams(6, [1000] * 6), 2, 16, random_state=0)
+    epoch = n_files * n_items
+    fig, axes = plt.subplots(2, 1, figsize=(8, 3.4), gridspec_kw={"height_ratios": [3, 6]})
+    raster(axes[0], validation, f"validation: ChainMux(mode='cycle') over {n_files} files "
+           f"of {n_items}: every epoch the same {epoch} items", n_files, n_epochs * epoch)
+    for k in range(1, n_epochs):
+        axes[0].axvline(k * epoch - 0.5, color="C1", linewidth=1)
+    axes[0].set_xticks([(k + 0.5) * epoch for k in range(n_epochs)],
+                       [f"epoch {k + 1}" for k in range(n_epochs)])
+    raster(axes[1], train, "training: StochasticMux(n_active=2, rate=16) over 6 files",
+           6, N_ITEMS)
+    axes[1].set_xlabel("item")
+    fig.tight_layout()

@@ -7,6 +7,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 torch = pytest.importorskip(
@@ -172,3 +173,52 @@ def test_a_real_distributed_group_gives_each_rank_its_own_share():
     assert outputs[1]["shares"] == shares  # all ranks agree on who had what
     assert shares[0] and shares[1] and not set(shares[0]) & set(shares[1])
     assert sorted(shares[0] + shares[1]) == sources.ALL_IDS
+
+
+# docs/pytorch.md, "What an epoch is".
+
+
+def _rows_of(n_files, n_rows):
+    return [shoal.Streamer(sources.rows, f, n_rows) for f in range(n_files)]
+
+
+def _epoch_ids(mux, n_shares):
+    """One epoch over ``n_shares`` shares (as ranks, each with no DataLoader worker)."""
+    return [i for rank in range(n_shares)
+            for i in ids(DataLoader(StreamDataset(mux, rank=rank, world_size=n_shares),
+                                    batch_size=None))]
+
+
+@pytest.mark.parametrize("n_shares", [1, 2, 3, 4])
+def test_an_exhaustive_mux_with_rate_none_gives_every_item_once_whatever_the_shares(n_shares):
+    mux = shoal.StochasticMux(_rows_of(8, 5), 3, None, mode="exhaustive", random_state=0)
+    assert sorted(_epoch_ids(mux, n_shares)) == [f * 1000 + i for f in range(8) for i in range(5)]
+
+
+def test_with_a_finite_rate_an_epoch_reads_about_rate_items_of_each_streamer():
+    # dist="constant" makes "about rate" exactly rate: 3 of each streamer's 10 items.
+    mux = shoal.StochasticMux(_rows_of(8, 10), 3, 3, mode="exhaustive", dist="constant",
+                              random_state=0)
+    for num_workers in (0, 2):
+        got = ids(DataLoader(StreamDataset(mux), batch_size=None, num_workers=num_workers))
+        per_streamer = np.bincount([i // 1000 for i in got], minlength=8)
+        assert per_streamer.tolist() == [3] * 8
+        assert len(set(got)) == len(got)  # none twice, but 7 of each 10 never read
+
+
+def test_with_a_finite_rate_the_size_of_an_epoch_changes_with_the_shares():
+    mux = shoal.StochasticMux(_rows_of(8, 25), 2, 8, mode="exhaustive", random_state=0)
+    sizes = [len(_epoch_ids(mux, n_shares)) for n_shares in (1, 2, 3, 4)]
+    # Each share draws its numbers of items from its own seed. For an arbitrary seed
+    # the chance that all four sizes coincide is far below 1%; the seed is fixed, so
+    # the test gives the same answer every run.
+    assert len(set(sizes)) > 1, sizes
+    assert all(8 * 8 / 2 < size < 8 * 25 for size in sizes), sizes  # about 8 of each 25
+    with_workers = ids(DataLoader(StreamDataset(mux), batch_size=None, num_workers=2))
+    assert len(with_workers) == sizes[1]
+
+
+def test_a_mux_that_does_not_end_gives_an_endless_epoch():
+    mux = shoal.StochasticMux(_rows_of(4, 5), 2, 3, random_state=0)  # with_replacement
+    loader = iter(DataLoader(StreamDataset(mux), batch_size=None))
+    assert len([next(loader) for _ in range(200)]) == 200  # 10 times the 20 items
