@@ -2,7 +2,7 @@
 
 from itertools import islice
 
-__all__ = ["add_note", "close_quietly", "limited", "END"]
+__all__ = ["add_note", "close_quietly", "close_all", "limited", "END"]
 
 #: Marks the end of an iterator in ``next(it, END)``.
 END = object()
@@ -24,6 +24,22 @@ def close_quietly(it):
     close = getattr(it, "close", None)
     if close is not None:
         close()
+
+
+def close_all(iterators):
+    """Close every iterator of ``iterators`` that can be closed, even if one raises.
+
+    The first error raised by a ``close()`` is raised once all were closed.
+    """
+    error = None
+    for it in iterators:
+        try:
+            close_quietly(it)
+        except BaseException as exc:  # noqa: BLE001 - raised below, once all are closed
+            if error is None:
+                error = exc
+    if error is not None:
+        raise error
 
 
 def limited(gen, max_iter):

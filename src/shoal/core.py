@@ -320,11 +320,14 @@ class Streamer:
     def _cycle(self):
         while True:
             gen = self._open()
-            first = next(gen, END)
-            if first is END:
-                raise EmptyStreamError(f"cannot cycle {self!r}: a whole pass yielded no item")
-            yield first
-            yield from gen
+            try:
+                first = next(gen, END)
+                if first is END:
+                    raise EmptyStreamError(f"cannot cycle {self!r}: a whole pass yielded no item")
+                yield first
+                yield from gen
+            finally:
+                gen.close()  # at once, and so that an error of its close() is raised here
 
     def shard(self, index, count):
         """This stream's share ``index`` of ``count``, for one of ``count`` workers or hosts.

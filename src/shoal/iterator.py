@@ -207,15 +207,17 @@ class _LeafRoot:
         streamer = self.streamer
         try:
             while True:
-                self.node, it = streamer._child(self.child_state, True)
+                self.node, self.it = streamer._child(self.child_state, True)
                 # A chain learns its progress from a counter of its own items.
-                self.it = counted_if_needed(self.node, it, given(self.out_counter) - self.offset)
+                # (The reader may be a counting wrapper: ``self.it`` is what to close.)
+                reader = counted_if_needed(self.node, self.it,
+                                           given(self.out_counter) - self.offset)
                 self.child_state = None
-                first = next(self.it, END)
+                first = next(reader, END)
                 if first is not END:
                     self.yielded = True
                     yield first
-                    yield from self.it
+                    yield from reader
                 close_quietly(self.it)
                 self.node = self.it = None
                 if not self.cycle:

@@ -535,26 +535,30 @@ def _map_child(streamer, state, track):
     n_input = state["n_input"] if state else 0
     counter = node.counter = counter_at(n_input)
     input_node, input_it = stream._child(state and state["input"], track)
-    hand_counter(input_node, counter)
-    node.stream = stream
-    node.input_node = input_node
-    node.it = input_it
-    reader = compress(input_it, counter)
-    # The map function checks its arguments, then runs over the counted reader.
-    if name == "cache":
-        cache(reader, **arguments)  # checks only
-        seed = as_seed_sequence(arguments.get("random_state"))
-        run = _CacheRun(
-            arguments["n_cache"], float(arguments.get("prob", 0.5)), seed,
-            state and state["cache"]["seed"], node, counter,
-        )
-        node.cache_run = run
-        if state is not None:
-            run.replay(reader, state["cache"], state["input"])
-        return node, _closing(run.run(reader), input_it)
-    if name == "tuples":
-        return node, _closing(function(reader, *arguments["keys"]), input_it)
-    return node, _closing(function(reader, **arguments), input_it)
+    try:
+        hand_counter(input_node, counter)
+        node.stream = stream
+        node.input_node = input_node
+        node.it = input_it
+        reader = compress(input_it, counter)
+        # The map function checks its arguments, then runs over the counted reader.
+        if name == "cache":
+            cache(reader, **arguments)  # checks only
+            seed = as_seed_sequence(arguments.get("random_state"))
+            run = _CacheRun(
+                arguments["n_cache"], float(arguments.get("prob", 0.5)), seed,
+                state and state["cache"]["seed"], node, counter,
+            )
+            node.cache_run = run
+            if state is not None:
+                run.replay(reader, state["cache"], state["input"])
+            return node, _MapReader(run.run(reader), input_it)
+        if name == "tuples":
+            return node, _MapReader(function(reader, *arguments["keys"]), input_it)
+        return node, _MapReader(function(reader, **arguments), input_it)
+    except BaseException:
+        close_quietly(input_it)  # a resumed input may be open already
+        raise
 
 
 def _map_shard(streamer, index, count):
@@ -574,12 +578,36 @@ def _map_shard(streamer, index, count):
     return Streamer(function, *bound.args, **bound.kwargs)
 
 
-def _closing(gen, it):
-    """Yield from ``gen``; close ``it`` (the map's input) when done."""
-    try:
-        yield from gen
-    finally:
-        close_quietly(it)
+class _MapReader:
+    """The items of a map over an input opened before them.
+
+    Closing it closes the input at once, even before the first item (a
+    resumed input is open, and a generator that never started cannot close
+    it). It closes the input itself when the map ends or raises.
+    """
+
+    __slots__ = ("_next", "_gen", "_input")
+
+    def __init__(self, gen, input_it):
+        self._gen = gen
+        self._next = gen.__next__
+        self._input = input_it
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        try:
+            return self._next()
+        except BaseException:
+            self.close()
+            raise
+
+    def close(self):
+        try:
+            self._gen.close()
+        finally:
+            close_quietly(self._input)
 
 
 for _function in (buffer_stream, tuples, keras_tuples, cache):

@@ -188,15 +188,19 @@ class _ChainIterator:
         return counts
 
     def _open(self, streamer):
-        """Open the streamer at ``self.index``, where ``child_state`` says."""
+        """Open the streamer at ``self.index``, where ``child_state`` says.
+
+        Returns ``(reader, it)``: read the items from ``reader``, close ``it``
+        (the reader may be a counting wrapper, which cannot be closed).
+        """
         if not self.track or self.out_counter is None:
-            return streamer._source_iter()
+            sub = streamer._source_iter()
+            return sub, sub
         node, sub = streamer._child(self.child_state, True)
         self.child_state = None
-        sub = counted_if_needed(node, sub, self._given() - self.offset)
         self.node = node
         self.sub = sub
-        return sub
+        return counted_if_needed(node, sub, self._given() - self.offset), sub
 
     def _close(self, sub):
         close_quietly(sub)
@@ -214,12 +218,12 @@ class _ChainIterator:
         try:
             while True:
                 while (streamer := get(self.index)) is not None:
-                    sub = self._open(streamer)
-                    first = next(sub, END)
+                    reader, sub = self._open(streamer)
+                    first = next(reader, END)
                     if first is not END:
                         self.yielded = True
                         yield first
-                        yield from sub
+                        yield from reader
                     self._close(sub)
                     sub = streamer = None
                     self.index += 1

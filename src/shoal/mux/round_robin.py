@@ -4,7 +4,7 @@ from itertools import compress
 
 from .._checks import check_choice
 from .._counter import given
-from .._iterutil import close_quietly
+from .._iterutil import close_all, close_quietly
 from .._random import PassRandom, epoch_key, iteration_seed, saved_seed
 from ..exceptions import EmptyStreamError
 from ._base import BaseMux, check_state, counted_state, note_streamer, open_counted
@@ -199,6 +199,6 @@ class _RoundRobinIterator:
                 note_streamer(exc, mux, j)
             raise
         finally:
-            for it in self.iters.values():
-                close_quietly(it)
+            iters = list(self.iters.values())
             self.iters.clear()
+            close_all(iters)

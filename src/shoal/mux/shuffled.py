@@ -5,7 +5,7 @@ from itertools import compress
 import numpy as np
 
 from .._counter import given
-from .._iterutil import END, close_quietly
+from .._iterutil import END, close_all, close_quietly
 from .._random import PassRandom, block_size, epoch_key, iteration_seed, saved_seed, weighted_picks
 from ..exceptions import EmptyStreamError
 from ._base import (
@@ -251,6 +251,7 @@ class _ShuffledIterator(Reweighable):
                 note_streamer(exc, mux, i)
             raise
         finally:
-            for it in self.iters:
-                close_quietly(it)
-            self.random.give_back()
+            try:
+                close_all(self.iters)
+            finally:
+                self.random.give_back()

@@ -9,7 +9,7 @@ import numpy as np
 
 from .._checks import check_choice, check_int, short_repr
 from .._counter import BIG, counter_at, given
-from .._iterutil import close_quietly
+from .._iterutil import close_all
 from .._random import (
     Draws,
     PassRandom,
@@ -630,6 +630,7 @@ class _StochasticIterator(Reweighable):
                 self.random.rekey(epoch_key(mux, self.seed, self.epoch))
                 self._start_pass()
         finally:
-            for it in self.iters:
-                close_quietly(it)
-            self.random.give_back()
+            try:
+                close_all(self.iters)
+            finally:
+                self.random.give_back()
