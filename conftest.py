@@ -8,13 +8,15 @@ import pytest
 
 import shoal
 
-# Keras 3 runs on the torch backend in the tests (TensorFlow is not needed).
+# Keras 3 runs on the torch backend in the tests unless KERAS_BACKEND says
+# otherwise (CI also runs the Keras tests on JAX and TensorFlow).
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 # The framework adapters import their framework: without it, their docstrings
 # are not collected (their tests skip, saying why).
 collect_ignore = []
-if importlib.util.find_spec("keras") is None or importlib.util.find_spec("torch") is None:
+if (importlib.util.find_spec("keras") is None
+        or importlib.util.find_spec(os.environ["KERAS_BACKEND"]) is None):
     collect_ignore.append("src/shoal/keras.py")
 if importlib.util.find_spec("torch") is None:
     collect_ignore.append("src/shoal/torch.py")

@@ -1,16 +1,23 @@
-"""Keras 3 (torch backend, CPU): the repeatable validation recipe holds on a real model."""
+"""Keras 3 on a real model: the repeatable validation recipe, the shapes the
+adapters take, and validation without validation_steps.
 
+The backend is KERAS_BACKEND (torch when it is not set): CI runs this file on
+the torch, JAX and TensorFlow backends, each in its own environment.
+"""
+
+import contextlib
 import os
+import signal
+import warnings
 
-os.environ.setdefault("KERAS_BACKEND", "torch")
+BACKEND = os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
 
-keras = pytest.importorskip(
-    "keras", reason="Keras 3 is not installed (pip install keras, or pip install '.[keras]')"
-)
-pytest.importorskip("torch", reason="the Keras tests use the torch backend: pip install torch")
+keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip install '.[keras]')")
+pytest.importorskip(BACKEND, reason=f"the Keras tests use the {BACKEND} backend (KERAS_BACKEND): "
+                                    f"install it, or set KERAS_BACKEND to an installed one")
 
 import shoal  # noqa: E402
 from shoal.keras import StreamAdapter, training_data, validation_data  # noqa: E402
@@ -36,35 +43,55 @@ def validation_set():
     return shoal.ChainMux(files, mode="cycle")
 
 
-def training_batches():
-    mux = shoal.StochasticMux([shoal.Streamer(training_examples, k) for k in range(4)], 2, 8,
-                              random_state=0)
-    batches = shoal.Streamer(shoal.buffer_stream, mux, 4)
-    return shoal.Streamer(shoal.keras_tuples, batches, inputs="x", outputs="y")
+def training_mux():
+    return shoal.StochasticMux([shoal.Streamer(training_examples, k) for k in range(4)], 2, 8,
+                               random_state=0)
+
+
+def _traced(x):
+    """Is x a JAX tracer (Keras traces the model to build it)? It holds no values."""
+    if BACKEND != "jax":
+        return False
+    import jax
+
+    return isinstance(x, jax.core.Tracer)
 
 
 class Recorder(keras.layers.Layer):
-    """Records the first input of every batch the model validates on."""
+    """Records, batch by batch, the ids (first column) of the inputs the model
+    validates on. The model runs eagerly, so that this runs for every batch."""
 
     def __init__(self, seen, **kwargs):
         super().__init__(**kwargs)
         self.record = seen.append  # (a list attribute would be replaced by Keras's own)
 
+    def compute_output_shape(self, input_shape):
+        return input_shape  # (so that Keras never calls `call` on symbolic inputs)
+
     def call(self, x, training=None):
-        if not training and float(x[0, 0]) >= ID:
-            self.record(float(x[0, 0]))
+        if not training and not _traced(x):
+            ids = [float(v) for v in x[:, 0]]
+            if ids[0] >= ID:
+                self.record(ids)
         return x
 
 
-def fit_and_record(validation_data, epochs=3):
+def recording_model(seen, n_inputs=1):
     keras.utils.set_random_seed(0)
+    model = keras.Sequential([keras.Input((n_inputs,)), Recorder(seen), keras.layers.Dense(1)])
+    model.compile(optimizer="sgd", loss="mse", run_eagerly=True)
+    return model
+
+
+def fit_and_record(validation, epochs=3, validation_steps=N_FILES * M_BATCHES):
     seen = []
-    model = keras.Sequential([keras.Input((1,)), Recorder(seen), keras.layers.Dense(1)])
-    model.compile(optimizer="sgd", loss="mse")
-    model.fit(training_data(training_batches()), steps_per_epoch=5, epochs=epochs,
-              validation_data=validation_data, validation_steps=N_FILES * M_BATCHES, verbose=0)
+    model = recording_model(seen)
+    train = shoal.Streamer(shoal.buffer_stream, training_mux(), 4)
+    model.fit(training_data(train, inputs="x", outputs="y"), steps_per_epoch=5, epochs=epochs,
+              validation_data=validation, validation_steps=validation_steps, verbose=0)
     period = N_FILES * M_BATCHES
-    return [seen[k * period:(k + 1) * period] for k in range(epochs)]
+    flat = [batch[0] for batch in seen]
+    return [flat[k * period:(k + 1) * period] for k in range(epochs)]
 
 
 EXPECTED = [ID + 100.0 * f + i for f in range(N_FILES) for i in range(M_BATCHES)]
@@ -76,6 +103,9 @@ def test_every_epoch_validates_on_the_same_batches_in_the_same_order():
 
 
 def test_a_plain_generator_shows_why_the_adapter_is_needed():
+    if BACKEND == "tensorflow":
+        pytest.skip("on TensorFlow, Keras reads a generator through tf.data, which does "
+                    "not replay; the adapter still makes every run start from the first batch")
     # Keras replays the batches it peeked at when validation starts again:
     # the validation set shifts from the second epoch on.
     epochs = fit_and_record(validation_set().cycle(), epochs=3)
@@ -83,14 +113,155 @@ def test_a_plain_generator_shows_why_the_adapter_is_needed():
     assert sorted(epochs[1]) != sorted(EXPECTED)  # some batches twice, some not at all
 
 
-def test_the_adapter_checks_its_arguments_and_its_batches():
+# -- what the adapters take ----------------------------------------------------------
+
+def example_file(index, m):
+    """m dict examples; x[0] is the example's id, >= ID."""
+    for i in range(m):
+        yield {"x": np.array([ID + 100.0 * index + i, 1.0], np.float32),
+               "y": np.zeros(1, np.float32)}
+
+
+def example_chain(m=M_BATCHES, n=N_FILES, mode="cycle"):
+    return shoal.ChainMux([shoal.Streamer(example_file, f, m) for f in range(n)], mode=mode)
+
+
+def training_file(index, m):
+    """m dict examples whose ids are < ID (the model does not record them)."""
+    for i in range(m):
+        yield {"x": np.array([100.0 * index + i, 1.0], np.float32), "y": np.zeros(1, np.float32)}
+
+
+def training_files():
+    return shoal.StochasticMux([shoal.Streamer(training_file, f, 50) for f in range(3)], 2, 5,
+                               random_state=1)
+
+
+EXAMPLE_IDS = [ID + 100.0 * f + i for f in range(N_FILES) for i in range(M_BATCHES)]
+
+
+def test_dict_items_with_batch_size_inputs_and_outputs_validate_by_batches():
+    # N files of M examples in batches of B: validation_steps = N*M/B batches.
+    seen = []
+    model = recording_model(seen, n_inputs=2)
+    b = 3
+    train = training_files()
+    model.fit(training_data(train, batch_size=4, inputs="x", outputs="y"), steps_per_epoch=3,
+              epochs=2, verbose=0,
+              validation_data=validation_data(example_chain(), batch_size=b, inputs="x",
+                                              outputs="y"),
+              validation_steps=N_FILES * M_BATCHES // b)
+    batches = [EXAMPLE_IDS[k:k + b] for k in range(0, len(EXAMPLE_IDS), b)]
+    assert seen == batches * 2
+
+
+def test_training_data_takes_the_generator_the_maps_return():
+    # What the README's snippet makes: a one-shot generator of (x, y) batches.
+    # Training reads one iteration, so it trains through it; it cannot restart.
+    seen = []
+    model = recording_model(seen, n_inputs=2)
+    train = training_files()
+    batches = shoal.keras_tuples(shoal.buffer_stream(train, 4), inputs="x", outputs="y")
+    history = model.fit(training_data(batches), steps_per_epoch=3, epochs=2, verbose=0)
+    assert len(history.history["loss"]) == 2
+
+
+def test_validation_data_refuses_a_generator_which_cannot_restart():
+    batches = shoal.keras_tuples(shoal.buffer_stream(example_chain(), 4), inputs="x", outputs="y")
+    with pytest.raises(shoal.ShoalTypeError,
+                       match=r"validation_data needs a stream it can start again.*batch_size="):
+        validation_data(batches)
+    batches.close()
+
+
+def test_the_adapters_check_their_arguments_and_their_batches():
     for wrap in (training_data, validation_data):
         with pytest.raises(shoal.ShoalTypeError, match=r"stream must be a Streamer or a mux, got \[1\]"):
             wrap([1])
+        with pytest.raises(shoal.ShoalValueError, match="batch_size must be >= 1, got 0"):
+            wrap(example_chain(), batch_size=0)
+        with pytest.raises(shoal.ShoalTypeError, match="inputs must be None, a key or a list"):
+            wrap(example_chain(), inputs=3)
     adapter = validation_data(shoal.Streamer([{"x": 1}]))
     assert isinstance(adapter, StreamAdapter)
-    with pytest.raises(shoal.ShoalTypeError, match="must yield tuples .* shape dict items"):
+    with pytest.raises(shoal.ShoalTypeError, match="must yield tuples .* batch_size=, inputs= and outputs="):
         next(iter(adapter.get_numpy_iterator()))
+
+
+# -- nothing hangs: no validation_steps ---------------------------------------------------
+
+class _Guard:
+    """Fail, instead of hanging, if the test runs for more than `seconds`."""
+
+    def __init__(self, seconds):
+        self.seconds = seconds
+
+    def __enter__(self):
+        def expire(signum, frame):
+            raise TimeoutError(f"still running after {self.seconds} s: it hangs")
+        self.previous = signal.signal(signal.SIGALRM, expire)
+        signal.alarm(self.seconds)
+
+    def __exit__(self, *exc_info):
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, self.previous)
+
+
+@contextlib.contextmanager
+def _keras_warnings():
+    """The messages of the warnings raised inside (Keras warns when a run ends)."""
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        messages = []
+        yield messages
+    messages.extend(str(warning.message) for warning in caught)
+
+
+def bounded_file(index, m, reads, limit):
+    """example_file, counting the examples read; raises past `limit` (so a test
+    of a hang fails there instead of hanging)."""
+    for item in example_file(index, m):
+        reads.append(1)
+        if len(reads) > limit:
+            raise RuntimeError(f"read more than {limit} validation examples: it would hang")
+        yield item
+
+
+def test_without_validation_steps_a_cycling_chain_validates_one_pass_per_epoch():
+    seen, reads, epochs, b = [], [], 3, 5
+    limit = 10 * N_FILES * M_BATCHES
+    model = recording_model(seen, n_inputs=2)
+    val = shoal.ChainMux([shoal.Streamer(bounded_file, f, M_BATCHES, reads, limit)
+                          for f in range(N_FILES)], mode="cycle")
+    train = training_files()
+    with _Guard(120):
+        # Keras learns the length of a pass at the end of the first run, and says so.
+        with _keras_warnings() as caught:
+            history = model.fit(training_data(train, batch_size=4, inputs="x", outputs="y"),
+                                steps_per_epoch=3, epochs=epochs, verbose=0,
+                                validation_data=validation_data(val, batch_size=b, inputs="x",
+                                                                outputs="y"))
+    assert len(history.history["val_loss"]) == epochs
+    assert sum("ran out of data" in message for message in caught) == 1
+    # Every example once per epoch, in order; the last batch of a pass is smaller.
+    batches = [EXAMPLE_IDS[k:k + b] for k in range(0, len(EXAMPLE_IDS), b)]
+    assert [len(batch) for batch in batches] == [5, 5, 2]
+    assert seen == batches * epochs
+
+
+def test_evaluate_without_steps_reads_one_pass_of_a_cycling_chain():
+    seen = []
+    model = recording_model(seen, n_inputs=2)
+    data = validation_data(example_chain(), batch_size=4, inputs="x", outputs="y")
+    with _Guard(60):
+        with _keras_warnings() as first:
+            model.evaluate(data, verbose=0)
+        with _keras_warnings() as second:
+            model.evaluate(data, verbose=0)
+    assert sum("ran out of data" in message for message in first) == 1
+    assert not any("ran out of data" in message for message in second)  # the length is known
+    assert data.num_batches == 3
+    assert seen == [EXAMPLE_IDS[k:k + 4] for k in range(0, 12, 4)] * 2
 
 
 def test_the_adapter_iteration_can_be_saved_with_a_checkpoint():
