@@ -39,6 +39,11 @@ def _stochastic(mode, dist, rate=4):
     return make
 
 
+def _per_class(seed, tags):
+    """A mux over endless streams, one per tag, as one would make for each class."""
+    return shoal.ShuffledMux([shoal.Streamer(forever, tag) for tag in tags], random_state=seed)
+
+
 PIPELINES = {
     "streamer": lambda: shoal.Streamer(count, "a", 60),
     "streamer of a list": lambda: shoal.Streamer(list(range(40))),
@@ -90,12 +95,39 @@ PIPELINES = {
     "shuffled on a schedule": lambda: shoal.ShuffledMux(
         [shoal.Streamer(forever, t) for t in "ab"], weights=lambda n: [1 + n // 64, 1],
         random_state=8),
+    # Seeds flow down: nested seeded (and unseeded) muxes, each activation its own key.
+    "stochastic of seeded shuffled": lambda: shoal.StochasticMux(
+        [_per_class(100, "ab"), _per_class(101, "cd")], 1, 3, random_state=0),
+    "shuffled of seeded stochastic": lambda: shoal.ShuffledMux([
+        shoal.StochasticMux(lengths("ab", (3, 4)), 1, 2, mode="exhaustive", random_state=3),
+        shoal.Streamer(count, "z", 5),
+    ], random_state=6),
+    "chain cycle of seeded muxes": lambda: shoal.ChainMux([
+        shoal.StochasticMux([_per_class(1, "ab"), _per_class(2, "cd")], 1, 4, dist="constant",
+                            mode="exhaustive", random_state=2),
+        shoal.Streamer(count, "e", 3),
+    ], mode="cycle"),
+    "unseeded tree under a seed": lambda: shoal.StochasticMux([
+        _per_class(None, "ab"),
+        shoal.ChainMux([shoal.StochasticMux(lengths("cd", (3, 3)), 1, 2, mode="exhaustive")]),
+    ], 2, 3, random_state=9),
+    "round robin permuted of seeded muxes": lambda: shoal.RoundRobinMux([
+        shoal.StochasticMux([_per_class(1, "ab")], 1, 3, mode="exhaustive", random_state=2),
+        shoal.Streamer(count, "c", 2),
+    ], mode="permuted_cycle", random_state=3),
+    "reseeded stochastic of seeded muxes": lambda: shoal.StochasticMux(
+        [_per_class(5, "ab"), _per_class(6, "cd")], 1, 8, dist="constant", mode="exhaustive",
+        reseed_each_epoch=True, random_state=4),
+    "shuffled of a cache of a mux": lambda: shoal.ShuffledMux([
+        shoal.Streamer(shoal.cache, _per_class(None, "ab"), 3),
+        shoal.Streamer(count, "z", 4),
+    ], random_state=2),
 }
 
 # Those that end, to check their cycling iterations too.
 CYCLED = ["streamer", "streamer of a chain", "chain", "round robin",
           "stochastic exhaustive poisson",
-          "shuffled reseeded", "buffer_stream"]
+          "shuffled reseeded", "buffer_stream", "reseeded stochastic of seeded muxes"]
 
 
 def plain(item):

@@ -18,8 +18,7 @@ from .exceptions import ShoalTypeError, ShoalValueError
 __all__ = [
     "as_seed_sequence",
     "iteration_seed",
-    "saved_seed",
-    "epoch_key",
+    "TreeSeed",
     "pass_key",
     "PassRandom",
     "block_size",
@@ -81,26 +80,87 @@ def iteration_seed(seed, saved=None):
     return _SeedSequence(np.random.randint(0, 2**32, size=4, dtype=np.uint32).tolist())
 
 
-def saved_seed(recipe_seed, seed):
-    """What an iteration's state keeps of its seed: only a seed the recipe lacks."""
-    return None if recipe_seed is not None else list(seed.entropy)
+class TreeSeed:
+    """The seed of one iteration of a mux, and where the iteration sits in a tree of muxes.
 
+    Seeds flow down a tree of muxes. A mux iterated on its own is a *root*:
+    its path is ``()``. A mux (or a map) that opens a child hands it a *key*
+    ``(seed, path)`` for that activation, with :meth:`child`: its own seed,
+    and its path followed by three numbers, ``(variant, index, number)``:
 
-def epoch_key(recipe, seed, epoch):
-    """The Philox key of pass ``epoch`` of an iteration of ``recipe`` seeded with ``seed``.
+    - ``variant``: the parent's pass number if its passes differ from one
+      another (``reseed_each_epoch``, RoundRobinMux's ``permuted_cycle``),
+      else 0, so that a parent whose passes repeat (a seeded mux, a
+      ChainMux in cycle mode) repeats its whole subtree with them;
+    - ``index``: the child's index among the parent's streamers;
+    - ``number``: how many times the parent activated that child before in
+      this pass (0 for the first activation).
 
-    Every pass uses the same key unless the recipe reseeds each epoch; then
-    pass ``e`` is seeded from the seed and ``e``. The key of a recipe's own
-    seed is computed once and kept.
+    The child iterates with its own seed if it has one, else with the seed
+    handed down (the nearest seeded ancestor's, or the one an unseeded
+    random mux drew at the root); with neither, a random mux draws a fresh
+    seed from numpy's global state, as a root does. Pass ``e`` of the child
+    then draws from ``SeedSequence(seed.entropy, spawn_key=seed.spawn_key +
+    path)`` (``+ (e,)`` for ``e >= 1`` with ``reseed_each_epoch``). A root's
+    path is empty, so a mux on its own draws what it always drew. The path
+    grows by three numbers a level and a reseeded pass adds one, so two
+    places in a tree never share a key; the key is derived once per
+    activation, and a state needs only the parent's counters to rebuild it.
+
+    Parameters
+    ----------
+    recipe_seed : SeedSequence or None
+        The mux's own seed.
+    key : None or (SeedSequence or None, tuple of int)
+        What the parent handed down; None for a root.
+    saved : None or list of int
+        The seed a state saved (only a seed drawn here is saved).
+    draw : bool
+        Draw a fresh seed if there is none to use (a mux that draws random
+        numbers); else the seed may stay None.
     """
-    if getattr(recipe, "reseed_each_epoch", False) and epoch:
-        return pass_key(_SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, epoch)))
-    if seed is not recipe._seed:
-        return pass_key(seed)
-    key = recipe.__dict__.get("_pass_key")
-    if key is None:
-        key = recipe.__dict__["_pass_key"] = pass_key(seed)
-    return key
+
+    __slots__ = ("seed", "path", "drawn")
+
+    def __init__(self, recipe_seed, key=None, saved=None, draw=True):
+        above, self.path = (None, ()) if key is None else key
+        self.drawn = False  # was the seed drawn here (so the state must keep it)?
+        if recipe_seed is not None:
+            self.seed = recipe_seed
+        elif above is not None:
+            self.seed = above
+        elif draw or saved is not None:
+            self.seed = iteration_seed(None, saved)
+            self.drawn = True
+        else:
+            self.seed = None
+
+    def pass_key(self, recipe=None, epoch=0):
+        """The Philox key of pass ``epoch`` of an iteration of ``recipe`` (a mux).
+
+        The key of a root's pass with the recipe's own seed is computed once
+        and kept on the recipe.
+        """
+        seed = self.seed
+        path = self.path
+        if epoch and getattr(recipe, "reseed_each_epoch", False):
+            path = (*path, epoch)
+        if path:
+            return pass_key(_SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, *path)))
+        if recipe is None or seed is not recipe._seed:
+            return pass_key(seed)
+        key = recipe.__dict__.get("_pass_key")
+        if key is None:
+            key = recipe.__dict__["_pass_key"] = pass_key(seed)
+        return key
+
+    def child(self, variant, index, number):
+        """The key of activation ``number`` of child ``index`` in a pass of variant ``variant``."""
+        return self.seed, (*self.path, variant, index, number)
+
+    def saved(self):
+        """What a state keeps of the seed: the seed if it was drawn here, else None."""
+        return list(self.seed.entropy) if self.drawn else None
 
 
 class PassRandom:

@@ -187,16 +187,18 @@ class Streamer:
             return iter(self.source)
         return self._open()
 
-    def _child(self, state=None, track=False):
+    def _child(self, state=None, track=False, key=None):
         """Open one pass for a reader that tracks state: return ``(node, iterator)``.
 
         ``node`` holds what the pass needs to report and restore its state;
         ``iterator`` gives the items. With ``state``, the pass starts where
-        that state says. (``track`` matters to muxes only.)
+        that state says. (``track`` matters to muxes only.) ``key`` is what a
+        parent mux hands down for this activation (see ``shoal._random.TreeSeed``);
+        a mux, or a map over one, draws from it, and a leaf ignores it.
         """
         kind = self._kind
         if kind == _DELEGATE:
-            return self.source._child(state, track)
+            return self.source._child(state, track, key)
         if kind == _ONE_SHOT:
             if state is not None and state.get("given"):
                 raise ShoalValueError(
@@ -208,7 +210,7 @@ class Streamer:
         if kind == _CALL and self._map_child is not None:
             # A map over a Streamer (pescador's Streamer(buffer_stream, mux, 32))
             # resumes through its input's state.
-            opened = self._map_child(self, state, track)
+            opened = self._map_child(self, state, track, key)
             if opened is not None:
                 return opened
         # A leaf has no node: its state is what _child_state says of its iterator.

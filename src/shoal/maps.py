@@ -19,10 +19,8 @@ from ._iterutil import END, close_quietly
 from ._random import (
     Draws,
     PassRandom,
+    TreeSeed,
     as_seed_sequence,
-    iteration_seed,
-    pass_key,
-    saved_seed,
     share_seed,
 )
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
@@ -396,13 +394,12 @@ class _CacheRun:
     restored cache replays its input from a snapshot, not from the start.
     """
 
-    def __init__(self, n_cache, prob, seed, saved=None, node=None, counter=None):
+    def __init__(self, n_cache, prob, seed, saved=None, node=None, counter=None, key=None):
         self.n_cache = n_cache
         self.prob = prob
-        self.recipe_seed = seed
-        self.seed = iteration_seed(seed, saved)
+        self.seed = TreeSeed(seed, key, saved)
         self.stored = []
-        random = PassRandom(pass_key(self.seed))
+        random = PassRandom(self.seed.pass_key())
         self.slot = Draws(random, 1, lambda rng, size: rng.integers(0, n_cache, size).tolist())
         self.take_new = Draws(random, 2, lambda rng, size: (rng.random(size) <= prob).tolist())
         # When tracking: the input's node and item counter, the input position
@@ -452,7 +449,7 @@ class _CacheRun:
     def state_dict(self):
         base, base_state = self.snapshots[0]
         return {
-            "seed": saved_seed(self.recipe_seed, self.seed),
+            "seed": self.seed.saved(),
             "n_input": given(self.counter),
             "base": base,
             "base_state": base_state,
@@ -514,11 +511,14 @@ class _MapNode:
         return state
 
 
-def _map_child(streamer, state, track):
+def _map_child(streamer, state, track, key=None):
     """Open ``Streamer(a map, stream, ...)`` at ``state``: ``(node, iterator)``.
 
     Used when the map's input is itself a Streamer, so that the input's state
     can be tracked; otherwise the Streamer treats the map as any source.
+    Inside a mux (``key`` is not None), the map draws from ``key`` (a cache)
+    and hands its input the key of a one-child level, ``(0, 0, 0)`` further
+    down the path, so that the two never share draws.
     """
     function = streamer.source
     bound = inspect.signature(function).bind(*streamer.args, **streamer.kwargs)
@@ -534,7 +534,8 @@ def _map_child(streamer, state, track):
         raise ShoalValueError(f"state is of a {state.get('map')!r} map, not of {name!r}")
     n_input = state["n_input"] if state else 0
     counter = node.counter = counter_at(n_input)
-    input_node, input_it = stream._child(state and state["input"], track)
+    input_key = None if key is None else (key[0], (*key[1], 0, 0, 0))
+    input_node, input_it = stream._child(state and state["input"], track, input_key)
     try:
         hand_counter(input_node, counter)
         node.stream = stream
@@ -547,7 +548,7 @@ def _map_child(streamer, state, track):
             seed = as_seed_sequence(arguments.get("random_state"))
             run = _CacheRun(
                 arguments["n_cache"], float(arguments.get("prob", 0.5)), seed,
-                state and state["cache"]["seed"], node, counter,
+                state and state["cache"]["seed"], node, counter if track else None, key,
             )
             node.cache_run = run
             if state is not None:

@@ -191,7 +191,8 @@ class ProcessStreamer(Streamer):
     # it resumes by restarting the workers and skipping those items.
     _plain_leaf = True
 
-    def _child(self, state=None, track=False):
+    def _child(self, state=None, track=False, key=None):
+        # The workers run the stream as a root: no key reaches another process.
         return None, skip_items(self, self._open(), state["given"] if state else 0)
 
     def _child_state(self, node, it, n_given):

@@ -28,9 +28,12 @@ __all__ = [
 ]
 
 
-def open_child(streamer, state, track, counter):
-    """Open ``streamer`` for a mux that counts its items with ``counter``: ``(node, iterator)``."""
-    node, it = streamer._child(state, track)
+def open_child(streamer, state, track, counter, key=None):
+    """Open ``streamer`` for a mux that counts its items with ``counter``: ``(node, iterator)``.
+
+    ``key`` is the activation's key (see ``TreeSeed.child``).
+    """
+    node, it = streamer._child(state, track, key)
     hand_counter(node, counter)
     return node, it
 
@@ -86,14 +89,16 @@ def check_flag(name, value):
     raise ShoalTypeError(f"{name} must be True or False, got {short_repr(value)}")
 
 
-def open_counted(streamer, track, state=None):
+def open_counted(streamer, track, state=None, key=None):
     """Open a streamer for a mux that counts its items: ``(node, iterator, counter)``.
 
-    ``state`` is what :func:`counted_state` saved, or None for a new pass.
+    ``state`` is what :func:`counted_state` saved, or None for a new pass;
+    ``key`` the activation's key (see ``TreeSeed.child``), which a mux or a
+    map inside the streamer draws from, tracked or not.
     """
     counter = counter_at(state["n"] if state else 0)
-    if track:
-        node, it = open_child(streamer, state and state["state"], True, counter)
+    if track or not streamer._plain_leaf:
+        node, it = open_child(streamer, state and state["state"], track, counter, key)
     else:
         node, it = None, streamer._source_iter()
     return node, it, counter
@@ -199,12 +204,14 @@ class BaseMux(Streamer):
     def source(self):
         return self.streamers
 
-    def _iterator(self, cycle=False, state=None, track=False):
+    def _iterator(self, cycle=False, state=None, track=False, key=None):
         """Build the iterator object of one iteration (subclasses).
 
         With ``cycle``, the iterator starts a new pass whenever one ends;
         with ``state``, it starts where that state says; with ``track``, it
-        keeps what its ``state_dict`` needs even where that costs time.
+        keeps what its ``state_dict`` needs even where that costs time;
+        ``key`` is what the parent mux handed down (None for a root: see
+        ``shoal._random.TreeSeed``).
         """
         raise NotImplementedError
 
@@ -212,8 +219,8 @@ class BaseMux(Streamer):
         gen = self._iterator(cycle).run()
         return gen if max_iter is None else limited(gen, max_iter)
 
-    def _child(self, state=None, track=False):
-        node = self._iterator(False, state, track)
+    def _child(self, state=None, track=False, key=None):
+        node = self._iterator(False, state, track, key)
         return node, node.run()
 
     def _open_cycle(self, max_iter):

@@ -13,7 +13,7 @@ from ._base import (
     check_state,
     note_streamer,
 )
-from .._random import as_seed_sequence
+from .._random import TreeSeed, as_seed_sequence
 
 __all__ = ["ChainMux"]
 
@@ -59,7 +59,11 @@ class ChainMux(BaseMux):
         ``"exhaustive"`` stops after the last streamer; ``"cycle"`` repeats
         the chain forever.
     random_state : None, int, SeedSequence, Generator or RandomState
-        Accepted for compatibility; a chain draws no random numbers.
+        The seed that unseeded muxes among the streamers draw from (see
+        "Seeds flow down a tree of muxes" in the concepts page); a chain
+        itself draws no random numbers. Every pass hands each streamer the
+        same key, so a chain in ``"cycle"`` mode repeats exactly, seeded
+        muxes inside it included.
 
     Raises
     ------
@@ -106,8 +110,8 @@ class ChainMux(BaseMux):
         streamers = self.streamers
         return streamers[index] if index < len(streamers) else None
 
-    def _iterator(self, cycle=False, state=None, track=False):
-        return _ChainIterator(self, cycle or self.mode == "cycle", state, track)
+    def _iterator(self, cycle=False, state=None, track=False, key=None):
+        return _ChainIterator(self, cycle or self.mode == "cycle", state, track, key)
 
     def _lazy_count(self):
         if self._lazy is not None and self._lazy._source is not None:
@@ -138,11 +142,12 @@ class _ChainIterator:
 
     __slots__ = (
         "mux", "cycle", "track", "epoch", "index", "offset", "yielded",
-        "node", "sub", "child_state", "out_counter", "totals",
+        "node", "sub", "child_state", "out_counter", "totals", "seed",
     )
 
-    def __init__(self, mux, cycle, state=None, track=False):
+    def __init__(self, mux, cycle, state=None, track=False, key=None):
         self.mux = mux
+        self.seed = TreeSeed(mux._seed, key, draw=False)  # what the streamers inherit
         self.cycle = cycle
         self.track = track or state is not None  # a restored child has a state to load
         self.epoch = 0  # passes completed
@@ -193,10 +198,12 @@ class _ChainIterator:
         Returns ``(reader, it)``: read the items from ``reader``, close ``it``
         (the reader may be a counting wrapper, which cannot be closed).
         """
+        # Every pass hands streamer i the same key: a cycling chain repeats exactly.
+        key = None if streamer._plain_leaf else self.seed.child(0, self.index, 0)
         if not self.track or self.out_counter is None:
-            sub = streamer._source_iter()
+            sub = streamer._source_iter() if key is None else streamer._child(None, False, key)[1]
             return sub, sub
-        node, sub = streamer._child(self.child_state, True)
+        node, sub = streamer._child(self.child_state, True, key)
         self.child_state = None
         self.node = node
         self.sub = sub

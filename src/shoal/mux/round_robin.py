@@ -5,7 +5,7 @@ from itertools import compress
 from .._checks import check_choice
 from .._counter import given
 from .._iterutil import close_all, close_quietly
-from .._random import PassRandom, epoch_key, iteration_seed, saved_seed
+from .._random import PassRandom, TreeSeed
 from ..exceptions import EmptyStreamError
 from ._base import BaseMux, check_state, counted_state, note_streamer, open_counted
 
@@ -50,8 +50,8 @@ class RoundRobinMux(BaseMux):
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle", "permuted_cycle"))
         super().__init__(streamers, random_state=random_state)
 
-    def _iterator(self, cycle=False, state=None, track=False):
-        return _RoundRobinIterator(self, cycle or self.mode != "exhaustive", state, track)
+    def _iterator(self, cycle=False, state=None, track=False, key=None):
+        return _RoundRobinIterator(self, cycle or self.mode != "exhaustive", state, track, key)
 
     def _settings(self):
         return {"mode": self.mode}
@@ -71,14 +71,14 @@ class _RoundRobinIterator:
         "round", "dead", "iters", "nodes", "counters", "totals", "restored",
     )
 
-    def __init__(self, mux, cycle, state=None, track=False):
+    def __init__(self, mux, cycle, state=None, track=False, key=None):
         self.mux = mux
         self.cycle = cycle
         self.track = track or state is not None  # a restored child has a state to load
-        self.seed = self.random = None
-        if mux.mode == "permuted_cycle":
-            self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
-            self.random = PassRandom(epoch_key(mux, self.seed, 0))
+        permuted = mux.mode == "permuted_cycle"
+        # Only the permutations draw; the seed is also what the children inherit.
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, draw=permuted)
+        self.random = PassRandom(self.seed.pass_key(mux, 0)) if permuted else None
         self.epoch = 0  # passes completed
         self.first_round = True
         self.live = []  # (streamer index, reader) of the streamers in this round
@@ -106,7 +106,12 @@ class _RoundRobinIterator:
 
     def _open(self, j, state=None):
         """Open streamer j (where ``state`` says) and return its reader."""
-        node, it, counter = open_counted(self.mux.streamers[j], self.track, state)
+        streamer = self.mux.streamers[j]
+        key = None
+        if not streamer._plain_leaf:
+            # Each streamer is activated once a pass; the passes differ only when permuted.
+            key = self.seed.child(self.epoch if self.random is not None else 0, j, 0)
+        node, it, counter = open_counted(streamer, self.track, state, key)
         self.nodes[j] = node
         self.iters[j] = it
         self.counters[j] = counter
@@ -136,7 +141,7 @@ class _RoundRobinIterator:
         return {
             "type": "RoundRobinMux",
             "n_streams": len(self.mux.streamers),
-            "seed": saved_seed(self.mux._seed, self.seed) if self.seed else None,
+            "seed": self.seed.saved(),
             "epoch": self.epoch,
             "started": bool(self.live) or self.epoch > 0,
             "first_round": self.first_round,

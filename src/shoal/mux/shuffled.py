@@ -6,7 +6,7 @@ import numpy as np
 
 from .._counter import given
 from .._iterutil import END, close_all, close_quietly
-from .._random import PassRandom, block_size, epoch_key, iteration_seed, saved_seed, weighted_picks
+from .._random import PassRandom, TreeSeed, block_size, weighted_picks
 from ..exceptions import EmptyStreamError
 from ._base import (
     BaseMux,
@@ -76,8 +76,8 @@ class ShuffledMux(BaseMux):
     def _settings(self):
         return {"reseed_each_epoch": True} if self.reseed_each_epoch else {}
 
-    def _iterator(self, cycle=False, state=None, track=False):
-        return _ShuffledIterator(self, cycle, state, track)
+    def _iterator(self, cycle=False, state=None, track=False, key=None):
+        return _ShuffledIterator(self, cycle, state, track, key)
 
 
 class _ShuffledIterator(Reweighable):
@@ -93,17 +93,17 @@ class _ShuffledIterator(Reweighable):
     __slots__ = (
         "mux", "cycle", "track", "seed", "random", "epoch", "gave", "base_weights",
         "weights", "dropped", "iters", "nodes", "counters", "readers", "totals",
-        "n_blocks", "picks", "restored",
+        "n_blocks", "picks", "restored", "n_activations",
     )
 
-    def __init__(self, mux, cycle, state=None, track=False):
+    def __init__(self, mux, cycle, state=None, track=False, key=None):
         n = len(mux.streamers)
         self.mux = mux
         self.cycle = cycle  # start a new pass when every streamer is dropped
         self.track = track or state is not None  # a restored child has a state to load
-        self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None)
         self.epoch = 0  # passes completed
-        self.random = PassRandom.take(epoch_key(mux, self.seed, 0))
+        self.random = PassRandom.take(self.seed.pass_key(mux, 0))
         self.iters = [None] * n  # each streamer's open iterator
         self.nodes = [None] * n  # their nodes, when tracking
         self.counters = [None] * n  # the counters of their items
@@ -114,14 +114,15 @@ class _ShuffledIterator(Reweighable):
         self._start_pass()
         if state is not None:
             check_state(state, mux, ("epoch", "gave", "base_weights", "dropped", "blocks",
-                                     "left", "children", "totals"))
+                                     "left", "children", "totals", "n_activations"))
             self.epoch = state["epoch"]
-            self.random.rekey(epoch_key(mux, self.seed, self.epoch))
+            self.random.rekey(self.seed.pass_key(mux, self.epoch))
             self.gave = state["gave"]
             self.base_weights = np.array(state["base_weights"], dtype=float)
             self.dropped = list(state["dropped"])
             self._reweigh()
             self.totals = list(state["totals"])
+            self.n_activations = list(state["n_activations"])
             self.n_blocks = state["blocks"]
             if self.n_blocks and state["left"]:
                 picks = self._make_picks(self.n_blocks - 1)
@@ -130,6 +131,7 @@ class _ShuffledIterator(Reweighable):
     def _start_pass(self):
         self.gave = False  # has this pass given an item?
         self.dropped = []  # streamers dropped for yielding nothing
+        self.n_activations = [0] * len(self.mux.streamers)  # of each streamer in this pass
         self._reweigh()
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
@@ -158,7 +160,17 @@ class _ShuffledIterator(Reweighable):
 
     def _open(self, i, state=None):
         """Open streamer i, where ``state`` says; return its first item, or END."""
-        node, it, counter = open_counted(self.mux.streamers[i], self.track, state)
+        streamer = self.mux.streamers[i]
+        number = self.n_activations[i]  # this activation's number in the pass
+        if state is None:
+            self.n_activations[i] = number + 1
+        else:
+            number -= 1  # restoring the activation that was open
+        key = None
+        if not streamer._plain_leaf:
+            variant = self.epoch if self.mux.reseed_each_epoch else 0
+            key = self.seed.child(variant, i, number)
+        node, it, counter = open_counted(streamer, self.track, state, key)
         self.nodes[i] = node
         self.counters[i] = counter
         self.iters[i] = it
@@ -194,7 +206,7 @@ class _ShuffledIterator(Reweighable):
         return {
             "type": "ShuffledMux",
             "n_streams": len(self.mux.streamers),
-            "seed": saved_seed(self.mux._seed, self.seed),
+            "seed": self.seed.saved(),
             "epoch": self.epoch,
             "gave": self.gave,
             "base_weights": self.base_weights.tolist(),
@@ -203,6 +215,7 @@ class _ShuffledIterator(Reweighable):
             "left": self.picks.__length_hint__(),
             "children": children,
             "totals": list(self.totals),
+            "n_activations": list(self.n_activations),
         }
 
     def counts(self):
@@ -244,7 +257,7 @@ class _ShuffledIterator(Reweighable):
                 if not self.gave:
                     raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
                 self.epoch += 1
-                self.random.rekey(epoch_key(mux, self.seed, self.epoch))
+                self.random.rekey(self.seed.pass_key(mux, self.epoch))
                 self._start_pass()
         except Exception as exc:
             if i is not None:

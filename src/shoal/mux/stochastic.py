@@ -13,10 +13,8 @@ from .._iterutil import close_all
 from .._random import (
     Draws,
     PassRandom,
+    TreeSeed,
     block_size,
-    epoch_key,
-    iteration_seed,
-    saved_seed,
     weighted_order,
     weighted_picks,
 )
@@ -165,8 +163,8 @@ class StochasticMux(BaseMux):
                 f"mode={self.mode!r}, got {self.n_active}"
             )
 
-    def _iterator(self, cycle=False, state=None, track=False):
-        return _StochasticIterator(self, cycle, state, track)
+    def _iterator(self, cycle=False, state=None, track=False, key=None):
+        return _StochasticIterator(self, cycle, state, track, key)
 
     def _settings(self):
         return {
@@ -206,7 +204,7 @@ def _make_uniforms(rng, size):
 _NO_UNIFORMS = np.zeros(PICK_BLOCK)
 _NO_UNIFORMS.flags.writeable = False
 _DEAD = iter(())  # the reader of an empty slot: spent, so next() raises at C speed
-_SLOTS = ("sids", "limits", "iters", "nodes", "counters", "readers")
+_SLOTS = ("sids", "limits", "iters", "nodes", "counters", "readers", "activation_numbers")
 
 
 class _StochasticIterator(Reweighable):
@@ -229,17 +227,17 @@ class _StochasticIterator(Reweighable):
         "base_weights", "base_summary", "weights", "pruned", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
         "totals", *_SLOTS, "n_live", "n_pick_blocks", "pick_uniforms", "picks",
         "activations", "choices", "uniforms", "sizes", "next_activation", "plan",
-        "restored",
+        "restored", "n_activations",
     )
 
-    def __init__(self, mux, cycle=False, state=None, track=False):
+    def __init__(self, mux, cycle=False, state=None, track=False, key=None):
         self.mux = mux
         self.streamers = mux.streamers
         self.cycle = cycle  # start a new pass when this one ends
         self.track = track or state is not None  # a restored child has a state to load
-        self.seed = iteration_seed(mux._seed, state.get("seed") if state else None)
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None)
         self.epoch = 0  # passes completed
-        self.random = PassRandom.take(epoch_key(mux, self.seed, 0))
+        self.random = PassRandom.take(self.seed.pass_key(mux, 0))
         self.totals = [0] * len(mux.streamers)  # items of finished activations
         for name in _SLOTS:
             setattr(self, name, [])
@@ -249,9 +247,9 @@ class _StochasticIterator(Reweighable):
         self.base_summary = None  # (base_weights, as a list, number of positive weights)
         if state is not None:
             check_state(state, mux, ("epoch", "base_weights", "pruned", "slots", "picks",
-                                     "draws", "totals"))
+                                     "draws", "totals", "n_activations"))
             self.epoch = state["epoch"]
-            self.random.rekey(epoch_key(mux, self.seed, self.epoch))
+            self.random.rekey(self.seed.pass_key(mux, self.epoch))
             self.base_weights = np.array(state["base_weights"], dtype=float)
         self._start_pass()
         if state is not None:
@@ -267,6 +265,7 @@ class _StochasticIterator(Reweighable):
         self.busy = [0] * n  # slots each streamer holds
         self.last_empty = [False] * n  # did its last activation yield nothing?
         self.n_last_empty = 0
+        self.n_activations = [0] * n  # of each streamer in this pass
         for name in _SLOTS:
             getattr(self, name).clear()
         self.n_live = 0
@@ -339,14 +338,14 @@ class _StochasticIterator(Reweighable):
             state = None
             if self.track:
                 state = self.streamers[sid]._child_state(self.nodes[k], self.iters[k], n)
-            slots.append([sid, self.limits[k], n, state])
+            slots.append([sid, self.limits[k], n, state, self.activation_numbers[k]])
         draws = {name: supply.state() for name, supply in self._supplies().items()}
         if self.mux.mode == "exhaustive":
             draws["plan"] = len(self.plan) - self.activations.__length_hint__()
         return {
             "type": "StochasticMux",
             "n_streams": len(self.mux.streamers),
-            "seed": saved_seed(self.mux._seed, self.seed),
+            "seed": self.seed.saved(),
             "epoch": self.epoch,
             "started": bool(self.sids),
             "given_in_pass": self.n_given_pass,
@@ -357,6 +356,7 @@ class _StochasticIterator(Reweighable):
             "picks": [self.n_pick_blocks, self.picks.__length_hint__()],
             "draws": draws,
             "totals": list(self.totals),
+            "n_activations": list(self.n_activations),
         }
 
     def _load(self, state):
@@ -367,6 +367,7 @@ class _StochasticIterator(Reweighable):
             self.last_empty[j] = True
         self.n_last_empty = len(state["last_empty"])
         self.totals = list(state["totals"])
+        self.n_activations = list(state["n_activations"])
         for name, supply in self._supplies().items():
             supply.restore(state["draws"][name])
         if self.mux.mode == "exhaustive":
@@ -394,8 +395,8 @@ class _StochasticIterator(Reweighable):
             if slot is None:
                 self._make_hole(k)
                 continue
-            sid, limit, n, child = slot
-            self._fill(k, sid, limit, n, child)
+            sid, limit, n, child, number = slot
+            self._fill(k, sid, limit, n, child, number)
             self.n_live += 1
         if left:
             self._set_picks(left)
@@ -445,15 +446,26 @@ class _StochasticIterator(Reweighable):
         index = bisect_right(cumulative, self.uniforms() * cumulative[-1])
         return free[min(index, len(free) - 1)], self.sizes()
 
-    def _fill(self, k, sid, limit, n, state):
-        """Reopen streamer ``sid`` in slot k where ``state`` says, ``n`` of ``limit`` items given."""
+    def _child_key(self, sid, number):
+        """The key of activation ``number`` of streamer ``sid`` in this pass."""
+        variant = self.epoch if self.mux.reseed_each_epoch else 0
+        return self.seed.child(variant, sid, number)
+
+    def _fill(self, k, sid, limit, n, state, number):
+        """Reopen streamer ``sid`` in slot k where ``state`` says, ``n`` of ``limit`` items given.
+
+        ``number`` is the activation's number in the pass.
+        """
         counter = counter_at(n)
+        streamer = self.streamers[sid]
+        key = None if streamer._plain_leaf else self._child_key(sid, number)
         try:
-            node, it = open_child(self.streamers[sid], state, True, counter)
+            node, it = open_child(streamer, state, True, counter, key)
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
         self._put(k, sid, limit, it, node, counter, limit if limit is None else limit - n)
+        self.activation_numbers[k] = number
 
     def _activate(self, k):
         """Put a newly activated streamer in slot k; False if there is none to activate."""
@@ -463,18 +475,22 @@ class _StochasticIterator(Reweighable):
         sid, limit = activation
         streamer = self.streamers[sid]
         counter = repeat(True, BIG)
+        number = self.n_activations[sid]
+        self.n_activations[sid] = number + 1
         # This runs once per activation, so it opens the streamer itself: a
-        # plain leaf needs no node, and only a mux or a map inside needs what
-        # open_child does.
+        # plain leaf needs no node nor key, and only a mux or a map inside
+        # needs what open_child does.
         try:
-            if streamer._plain_leaf or not self.track:
+            if streamer._plain_leaf:
                 node, it = None, streamer._source_iter()
             else:
-                node, it = open_child(streamer, None, True, counter)
+                key = self._child_key(sid, number)
+                node, it = open_child(streamer, None, self.track, counter, key)
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
         self._put(k, sid, limit, it, node, counter, limit)
+        self.activation_numbers[k] = number
         return True
 
     def _put(self, k, sid, limit, it, node, counter, left):
@@ -494,6 +510,7 @@ class _StochasticIterator(Reweighable):
         self.nodes.append(None)
         self.counters.append(None)
         self.readers.append(_DEAD)
+        self.activation_numbers.append(None)
 
     def _new_slot(self):
         k = len(self.sids)
@@ -507,6 +524,7 @@ class _StochasticIterator(Reweighable):
         self.sids[k] = -1
         self.limits[k] = self.iters[k] = self.nodes[k] = self.counters[k] = None
         self.readers[k] = _DEAD
+        self.activation_numbers[k] = None
 
     def _close_slot(self, k):
         """Close the activation in slot k; return the number of items it gave."""
@@ -627,7 +645,7 @@ class _StochasticIterator(Reweighable):
                 if not self.n_given_pass:
                     raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
                 self.epoch += 1
-                self.random.rekey(epoch_key(mux, self.seed, self.epoch))
+                self.random.rekey(self.seed.pass_key(mux, self.epoch))
                 self._start_pass()
         finally:
             try:
