@@ -30,7 +30,7 @@ SOURCE = pathlib.Path(shoal.__file__).parent
 
 
 def module_name(path, root=SOURCE):
-    """``mux.chain`` for ``mux/chain.py``; ``mux`` for ``mux/__init__.py``; ``""`` for the package."""
+    """``mux.chain`` for ``mux/chain.py``, ``mux`` for ``mux/__init__.py``, ``""`` for shoal's."""
     parts = list(path.relative_to(root).with_suffix("").parts)
     if parts[-1] == "__init__":
         parts.pop()
