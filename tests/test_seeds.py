@@ -31,6 +31,8 @@ def test_successive_activations_of_a_seeded_child_differ():
     # Before, all 40 were the same 20 items. Two activations drawn from distinct
     # keys coincide with chance 4**-20 a pair: below 1e-9 for the 780 pairs.
     assert len(set(runs)) == 40
+    # A child's first activation is keyed too: not what the mux gives on its own.
+    assert runs[0] != tuple(islice(per_class(100), 20))
 
 
 def test_successive_activations_differ_in_every_mux_that_restarts_a_child():
@@ -154,6 +156,98 @@ def test_a_childs_activations_do_not_depend_on_the_parents_draws():
                                      dist="constant", random_state=1), 100)) != list(
         islice(StochasticMux([per_class(100, "abcd"), per_class(200, "wxyz")], 1, 5,
                              dist="constant", random_state=2), 100))
+
+
+def test_a_childs_activations_do_not_depend_on_the_parents_weights():
+    def by_child(weights):
+        parent = StochasticMux([per_class(100, "abcd"), per_class(200, "wxyz")], 1, 5,
+                               weights=weights, dist="constant", random_state=1)
+        runs = activations(list(islice(parent, 5 * 60)), 5)
+        first = [run for run in runs if run[0][0] in "abcd"]
+        second = [run for run in runs if run[0][0] in "wxyz"]
+        assert len(first) >= 3 and len(second) >= 3
+        return first[:3], second[:3]
+
+    assert by_child([1, 3]) == by_child([3, 1])
+
+
+def test_an_unseeded_chain_hands_down_no_seed_unless_given_one():
+    # With no seed anywhere above, an unseeded mux draws a new seed at each
+    # activation (from numpy's state), so a cycling chain's passes differ...
+    inner = StochasticMux([per_class(None)], 1, 12, dist="constant", mode="exhaustive")
+    np.random.seed(0)
+    runs = activations(list(islice(ChainMux([inner], mode="cycle"), 12 * 5)), 12)
+    assert len(set(runs)) == 5  # a repeat has chance 4**-12 a pair
+    # ... and the chain's random_state is the seed they inherit: then they repeat.
+    seeded = ChainMux([inner], mode="cycle", random_state=3)
+    runs = activations(list(islice(seeded, 12 * 5)), 12)
+    assert len(set(runs)) == 1
+
+
+def test_maps_pass_the_key_on_and_a_cache_draws_from_it():
+    batches = Streamer(shoal.buffer_stream, per_class(1), 3)
+    parent = StochasticMux([batches], 1, 2, dist="constant", random_state=0)
+    runs = activations([plain(batch) for batch in islice(parent, 2 * 10)], 2)
+    assert len(set(map(str, runs))) == 10
+    # An unseeded cache over a leaf: its draws are its only randomness.
+    cached = Streamer(shoal.cache, Streamer(count, "a", 1000), 4, prob=0.5)
+    parent = StochasticMux([cached], 1, 12, dist="constant", random_state=0)
+    np.random.seed(1)
+    items = list(islice(parent, 12 * 10))
+    assert len(set(activations(items, 12))) == 10
+    np.random.seed(2)
+    assert list(islice(parent, 12 * 10)) == items  # it inherits the parent's seed
+    # A seeded cache: its activations differ as well.
+    cached = Streamer(shoal.cache, Streamer(count, "a", 1000), 4, prob=0.5, random_state=9)
+    parent = StochasticMux([cached], 1, 12, dist="constant", random_state=0)
+    assert len(set(activations(list(islice(parent, 12 * 10)), 12))) == 10
+
+
+def restarting_from_its_seed(stream):
+    parent = StochasticMux([stream], 1, 5, dist="constant", random_state=0)
+    runs = activations(list(islice(parent, 5 * 4)), 5)
+    return len(set(runs)) == 1
+
+
+def test_a_mux_iterated_inside_a_generator_function_is_a_root_each_time():
+    mux = per_class(1)
+    assert restarting_from_its_seed(Streamer(lambda: iter(mux)))
+    assert not restarting_from_its_seed(Streamer(mux))
+
+
+def test_a_mux_run_by_worker_processes_is_a_root_each_time():
+    assert restarting_from_its_seed(shoal.ProcessStreamer(per_class(1)))
+
+
+def test_two_places_in_a_tree_never_share_a_key():
+    from shoal._random import TreeSeed
+
+    class Reseeded:
+        _seed = None
+        reseed_each_epoch = True
+
+    keys = []
+
+    def visit(tree_seed, depth):
+        keys.extend(tuple(tree_seed.pass_key(Reseeded(), e)) for e in range(3))
+        if depth:
+            for v, i, a in np.ndindex(2, 2, 2):
+                visit(TreeSeed(None, tree_seed.child(v, i, a)), depth - 1)
+
+    visit(TreeSeed(np.random.SeedSequence(5)), 2)  # every node inherits the root's seed
+    assert len(keys) == 3 * (1 + 8 + 64) == len(set(keys))
+
+
+def test_unseeded_siblings_draw_apart():
+    # Both inherit the parent's seed; their places (index 0 and 1) set them apart.
+    parent = StochasticMux([per_class(None, "ab"), per_class(None, "cd")], n_active=1,
+                           rate=20, dist="constant", mode="exhaustive", random_state=0)
+    patterns = {}
+    for tag, _ in parent:
+        patterns.setdefault(tag in "ab", []).append(tag in "ac")  # which of its two streams
+    assert len(patterns[True]) == len(patterns[False]) == 20
+    # Drawn from one key, the two patterns would be equal; apart, with chance 2**-20.
+    assert patterns[True] != patterns[False]
 
 
 def test_the_state_carries_counters_not_generators():
