@@ -11,6 +11,7 @@ PUBLIC = {
     "streamable",
     "resume_arg",
     "StreamIterator",
+    "reshard_states",
     "BaseMux",
     "ChainMux",
     "RoundRobinMux",
@@ -58,7 +59,7 @@ def test_every_exported_name_resolves():
                "shoal.util", "shoal.parallel",
                "shoal._checks", "shoal._counter", "shoal._iterutil", "shoal._random",
                "shoal.mux.chain", "shoal.mux.round_robin", "shoal.mux.shuffled",
-               "shoal.mux.stochastic", "shoal.mux._base"]
+               "shoal.mux.stochastic", "shoal.mux._base", "shoal.mux._shard"]
 )
 def test_every_module_declares_all(module):
     mod = importlib.import_module(module)

@@ -20,7 +20,7 @@ LAYERS = [
                  "util"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
-                        "mux.stochastic", "mux", "maps"]),
+                        "mux.stochastic", "mux._shard", "mux", "maps"]),
     ("running state", ["iterator"]),
     ("adapters", ["parallel", "keras", "torch"]),
     ("package", [""]),

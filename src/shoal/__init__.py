@@ -21,7 +21,7 @@ from .exceptions import (
     ShoalValueError,
     SpentSourceError,
 )
-from .iterator import StreamIterator
+from .iterator import StreamIterator, reshard_states
 from .maps import buffer_stream, cache, keras_tuples, tuples
 from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
@@ -32,6 +32,7 @@ __all__ = [
     "streamable",
     "resume_arg",
     "StreamIterator",
+    "reshard_states",
     "BaseMux",
     "ChainMux",
     "RoundRobinMux",

@@ -26,6 +26,8 @@ __all__ = [
     "weighted_order",
     "Draws",
     "share_seed",
+    "key_to_plain",
+    "key_from_plain",
 ]
 
 _Philox = np.random.Philox
@@ -120,10 +122,13 @@ class TreeSeed:
         numbers); else the seed may stay None.
     """
 
-    __slots__ = ("seed", "path", "drawn")
+    __slots__ = ("seed", "path", "drawn", "pinned")
 
     def __init__(self, recipe_seed, key=None, saved=None, draw=True):
         above, self.path = (None, ()) if key is None else key
+        # Keys given to some children by a state (a resharded pass keeps the
+        # keys its streamers had in the shares they ran in): index -> key.
+        self.pinned = None
         self.drawn = False  # was the seed drawn here (so the state must keep it)?
         if recipe_seed is not None:
             self.seed = recipe_seed
@@ -156,7 +161,35 @@ class TreeSeed:
 
     def child(self, variant, index, number):
         """The key of activation ``number`` of child ``index`` in a pass of variant ``variant``."""
+        if self.pinned is not None and index in self.pinned:
+            return self.pinned[index]
         return self.seed, (*self.path, variant, index, number)
+
+    def pin(self, plain):
+        """Pin the keys a state gives (``{index: plain key}``, as :meth:`pinned_plain` saves)."""
+        if plain:
+            self.pinned = {int(index): key_from_plain(key) for index, key in plain.items()}
+
+    def pinned_plain(self):
+        """The pinned keys, as plain values for a state."""
+        return {str(index): key_to_plain(key) for index, key in self.pinned.items()}
+
+
+def key_to_plain(key):
+    """A child's key ``(seed, path)`` as plain values: ``[entropy, spawn_key, path]``."""
+    seed, path = key
+    if seed is None:
+        return [None, [], list(path)]
+    entropy = seed.entropy
+    entropy = entropy if isinstance(entropy, int) else [int(x) for x in entropy]
+    return [entropy, list(seed.spawn_key), list(path)]
+
+
+def key_from_plain(plain):
+    """The key that :func:`key_to_plain` gave as ``plain``."""
+    entropy, spawn_key, path = plain
+    seed = None if entropy is None else _SeedSequence(entropy, spawn_key=tuple(spawn_key))
+    return seed, tuple(path)
 
     def saved(self):
         """What a state keeps of the seed: the seed if it was drawn here, else None."""

@@ -1,15 +1,17 @@
 """StreamIterator: an iteration of a stream that can save its state and resume."""
 
+import copy
 from itertools import compress
 
-from ._checks import short_repr
+from ._checks import check_int, short_repr
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
 from .core import Streamer
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux
+from .mux._shard import FINISHED, reshard_mux
 
-__all__ = ["StreamIterator", "STATE_VERSION"]
+__all__ = ["StreamIterator", "STATE_VERSION", "reshard_states"]
 
 #: The version of the state format; a state of another version is refused.
 STATE_VERSION = 1
@@ -197,7 +199,7 @@ class _LeafRoot:
             self.child_state = state["child"]
 
     def state_dict(self, n_given):
-        child = None
+        child = self.child_state  # restored, and not opened since
         if self.it is not None:
             child = self.streamer._child_state(self.node, self.it, n_given - self.offset)
         return {"epoch": self.epoch, "offset": self.offset, "yielded": self.yielded,
@@ -236,3 +238,146 @@ class _LeafRoot:
         finally:
             if self.it is not None:
                 close_quietly(self.it)
+
+
+def reshard_states(stream, states, new_count):
+    """Split the pass that ``count`` shares of ``stream`` were making among ``new_count``.
+
+    The contract: ``states[i]`` is the :meth:`StreamIterator.state_dict` of
+    an iteration of ``stream.shard(i, count)`` (``count = len(states)``),
+    saved when its consumer had taken the items it counts. The result is a
+    list of ``new_count`` states; ``load_state_dict(result[k])`` on an
+    iteration of ``stream.shard(k, new_count)`` goes on so that the items
+    given before, by all old shares, and after, by all new shares, are
+    together exactly one pass of ``stream``: nothing repeated, nothing lost.
+    The order of the items after may differ from the order without a
+    change. With ``new_count == count`` the states are returned as they are
+    (a copy), for any stream.
+
+    It is exact for streams whose shares split a pass by streamers, each
+    streamer's items the same in whichever share it runs: ``ChainMux`` and
+    ``RoundRobinMux`` in ``"exhaustive"`` mode, ``StochasticMux`` with
+    ``mode="exhaustive"`` and ``rate=None``, and the maps ``buffer_stream``,
+    ``tuples`` and ``keras_tuples`` over one of these (for
+    ``buffer_stream``, each share still drops its own last, partial batch
+    unless ``partial=True``). Their streamers may be anything resumable.
+    A resharded state can be saved again and resharded again.
+
+    A state of a resharded iteration counts in ``n_given`` the items its
+    share's streamers had given (a map's items: from 0).
+
+    Parameters
+    ----------
+    stream : Streamer
+        The stream whose shares the states are of: a mux, or a map over one.
+    states : list of dict
+        One state per old share, in share order.
+    new_count : int >= 1
+        The number of new shares.
+
+    Returns
+    -------
+    list of dict
+        One state per new share, plain and JSON-able.
+
+    Raises
+    ------
+    ShoalValueError
+        If exactness cannot hold, saying why: an iteration with
+        ``cycle=True``; a ChainMux or RoundRobinMux in a cycling mode; a
+        ShuffledMux; a StochasticMux in another mode or with a ``rate``; a
+        ``cache`` (it gives its items again); a single stream; or if a
+        state is not of a share of ``stream``, or ``stream`` cannot be split
+        into ``count`` or ``new_count`` shares.
+    ShoalTypeError
+        If ``stream`` is not a Streamer, ``states`` is not a list of dicts,
+        or ``new_count`` is not an integer.
+
+    Examples
+    --------
+    Three workers each took a few items of a chain of six files; go on with
+    two:
+
+    >>> files = ChainMux([Streamer(range(k * 10, k * 10 + 4)) for k in range(6)])
+    >>> iterations = [files.shard(i, 3).iterator() for i in range(3)]
+    >>> before = [next(it) for it in iterations for _ in range(5)]
+    >>> states = reshard_states(files, [it.state_dict() for it in iterations], 2)
+    >>> after = []
+    >>> for k, state in enumerate(states):
+    ...     resumed = files.shard(k, 2).iterator()
+    ...     resumed.load_state_dict(state)
+    ...     after.extend(resumed)
+    >>> sorted(before + after) == sorted(files)
+    True
+    """
+    if not isinstance(stream, Streamer):
+        raise ShoalTypeError(
+            f"stream must be a Streamer or a mux, got {short_repr(stream)} "
+            f"({type(stream).__name__})"
+        )
+    new_count = check_int("new_count", new_count, minimum=1)
+    if not isinstance(states, (list, tuple)) or not states:
+        raise ShoalTypeError(
+            "states must be a non-empty list of the state dicts of the shares, got "
+            f"{short_repr(states)}"
+        )
+    count = len(states)
+    kind = type(stream).__name__
+    for i, state in enumerate(states):
+        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
+            raise ShoalValueError(
+                f"states[{i}] must be a dict from StreamIterator.state_dict (version "
+                f"{STATE_VERSION}), got {short_repr(state)}"
+            )
+        if state.get("stream") != kind:
+            raise ShoalValueError(
+                f"states[{i}] is of an iteration of a {state.get('stream')}, not of a share "
+                f"of this {kind}"
+            )
+    if new_count == count:
+        return copy.deepcopy(list(states))
+    for i, state in enumerate(states):
+        if state.get("cycle"):
+            raise ShoalValueError(
+                f"states[{i}] is of an iteration with cycle=True: each share is somewhere "
+                "else in its passes, and no one pass can be split; reshard iterations with "
+                "cycle=False"
+            )
+    for n in (count, new_count):
+        try:
+            stream.shard(0, n)
+        except ShoalValueError as exc:
+            add_note(exc, f"while resharding the states of {count} shares into {new_count}")
+            raise
+    if isinstance(stream, BaseMux):
+        nodes = [(state["state"], state["n_given"]) for state in states]
+        return [_stream_state(kind, node, n) for node, n in
+                _reshard_pass(stream, nodes, count, new_count)]
+    nodes = []
+    for state in states:
+        root = state["state"]
+        child = root["child"]
+        if child is None:  # between passes: not started, or ended
+            child = FINISHED if root["yielded"] else None
+        nodes.append((child, state["n_given"] - root["offset"]))
+    return [
+        _stream_state(kind, {"epoch": 0, "offset": 0, "yielded": n > 0, "child": node}, n)
+        for node, n in _reshard_pass(stream, nodes, count, new_count)
+    ]
+
+
+def _stream_state(kind, node, n_given):
+    return {"version": STATE_VERSION, "stream": kind, "cycle": False, "n_given": n_given,
+            "state": node}
+
+
+def _reshard_pass(stream, nodes, count, new_count):
+    """:func:`reshard_mux` for a pass of ``stream``: a mux, a streamer over one, or a map."""
+    if isinstance(stream, BaseMux):
+        return reshard_mux(stream, nodes, count, new_count)
+    if isinstance(stream.source, Streamer):  # a streamer over a streamer
+        return _reshard_pass(stream.source, nodes, count, new_count)
+    hook = getattr(stream.source, "_shoal_map_reshard", None)
+    if hook is not None:
+        return hook(stream, nodes, count, new_count, _reshard_pass)
+    raise ShoalValueError(f"cannot reshard the states of {stream!r}: it is one stream")

@@ -579,6 +579,33 @@ def _map_shard(streamer, index, count):
     return Streamer(function, *bound.args, **bound.kwargs)
 
 
+def _map_reshard(streamer, nodes, count, new_count, reshard_input):
+    """Reshard the states of shares of ``Streamer(a map, stream, ...)`` through its input.
+
+    A map's state is its input's: ``buffer_stream`` holds no item between
+    the batches it gives, and ``tuples`` and ``keras_tuples`` hold none at
+    all. A cache holds items it gives again: it cannot be split exactly.
+    """
+    name = streamer.source.__name__
+    if name == "cache":
+        raise ShoalValueError(
+            f"cannot reshard the states of {streamer!r} exactly: a cache gives the items it "
+            "holds again and again, so its items are not a split of its input's"
+        )
+    bound = inspect.signature(streamer.source).bind(*streamer.args, **streamer.kwargs)
+    stream = bound.arguments["stream"]
+    inputs = []
+    for state, _ in nodes:
+        if not isinstance(state, dict):  # not started, or ended
+            inputs.append((state, 0))
+            continue
+        if state.get("map") != name:
+            raise ShoalValueError(f"state is of a {state.get('map')!r} map, not of {name!r}")
+        inputs.append((state["input"], state["n_input"]))
+    return [({"map": name, "n_input": n, "input": state}, 0)
+            for state, n in reshard_input(stream, inputs, count, new_count)]
+
+
 class _MapReader:
     """The items of a map over an input opened before them.
 
@@ -614,4 +641,5 @@ class _MapReader:
 for _function in (buffer_stream, tuples, keras_tuples, cache):
     _function._shoal_map_child = _map_child
     _function._shoal_map_shard = _map_shard
+    _function._shoal_map_reshard = _map_reshard
 del _function

@@ -2,6 +2,7 @@
 
 import collections.abc
 import copy
+from typing import NamedTuple
 
 import numpy as np
 
@@ -25,6 +26,8 @@ __all__ = [
     "Reweighable",
     "weight_spec",
     "scheduled_weights",
+    "Progress",
+    "NEW",
 ]
 
 
@@ -36,6 +39,24 @@ def open_child(streamer, state, track, counter, key=None):
     node, it = streamer._child(state, track, key)
     hand_counter(node, counter)
     return node, it
+
+
+class Progress(NamedTuple):
+    """How far one streamer is in a pass, when the pass is split anew among shares.
+
+    Not started: ``Progress(False, 0, None)``; in progress:
+    ``Progress(False, n, state, key)``, ``n`` items given, ``state`` its
+    pass's state and ``key`` the key it was opened with (as plain values,
+    None for a plain streamer), which it keeps; done: ``Progress(True, n, None)``.
+    """
+
+    done: bool
+    n: int
+    state: object
+    key: object = None
+
+
+NEW = Progress(False, 0, None)
 
 
 def weight_spec(weights, n_streams):

@@ -7,13 +7,15 @@ from .._counter import counted_if_needed, given
 from .._iterutil import END, close_quietly
 from ..exceptions import EmptyStreamError, ShoalValueError
 from ._base import (
+    NEW,
     BaseMux,
+    Progress,
     as_streamer,
     as_streamers,
     check_state,
     note_streamer,
 )
-from .._random import TreeSeed, as_seed_sequence
+from .._random import TreeSeed, as_seed_sequence, key_to_plain
 
 __all__ = ["ChainMux"]
 
@@ -138,11 +140,16 @@ class _ChainIterator:
     ``out_counter``, the counter of whoever reads it; so it counts nothing
     itself, and a streamer's progress is the chain's count less ``offset``,
     the count when that streamer started.
+
+    A state made by :func:`~shoal.reshard_states` also names streamers that
+    are done (``skip``) and streamers to resume where their state says
+    (``resume``); the chain passes over the first and resumes the second
+    when it reaches them.
     """
 
     __slots__ = (
         "mux", "cycle", "track", "epoch", "index", "offset", "yielded",
-        "node", "sub", "child_state", "out_counter", "totals", "seed",
+        "node", "sub", "child_state", "out_counter", "totals", "seed", "skip", "resume",
     )
 
     def __init__(self, mux, cycle, state=None, track=False, key=None):
@@ -158,6 +165,8 @@ class _ChainIterator:
         self.child_state = None  # where the next streamer opened starts
         self.out_counter = None  # counts the chain's items; set by its reader
         self.totals = []  # items given by each streamer, but the running one
+        self.skip = set()  # streamers done before a reshard
+        self.resume = {}  # streamer index -> {"n", "state"}: resumed when reached
         if state is not None:
             check_state(state, mux, ("epoch", "index", "offset", "yielded", "child", "totals"))
             self.epoch = state["epoch"]
@@ -166,16 +175,19 @@ class _ChainIterator:
             self.yielded = state["yielded"]
             self.child_state = state["child"]
             self.totals = list(state["totals"])
+            self.skip = set(state.get("skip", ()))
+            self.seed.pin(state.get("keys"))
+            self.resume = {int(j): entry for j, entry in state.get("resume", {}).items()}
 
     def _given(self):
         return given(self.out_counter) if self.out_counter is not None else None
 
     def state_dict(self, n_given=None):
-        child = None
+        child = self.child_state  # restored, and not opened since
         if self.sub is not None:
             streamer = self.mux._streamer(self.index)
             child = streamer._child_state(self.node, self.sub, self._given() - self.offset)
-        return {
+        state = {
             "type": "ChainMux",
             "n_streams": self.mux._lazy_count(),
             "epoch": self.epoch,
@@ -184,12 +196,61 @@ class _ChainIterator:
             "yielded": self.yielded,
             "child": child,
             "totals": list(self.totals),
+            "skip": sorted(j for j in self.skip if j >= self.index),
+            "resume": {str(j): entry for j, entry in self.resume.items()},
+        }
+        if self.seed.pinned:
+            state["keys"] = self.seed.pinned_plain()
+        return state
+
+    @classmethod
+    def progress(cls, mux, state, n_given):
+        """Each streamer's :class:`Progress` in ``state``, saved after the chain gave ``n_given``."""
+        node = cls(mux, False, state, True)  # opens nothing
+        index, totals = state["index"], state["totals"]
+        skip = set(state.get("skip", ()))
+        resume = state.get("resume", {})
+        out = []
+        for j, streamer in enumerate(mux.streamers):
+            total = totals[j] if j < len(totals) else 0
+            key = None if streamer._plain_leaf else key_to_plain(node.seed.child(0, j, 0))
+            if str(j) in resume:
+                out.append(Progress(False, resume[str(j)]["n"], resume[str(j)]["state"], key))
+            elif j < index or j in skip:
+                out.append(Progress(True, total, None))
+            elif j == index and state["child"] is not None:
+                out.append(Progress(False, n_given - state["offset"], state["child"], key))
+            else:
+                out.append(NEW)
+        return out
+
+    @classmethod
+    def elastic_state(cls, mux, progress):
+        """The state of an iteration of ``mux`` that goes on from ``progress``.
+
+        Its reader's count starts at the items given, ``sum(p.n for p in progress)``.
+        """
+        return {
+            "type": "ChainMux",
+            "n_streams": len(progress),
+            "epoch": 0,
+            "index": 0,
+            "offset": sum(p.n for p in progress),
+            "yielded": any(p.n for p in progress),
+            "child": None,
+            "totals": [p.n if p.done else 0 for p in progress],
+            "skip": [j for j, p in enumerate(progress) if p.done],
+            "resume": {str(j): {"n": p.n, "state": p.state}
+                       for j, p in enumerate(progress) if not p.done and p.state is not None},
+            "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
         }
 
     def counts(self):
         counts = list(self.totals)
         if self.sub is not None:
             _add(counts, self.index, self._given() - self.offset)
+        for j, entry in self.resume.items():
+            _add(counts, j, entry["n"])
         return counts
 
     def _open(self, streamer):
@@ -203,6 +264,10 @@ class _ChainIterator:
         if not self.track or self.out_counter is None:
             sub = streamer._source_iter() if key is None else streamer._child(None, False, key)[1]
             return sub, sub
+        entry = self.resume.pop(self.index, None) if self.resume else None
+        if entry is not None:  # resharded: it had given entry["n"] items
+            self.child_state = entry["state"]
+            self.offset = self._given() - entry["n"]
         node, sub = streamer._child(self.child_state, True, key)
         self.child_state = None
         self.node = node
@@ -225,6 +290,9 @@ class _ChainIterator:
         try:
             while True:
                 while (streamer := get(self.index)) is not None:
+                    if self.index in self.skip:  # done before a reshard
+                        self.index += 1
+                        continue
                     reader, sub = self._open(streamer)
                     first = next(reader, END)
                     if first is not END:
@@ -241,6 +309,7 @@ class _ChainIterator:
                         f"cannot cycle {mux!r}: a whole pass yielded no item"
                     )
                 self.index = 0
+                self.skip.clear()
                 self.yielded = False
                 self.epoch += 1
         except Exception as exc:

@@ -1,13 +1,22 @@
 """RoundRobinMux: one item from each streamer in turn."""
 
+import copy
 from itertools import compress
 
 from .._checks import check_choice
 from .._counter import given
 from .._iterutil import close_all, close_quietly
-from .._random import PassRandom, TreeSeed
+from .._random import PassRandom, TreeSeed, key_to_plain
 from ..exceptions import EmptyStreamError
-from ._base import BaseMux, check_state, counted_state, note_streamer, open_counted
+from ._base import (
+    NEW,
+    BaseMux,
+    Progress,
+    check_state,
+    counted_state,
+    note_streamer,
+    open_counted,
+)
 
 __all__ = ["RoundRobinMux"]
 
@@ -68,7 +77,7 @@ class _RoundRobinIterator:
 
     __slots__ = (
         "mux", "cycle", "track", "seed", "random", "epoch", "first_round", "live",
-        "round", "dead", "iters", "nodes", "counters", "totals", "restored",
+        "round", "dead", "iters", "nodes", "counters", "totals", "restored", "begun",
     )
 
     def __init__(self, mux, cycle, state=None, track=False, key=None):
@@ -89,14 +98,17 @@ class _RoundRobinIterator:
         self.counters = {}  # streamer index -> the counter of its items
         self.totals = [0] * len(mux.streamers)  # items of finished activations
         self.restored = state
+        self.begun = False  # has a pass begun? (one that ended has: it is not started again)
         if state is not None:
             check_state(state, mux, ("epoch", "started", "first_round", "live", "position",
                                      "dead", "children", "totals"))
-            if not state["started"]:
+            self.begun = state["started"]
+            if not self.begun:
                 self.restored = None  # saved before the first item: start afresh
             self.epoch = state["epoch"]
             self.first_round = state["first_round"]
             self.totals = list(state["totals"])
+            self.seed.pin(state.get("keys"))
 
     def _pass_order(self):
         n = len(self.mux.streamers)
@@ -123,6 +135,7 @@ class _RoundRobinIterator:
         self.round = iter(self.live)
         self.dead = []
         self.first_round = True
+        self.begun = True
 
     def _restore(self, state):
         children = state["children"]
@@ -132,24 +145,64 @@ class _RoundRobinIterator:
         self.dead = list(state["dead"])
 
     def state_dict(self, n_given=None):
+        if self.restored is not None:  # restored, not run since: the state it was given
+            return copy.deepcopy(self.restored)
         position = len(self.live) - self.round.__length_hint__()
         children = {
             str(j): counted_state(self.mux.streamers[j], self.nodes.get(j), self.iters[j],
                                   counter, self.track)
             for j, counter in self.counters.items()
         }
-        return {
+        state = {
             "type": "RoundRobinMux",
             "n_streams": len(self.mux.streamers),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
-            "started": bool(self.live) or self.epoch > 0,
+            "started": self.begun,
             "first_round": self.first_round,
             "live": [j for j, _ in self.live],
             "position": position,
             "dead": list(self.dead),
             "children": children,
             "totals": list(self.totals),
+        }
+        if self.seed.pinned:
+            state["keys"] = self.seed.pinned_plain()
+        return state
+
+    @classmethod
+    def progress(cls, mux, state, n_given=None):
+        """Each streamer's :class:`Progress` in ``state`` (of a pass in exhaustive mode)."""
+        node = cls(mux, False, state, True)  # opens nothing
+        if not state["started"]:
+            return [NEW] * len(mux.streamers)
+        totals = state["totals"]
+        out = [Progress(True, total, None) for total in totals]
+        for j, child in state["children"].items():
+            j = int(j)
+            key = None
+            if not mux.streamers[j]._plain_leaf:
+                key = key_to_plain(node.seed.child(0, j, 0))
+            out[j] = Progress(False, child["n"], child["state"], key)
+        return out
+
+    @classmethod
+    def elastic_state(cls, mux, progress):
+        """The state of an iteration of ``mux`` that goes on from ``progress``."""
+        live = [j for j, p in enumerate(progress) if not p.done]
+        return {
+            "type": "RoundRobinMux",
+            "n_streams": len(progress),
+            "seed": None,
+            "epoch": 0,
+            "started": True,
+            "first_round": False,
+            "live": live,
+            "position": 0,
+            "dead": [],
+            "children": {str(j): {"n": progress[j].n, "state": progress[j].state} for j in live},
+            "totals": [p.n if p.done else 0 for p in progress],
+            "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
         }
 
     def counts(self):

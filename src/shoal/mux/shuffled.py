@@ -1,5 +1,6 @@
 """ShuffledMux: every streamer active at once, items drawn at random by weight."""
 
+import copy
 from itertools import compress
 
 import numpy as np
@@ -198,6 +199,8 @@ class _ShuffledIterator(Reweighable):
         return self._open(i)
 
     def state_dict(self, n_given=None):
+        if self.restored is not None:  # restored, not run since: the state it was given
+            return copy.deepcopy(self.restored)
         children = {
             str(i): counted_state(self.mux.streamers[i], self.nodes[i], self.iters[i], counter,
                                   self.track)

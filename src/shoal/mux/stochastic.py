@@ -1,5 +1,6 @@
 """StochasticMux: a random set of active streamers, each for a random number of items."""
 
+import copy
 import math
 import numbers
 from bisect import bisect_right
@@ -15,12 +16,15 @@ from .._random import (
     PassRandom,
     TreeSeed,
     block_size,
+    key_to_plain,
     weighted_order,
     weighted_picks,
 )
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from ._base import (
+    NEW,
     BaseMux,
+    Progress,
     Reweighable,
     check_flag,
     check_state,
@@ -220,6 +224,11 @@ class _StochasticIterator(Reweighable):
 
     Random draws come in numbered blocks that are fixed functions of the
     seed, so the state holds counters, not generators.
+
+    A state made by :func:`~shoal.reshard_states` gives the pass's plan
+    itself (``plan``, in exhaustive mode) and the streamers of the plan to
+    resume where their state says (``resume``): such an iteration saves its
+    plan and what is left to resume in its own state.
     """
 
     __slots__ = (
@@ -227,7 +236,7 @@ class _StochasticIterator(Reweighable):
         "base_weights", "base_summary", "weights", "pruned", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
         "totals", *_SLOTS, "n_live", "n_pick_blocks", "pick_uniforms", "picks",
         "activations", "choices", "uniforms", "sizes", "next_activation", "plan",
-        "restored", "n_activations",
+        "restored", "n_activations", "resume",
     )
 
     def __init__(self, mux, cycle=False, state=None, track=False, key=None):
@@ -243,6 +252,7 @@ class _StochasticIterator(Reweighable):
             setattr(self, name, [])
         self.plan = None  # exhaustive mode: the activations of a pass
         self.restored = None
+        self.resume = None  # resharded: streamer -> [n, state], resumed when activated
         self.base_weights = mux.weights  # as set by the recipe, a schedule or set_weights
         self.base_summary = None  # (base_weights, as a list, number of positive weights)
         if state is not None:
@@ -251,6 +261,7 @@ class _StochasticIterator(Reweighable):
             self.epoch = state["epoch"]
             self.random.rekey(self.seed.pass_key(mux, self.epoch))
             self.base_weights = np.array(state["base_weights"], dtype=float)
+            self.seed.pin(state.get("keys"))
         self._start_pass()
         if state is not None:
             self._load(state)
@@ -329,6 +340,8 @@ class _StochasticIterator(Reweighable):
         return {}
 
     def state_dict(self, n_given=None):
+        if self.restored is not None:  # restored, not run since: the state it was given
+            return copy.deepcopy(self.restored)
         slots = []
         for k, sid in enumerate(self.sids):
             if sid < 0:
@@ -342,7 +355,7 @@ class _StochasticIterator(Reweighable):
         draws = {name: supply.state() for name, supply in self._supplies().items()}
         if self.mux.mode == "exhaustive":
             draws["plan"] = len(self.plan) - self.activations.__length_hint__()
-        return {
+        state = {
             "type": "StochasticMux",
             "n_streams": len(self.mux.streamers),
             "seed": self.seed.saved(),
@@ -358,6 +371,72 @@ class _StochasticIterator(Reweighable):
             "totals": list(self.totals),
             "n_activations": list(self.n_activations),
         }
+        if self.resume is not None:
+            state["plan"] = [sid for sid, _ in self.plan]
+            state["resume"] = {str(sid): entry for sid, entry in self.resume.items()}
+        if self.seed.pinned:
+            state["keys"] = self.seed.pinned_plain()
+        return state
+
+    @classmethod
+    def progress(cls, mux, state, n_given=None):
+        """Each streamer's :class:`Progress` in ``state`` (exhaustive mode, ``rate=None``)."""
+        check_state(state, mux, ("epoch", "slots", "draws", "totals"))
+        node = cls(mux, False, state, True)  # opens nothing: it reads the plan left
+        try:
+            left = [sid for sid, _ in node.activations]
+            resume = node.resume or {}
+        finally:
+            node.random.give_back()
+        def key(sid, number):
+            if mux.streamers[sid]._plain_leaf:
+                return None
+            return key_to_plain(node._child_key(sid, number))
+
+        out = [Progress(True, total, None) for total in state["totals"]]
+        for slot in state["slots"]:
+            if slot is not None:
+                sid, _, n, child, number = slot
+                out[sid] = Progress(False, n, child, key(sid, number))
+        for sid in left:
+            if sid in resume:
+                out[sid] = Progress(False, *resume[sid], key(sid, 0))
+            else:
+                out[sid] = NEW
+        return out
+
+    @classmethod
+    def elastic_state(cls, mux, progress):
+        """The state of an iteration of ``mux`` that goes on from ``progress``.
+
+        Its plan resumes the streamers in progress first, then activates the
+        others in a weighted random order drawn from the seed.
+        """
+        seed = TreeSeed(mux._seed)
+        running = [sid for sid, p in enumerate(progress) if not p.done and p.state is not None]
+        weights = np.zeros(len(progress))
+        new = [sid for sid, p in enumerate(progress) if p == NEW]
+        weights[new] = np.asarray(mux.weights)[new]
+        order = weighted_order(PassRandom(seed.pass_key(mux, 0)).block(_ORDER, 1), weights)
+        return {
+            "type": "StochasticMux",
+            "n_streams": len(progress),
+            "seed": seed.saved(),
+            "epoch": 0,
+            "started": False,
+            "given_in_pass": sum(p.n for p in progress),
+            "base_weights": mux.weights.tolist(),
+            "pruned": [],
+            "last_empty": [],
+            "slots": [],
+            "picks": [0, 0],
+            "draws": {"plan": 0},
+            "totals": [p.n if p.done else 0 for p in progress],
+            "n_activations": [0 if p == NEW else 1 for p in progress],
+            "plan": running + order,
+            "resume": {str(sid): [progress[sid].n, progress[sid].state] for sid in running},
+            "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
+        }
 
     def _load(self, state):
         self.n_given_pass = state["given_in_pass"]
@@ -370,9 +449,12 @@ class _StochasticIterator(Reweighable):
         self.n_activations = list(state["n_activations"])
         for name, supply in self._supplies().items():
             supply.restore(state["draws"][name])
+        if "plan" in state:  # resharded: the plan and who resumes are in the state
+            self.plan = [(sid, None) for sid in state["plan"]]
+            self.resume = {int(sid): entry for sid, entry in state["resume"].items()}
         if self.mux.mode == "exhaustive":
             self.activations = iter(self.plan[state["draws"]["plan"]:])
-        self.restored = state["slots"] if state["started"] else None
+        self.restored = state if state["started"] else None
         self.n_pick_blocks, left = state["picks"]
         self.picks = iter(())
         self.pick_uniforms = _NO_UNIFORMS[:0]
@@ -387,7 +469,7 @@ class _StochasticIterator(Reweighable):
             self.picks = iter((0,) * left)  # replaced once the slots are open
 
     def _open_restored_slots(self):
-        slots = self.restored
+        slots = self.restored["slots"]
         self.restored = None
         left = self.picks.__length_hint__()
         for k, slot in enumerate(slots):
@@ -473,6 +555,10 @@ class _StochasticIterator(Reweighable):
         if activation is None:
             return False
         sid, limit = activation
+        if self.resume and sid in self.resume:  # resharded: it goes on where it was
+            n, state = self.resume.pop(sid)
+            self._fill(k, sid, limit, n, state, 0)
+            return True
         streamer = self.streamers[sid]
         counter = repeat(True, BIG)
         number = self.n_activations[sid]

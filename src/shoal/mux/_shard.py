@@ -1,0 +1,102 @@
+"""Split the pass of a mux anew: the states of ``count`` shares as states of ``new_count``.
+
+Each share's state says, for each of its streamers, whether it is done, in
+progress (with its pass's state) or not started (:class:`Progress`). Put
+together, these describe the whole mux's pass; the new shares take the
+streamers ``k::new_count`` with their progress, and each goes on from there:
+the streamers in progress resume, those not started start, those done are
+passed over. That is exact when a streamer's items do not depend on the
+share it runs in, and each streamer runs once per pass.
+"""
+
+from .._iterutil import add_note
+from ..exceptions import ShoalValueError
+from ._base import NEW, Progress
+from .chain import ChainMux, _ChainIterator
+from .round_robin import RoundRobinMux, _RoundRobinIterator
+from .stochastic import StochasticMux, _StochasticIterator
+
+__all__ = ["FINISHED", "reshard_mux", "refusal"]
+
+#: The state of a share whose pass ended (every streamer done), where no
+#: state of the mux's own was kept.
+FINISHED = "finished"
+
+_ITERATORS = (
+    (ChainMux, _ChainIterator),
+    (RoundRobinMux, _RoundRobinIterator),
+    (StochasticMux, _StochasticIterator),
+)
+
+
+def refusal(mux):
+    """Why the states of ``mux``'s shares cannot be split anew exactly, or None if they can."""
+    kind = type(mux).__name__
+    mode = getattr(mux, "mode", None)
+    if isinstance(mux, (ChainMux, RoundRobinMux)):
+        if mode != "exhaustive":
+            return (
+                f"in mode={mode!r} a {kind} starts its streamers again after each pass, and "
+                "each share is somewhere else in its passes: no one pass can be split"
+            )
+        return None
+    if isinstance(mux, StochasticMux):
+        if mode != "exhaustive":
+            return (
+                f"in mode={mode!r} a StochasticMux activates streamers again and again: "
+                "it has no pass whose items could be split"
+            )
+        if mux.rate is not None:
+            return (
+                f"with rate={mux.rate!r} each activation stops after a random number of "
+                "items, so the items of a pass depend on the split; use rate=None to run "
+                "every streamer to its end"
+            )
+        return None
+    if kind == "ShuffledMux":
+        return (
+            "a ShuffledMux restarts each streamer as soon as it ends: it has no pass whose "
+            "items could be split"
+        )
+    return f"there is no exact way known to split the pass of a {kind}"
+
+
+def _iterator_class(mux):
+    for mux_class, iterator_class in _ITERATORS:
+        if isinstance(mux, mux_class):
+            return iterator_class
+    raise AssertionError(f"no iterator class for {type(mux).__name__}")  # refusal() said so
+
+
+def reshard_mux(mux, nodes, count, new_count):
+    """The states of ``new_count`` shares of ``mux`` that go on from those of ``count``.
+
+    ``nodes[i]`` is ``(state, n_given)``: the state of an iteration of
+    ``mux.shard(i, count)`` (None if it had not started, :data:`FINISHED` if
+    its pass ended) and the items it had given. Returns ``(state, n_given)``
+    for ``mux.shard(k, new_count)``, ``k`` in ``range(new_count)``.
+    """
+    why = refusal(mux)
+    if why is not None:
+        raise ShoalValueError(f"cannot reshard the states of {mux!r} exactly: {why}")
+    iterator_class = _iterator_class(mux)
+    progress = [NEW] * len(mux.streamers)
+    for i, (state, n_given) in enumerate(nodes):
+        share = mux.shard(i, count)
+        if state is None:
+            local = [NEW] * len(share.streamers)
+        elif state == FINISHED:
+            local = [Progress(True, 0, None)] * len(share.streamers)
+        else:
+            try:
+                local = iterator_class.progress(share, state, n_given)
+            except ShoalValueError as exc:
+                add_note(exc, f"in the state of share {i} of {count} of {mux!r}")
+                raise
+        progress[i::count] = local
+    out = []
+    for k in range(new_count):
+        local = progress[k::new_count]
+        state = iterator_class.elastic_state(mux.shard(k, new_count), local)
+        out.append((state, sum(p.n for p in local)))
+    return out
