@@ -174,6 +174,10 @@ class TreeSeed:
         """The pinned keys, as plain values for a state."""
         return {str(index): key_to_plain(key) for index, key in self.pinned.items()}
 
+    def saved(self):
+        """What a state keeps of the seed: the seed if it was drawn here, else None."""
+        return list(self.seed.entropy) if self.drawn else None
+
 
 def key_to_plain(key):
     """A child's key ``(seed, path)`` as plain values: ``[entropy, spawn_key, path]``."""
@@ -190,10 +194,6 @@ def key_from_plain(plain):
     entropy, spawn_key, path = plain
     seed = None if entropy is None else _SeedSequence(entropy, spawn_key=tuple(spawn_key))
     return seed, tuple(path)
-
-    def saved(self):
-        """What a state keeps of the seed: the seed if it was drawn here, else None."""
-        return list(self.seed.entropy) if self.drawn else None
 
 
 class PassRandom:
