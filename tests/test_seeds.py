@@ -88,13 +88,14 @@ def test_tracked_and_plain_iterations_give_the_same_items():
 
 
 def test_an_unseeded_tree_repeats_with_numpys_seed():
-    tree = ChainMux([StochasticMux([per_class(None)], 1, 5, dist="constant")])
+    tree = ChainMux([StochasticMux([per_class(None)], 1, 12, dist="constant")])
     np.random.seed(3)
-    first = list(islice(tree, 100))
+    first = list(islice(tree, 12 * 20))
     np.random.seed(3)
-    assert list(islice(tree, 100)) == first
-    # ... and the activations of the unseeded child differ all the same.
-    assert len(set(activations(first, 5))) == 20
+    assert list(islice(tree, 12 * 20)) == first
+    # ... and the activations of the unseeded child differ all the same (were two
+    # drawn apart, they would coincide with chance 4**-12 a pair: 1e-5 for 190 pairs).
+    assert len(set(activations(first, 12))) == 20
 
 
 def validation_set():
@@ -186,9 +187,9 @@ def test_an_unseeded_chain_hands_down_no_seed_unless_given_one():
 
 def test_maps_pass_the_key_on_and_a_cache_draws_from_it():
     batches = Streamer(shoal.buffer_stream, per_class(1), 3)
-    parent = StochasticMux([batches], 1, 2, dist="constant", random_state=0)
-    runs = activations([plain(batch) for batch in islice(parent, 2 * 10)], 2)
-    assert len(set(map(str, runs))) == 10
+    parent = StochasticMux([batches], 1, 4, dist="constant", random_state=0)
+    runs = activations([plain(batch) for batch in islice(parent, 4 * 10)], 4)
+    assert len(set(map(str, runs))) == 10  # 12 picks of 4 an activation: apart, 45 * 4**-12
     # An unseeded cache over a leaf: its draws are its only randomness.
     cached = Streamer(shoal.cache, Streamer(count, "a", 1000), 4, prob=0.5)
     parent = StochasticMux([cached], 1, 12, dist="constant", random_state=0)

@@ -9,6 +9,8 @@ off the per-item path.
 """
 
 import numbers
+from hashlib import blake2b as _blake2b
+from struct import pack as _pack
 
 import numpy as np
 
@@ -19,6 +21,7 @@ __all__ = [
     "as_seed_sequence",
     "iteration_seed",
     "TreeSeed",
+    "derive_key",
     "pass_key",
     "PassRandom",
     "block_size",
@@ -87,8 +90,9 @@ class TreeSeed:
 
     Seeds flow down a tree of muxes. A mux iterated on its own is a *root*:
     its path is ``()``. A mux (or a map) that opens a child hands it a *key*
-    ``(seed, path)`` for that activation, with :meth:`child`: its own seed,
-    and its path followed by three numbers, ``(variant, index, number)``:
+    ``(base, path)`` for that activation, with :meth:`child`: ``base`` is
+    the Philox key of its seed (as a root would draw with it), and ``path``
+    its own path followed by three numbers, ``(variant, index, number)``:
 
     - ``variant``: the parent's pass number if its passes differ from one
       another (``reseed_each_epoch``, RoundRobinMux's ``permuted_cycle``),
@@ -98,72 +102,64 @@ class TreeSeed:
     - ``number``: how many times the parent activated that child before in
       this pass (0 for the first activation).
 
-    The child iterates with its own seed if it has one, else with the seed
-    handed down (the nearest seeded ancestor's, or the one an unseeded
-    random mux drew at the root); with neither, a random mux draws a fresh
-    seed from numpy's global state, as a root does. Pass ``e`` of the child
-    then draws from ``SeedSequence(seed.entropy, spawn_key=seed.spawn_key +
-    path)`` (``+ (e,)`` for ``e >= 1`` with ``reseed_each_epoch``). A root's
-    path is empty, so a mux on its own draws what it always drew. The path
-    grows by three numbers a level and a reseeded pass adds one, so two
-    places in a tree never share a key; the key is derived once per
-    activation, and a state needs only the parent's counters to rebuild it.
+    The child's base is the key of its own seed if it has one, else the base
+    handed down (the nearest seeded ancestor's, or that of the seed an
+    unseeded random mux drew at the root); with neither, a random mux draws
+    a fresh seed from numpy's global state, as a root does. Pass ``e`` of
+    the child then draws from :func:`derive_key` ``(base, path)`` (with
+    ``(e,)`` added to the path for ``e >= 1`` under ``reseed_each_epoch``).
+    A root's path is empty: it draws from its seed's key, as it always did.
+    The key is derived once per activation (a few microseconds), and a state
+    needs only the parent's counters to rebuild it.
 
     Parameters
     ----------
-    recipe_seed : SeedSequence or None
+    seed : SeedSequence or None
         The mux's own seed.
-    key : None or (SeedSequence or None, tuple of int)
+    key : None or (ndarray or None, tuple of int)
         What the parent handed down; None for a root.
     saved : None or list of int
         The seed a state saved (only a seed drawn here is saved).
     draw : bool
         Draw a fresh seed if there is none to use (a mux that draws random
-        numbers); else the seed may stay None.
+        numbers); else the base may stay None.
+    owner : recipe or None
+        The recipe whose own seed ``seed`` is: its key is computed once and
+        kept on it.
     """
 
-    __slots__ = ("seed", "path", "drawn", "pinned")
+    __slots__ = ("seed", "base", "path", "drawn", "pinned")
 
-    def __init__(self, recipe_seed, key=None, saved=None, draw=True):
+    def __init__(self, seed, key=None, saved=None, draw=True, owner=None):
         above, self.path = (None, ()) if key is None else key
         # Keys given to some children by a state (a resharded pass keeps the
         # keys its streamers had in the shares they ran in): index -> key.
         self.pinned = None
+        self.seed = seed
+        self.base = above
         self.drawn = False  # was the seed drawn here (so the state must keep it)?
-        if recipe_seed is not None:
-            self.seed = recipe_seed
-        elif above is not None:
-            self.seed = above
-        elif draw or saved is not None:
+        if seed is not None:
+            self.base = _own_key(owner, seed)
+        elif above is None and (draw or saved is not None):
             self.seed = iteration_seed(None, saved)
+            self.base = pass_key(self.seed)
             self.drawn = True
-        else:
-            self.seed = None
 
     def pass_key(self, recipe=None, epoch=0):
-        """The Philox key of pass ``epoch`` of an iteration of ``recipe`` (a mux).
-
-        The key of a root's pass with the recipe's own seed is computed once
-        and kept on the recipe.
-        """
-        seed = self.seed
+        """The Philox key of pass ``epoch`` of an iteration of ``recipe`` (a mux)."""
         path = self.path
         if epoch and getattr(recipe, "reseed_each_epoch", False):
+            if not path:  # a root: pass e is seeded from the seed and e
+                seed = self.seed
+                return pass_key(_SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, epoch)))
             path = (*path, epoch)
-        if path:
-            return pass_key(_SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, *path)))
-        if recipe is None or seed is not recipe._seed:
-            return pass_key(seed)
-        key = recipe.__dict__.get("_pass_key")
-        if key is None:
-            key = recipe.__dict__["_pass_key"] = pass_key(seed)
-        return key
+        return derive_key(self.base, path) if path else self.base
 
     def child(self, variant, index, number):
         """The key of activation ``number`` of child ``index`` in a pass of variant ``variant``."""
         if self.pinned is not None and index in self.pinned:
             return self.pinned[index]
-        return self.seed, (*self.path, variant, index, number)
+        return self.base, (*self.path, variant, index, number)
 
     def pin(self, plain):
         """Pin the keys a state gives (``{index: plain key}``, as :meth:`pinned_plain` saves)."""
@@ -180,20 +176,35 @@ class TreeSeed:
 
 
 def key_to_plain(key):
-    """A child's key ``(seed, path)`` as plain values: ``[entropy, spawn_key, path]``."""
-    seed, path = key
-    if seed is None:
-        return [None, [], list(path)]
-    entropy = seed.entropy
-    entropy = entropy if isinstance(entropy, int) else [int(x) for x in entropy]
-    return [entropy, list(seed.spawn_key), list(path)]
+    """A child's key ``(base, path)`` as plain values: ``[base, path]``, base two ints or None."""
+    base, path = key
+    return [None if base is None else [int(word) for word in base], list(path)]
 
 
 def key_from_plain(plain):
     """The key that :func:`key_to_plain` gave as ``plain``."""
-    entropy, spawn_key, path = plain
-    seed = None if entropy is None else _SeedSequence(entropy, spawn_key=tuple(spawn_key))
-    return seed, tuple(path)
+    base, path = plain
+    return (None if base is None else np.array(base, dtype=np.uint64)), tuple(path)
+
+
+def _own_key(owner, seed):
+    """The Philox key of ``seed``, kept on ``owner`` (whose own seed it is) if given."""
+    if owner is None:
+        return pass_key(seed)
+    key = owner.__dict__.get("_pass_key")
+    if key is None:
+        key = owner.__dict__["_pass_key"] = pass_key(seed)
+    return key
+
+
+def derive_key(base, path):
+    """The Philox key at ``path`` (a tuple of ints >= 0) below the key ``base``.
+
+    BLAKE2b-128 of ``base`` and the path, as little-endian 64-bit words: a
+    different path, of any length, gives an independent key.
+    """
+    data = base.tobytes() + _pack(f"<{len(path)}Q", *path)
+    return np.frombuffer(_blake2b(data, digest_size=16).digest(), dtype=np.uint64)
 
 
 class PassRandom:

@@ -154,7 +154,7 @@ class _ChainIterator:
 
     def __init__(self, mux, cycle, state=None, track=False, key=None):
         self.mux = mux
-        self.seed = TreeSeed(mux._seed, key, draw=False)  # what the streamers inherit
+        self.seed = TreeSeed(mux._seed, key, draw=False, owner=mux)  # what the streamers inherit
         self.cycle = cycle
         self.track = track or state is not None  # a restored child has a state to load
         self.epoch = 0  # passes completed

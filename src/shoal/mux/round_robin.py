@@ -86,7 +86,8 @@ class _RoundRobinIterator:
         self.track = track or state is not None  # a restored child has a state to load
         permuted = mux.mode == "permuted_cycle"
         # Only the permutations draw; the seed is also what the children inherit.
-        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, draw=permuted)
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, draw=permuted,
+                             owner=mux)
         self.random = PassRandom(self.seed.pass_key(mux, 0)) if permuted else None
         self.epoch = 0  # passes completed
         self.first_round = True

@@ -102,7 +102,7 @@ class _ShuffledIterator(Reweighable):
         self.mux = mux
         self.cycle = cycle  # start a new pass when every streamer is dropped
         self.track = track or state is not None  # a restored child has a state to load
-        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None)
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, owner=mux)
         self.epoch = 0  # passes completed
         self.random = PassRandom.take(self.seed.pass_key(mux, 0))
         self.iters = [None] * n  # each streamer's open iterator
@@ -162,13 +162,13 @@ class _ShuffledIterator(Reweighable):
     def _open(self, i, state=None):
         """Open streamer i, where ``state`` says; return its first item, or END."""
         streamer = self.mux.streamers[i]
-        number = self.n_activations[i]  # this activation's number in the pass
-        if state is None:
-            self.n_activations[i] = number + 1
-        else:
-            number -= 1  # restoring the activation that was open
         key = None
-        if not streamer._plain_leaf:
+        if not streamer._plain_leaf:  # a mux or a map inside draws from a key of its own
+            number = self.n_activations[i]  # this activation's number in the pass
+            if state is None:
+                self.n_activations[i] = number + 1
+            else:
+                number -= 1  # restoring the activation that was open
             variant = self.epoch if self.mux.reseed_each_epoch else 0
             key = self.seed.child(variant, i, number)
         node, it, counter = open_counted(streamer, self.track, state, key)

@@ -244,7 +244,7 @@ class _StochasticIterator(Reweighable):
         self.streamers = mux.streamers
         self.cycle = cycle  # start a new pass when this one ends
         self.track = track or state is not None  # a restored child has a state to load
-        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None)
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, owner=mux)
         self.epoch = 0  # passes completed
         self.random = PassRandom.take(self.seed.pass_key(mux, 0))
         self.totals = [0] * len(mux.streamers)  # items of finished activations
@@ -536,11 +536,11 @@ class _StochasticIterator(Reweighable):
     def _fill(self, k, sid, limit, n, state, number):
         """Reopen streamer ``sid`` in slot k where ``state`` says, ``n`` of ``limit`` items given.
 
-        ``number`` is the activation's number in the pass.
+        ``number`` is the activation's number in the pass (None for a plain leaf).
         """
         counter = counter_at(n)
         streamer = self.streamers[sid]
-        key = None if streamer._plain_leaf else self._child_key(sid, number)
+        key = None if number is None else self._child_key(sid, number)
         try:
             node, it = open_child(streamer, state, True, counter, key)
         except Exception as exc:
@@ -561,8 +561,7 @@ class _StochasticIterator(Reweighable):
             return True
         streamer = self.streamers[sid]
         counter = repeat(True, BIG)
-        number = self.n_activations[sid]
-        self.n_activations[sid] = number + 1
+        number = None  # the activation's number in the pass, counted for a key only
         # This runs once per activation, so it opens the streamer itself: a
         # plain leaf needs no node nor key, and only a mux or a map inside
         # needs what open_child does.
@@ -570,6 +569,8 @@ class _StochasticIterator(Reweighable):
             if streamer._plain_leaf:
                 node, it = None, streamer._source_iter()
             else:
+                number = self.n_activations[sid]
+                self.n_activations[sid] = number + 1
                 key = self._child_key(sid, number)
                 node, it = open_child(streamer, None, self.track, counter, key)
         except Exception as exc:
