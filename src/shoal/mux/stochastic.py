@@ -412,7 +412,7 @@ class _StochasticIterator(Reweighable):
         Its plan resumes the streamers in progress first, then activates the
         others in a weighted random order drawn from the seed.
         """
-        seed = TreeSeed(mux._seed)
+        seed = TreeSeed(mux._seed, owner=mux)
         running = [sid for sid, p in enumerate(progress) if not p.done and p.state is not None]
         weights = np.zeros(len(progress))
         new = [sid for sid, p in enumerate(progress) if p == NEW]
