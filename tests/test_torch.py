@@ -222,3 +222,187 @@ def test_a_mux_that_does_not_end_gives_an_endless_epoch():
     mux = shoal.StochasticMux(_rows_of(4, 5), 2, 3, random_state=0)  # with_replacement
     loader = iter(DataLoader(StreamDataset(mux), batch_size=None))
     assert len([next(loader) for _ in range(200)]) == 200  # 10 times the 20 items
+
+
+# -- elastic: the states of n shares (ranks x workers) load into another n ------------------
+
+
+def take_ids(loader, n):
+    """The ids of the first ``n`` items (or batches) of ``loader``."""
+    out = []
+    for item in loader:
+        value = item["id"]
+        out.extend(value.tolist() if hasattr(value, "tolist") else [value])
+        if len(out) >= n:
+            break
+    return out
+
+
+def saved_by_ranks(stream, world_size, taken):
+    """Ranks without DataLoader workers take ``taken[r]`` items each, and save: (ids, states)."""
+    before, states = [], []
+    for rank in range(world_size):
+        dataset = StreamDataset(stream, rank=rank, world_size=world_size)
+        before += take_ids(DataLoader(dataset, batch_size=None), taken[rank])
+        states.append(json.loads(json.dumps(dataset.state_dict())))
+    return before, states
+
+
+@pytest.mark.parametrize("world_size, num_workers", [(1, 0), (1, 2), (3, 0), (2, 2)])
+def test_the_states_of_two_ranks_go_on_in_any_number_of_ranks_and_workers(world_size,
+                                                                          num_workers):
+    before, states = saved_by_ranks(sources.files(), 2, [4, 7])
+    after = []
+    for rank in range(world_size):
+        dataset = StreamDataset(sources.files(), rank=rank, world_size=world_size)
+        dataset.load_state_dict(states[::-1])  # in any order
+        after += ids(DataLoader(dataset, batch_size=None, num_workers=num_workers))
+    assert len(before) == 11
+    assert sorted(before + after) == sources.ALL_IDS  # nothing repeated, nothing lost
+
+
+def test_batches_of_a_map_over_the_mux_go_on_in_other_shares():
+    batches = shoal.Streamer(shoal.buffer_stream, sources.files(), 2, partial=True)
+    before, states = saved_by_ranks(batches, 3, [2, 2, 4])
+    dataset = StreamDataset(batches)
+    dataset.load_state_dict(states)
+    after = ids(DataLoader(dataset, batch_size=None, num_workers=2))
+    assert sorted(before + after) == sources.ALL_IDS
+
+
+def test_states_of_a_stream_that_cannot_be_split_anew_are_refused_when_iterated():
+    mux = shoal.ShuffledMux([shoal.Streamer(sources.rows, f, 5) for f in range(6)],
+                            random_state=0)
+    _, states = saved_by_ranks(mux, 2, [3, 3])
+    same = StreamDataset(mux, rank=1, world_size=2)
+    same.load_state_dict(states)  # as many shares as before: each goes on from its own
+    assert len(take_ids(DataLoader(same, batch_size=None), 5)) == 5
+    other = StreamDataset(mux)
+    other.load_state_dict(states)
+    with pytest.raises(shoal.ShoalValueError,
+                       match="(?s)cannot reshard the states of ShuffledMux.* exactly: a "
+                             "ShuffledMux restarts each streamer.*splitting the states of 2 "
+                             "shares .* among 1"):
+        next(iter(DataLoader(other, batch_size=None)))
+
+
+def test_a_list_of_states_must_be_one_for_each_share():
+    _, states = saved_by_ranks(sources.files(), 3, [1, 1, 1])
+    dataset = StreamDataset(sources.files())
+    with pytest.raises(shoal.ShoalValueError, match=r"one for each of the 3 shares, but shares "
+                                                    r"\[1\] are missing"):
+        dataset.load_state_dict([states[0], states[2]])
+    with pytest.raises(shoal.ShoalValueError, match=r"state\[1\] is of share 0, as an earlier"):
+        dataset.load_state_dict([states[0], states[0], states[2]])
+    _, two = saved_by_ranks(sources.files(), 2, [1, 1])
+    with pytest.raises(shoal.ShoalValueError, match=r"shares of one run, got shares of \[2, 3\]"):
+        dataset.load_state_dict([*states, *two])
+    with pytest.raises(shoal.ShoalValueError, match=r"state\[0\] must be the state_dict\(\) of a "
+                                                    "StreamDataset that has started"):
+        dataset.load_state_dict([{}])
+    with pytest.raises(shoal.ShoalValueError,
+                       match=r"state is of share \[1, 3\], this one is \[0, 1\]; to go on with "
+                             "another number of ranks or workers, load the list"):
+        dataset.load_state_dict(states[1])
+
+
+STATEFUL = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
+
+
+@STATEFUL
+@pytest.mark.filterwarnings("ignore:This DataLoader will create 3 worker processes")
+@pytest.mark.parametrize("new_workers", [1, 3])
+def test_a_stateful_dataloader_with_two_workers_goes_on_with_another_number(new_workers):
+    stateful = pytest.importorskip("torchdata.stateful_dataloader",
+                                   reason="torchdata is not installed")
+    from shoal.torch import share_states
+
+    loader = stateful.StatefulDataLoader(StreamDataset(sources.files(n_rows=6)), batch_size=2,
+                                         num_workers=2, multiprocessing_context="fork")
+    before = take_ids(loader, 10)
+    states = json.loads(json.dumps(share_states(loader.state_dict())))
+    assert [state["shard"] for state in states] == [[0, 2], [1, 2]]
+    dataset = StreamDataset(sources.files(n_rows=6))
+    dataset.load_state_dict(states)
+    resumed = stateful.StatefulDataLoader(dataset, batch_size=2, num_workers=new_workers,
+                                          multiprocessing_context="fork")
+    after = ids(resumed)
+    expected = sorted(f * 1000 + i for f in range(6) for i in range(6))
+    assert sorted(before + after) == expected  # nothing repeated, nothing lost
+
+
+@STATEFUL
+def test_share_states_reads_a_stateful_dataloader_without_workers():
+    stateful = pytest.importorskip("torchdata.stateful_dataloader",
+                                   reason="torchdata is not installed")
+    from shoal.torch import share_states
+
+    dataset = StreamDataset(sources.files())
+    loader = stateful.StatefulDataLoader(dataset, batch_size=None)
+    before = take_ids(loader, 7)
+    (state,) = share_states(loader.state_dict())
+    assert state["shard"] == [0, 1]
+    resumed = StreamDataset(sources.files())
+    resumed.load_state_dict([state])
+    after = ids(DataLoader(resumed, batch_size=None, num_workers=2))
+    assert sorted(before + after) == sources.ALL_IDS
+    with pytest.raises(shoal.ShoalValueError, match="loader_state must be the state_dict"):
+        share_states({"nothing": 1})
+
+
+ELASTIC_PROGRAM = """
+import json, os, sys
+import torch.distributed as dist
+from torch.utils.data import DataLoader
+import torch_sources as sources
+from shoal.torch import StreamDataset
+dist.init_process_group("gloo")
+rank, world_size = dist.get_rank(), dist.get_world_size()
+dataset = StreamDataset(sources.files())
+if os.environ.get("STATES"):
+    dataset.load_state_dict(json.loads(os.environ["STATES"]))
+    n_take = None
+else:
+    n_take = 3 + 2 * rank
+got = []
+for item in DataLoader(dataset, batch_size=None):
+    got.append(int(item["id"]))
+    if len(got) == n_take:
+        break
+mine = {"ids": got, "state": dataset.state_dict()}
+everyone = [None] * world_size
+dist.all_gather_object(everyone, mine)
+print(json.dumps(everyone))
+dist.destroy_process_group()
+"""
+
+
+def start_group(world_size, states=None):
+    """Start ELASTIC_PROGRAM in a real gloo group of ``world_size`` processes."""
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+               WORLD_SIZE=str(world_size), STATES=json.dumps(states) if states else "")
+    return [subprocess.Popen([sys.executable, "-c", ELASTIC_PROGRAM], cwd=TESTS,
+                             env=dict(env, RANK=str(r)), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for r in range(world_size)]
+
+
+def group_output(ranks):
+    """What each rank of a group started by start_group gave, as every rank saw it."""
+    outputs = []
+    for process in ranks:
+        out, err = process.communicate(timeout=120)
+        assert process.returncode == 0, err
+        outputs.append(json.loads(out.strip().splitlines()[-1]))
+    assert all(output == outputs[0] for output in outputs)  # every rank saw the same
+    return outputs[0]
+
+
+def test_a_real_group_of_two_ranks_resumes_as_one_and_as_three():
+    saved = group_output(start_group(2))
+    before = [i for rank in saved for i in rank["ids"]]
+    assert len(before) == 3 + 5
+    states = [rank["state"] for rank in saved]
+    groups = {world_size: start_group(world_size, states) for world_size in (1, 3)}
+    for world_size, ranks in groups.items():
+        after = [i for rank in group_output(ranks) for i in rank["ids"]]
+        assert sorted(before + after) == sources.ALL_IDS, world_size

@@ -22,8 +22,9 @@ from ._checks import check_int, short_repr
 from ._iterutil import add_note
 from .core import Streamer
 from .exceptions import ShoalTypeError, ShoalValueError
+from .iterator import reshard_states
 
-__all__ = ["StreamDataset"]
+__all__ = ["StreamDataset", "share_states"]
 
 
 class StreamDataset(_data.IterableDataset):
@@ -61,6 +62,17 @@ class StreamDataset(_data.IterableDataset):
 
     Its state can be saved and restored (PyTorch's ``state_dict``
     convention), within a process or by ``torchdata``'s StatefulDataLoader.
+    The states of all the shares of a run can be loaded into a run with
+    another number of ranks or workers (see :meth:`load_state_dict`).
+
+    >>> iterator = iter(DataLoader(dataset, batch_size=None))
+    >>> [next(iterator) for _ in range(4)]
+    ['a', 'a', 'a', 'b']
+    >>> saved = [dataset.state_dict()]  # one share: the states of all shares
+    >>> resumed = StreamDataset(ChainMux(letters))
+    >>> resumed.load_state_dict(saved)
+    >>> sorted(DataLoader(resumed, batch_size=None, num_workers=2))  # now two shares
+    ['b', 'b', 'c', 'c', 'c', 'd', 'd', 'd']
     """
 
     def __init__(self, stream, rank=None, world_size=None):
@@ -127,7 +139,7 @@ class StreamDataset(_data.IterableDataset):
     def __iter__(self):
         iterator = self._share().iterator()
         if self._pending is not None:
-            iterator.load_state_dict(self._pending)
+            iterator.load_state_dict(self._pending_state())
             self._pending = None
         if self._iterator is not None:
             self._iterator.close()
@@ -141,10 +153,124 @@ class StreamDataset(_data.IterableDataset):
         return {"shard": list(self.shard()), "iterator": self._iterator.state_dict()}
 
     def load_state_dict(self, state):
-        """Start the next iteration from ``state``, a :meth:`state_dict` of the same share."""
-        if state:
+        """Start the next iteration from ``state``.
+
+        ``state`` is either the :meth:`state_dict` of this share (the same
+        rank and worker, as torchdata's StatefulDataLoader hands each
+        worker), or a list of the states of all the shares of a run, one per
+        rank and worker, in any order. With a list, each share goes on from
+        its part of them, whatever the number of ranks and workers now:
+
+        - with as many shares as before, share ``s`` resumes from the state
+          of share ``s``;
+        - with another number, the pass those shares were making is split
+          anew (:func:`~shoal.reshard_states`): for exhaustive streams
+          (ChainMux and RoundRobinMux in exhaustive mode, StochasticMux
+          with ``mode="exhaustive"`` and ``rate=None``, and ``buffer_stream``,
+          ``tuples`` and ``keras_tuples`` over them) the items given before
+          and after are exactly one pass, nothing repeated or lost. For any
+          other stream the next iteration raises a ShoalValueError that
+          says why, rather than repeat or lose items.
+
+        Use :func:`share_states` to take the states out of a
+        StatefulDataLoader's ``state_dict()``, and gather them from every
+        rank (``torch.distributed.all_gather_object``).
+
+        Raises
+        ------
+        ShoalValueError
+            If ``state`` is the state of another share, or a list that is
+            not one state for each share ``0..n-1`` of one run. When the
+            next iteration starts, if the states cannot be split anew.
+        """
+        if isinstance(state, (list, tuple)):
+            self._pending = _all_shares(state)
+        elif state:
+            if not isinstance(state, dict) or "shard" not in state or "iterator" not in state:
+                raise ShoalValueError(
+                    "state must be a StreamDataset.state_dict() or a list of them, got "
+                    f"{short_repr(state)}"
+                )
             if list(self.shard()) != state.get("shard"):
                 raise ShoalValueError(
-                    f"state is of share {state.get('shard')}, this one is {list(self.shard())}"
+                    f"state is of share {state.get('shard')}, this one is {list(self.shard())}; "
+                    "to go on with another number of ranks or workers, load the list of the "
+                    "states of all the shares"
                 )
             self._pending = state["iterator"]
+
+    def _pending_state(self):
+        """The state this share starts from: its own, or its part of all the shares' states."""
+        pending = self._pending
+        if isinstance(pending, dict):
+            return pending
+        share, n_shares = self.shard()
+        if len(pending) == n_shares:
+            return pending[share]
+        try:
+            return reshard_states(self.stream, pending, n_shares)[share]
+        except ShoalValueError as exc:
+            add_note(exc, f"while splitting the states of {len(pending)} shares (ranks x "
+                          f"DataLoader workers) among {n_shares}")
+            raise
+
+
+def _all_shares(states):
+    """The iterator states of shares ``0..n-1``, from the dataset states of all ``n`` shares."""
+    for index, state in enumerate(states):
+        if not isinstance(state, dict) or not state:
+            raise ShoalValueError(
+                f"state[{index}] must be the state_dict() of a StreamDataset that has started "
+                f"iterating, got {short_repr(state)}"
+            )
+        shard = state.get("shard")
+        if not isinstance(shard, list) or len(shard) != 2 or "iterator" not in state:
+            raise ShoalValueError(
+                f"state[{index}] must be a StreamDataset.state_dict(), got {short_repr(state)}"
+            )
+    counts = sorted({state["shard"][1] for state in states})
+    if len(counts) != 1:
+        raise ShoalValueError(
+            f"the states must be of the shares of one run, got shares of {counts}"
+        )
+    (n_shares,) = counts
+    by_share = {}
+    for index, state in enumerate(states):
+        share = state["shard"][0]
+        if share in by_share:
+            raise ShoalValueError(f"state[{index}] is of share {share}, as an earlier one")
+        by_share[share] = state["iterator"]
+    missing = sorted(set(range(n_shares)) - set(by_share))
+    if missing or len(by_share) != n_shares:
+        raise ShoalValueError(
+            f"the states must be one for each of the {n_shares} shares, but shares "
+            f"{missing} are missing; gather the states of every rank and worker"
+        )
+    return [by_share[share] for share in range(n_shares)]
+
+
+def share_states(loader_state):
+    """The StreamDataset states in the ``state_dict()`` of a torchdata StatefulDataLoader.
+
+    One per worker (one in all with ``num_workers=0``), to gather from every
+    rank and hand, as one list, to :meth:`StreamDataset.load_state_dict` of
+    a run with another number of ranks or workers.
+
+    Raises
+    ------
+    ShoalValueError
+        If ``loader_state`` holds no dataset state.
+    """
+    if isinstance(loader_state, dict):
+        workers = loader_state.get("_snapshot", {}).get("_worker_snapshots")
+        if isinstance(workers, dict):
+            found = [snapshot.get("dataset_state") for _, snapshot in sorted(
+                workers.items(), key=lambda pair: int(pair[0].rpartition("_")[2]))]
+        else:
+            found = [loader_state.get("dataset_state")]
+        if found and all(isinstance(state, dict) and state for state in found):
+            return found
+    raise ShoalValueError(
+        "loader_state must be the state_dict() of a StatefulDataLoader over a StreamDataset "
+        f"that has started iterating, got {short_repr(loader_state)}"
+    )
