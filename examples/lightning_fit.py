@@ -16,9 +16,12 @@ an epoch, resumes it from its last checkpoint with a new trainer, a new model
 and a new data module, and compares.
 
 Run it with ``python examples/lightning_fit.py`` (needs PyTorch and
-Lightning: ``pip install torch lightning``).
+Lightning: ``pip install torch lightning``); ``--record PATH`` also writes the
+ids of the uninterrupted run's training batches to PATH, as JSON.
 """
 
+import argparse
+import json
 import tempfile
 import warnings
 from itertools import islice
@@ -163,11 +166,13 @@ def quiet():
     warnings.filterwarnings("ignore", message=".*does not have many workers.*")
 
 
-def main():
+def main(record=None):
     quiet()
     n_steps = EPOCHS * BATCHES_PER_EPOCH
     whole = fit()
     assert len(whole.trained_on) == n_steps, len(whole.trained_on)
+    if record is not None:
+        Path(record).write_text(json.dumps(whole.trained_on))
     runs = whole.validated_on
     assert len(runs) == EPOCHS and len(runs[0]) == N_VAL_FILES * N_ROWS
     assert all(run == runs[0] for run in runs), "a validation run saw other examples"
@@ -187,4 +192,6 @@ def main():
 
 
 if __name__ == "__main__":
-    main()
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--record", help="write the uninterrupted run's batch ids here")
+    main(parser.parse_args().record)
