@@ -3,8 +3,10 @@
 Every ```python block of every page in docs/ runs here, page by page: the
 blocks of a page run in order in one namespace, as a reader who copies them
 one after the other would run them, in a fresh directory (blocks may write
-their tiny data files there). A block that needs PyTorch, Keras or Lightning
-skips the rest of its page, saying which, when that is not installed. A block
+their tiny data files there). A block that needs a framework (PyTorch, Keras,
+Lightning, JAX, TensorFlow) that is not installed is skipped, and so is a later
+block that fails for a name it would have defined; the page then reports them
+as skipped, saying which, after running all the others. A block
 that is deliberately a fragment says so on its first line, with a comment
 starting ``# fragment:``, and is not run; there should be very few.
 """
@@ -81,6 +83,7 @@ def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     monkeypatch.setenv("KERAS_BACKEND", "torch")  # unless a block sets another
     namespace = {"__name__": f"docs_{page.stem}"}
+    skipped = []  # blocks that need a framework that is not installed
     for line, code in python_blocks(page):
         if code.startswith(FRAGMENT):
             continue
@@ -88,13 +91,19 @@ def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
             exec(compile(code, f"{page.relative_to(ROOT)}:{line}", "exec"), namespace)
         except ModuleNotFoundError as exc:
             top = (exc.name or "").partition(".")[0]
-            if top in OPTIONAL:
-                pytest.skip(f"{page.name}, line {line} on: needs {top} "
-                            f"(pip install {OPTIONAL[top]})")
-            raise
+            if top not in OPTIONAL:
+                raise
+            skipped.append(f"line {line} needs {top} (pip install {OPTIONAL[top]})")
+        except NameError as exc:
+            if not skipped:
+                raise
+            # Most likely defined by a block that could not run.
+            skipped.append(f"line {line} ({exc}) follows a skipped block")
         except BaseException as exc:
             exc.add_note(f"in the code block of {page.relative_to(ROOT)} at line {line}")
             raise
+    if skipped:
+        pytest.skip(f"{page.name}: the other blocks ran; " + "; ".join(skipped))
 
 
 def test_fragments_are_rare():
