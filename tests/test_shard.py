@@ -2,6 +2,7 @@
 
 import pickle
 from collections import Counter
+from itertools import islice
 
 import numpy as np
 import pytest
@@ -9,6 +10,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 import shoal
+from resume_checker import roundtrip
 from shoal import (
     ChainMux,
     RoundRobinMux,
@@ -127,7 +129,8 @@ def test_a_chain_over_an_iterator_of_streamers_cannot_be_sharded():
 def test_a_share_of_streamers_of_weight_zero_is_refused():
     mux = ShuffledMux(tagged(4), weights=[1, 0, 1, 0])
     with pytest.raises(shoal.ShoalValueError,
-                       match=r"share 1 of 2 .* has only streamers of weight 0 \(weights\[1::2\]\)"):
+                       match=r"share 1 of 2 .* has only streamers of weight 0 "
+                             r"\(weights\[1::2\]\)"):
         mux.shard(1, 2)
     assert mux.shard(0, 2).weights.tolist() == [0.5, 0.5]
 
@@ -202,10 +205,6 @@ def test_one_stream_cannot_be_split(stream):
 
 # -- reshard_states: a pass split among n shares goes on among m --------------------
 
-from itertools import islice  # noqa: E402
-
-from resume_checker import roundtrip  # noqa: E402
-
 
 def nested(k, length):
     """Streamer k: a plain list, or a mux of its two halves: a child with a state of its own.
@@ -228,7 +227,8 @@ EXACT = {
     "stochastic": lambda s, seed: StochasticMux(s, min(len(s), 1 + seed % 3), None,
                                                 mode="exhaustive", random_state=seed),
     "weighted stochastic": lambda s, seed: StochasticMux(
-        s, min(len(s), 2), None, weights=[1 + (k * seed) % 5 for k in range(len(s))], mode="exhaustive",
+        s, min(len(s), 2), None, weights=[1 + (k * seed) % 5 for k in range(len(s))],
+        mode="exhaustive",
         random_state=seed),
     "unseeded stochastic": lambda s, seed: StochasticMux(s, min(len(s), 2), None,
                                                          mode="exhaustive"),
@@ -379,7 +379,8 @@ def test_a_finished_round_robin_is_not_started_again():
 ], ids=["chain cycle", "permuted cycle", "shuffled", "with replacement", "rate", "cache"])
 def test_resharding_refuses_where_it_cannot_be_exact(mux, why):
     states = [take(mux.shard(i, 2), None, 3)[1] for i in range(2)]
-    with pytest.raises(shoal.ShoalValueError, match=f"cannot reshard the states of .* exactly: {why}"):
+    with pytest.raises(shoal.ShoalValueError,
+                       match=f"cannot reshard the states of .* exactly: {why}"):
         shoal.reshard_states(mux, states, 3)
 
 
@@ -391,8 +392,9 @@ def test_resharding_refuses_a_cycling_iteration_and_foreign_states():
                              "somewhere else in its passes"):
         shoal.reshard_states(mux, [it.state_dict() for it in cycling], 1)
     states = [mux.shard(i, 2).iterator().state_dict() for i in range(2)]
-    with pytest.raises(shoal.ShoalValueError, match=r"states\[1\] is of an iteration of a "
-                                                    "ChainMux, not of a share of this RoundRobinMux"):
+    with pytest.raises(shoal.ShoalValueError,
+                       match=r"states\[1\] is of an iteration of a ChainMux, not of a share "
+                             "of this RoundRobinMux"):
         shoal.reshard_states(RoundRobinMux(tagged(4)), [states[0] | {"stream": "RoundRobinMux"},
                                                         states[1]], 1)
     with pytest.raises(shoal.ShoalValueError, match=r"states\[0\] must be a dict from "
@@ -408,9 +410,11 @@ def test_resharding_refuses_a_cycling_iteration_and_foreign_states():
 def test_resharding_checks_its_arguments():
     mux = ChainMux(tagged(4))
     states = [mux.shard(i, 2).iterator().state_dict() for i in range(2)]
-    with pytest.raises(shoal.ShoalTypeError, match=r"stream must be a Streamer or a mux, got \[1\]"):
+    with pytest.raises(shoal.ShoalTypeError,
+                       match=r"stream must be a Streamer or a mux, got \[1\]"):
         shoal.reshard_states([1], states, 1)
-    with pytest.raises(shoal.ShoalTypeError, match="states must be a non-empty list of the state "):
+    with pytest.raises(shoal.ShoalTypeError,
+                       match="states must be a non-empty list of the state "):
         shoal.reshard_states(mux, states[0], 1)
     with pytest.raises(shoal.ShoalTypeError, match="states must be a non-empty list"):
         shoal.reshard_states(mux, [], 1)
@@ -446,3 +450,38 @@ def test_a_state_saved_right_after_restoring_is_the_state_restored(make):
     again = make().iterator()
     again.load_state_dict(roundtrip(restored.state_dict()))
     assert list(islice(again, 4)) == expected
+
+
+@pytest.mark.parametrize("kind", sorted(EXACT))
+def test_the_counts_of_resharded_iterations_are_what_each_streamer_gave(kind):
+    mux = EXACT[kind]([nested(k, 4) for k in range(6)], 3)
+    iterations = [mux.shard(i, 2).iterator() for i in range(2)]
+    before = [next(it) for it in iterations for _ in range(7)]
+    given_by = Counter(k for k, _ in before)
+    resumed = []
+    for k, state in enumerate(shoal.reshard_states(mux, [it.state_dict() for it in iterations],
+                                                   3)):
+        it = mux.shard(k, 3).iterator()
+        it.load_state_dict(state)
+        resumed.append(it)
+        # share k holds streamers k and k + 3
+        assert it.counts() == [given_by[k], given_by[k + 3]]
+    for it in resumed:
+        list(it)
+        assert it.counts() == [4, 4]
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ChainMux(tagged(3)),
+    lambda: RoundRobinMux(tagged(3)),
+    lambda: ShuffledMux(tagged(3), random_state=0),
+    lambda: StochasticMux(tagged(3), 2, None, mode="exhaustive", random_state=0),
+    lambda: StochasticMux(tagged(3), 2, 2, random_state=0),
+], ids=["chain", "round robin", "shuffled", "stochastic", "stochastic with replacement"])
+def test_counts_of_an_iteration_restored_and_not_run_yet_are_the_saved_counts(make):
+    it = make().iterator()
+    list(islice(it, 4))
+    restored = make().iterator()
+    restored.load_state_dict(roundtrip(it.state_dict()))
+    assert sum(it.counts()) == 4
+    assert restored.counts() == it.counts()

@@ -205,7 +205,11 @@ class _ChainIterator:
 
     @classmethod
     def progress(cls, mux, state, n_given):
-        """Each streamer's :class:`Progress` in ``state``, saved after the chain gave ``n_given``."""
+        """Each streamer's :class:`Progress` in ``state``.
+
+        ``n_given`` is what the chain had given when ``state`` was saved: its
+        running streamer gave that less the state's ``offset``.
+        """
         node = cls(mux, False, state, True)  # opens nothing
         index, totals = state["index"], state["totals"]
         skip = set(state.get("skip", ()))
@@ -247,8 +251,8 @@ class _ChainIterator:
 
     def counts(self):
         counts = list(self.totals)
-        if self.sub is not None:
-            _add(counts, self.index, self._given() - self.offset)
+        if self.sub is not None or (self.child_state is not None and self.out_counter is not None):
+            _add(counts, self.index, self._given() - self.offset)  # (restored: not reopened yet)
         for j, entry in self.resume.items():
             _add(counts, j, entry["n"])
         return counts

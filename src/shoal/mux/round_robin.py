@@ -210,6 +210,9 @@ class _RoundRobinIterator:
         counts = list(self.totals)
         for j, counter in self.counters.items():
             counts[j] += given(counter)
+        if self.restored is not None:  # children not reopened yet
+            for j, child in self.restored["children"].items():
+                counts[int(j)] += child["n"]
         return counts
 
     def _finish(self, j):

@@ -226,6 +226,9 @@ class _ShuffledIterator(Reweighable):
         for i, counter in enumerate(self.counters):
             if counter is not None:
                 counts[i] += given(counter)
+        if self.restored is not None:  # children not reopened yet
+            for i, child in self.restored["children"].items():
+                counts[int(i)] += child["n"]
         return counts
 
     def run(self):

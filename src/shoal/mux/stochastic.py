@@ -488,6 +488,12 @@ class _StochasticIterator(Reweighable):
         for k, sid in enumerate(self.sids):
             if sid >= 0:
                 counts[sid] += given(self.counters[k])
+        if self.restored is not None:  # slots not reopened yet
+            for slot in self.restored["slots"]:
+                if slot is not None:
+                    counts[slot[0]] += slot[2]
+        for sid, (n, _) in (self.resume or {}).items():  # resharded, not resumed yet
+            counts[sid] += n
         return counts
 
     # -- activations ---------------------------------------------------------
