@@ -216,6 +216,18 @@ class Streamer:
         # A leaf has no node: its state is what _child_state says of its iterator.
         return None, (self._source_iter() if state is None else self._resumed_iter(state))
 
+    @property
+    def _takes_key(self):
+        """Does a pass draw from the key a parent mux hands it (see :meth:`_child`)?
+
+        A mux does, and so does a Streamer of one, a map over one, and a cache.
+        """
+        if self._kind == _DELEGATE:
+            return self.source._takes_key
+        if self._map_child is not None:
+            return self.source._shoal_map_takes_key(self)
+        return False
+
     def _child_state(self, node, it, n_given):
         """The state of a pass opened by :meth:`_child`, which gave ``n_given`` items."""
         if node is not None:

@@ -511,6 +511,29 @@ class _MapNode:
         return state
 
 
+def _map_arguments(streamer):
+    """``(arguments but the stream, stream)`` of ``Streamer(a map, stream, ...)``.
+
+    Worked out once and kept on the recipe (its arguments never change):
+    binding them costs more than opening the map, which a mux does at each
+    activation.
+    """
+    found = streamer.__dict__.get("_map_arguments")
+    if found is None:
+        bound = inspect.signature(streamer.source).bind(*streamer.args, **streamer.kwargs)
+        arguments = dict(bound.arguments)
+        stream = arguments.pop("stream")
+        found = streamer.__dict__["_map_arguments"] = (arguments, stream)
+    return found
+
+
+def _map_takes_key(streamer):
+    """Does ``Streamer(a map, stream, ...)`` draw from a key: a cache, or a map over a mux?"""
+    _, stream = _map_arguments(streamer)
+    return isinstance(stream, Streamer) and (
+        streamer.source.__name__ == "cache" or stream._takes_key)
+
+
 def _map_child(streamer, state, track, key=None):
     """Open ``Streamer(a map, stream, ...)`` at ``state``: ``(node, iterator)``.
 
@@ -521,9 +544,7 @@ def _map_child(streamer, state, track, key=None):
     down the path, so that the two never share draws.
     """
     function = streamer.source
-    bound = inspect.signature(function).bind(*streamer.args, **streamer.kwargs)
-    arguments = dict(bound.arguments)
-    stream = arguments.pop("stream")
+    arguments, stream = _map_arguments(streamer)
     if not isinstance(stream, Streamer):
         return None  # nothing to track: the map is a source like any other
     name = function.__name__
@@ -640,6 +661,7 @@ class _MapReader:
 
 for _function in (buffer_stream, tuples, keras_tuples, cache):
     _function._shoal_map_child = _map_child
+    _function._shoal_map_takes_key = _map_takes_key
     _function._shoal_map_shard = _map_shard
     _function._shoal_map_reshard = _map_reshard
 del _function

@@ -190,6 +190,7 @@ class ProcessStreamer(Streamer):
     # Resumable iteration: the state of a pass is the number of items it gave;
     # it resumes by restarting the workers and skipping those items.
     _plain_leaf = True
+    _takes_key = False
 
     def _child(self, state=None, track=False, key=None):
         # The workers run the stream as a root: no key reaches another process.

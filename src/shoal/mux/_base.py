@@ -118,7 +118,7 @@ def open_counted(streamer, track, state=None, key=None):
     map inside the streamer draws from, tracked or not.
     """
     counter = counter_at(state["n"] if state else 0)
-    if track or not streamer._plain_leaf:
+    if track or streamer._takes_key:
         node, it = open_child(streamer, state and state["state"], track, counter, key)
     else:
         node, it = None, streamer._source_iter()
@@ -206,6 +206,7 @@ class BaseMux(Streamer):
     """
 
     _plain_leaf = False  # a pass of a mux has a node
+    _takes_key = True  # ... and draws from the key its parent hands it
 
     def __init__(self, streamers, random_state=None):
         self.streamers = as_streamers(streamers)

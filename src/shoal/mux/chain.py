@@ -217,7 +217,7 @@ class _ChainIterator:
         out = []
         for j, streamer in enumerate(mux.streamers):
             total = totals[j] if j < len(totals) else 0
-            key = None if streamer._plain_leaf else key_to_plain(node.seed.child(0, j, 0))
+            key = key_to_plain(node.seed.child(0, j, 0)) if streamer._takes_key else None
             if str(j) in resume:
                 out.append(Progress(False, resume[str(j)]["n"], resume[str(j)]["state"], key))
             elif j < index or j in skip:
@@ -264,7 +264,7 @@ class _ChainIterator:
         (the reader may be a counting wrapper, which cannot be closed).
         """
         # Every pass hands streamer i the same key: a cycling chain repeats exactly.
-        key = None if streamer._plain_leaf else self.seed.child(0, self.index, 0)
+        key = self.seed.child(0, self.index, 0) if streamer._takes_key else None
         if not self.track or self.out_counter is None:
             sub = streamer._source_iter() if key is None else streamer._child(None, False, key)[1]
             return sub, sub

@@ -121,7 +121,7 @@ class _RoundRobinIterator:
         """Open streamer j (where ``state`` says) and return its reader."""
         streamer = self.mux.streamers[j]
         key = None
-        if not streamer._plain_leaf:
+        if streamer._takes_key:
             # Each streamer is activated once a pass; the passes differ only when permuted.
             key = self.seed.child(self.epoch if self.random is not None else 0, j, 0)
         node, it, counter = open_counted(streamer, self.track, state, key)
@@ -182,7 +182,7 @@ class _RoundRobinIterator:
         for j, child in state["children"].items():
             j = int(j)
             key = None
-            if not mux.streamers[j]._plain_leaf:
+            if mux.streamers[j]._takes_key:
                 key = key_to_plain(node.seed.child(0, j, 0))
             out[j] = Progress(False, child["n"], child["state"], key)
         return out

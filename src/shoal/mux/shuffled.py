@@ -163,7 +163,7 @@ class _ShuffledIterator(Reweighable):
         """Open streamer i, where ``state`` says; return its first item, or END."""
         streamer = self.mux.streamers[i]
         key = None
-        if not streamer._plain_leaf:  # a mux or a map inside draws from a key of its own
+        if streamer._takes_key:  # a mux or a map inside draws from a key of its own
             number = self.n_activations[i]  # this activation's number in the pass
             if state is None:
                 self.n_activations[i] = number + 1

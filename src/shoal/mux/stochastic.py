@@ -389,7 +389,7 @@ class _StochasticIterator(Reweighable):
         finally:
             node.random.give_back()
         def key(sid, number):
-            if mux.streamers[sid]._plain_leaf:
+            if not mux.streamers[sid]._takes_key:
                 return None
             return key_to_plain(node._child_key(sid, number))
 
@@ -542,11 +542,13 @@ class _StochasticIterator(Reweighable):
     def _fill(self, k, sid, limit, n, state, number):
         """Reopen streamer ``sid`` in slot k where ``state`` says, ``n`` of ``limit`` items given.
 
-        ``number`` is the activation's number in the pass (None for a plain leaf).
+        ``number`` is the activation's number in the pass (None if the streamer takes no key).
         """
         counter = counter_at(n)
         streamer = self.streamers[sid]
-        key = None if number is None else self._child_key(sid, number)
+        key = None
+        if streamer._takes_key and number is not None:
+            key = self._child_key(sid, number)
         try:
             node, it = open_child(streamer, state, True, counter, key)
         except Exception as exc:
@@ -572,13 +574,15 @@ class _StochasticIterator(Reweighable):
         # plain leaf needs no node nor key, and only a mux or a map inside
         # needs what open_child does.
         try:
-            if streamer._plain_leaf:
-                node, it = None, streamer._source_iter()
-            else:
+            if streamer._takes_key:
                 number = self.n_activations[sid]
                 self.n_activations[sid] = number + 1
                 key = self._child_key(sid, number)
                 node, it = open_child(streamer, None, self.track, counter, key)
+            elif streamer._plain_leaf or not self.track:
+                node, it = None, streamer._source_iter()
+            else:
+                node, it = open_child(streamer, None, True, counter)
         except Exception as exc:
             note_streamer(exc, self.mux, sid)
             raise
