@@ -261,6 +261,17 @@ def test_the_states_of_two_ranks_go_on_in_any_number_of_ranks_and_workers(world_
     assert sorted(before + after) == sources.ALL_IDS  # nothing repeated, nothing lost
 
 
+def test_a_state_loaded_and_saved_before_iterating_is_kept():
+    before, states = saved_by_ranks(sources.files(), 2, [4, 7])
+    dataset = StreamDataset(sources.files())
+    dataset.load_state_dict(states)
+    saved = json.loads(json.dumps(dataset.state_dict()))  # a checkpoint right after resuming
+    assert saved["shard"] == [0, 1]
+    again = StreamDataset(sources.files())
+    again.load_state_dict(saved)
+    assert sorted(before + ids(DataLoader(again, batch_size=None))) == sources.ALL_IDS
+
+
 def test_batches_of_a_map_over_the_mux_go_on_in_other_shares():
     batches = shoal.Streamer(shoal.buffer_stream, sources.files(), 2, partial=True)
     before, states = saved_by_ranks(batches, 3, [2, 2, 4])

@@ -31,15 +31,17 @@ class StreamDataset(_data.IterableDataset):
     """An IterableDataset over a shoal stream, with one share per worker and rank.
 
     Share ``s`` of ``n = world_size * num_workers`` (with ``s = rank *
-    num_workers + worker``) is the mux over ``streamers[s::n]``, seeded from
-    the mux's seed and ``s``: the shares are disjoint, together they are the
-    whole mux, and each is deterministic for a given seed.
+    num_workers + worker``) is ``stream.shard(s, n)``: for a mux, the mux
+    over ``streamers[s::n]``, seeded from the mux's seed and ``s``; for a
+    map over a mux (``Streamer(buffer_stream, mux, 32)``), the map over the
+    mux's share. The shares are disjoint, together they are the whole
+    stream, and each is deterministic for a given seed.
 
     Parameters
     ----------
     stream : Streamer
-        A mux with at least as many streamers as shares, or any stream when
-        there is one share (no workers, one rank).
+        A mux with at least as many streamers as shares, or a map over one,
+        or any stream when there is one share (no workers, one rank).
     rank, world_size : None or int
         This process's rank among ``world_size``. By default they come from
         ``torch.distributed`` when it is initialised, else from the ``RANK``
@@ -147,7 +149,13 @@ class StreamDataset(_data.IterableDataset):
         return iter(iterator)
 
     def state_dict(self):
-        """The state of the iteration running in this process (empty before one starts)."""
+        """The state of the iteration running in this process (empty before one starts).
+
+        After :meth:`load_state_dict`, and until the next iteration starts,
+        it is the state that iteration will start from.
+        """
+        if self._pending is not None:
+            return {"shard": list(self.shard()), "iterator": self._pending_state()}
         if self._iterator is None:
             return {}
         return {"shard": list(self.shard()), "iterator": self._iterator.state_dict()}
