@@ -204,6 +204,28 @@ def test_maps_pass_the_key_on_and_a_cache_draws_from_it():
     assert len(set(activations(list(islice(parent, 12 * 10)), 12))) == 10
 
 
+def test_a_cache_over_a_collection_resumes_exactly_and_draws_from_its_key():
+    # Its input is read through a Streamer: the cache's seed is in the state.
+    # (Resumed by restarting and skipping, an unseeded cache drew another seed.)
+    stream = Streamer(shoal.cache, list(range(100)), 4)
+    it = stream.iterator()
+    next(it)  # (saved before its first item, an unseeded root holds no seed yet)
+    states, items = [], []
+    for _ in range(40):
+        states.append(json.loads(json.dumps(it.state_dict())))
+        items.append(next(it))
+    items += list(islice(it, 10))
+    for position, state in enumerate(states):
+        resumed = stream.iterator()
+        resumed.load_state_dict(state)
+        assert list(islice(resumed, 10)) == items[position:position + 10]
+    inside = StochasticMux([Streamer(shoal.cache, list(range(100)), 4)], 1, 9, random_state=2)
+    assert_resumes_exactly(lambda: inside, n_positions=40, n_after=10)
+    cached = Streamer(shoal.cache, list(range(1000)), 4, random_state=9)
+    parent = StochasticMux([cached], 1, 12, dist="constant", random_state=0)
+    assert len(set(activations(list(islice(parent, 12 * 10)), 12))) == 10
+
+
 def restarting_from_its_seed(stream):
     parent = StochasticMux([stream], 1, 5, dist="constant", random_state=0)
     runs = activations(list(islice(parent, 5 * 4)), 5)

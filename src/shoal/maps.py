@@ -516,13 +516,17 @@ def _map_arguments(streamer):
 
     Worked out once and kept on the recipe (its arguments never change):
     binding them costs more than opening the map, which a mux does at each
-    activation.
+    activation. A collection given as the stream (a list, an array) is read
+    through a Streamer of it, so that the map, a cache's seed included, is
+    tracked and resumed like a map over any Streamer.
     """
     found = streamer.__dict__.get("_map_arguments")
     if found is None:
         bound = inspect.signature(streamer.source).bind(*streamer.args, **streamer.kwargs)
         arguments = dict(bound.arguments)
         stream = arguments.pop("stream")
+        if not isinstance(stream, (Streamer, collections.abc.Iterator)):
+            stream = Streamer(stream)  # a collection: iterated afresh at every pass
         found = streamer.__dict__["_map_arguments"] = (arguments, stream)
     return found
 
