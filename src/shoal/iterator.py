@@ -181,7 +181,7 @@ class _LeafRoot:
     """A StreamIterator's node for a leaf Streamer: its passes, one by one."""
 
     __slots__ = ("streamer", "cycle", "epoch", "offset", "yielded", "node", "it", "child_state",
-                 "out_counter")
+                 "out_counter", "ended")
 
     def __init__(self, streamer, cycle, state):
         self.streamer = streamer
@@ -192,21 +192,29 @@ class _LeafRoot:
         self.node = self.it = None  # the pass now open
         self.child_state = None
         self.out_counter = None
+        self.ended = False  # its (one) pass ended: it gives nothing more
         if state is not None:
             self.epoch = state["epoch"]
             self.offset = state["offset"]
             self.yielded = state["yielded"]
             self.child_state = state["child"]
+            # A state saved before "ended" was kept: no pass open, and one gave
+            # items, is the end of a pass. (A cycling iteration is saved at an
+            # item: a pass is always open.)
+            self.ended = state.get(
+                "ended", not cycle and self.child_state is None and self.yielded)
 
     def state_dict(self, n_given):
         child = self.child_state  # restored, and not opened since
         if self.it is not None:
             child = self.streamer._child_state(self.node, self.it, n_given - self.offset)
         return {"epoch": self.epoch, "offset": self.offset, "yielded": self.yielded,
-                "child": child}
+                "child": child, "ended": self.ended}
 
     def run(self):
         streamer = self.streamer
+        if self.ended:
+            return
         try:
             while True:
                 self.node, self.it = streamer._child(self.child_state, True)
@@ -223,6 +231,7 @@ class _LeafRoot:
                 close_quietly(self.it)
                 self.node = self.it = None
                 if not self.cycle:
+                    self.ended = True
                     return
                 if not self.yielded:
                     raise EmptyStreamError(
@@ -358,10 +367,11 @@ def reshard_states(stream, states, new_count):
         root = state["state"]
         child = root["child"]
         if child is None:  # between passes: not started, or ended
-            child = FINISHED if root["yielded"] else None
+            child = FINISHED if root.get("ended", root["yielded"]) else None
         nodes.append((child, state["n_given"] - root["offset"]))
     return [
-        _stream_state(kind, {"epoch": 0, "offset": 0, "yielded": n > 0, "child": node}, n)
+        _stream_state(kind, {"epoch": 0, "offset": 0, "yielded": n > 0, "child": node,
+                             "ended": False}, n)
         for node, n in _reshard_pass(stream, nodes, count, new_count)
     ]
 
