@@ -4,6 +4,8 @@ import gc
 import multiprocessing
 import os
 import signal
+import subprocess
+import sys
 import time
 from collections import Counter
 from contextlib import contextmanager
@@ -89,6 +91,54 @@ def test_items_larger_than_the_shared_memory_go_through_the_pipe():
                              shared_memory_bytes=2**16)
     with no_hang():
         assert [float(item["x"][5]) for item in stream] == [0, 1, 2]
+
+
+@METHODS
+@pytest.mark.parametrize("size", [3, 40_000])  # runs of small arrays, and the ring
+def test_every_dtype_crosses_intact(start_method, size):
+    with no_hang():
+        got = list(ProcessStreamer(Streamer(sources.every_dtype, size), start_method=start_method))
+    expected = list(sources.every_dtype(size))
+    assert len(got) == len(expected)
+    for item, original in zip(got, expected):
+        assert item.keys() == original.keys()
+        for key in item:
+            assert item[key].dtype == original[key].dtype, key
+            assert item[key].shape == original[key].shape, key
+            np.testing.assert_array_equal(item[key], original[key])
+    assert got[0]["record"]["c"][1] == b"xyz" and got[0]["big_endian"].dtype.byteorder == ">"
+
+
+# -- nothing held back ---------------------------------------------------------------
+
+
+@METHODS
+@pytest.mark.parametrize("ordered", [True, False])
+def test_the_items_before_an_error_reach_the_consumer_first(start_method, ordered):
+    got = []
+    stream = ProcessStreamer(Streamer(sources.failing, 50), ordered=ordered, start_method=start_method)
+    with no_hang(), pytest.raises(KeyError, match="record 3 is missing"):
+        for item in stream:
+            got.append(item)
+    assert got == list(range(50))
+
+
+@METHODS
+@pytest.mark.parametrize("n_burst", [1, 20])
+def test_an_item_is_sent_at_once_whatever_the_generator_does_next(start_method, n_burst, tmp_path):
+    # The generator blocks (as on I/O) until the consumer has taken its burst:
+    # a worker that held the burst back would leave both waiting, until the
+    # generator gives up and yields "held back".
+    go = tmp_path / "go"
+    stream = ProcessStreamer(Streamer(sources.burst_then_block, n_burst, str(go)),
+                             start_method=start_method)
+    with no_hang():
+        items = iter(stream)
+        burst = [int(next(items)["i"]) for _ in range(n_burst)]
+        go.touch()
+        rest = list(items)
+    assert burst == list(range(n_burst))
+    assert rest == ["after"]
 
 
 def test_max_iter_and_cycle():
@@ -188,6 +238,113 @@ def test_a_killed_worker_is_detected_instead_of_hanging(start_method):
         list(stream)
 
 
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_silent_worker_raises_after_item_timeout(ordered):
+    stream = ProcessStreamer(Streamer(sources.silent_after, 3, 30), ordered=ordered,
+                             item_timeout=0.5, timeout=0.5, start_method="fork")
+    got = []
+    with no_hang(), pytest.raises(WorkerError, match=r"worker 0 \(pid \d+\) of .* has sent nothing "
+                                  r"for \d+\.\d s .*\(item_timeout=0\.5 s\)"):
+        for item in stream:
+            got.append(item)
+    assert got == [0, 1, 2]
+
+
+def test_item_timeout_is_off_by_default():
+    assert ProcessStreamer(Streamer(sources.numbered, 3)).item_timeout is None
+    stream = ProcessStreamer(Streamer(sources.slow, 3, 0.3), item_timeout=20, start_method="fork")
+    with no_hang():
+        assert list(stream) == [0, 1, 2]
+
+
+CONSUMER = """
+import os, sys, threading, time
+sys.path.insert(0, {tests!r})
+import shoal, worker_sources
+
+def consume():
+    stream = shoal.ProcessStreamer(shoal.Streamer(worker_sources.silent_after, 1, 600),
+                                   start_method={method!r})
+    items = iter(stream)
+    next(items)
+    import multiprocessing
+    print(multiprocessing.active_children()[0].pid, flush=True)
+    time.sleep(600)
+
+if __name__ == "__main__":
+    if {in_thread!r}:
+        threading.Thread(target=consume).start()
+    else:
+        consume()
+"""
+
+
+def run_script(tmp_path, text):
+    script = tmp_path / "consumer.py"
+    script.write_text(text)
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
+        [os.path.dirname(shoal.__path__[0]), os.environ.get("PYTHONPATH", "")]))
+    return subprocess.Popen([sys.executable, str(script)], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=env)
+
+
+def pid_alive(pid):
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    with open(f"/proc/{pid}/stat") as stat:  # a zombie is dead too
+        return stat.read().split(")")[-1].split()[0] != "Z"
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc")
+@pytest.mark.parametrize("start_method, in_thread", [("fork", False), ("spawn", False),
+                                                     ("fork", True)])
+def test_a_worker_stuck_in_user_code_dies_with_its_killed_consumer(tmp_path, start_method,
+                                                                   in_thread):
+    tests = os.path.dirname(os.path.abspath(__file__))
+    consumer = run_script(tmp_path, CONSUMER.format(tests=tests, method=start_method,
+                                                    in_thread=in_thread))
+    with no_hang():
+        worker_pid = int(consumer.stdout.readline())
+        assert pid_alive(worker_pid)
+        consumer.kill()  # SIGKILL: the consumer cleans nothing up
+        consumer.communicate()
+        deadline = time.monotonic() + 10  # a second is expected; ten leave room for a busy machine
+        while pid_alive(worker_pid) and time.monotonic() < deadline:
+            time.sleep(0.02)
+        assert not pid_alive(worker_pid)
+
+
+UNGUARDED = """
+import sys
+sys.path.insert(0, {tests!r})
+import shoal, worker_sources
+# No `if __name__ == "__main__":`, so each spawned worker runs this again.
+print(list(shoal.ProcessStreamer(shoal.Streamer(worker_sources.numbered, 2),
+                                 start_method="spawn")))
+"""
+
+
+def shared_memory_of_dead_processes():
+    names = [f for f in os.listdir("/dev/shm") if f.startswith("shoal-")]
+    return {f for f in names if not pid_alive(int(f.split("-")[1]))}
+
+
+@pytest.mark.skipif(not os.path.isdir("/dev/shm"), reason="no /dev/shm")
+def test_a_spawned_worker_that_cannot_start_says_why_and_leaves_nothing(tmp_path):
+    before = shared_memory_of_dead_processes()
+    tests = os.path.dirname(os.path.abspath(__file__))
+    consumer = run_script(tmp_path, UNGUARDED.format(tests=tests))
+    with no_hang():
+        _, err = consumer.communicate()
+    assert consumer.returncode != 0
+    assert "RuntimeError: \n        An attempt has been made to start a new process" in err
+    assert "can only join a started process" not in err
+    assert "WorkerError: worker 0" in err and "if __name__ == '__main__':" in err
+    assert shared_memory_of_dead_processes() <= before
+
+
 def test_a_source_that_cannot_be_pickled_is_refused_before_any_worker_starts():
     with pytest.raises(ShoalTypeError, match=r"stream Streamer\(<lambda>\) cannot be sent to a worker started with 'spawn'"):
         ProcessStreamer(Streamer(lambda: iter([1])), start_method="spawn")
@@ -241,12 +398,29 @@ def test_stopping_the_consumer_stops_every_worker(how):
     ({"prefetch": 0}, ShoalValueError, "prefetch must be >= 1, got 0"),
     ({"ordered": "yes"}, ShoalTypeError, "ordered must be True or False, got 'yes'"),
     ({"start_method": "thread"}, ShoalValueError, "start_method must be one of"),
-    ({"timeout": 0}, ShoalValueError, "timeout must be a number of seconds > 0, got 0"),
+    ({"timeout": 0}, ShoalValueError, "timeout must be a number of seconds > 0 and <= 9223372036, got 0"),
     ({"shared_memory_bytes": 10}, ShoalValueError, "shared_memory_bytes must be >= "),
 ])
 def test_bad_arguments_are_refused_at_construction(kwargs, error, message):
     with pytest.raises(error, match=message):
         ProcessStreamer(Streamer(sources.numbered, 3), **kwargs)
+
+
+@pytest.mark.parametrize("kwargs, error, message", [
+    ({"shared_memory_bytes": 2**62}, ShoalValueError,
+     r"shared_memory_bytes must be <= \d+ \(the shared-memory file system holds \d+ bytes.*got 4611686018427387904"),
+    ({"timeout": float("inf")}, ShoalValueError, r"timeout must be a number of seconds > 0 and <= 9223372036, got inf"),
+    ({"timeout": float("nan")}, ShoalValueError, r"timeout must be .* got nan"),
+    ({"n_workers": 2**40}, ShoalValueError, r"n_workers must be <= \d+ .*got 1099511627776"),
+    ({"prefetch": 2**40}, ShoalValueError, r"prefetch must be <= 2147483647, got 1099511627776"),
+    ({"item_timeout": 0}, ShoalValueError, r"item_timeout must be a number of seconds > 0 .* got 0"),
+    ({"item_timeout": float("inf")}, ShoalValueError, r"item_timeout must be .* got inf"),
+    ({"item_timeout": "1"}, ShoalTypeError, r"item_timeout must be a number of seconds, got '1'"),
+])
+def test_settings_that_would_break_later_are_refused_at_construction(kwargs, error, message):
+    with pytest.raises(error, match=message):
+        ProcessStreamer(Streamer(sources.numbered, 3), **kwargs)
+    assert multiprocessing.active_children() == []
 
 
 def test_zmq_streamer_runs_code_written_for_pescador():

@@ -101,3 +101,51 @@ def slow(n, delay):
 def streamed(n):
     """A @streamable generator function."""
     yield from range(n)
+
+
+def every_dtype(size):
+    """Arrays of dtypes a dtype string loses or mangles: records, datetimes, byte orders."""
+    record = np.zeros(size, dtype=[("a", "i4"), ("b", "f4"), ("c", "S3")])
+    record["a"] = np.arange(size)
+    record["b"] = 0.5
+    record["c"] = b"xyz"
+    yield {"record": record,
+           "when": np.arange(size).astype("datetime64[s]"),
+           "big_endian": np.arange(size, dtype=">f8"),
+           "nested": np.zeros(2, dtype=[("p", [("q", "<u2", (2,))])])}
+    yield {"record": record[0]}  # a 0-d record
+
+
+def wait_for_file(path, seconds=10.0):
+    """Wait until ``path`` exists; False if ``seconds`` pass first."""
+    deadline = time.monotonic() + seconds
+    while not os.path.exists(path):
+        if time.monotonic() > deadline:
+            return False
+        time.sleep(0.01)
+    return True
+
+
+def burst_then_block(n_burst, path):
+    """Yields a burst of items, then blocks (as on I/O) until ``path`` exists."""
+    for i in range(n_burst):
+        yield {"i": np.array(i)}
+    if not wait_for_file(path):
+        yield "held back"  # the consumer never saw the burst while the generator blocked
+    yield "after"
+
+
+def silent_after(n, seconds):
+    """Yields ``n`` items, then is silent for ``seconds``."""
+    yield from range(n)
+    time.sleep(seconds)
+    yield n
+
+
+def rows(n, tag=0, start=0):
+    """Items ``(tag, i)``; resumes in O(1) with ``start``."""
+    for i in range(start, n):
+        yield (tag, i)
+
+
+rows = shoal.resume_arg("start")(rows)

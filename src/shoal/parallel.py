@@ -9,10 +9,11 @@ consumer holds. Workers send items in small batches; a prefetch depth bounds
 the items in flight.
 
 Nothing fails silently: an exception in a worker is raised in the consumer
-with the worker's traceback; a worker that dies (killed by the OS, say) is
-detected at once, through its process sentinel; stopping the consumer
-(break, ``close()``, an exception, garbage collection) stops every worker and
-removes the shared memory.
+with the worker's traceback, after the items the worker gave before it; a
+worker that dies (killed by the OS, say) is detected at once, through its
+process sentinel; stopping the consumer (break, ``close()``, an exception,
+garbage collection) stops every worker and removes the shared memory; a
+consumer that dies takes its workers with it.
 """
 
 import collections
@@ -22,16 +23,21 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import resource
 import signal
+import sys
 import tempfile
+import threading
 import time
 import traceback
+from collections import deque
+from itertools import islice
 
 import numpy as np
 
 from ._checks import check_choice, check_int, short_repr
 from ._iterutil import add_note, limited
-from .core import Streamer, skip_items
+from .core import Streamer
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux, check_flag
 
@@ -41,11 +47,19 @@ __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 SHARED_MIN_BYTES = 64 * 1024
 #: A worker sends a batch when it holds this many items...
 BATCH_ITEMS = 64
-#: ...or this many seconds passed since its first item.
+#: ...or this many seconds after its first item, whatever its generator does next.
 BATCH_SECONDS = 0.002
+#: A worker takes its share's state at most once per this many times what it costs.
+SNAPSHOT_RATIO = 50
+#: The most workers a ProcessStreamer runs (each is a process with a pipe and a ring).
+MAX_WORKERS = 1024
 #: How often a waiting worker checks that it should go on.
 _POLL = 0.05
+#: How often a worker checks that its consumer is alive.
+_WATCH = 0.1
+_PR_SET_PDEATHSIG = 1
 _SHM_PREFIX = "shoal-"
+_SEM_VALUE_MAX = 2**31 - 1  # what a semaphore can count to (SEM_VALUE_MAX on Linux)
 
 _WORKER = None  # (index, n_workers) inside a worker process
 
@@ -93,7 +107,7 @@ class ProcessStreamer(Streamer):
     ----------
     stream : Streamer
         The stream to run: a streamer or a mux.
-    n_workers : int >= 1
+    n_workers : int, 1 to MAX_WORKERS (1024)
         The number of worker processes. With a mux of at least
         ``n_workers`` streamers, worker ``w`` runs a mux of the same kind over
         ``streamers[w::n_workers]``, seeded from the mux's seed and ``w``.
@@ -113,17 +127,26 @@ class ProcessStreamer(Streamer):
         checked here.
     timeout : float > 0
         Seconds to wait for workers to stop when the stream is closed,
-        before they are terminated.
+        before they are terminated. Finite.
     shared_memory_bytes : int
         The size of each worker's shared-memory ring for large arrays. An
-        item whose arrays do not fit is sent through the pipe instead.
+        item whose arrays do not fit is sent through the pipe instead. The
+        rings of all workers must fit in the shared-memory file system.
+    item_timeout : None or float > 0
+        The most seconds the consumer waits for a worker's next item; a
+        worker silent for longer raises :class:`WorkerError`. The default,
+        ``None``, waits as long as it takes (a worker that dies is still
+        detected at once). It counts from when the consumer starts waiting,
+        so include the time a worker takes to start (to import its modules
+        with ``spawn``) and to make an item.
 
     Raises
     ------
     WorkerError
-        While iterating, if a worker dies, or fails with an exception that
-        cannot be sent. An exception a worker raises is raised as itself,
-        with the worker's traceback in a note.
+        While iterating, if a worker dies, fails with an exception that
+        cannot be sent, or is silent for longer than ``item_timeout``. An
+        exception a worker raises is raised as itself, with the worker's
+        traceback in a note, after the items the worker gave before it.
 
     Examples
     --------
@@ -138,7 +161,7 @@ class ProcessStreamer(Streamer):
     """
 
     def __init__(self, stream, n_workers=1, prefetch=64, ordered=True, start_method=None,
-                 timeout=5.0, shared_memory_bytes=64 * 2**20):
+                 timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
         if not isinstance(stream, Streamer):
             try:
                 stream = Streamer(stream)
@@ -149,16 +172,31 @@ class ProcessStreamer(Streamer):
                 ) from None
         self.stream = stream
         self.n_workers = check_int("n_workers", n_workers, minimum=1)
+        limit = _max_workers()
+        if self.n_workers > limit:
+            raise ShoalValueError(
+                f"n_workers must be <= {limit} (each worker is a process with its own pipe "
+                f"and shared memory), got {self.n_workers}"
+            )
         self.prefetch = check_int("prefetch", prefetch, minimum=1)
+        if self.prefetch > _SEM_VALUE_MAX:
+            raise ShoalValueError(f"prefetch must be <= {_SEM_VALUE_MAX}, got {self.prefetch}")
         self.ordered = check_flag("ordered", ordered)
         if start_method is not None:
             check_choice("start_method", start_method, tuple(multiprocessing.get_all_start_methods()))
         self.start_method = start_method
-        if isinstance(timeout, bool) or not isinstance(timeout, (int, float)) or not timeout > 0:
-            raise ShoalValueError(f"timeout must be a number of seconds > 0, got {timeout!r}")
-        self.timeout = float(timeout)
+        self.timeout = _check_seconds("timeout", timeout)
+        self.item_timeout = None if item_timeout is None else _check_seconds("item_timeout",
+                                                                             item_timeout)
         self.shared_memory_bytes = check_int("shared_memory_bytes", shared_memory_bytes,
                                              minimum=mmap.PAGESIZE)
+        limit = _max_ring_bytes(self.n_workers)
+        if self.shared_memory_bytes > limit:
+            raise ShoalValueError(
+                f"shared_memory_bytes must be <= {limit} (the shared-memory file system holds "
+                f"{limit * self.n_workers} bytes, for the rings of {self.n_workers} "
+                f"worker(s)), got {self.shared_memory_bytes}"
+            )
         self._shares = [_split(stream, w, self.n_workers) for w in range(self.n_workers)]
         if self._context().get_start_method() != "fork":
             for share in self._shares:
@@ -187,20 +225,54 @@ class ProcessStreamer(Streamer):
     def _source_iter(self):
         return self._open()
 
-    # Resumable iteration: the state of a pass is the number of items it gave;
-    # it resumes by restarting the workers and skipping those items.
-    _plain_leaf = True
+    # Resumable iteration: the workers send their shares' states with their
+    # items, and a pass's state holds each share's state up to the items the
+    # consumer took. It resumes by starting each worker where its share was.
+    _plain_leaf = False
     _takes_key = False
 
     def _child(self, state=None, track=False, key=None):
         # The workers run the stream as a root: no key reaches another process.
-        return None, skip_items(self, self._open(), state["given"] if state else 0)
-
-    def _child_state(self, node, it, n_given):
-        return {"given": n_given}
+        node = _ProcessIterator(self, None, track, state)
+        return node, node.run()
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
+
+
+def _check_seconds(name, value):
+    """``value`` as a float number of seconds, > 0, finite and within what waits accept."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ShoalTypeError(
+            f"{name} must be a number of seconds, got {short_repr(value)} ({type(value).__name__})"
+        )
+    if not 0 < value <= threading.TIMEOUT_MAX:  # also refuses nan and inf
+        raise ShoalValueError(
+            f"{name} must be a number of seconds > 0 and <= {threading.TIMEOUT_MAX:.0f}, got {value!r}"
+        )
+    return float(value)
+
+
+def _max_workers():
+    """The most workers: MAX_WORKERS, or fewer if this process may open fewer files."""
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ValueError, OSError):
+        return MAX_WORKERS
+    if soft == resource.RLIM_INFINITY:
+        return MAX_WORKERS
+    # A worker holds about 4 of the consumer's file descriptors while it starts.
+    return max(1, min(MAX_WORKERS, (soft - 64) // 4))
+
+
+def _max_ring_bytes(n_workers):
+    """The largest ring each of ``n_workers`` may have: their rings share the file system."""
+    try:
+        stat = os.statvfs(_shared_memory_folder())
+        total = stat.f_blocks * stat.f_frsize
+    except (AttributeError, OSError):
+        total = 2**48
+    return max(mmap.PAGESIZE, total // n_workers // mmap.PAGESIZE * mmap.PAGESIZE)
 
 
 class ZMQStreamer(ProcessStreamer):
@@ -256,118 +328,147 @@ class ZMQStreamer(ProcessStreamer):
 
 
 class _Worker:
-    """The consumer's handle on one worker: process, pipe, credits and ring."""
+    """The consumer's handle on one worker: process, pipe, credits, ring and progress.
+
+    ``received`` counts the items that arrived from the worker; those taken
+    are ``received - len(queue)``. ``snapshots`` holds the share states the
+    worker sent, ``(k, pickled state)`` for the state after its ``k``-th
+    item, not yet reached by the consumer; ``base`` is the latest reached,
+    ``(k, state or pickled state, skip)``: the share is there after ``k``
+    items, plus ``skip`` items.
+    """
 
     __slots__ = ("index", "process", "conn", "credits", "ring", "ring_path", "tail",
-                 "queue", "ready", "done")
+                 "queue", "ready", "done", "error", "since", "received", "snapshots", "base")
 
 
 class _ProcessIterator:
-    """The running state of one iteration of a ProcessStreamer."""
+    """The running state of one iteration of a ProcessStreamer.
 
-    def __init__(self, recipe, max_iter):
+    With ``track``, the workers send the states of their shares along with
+    their items and :meth:`state_dict` reports, for every worker, the state
+    of its share up to the items the consumer took.
+    """
+
+    def __init__(self, recipe, max_iter=None, track=False, state=None):
         self.recipe = recipe
         self.max_iter = max_iter
+        self.track = track or state is not None
         self.workers = []
         self.stop = None
+        self.live = None  # the workers still giving items, in turn order
+        self.position = 0  # ordered: whose turn is next, in ``live``
+        # Where each share starts: (state or None, skip), and which ones run.
+        n = recipe.n_workers
+        self.starts = [(None, 0)] * n
+        self.running = list(range(n))
+        if state is not None:
+            self._load(state)
+
+    # -- state
+
+    def _load(self, state):
+        recipe = self.recipe
+        if not isinstance(state, dict) or state.get("type") != "ProcessStreamer":
+            got = state.get("type") if isinstance(state, dict) else type(state).__name__
+            raise ShoalValueError(f"state must be the state of a ProcessStreamer iteration, got one of {got!r}")
+        shares = state["shares"]
+        if len(shares) != recipe.n_workers:
+            shares, running = _reshard(recipe, shares)
+            self.starts = [(share["state"], share["skip"]) for share in shares]
+            self.running = running
+            self.position = 0
+            return
+        self.starts = [(share["state"], share["skip"]) for share in shares]
+        self.running = list(state["running"])
+        self.position = state["position"] if recipe.ordered and state["ordered"] else 0
+
+    def state_dict(self, n_given=None):
+        shares = [{"state": s, "skip": k} for s, k in self.starts]
+        for worker in self.workers:
+            taken = worker.received - len(worker.queue)
+            snapshots = worker.snapshots
+            while snapshots and snapshots[0][0] <= taken:
+                k, blob = snapshots.popleft()
+                worker.base = (k, blob, 0)
+            k, share_state, skip = worker.base
+            if isinstance(share_state, bytes):
+                share_state = pickle.loads(share_state)
+                worker.base = (k, share_state, skip)
+            shares[worker.index] = {"state": share_state, "skip": skip + taken - k}
+        live = self.live if self.live is not None else [self.workers[i] for i in range(len(self.running))]
+        return {
+            "type": "ProcessStreamer",
+            "n_workers": self.recipe.n_workers,
+            "ordered": self.recipe.ordered,
+            "running": [worker.index for worker in live],
+            "position": self.position,
+            "shares": shares,
+        }
+
+    # -- starting and stopping
 
     def _start(self):
         recipe = self.recipe
         context = recipe._context()
         self.stop = context.Event()
-        folder = "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
-        for index, share in enumerate(recipe._shares):
+        folder = _shared_memory_folder()
+        # A worker dies with its consumer (see _guard_parent): through the
+        # kernel, where the thread that starts it is the main thread.
+        parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
+        use_pdeathsig = threading.current_thread() is threading.main_thread()
+        for index in self.running:
             worker = _Worker()
             worker.index = index
+            worker.ring = worker.conn = None
             # Named after this process, so that what it leaves can be found.
             fd, worker.ring_path = tempfile.mkstemp(prefix=f"{_SHM_PREFIX}{os.getpid()}-",
                                                     dir=folder)
+            receiver = sender = None
             try:
-                os.ftruncate(fd, recipe.shared_memory_bytes)
-                worker.ring = mmap.mmap(fd, recipe.shared_memory_bytes)
-            finally:
-                os.close(fd)
-            worker.tail = context.RawValue("Q", 0)
-            worker.credits = context.Semaphore(recipe.prefetch)
+                try:
+                    os.ftruncate(fd, recipe.shared_memory_bytes)
+                    worker.ring = mmap.mmap(fd, recipe.shared_memory_bytes)
+                finally:
+                    os.close(fd)
+                worker.tail = context.RawValue("Q", 0)
+                worker.credits = context.Semaphore(recipe.prefetch)
+                receiver, sender = context.Pipe(duplex=False)
+                start, skip = self.starts[index]
+                config = {
+                    "index": index, "n_workers": recipe.n_workers, "share": recipe._shares[index],
+                    "max_iter": self.max_iter, "track": self.track, "start": start, "skip": skip,
+                    "ring_path": worker.ring_path, "ring_size": recipe.shared_memory_bytes,
+                    "parent": parent, "pdeathsig": use_pdeathsig,
+                }
+                worker.process = context.Process(
+                    target=_worker_main,
+                    args=(config, sender, worker.credits, self.stop, worker.tail),
+                    daemon=True,
+                    name=f"shoal-worker-{index}",
+                )
+                worker.process.start()
+            except BaseException:
+                # Not started (spawn refuses to start a process while the main
+                # module is being imported by one, say): nothing of it stays.
+                for end in (receiver, sender):
+                    if end is not None:
+                        end.close()
+                if worker.ring is not None:
+                    worker.ring.close()
+                with contextlib.suppress(FileNotFoundError):
+                    os.unlink(worker.ring_path)
+                raise
+            sender.close()  # the worker has its own end now
+            worker.conn = receiver
             worker.queue = collections.deque()
             worker.ready = worker.done = False
-            receiver, sender = context.Pipe(duplex=False)
-            worker.conn = receiver
-            worker.process = context.Process(
-                target=_worker_main,
-                args=(index, recipe.n_workers, share, self.max_iter, sender, worker.credits,
-                      self.stop, worker.ring_path, recipe.shared_memory_bytes, worker.tail),
-                daemon=True,
-                name=f"shoal-worker-{index}",
-            )
+            worker.error = None
+            worker.since = None
+            worker.received = 0
+            worker.snapshots = collections.deque()
+            worker.base = (0, start, skip)
             self.workers.append(worker)
-            worker.process.start()
-            sender.close()  # the worker has its own end now
-
-    def _receive(self, worker):
-        """Wait for the next message of ``worker`` and handle it."""
-        conn, process = worker.conn, worker.process
-        ready = multiprocessing.connection.wait([conn, process.sentinel])
-        if conn in ready:
-            try:
-                message = conn.recv_bytes()
-            except EOFError:
-                pass  # the worker closed its end without a word: it died
-            else:
-                self._handle(worker, message)
-                return
-        # The worker is gone without saying that its stream ended.
-        process.join(self.recipe.timeout)
-        code = process.exitcode
-        if code is not None and code < 0:
-            how = f"was killed by signal {-code}"
-            with contextlib.suppress(ValueError):
-                how += f" ({signal.Signals(-code).name})"
-        else:
-            how = f"exited with code {code}"
-        raise WorkerError(
-            f"worker {worker.index} (pid {process.pid}) of {self.recipe!r} {how} "
-            "before the end of its stream"
-        )
-
-    def _handle(self, worker, message):
-        kind, payload = pickle.loads(message)
-        if kind == "items":
-            segments, end = payload
-            view = memoryview(worker.ring)
-            queue = worker.queue
-            loads = pickle.loads
-            for segment in segments:
-                if segment[0] == "c":
-                    queue.extend(_unpack_run(*segment[1:]))
-                    continue
-                _, data, table = segment
-                if table:
-                    # One copy out of the ring: the consumer's own, writable buffers.
-                    buffers = [bytearray(view[offset:offset + size]) for offset, size in table]
-                    queue.append(loads(data, buffers=buffers))
-                else:
-                    queue.append(loads(data))
-            view.release()
-            worker.tail.value = end  # the ring space is free again
-        elif kind == "ready":
-            worker.ready = True
-            if all(w.ready for w in self.workers):
-                self._unlink_rings()
-        elif kind == "end":
-            worker.done = True
-        else:  # "error"
-            worker.done = True
-            exc_bytes, name, text, trace = payload
-            exc = None
-            if exc_bytes is not None:
-                with contextlib.suppress(Exception):
-                    exc = pickle.loads(exc_bytes)
-            where = f"in worker {worker.index} (pid {worker.process.pid}) of {self.recipe!r}"
-            if exc is None:
-                exc = WorkerError(f"{name}: {text} (raised {where}, and it cannot be sent)")
-            add_note(exc, f"raised {where}; the worker's traceback:\n{trace.rstrip()}")
-            raise exc
 
     def _unlink_rings(self):
         for worker in self.workers:
@@ -375,53 +476,6 @@ class _ProcessIterator:
                 with contextlib.suppress(FileNotFoundError):
                     os.unlink(worker.ring_path)
                 worker.ring_path = None
-
-    def run(self):
-        try:
-            self._start()
-            if self.recipe.ordered:
-                yield from self._ordered()
-            else:
-                yield from self._as_they_come()
-        finally:
-            self._shut_down()
-
-    def _ordered(self):
-        live = list(self.workers)
-        position = 0
-        while live:
-            if position >= len(live):
-                position = 0
-            worker = live[position]
-            queue = worker.queue
-            while not queue and not worker.done:
-                self._receive(worker)
-            if not queue:
-                del live[position]
-                continue
-            item = queue.popleft()
-            worker.credits.release()
-            position += 1
-            yield item
-
-    def _as_they_come(self):
-        live = list(self.workers)
-        while live:
-            for worker in live:
-                queue = worker.queue
-                while queue:
-                    item = queue.popleft()
-                    worker.credits.release()
-                    yield item
-            live = [w for w in live if not w.done or w.queue]
-            if not live:
-                return
-            waiting = [w for w in live if not w.queue]
-            ready = multiprocessing.connection.wait(
-                [w.conn for w in waiting] + [w.process.sentinel for w in waiting])
-            for worker in waiting:
-                if worker.conn in ready or worker.process.sentinel in ready:
-                    self._receive(worker)
 
     def _shut_down(self):
         if self.stop is not None:
@@ -444,48 +498,296 @@ class _ProcessIterator:
                 worker.ring.close()
             with contextlib.suppress(Exception):
                 worker.process.close()
-        self.workers = []
+
+    # -- receiving
+
+    def _silent(self, worker):
+        """The WorkerError for a worker silent for longer than item_timeout."""
+        silent = time.monotonic() - worker.since
+        return WorkerError(
+            f"worker {worker.index} (pid {worker.process.pid}) of {self.recipe!r} has sent "
+            f"nothing for {silent:.1f} s while the consumer waited for its next item "
+            f"(item_timeout={self.recipe.item_timeout} s)"
+        )
+
+    def _receive(self, worker):
+        """Wait for the next message of ``worker`` and handle it."""
+        conn, process = worker.conn, worker.process
+        item_timeout = self.recipe.item_timeout
+        if item_timeout is None:
+            ready = multiprocessing.connection.wait([conn, process.sentinel])
+        else:
+            if worker.since is None:
+                worker.since = time.monotonic()
+            left = worker.since + item_timeout - time.monotonic()
+            ready = multiprocessing.connection.wait([conn, process.sentinel], max(left, 0.0))
+            if not ready:
+                raise self._silent(worker)
+        if conn in ready:
+            try:
+                message = conn.recv_bytes()
+            except EOFError:
+                pass  # the worker closed its end without a word: it died
+            else:
+                worker.since = None
+                self._handle(worker, message)
+                return
+        # The worker is gone without saying that its stream ended.
+        process.join(self.recipe.timeout)
+        code = process.exitcode
+        if code is not None and code < 0:
+            how = f"was killed by signal {-code}"
+            with contextlib.suppress(ValueError):
+                how += f" ({signal.Signals(-code).name})"
+        else:
+            how = f"exited with code {code}"
+        if not worker.ready:
+            how += (" before it started its stream (its error, if any, is on its standard "
+                    "error; with start_method 'spawn' or 'forkserver', a script must start "
+                    "streams under `if __name__ == '__main__':`)")
+        else:
+            how += " before the end of its stream"
+        raise WorkerError(f"worker {worker.index} (pid {process.pid}) of {self.recipe!r} {how}")
+
+    def _handle(self, worker, message):
+        kind, payload = pickle.loads(message)
+        if kind == "items":
+            segments, end = payload
+            view = memoryview(worker.ring)
+            queue = worker.queue
+            loads = pickle.loads
+            received = 0
+            for segment in segments:
+                tag = segment[0]
+                if tag == "c":
+                    queue.extend(_unpack_run(*segment[1:]))
+                    received += segment[3]
+                elif tag == "p":
+                    _, data, table = segment
+                    if table:
+                        # One copy out of the ring: the consumer's own, writable buffers.
+                        buffers = [bytearray(view[offset:offset + size]) for offset, size in table]
+                        queue.append(loads(data, buffers=buffers))
+                    else:
+                        queue.append(loads(data))
+                    received += 1
+                else:  # "s": the share's state after the worker's k-th item
+                    worker.snapshots.append(segment[1:])
+            view.release()
+            worker.tail.value = end  # the ring space is free again
+            worker.received += received
+            snapshots = worker.snapshots
+            if len(snapshots) > 1:  # forget those the consumer went past
+                taken = worker.received - len(queue)
+                while len(snapshots) > 1 and snapshots[1][0] <= taken:
+                    snapshots.popleft()
+                if snapshots[0][0] <= taken:
+                    worker.base = (*snapshots.popleft(), 0)
+        elif kind == "ready":
+            worker.ready = True
+            if all(w.ready for w in self.workers):
+                self._unlink_rings()
+        elif kind == "end":
+            worker.done = True
+        else:  # "error": raised once the items the worker gave before it are taken
+            worker.done = True
+            exc_bytes, name, text, trace = payload
+            exc = None
+            if exc_bytes is not None:
+                with contextlib.suppress(Exception):
+                    exc = pickle.loads(exc_bytes)
+            where = f"in worker {worker.index} (pid {worker.process.pid}) of {self.recipe!r}"
+            if exc is None:
+                exc = WorkerError(f"{name}: {text} (raised {where}, and it cannot be sent)")
+            add_note(exc, f"raised {where}; the worker's traceback:\n{trace.rstrip()}")
+            worker.error = exc
+
+    @staticmethod
+    def _raise_error(worker):
+        exc, worker.error = worker.error, None
+        raise exc
+
+    # -- iterating
+
+    def run(self):
+        try:
+            self._start()
+            if self.recipe.ordered:
+                yield from self._ordered()
+            else:
+                yield from self._as_they_come()
+        finally:
+            self._shut_down()
+
+    def _ordered(self):
+        live = self.live = list(self.workers)
+        while live:
+            position = self.position
+            if position >= len(live):
+                position = self.position = 0
+            worker = live[position]
+            queue = worker.queue
+            while not queue and not worker.done:
+                self._receive(worker)
+            if not queue:
+                if worker.error is not None:
+                    self._raise_error(worker)
+                del live[position]
+                continue
+            credits = worker.credits
+            # Take this worker's turn, then the next one's, as long as their items are here.
+            while True:
+                item = queue.popleft()
+                credits.release()
+                position += 1
+                if position == len(live):
+                    position = 0
+                self.position = position
+                yield item
+                worker = live[position]
+                queue = worker.queue
+                if not queue:
+                    break
+                credits = worker.credits
+
+    def _as_they_come(self):
+        live = self.live = list(self.workers)
+        item_timeout = self.recipe.item_timeout
+        while live:
+            for worker in live:
+                queue = worker.queue
+                if queue:
+                    release = worker.credits.release
+                    while queue:
+                        item = queue.popleft()
+                        release()
+                        yield item
+                    worker.since = None  # waiting for it starts now
+                if worker.error is not None:
+                    self._raise_error(worker)
+            live = self.live = [w for w in live if not w.done or w.queue]
+            if not live:
+                return
+            waiting = [w for w in live if not w.queue]
+            objects = [w.conn for w in waiting] + [w.process.sentinel for w in waiting]
+            if item_timeout is None:
+                ready = multiprocessing.connection.wait(objects)
+            else:
+                now = time.monotonic()
+                for worker in waiting:
+                    if worker.since is None:
+                        worker.since = now
+                first = min(waiting, key=lambda w: w.since)
+                ready = multiprocessing.connection.wait(
+                    objects, max(first.since + item_timeout - now, 0.0))
+                if not ready:
+                    raise self._silent(first)
+            for worker in waiting:
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    self._receive(worker)
+
+
+def _reshard(recipe, shares):
+    """Shares of a state saved with another number of workers, for ``recipe``'s workers."""
+    n_saved = len(shares)
+    raise ShoalValueError(
+        f"state was saved with n_workers={n_saved}, this {type(recipe).__name__} has "
+        f"n_workers={recipe.n_workers}: its shares cannot be redistributed"
+    )
 
 
 # -- the worker ----------------------------------------------------------------
 
 
-def _worker_main(index, n_workers, stream, max_iter, conn, credits, stop, ring_path, ring_size,
-                 tail):
+def _guard_parent(parent, use_pdeathsig):
+    """Make this worker die with its consumer, even while it is stuck in user code.
+
+    On Linux, the kernel kills it when the thread that started it ends
+    (PR_SET_PDEATHSIG), so only where that thread is the consumer's main
+    thread. Everywhere, the sender's thread watches for a change of parent.
+    Returns the parent's pid to watch.
+    """
+    expected = parent if parent is not None else os.getppid()
+    if use_pdeathsig and sys.platform.startswith("linux"):
+        with contextlib.suppress(Exception):
+            import ctypes
+
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    if os.getppid() != expected:  # the consumer died before the guard was up
+        os._exit(1)
+    return expected
+
+
+def _worker_main(config, conn, credits, stop, tail):
     global _WORKER
-    _WORKER = (index, n_workers)
+    _WORKER = (config["index"], config["n_workers"])
     # A forked worker inherits numpy's global random state: give unseeded
     # streams their own randomness in each worker.
     np.random.seed()
     # The consumer decides when to stop: a Ctrl-C reaches it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = multiprocessing.parent_process()
+    parent = _guard_parent(config["parent"], config["pdeathsig"])
+    sender = None
     try:
-        with open(ring_path, "r+b") as f:
-            ring = mmap.mmap(f.fileno(), ring_size)
+        with open(config["ring_path"], "r+b") as f:
+            ring = mmap.mmap(f.fileno(), config["ring_size"])
         conn.send_bytes(pickle.dumps(("ready", None)))
-        sender = _Sender(conn, ring, ring_size, tail, stop, parent)
-        for item in stream.iterate(max_iter):
+        sender = _Sender(conn, ring, config["ring_size"], tail, stop, parent)
+        share = config["share"]
+
+        def wait_for_credit():
             # One credit per item: the consumer returns it when it takes the item.
-            if not credits.acquire(False):
-                sender.flush()  # never sit on items while waiting for credits
-                while not credits.acquire(timeout=_POLL):
-                    if stop.is_set() or (parent is not None and not parent.is_alive()):
-                        return
-            sender.add(item)
-        sender.flush()
+            sender.flush()  # never sit on items while waiting for credits
+            while not credits.acquire(timeout=_POLL):
+                if stop.is_set():
+                    raise _Stopped
+
+        acquire = credits.acquire
+        if not config["track"]:
+            for item in share.iterate(config["max_iter"]):
+                if not acquire(False):
+                    wait_for_credit()
+                sender.add(item)
+        else:
+            it = share.iterator()
+            if config["start"] is not None:
+                it.load_state_dict(config["start"])
+            if config["skip"]:
+                deque(islice(it, config["skip"]), maxlen=0)
+            next_snapshot = 0.0
+            clock = time.perf_counter
+            for item in it:
+                if not acquire(False):
+                    wait_for_credit()
+                sender.add(item)
+                now = clock()
+                if now >= next_snapshot:
+                    # The share's state after this item. Taking it costs time,
+                    # so it is taken at most once per SNAPSHOT_RATIO times that.
+                    sender.add_snapshot(pickle.dumps(it.state_dict(), protocol=5))
+                    done = clock()
+                    next_snapshot = done + SNAPSHOT_RATIO * (done - now)
+            sender.add_snapshot(pickle.dumps(it.state_dict(), protocol=5))
+        sender.finish()
         conn.send_bytes(pickle.dumps(("end", None)))
     except (BrokenPipeError, ConnectionResetError, _Stopped):
         return  # the consumer went away or asked to stop
     except BaseException as exc:  # sent to the consumer, never swallowed
+        trace = traceback.format_exc()
+        if sender is not None:  # the items made before the error go first
+            with contextlib.suppress(Exception):
+                sender.finish()
         try:
             exc_bytes = pickle.dumps(exc)
         except Exception:
             exc_bytes = None
-        message = ("error", (exc_bytes, type(exc).__name__, str(exc), traceback.format_exc()))
+        message = ("error", (exc_bytes, type(exc).__name__, str(exc), trace))
         with contextlib.suppress(Exception):
             conn.send_bytes(pickle.dumps(message))
     finally:
+        if sender is not None:
+            sender.close()
         with contextlib.suppress(Exception):
             conn.close()
 
@@ -499,6 +801,10 @@ class _Sender:
 
     Each item is pickled when it is added, and its large buffers copied into
     the ring then: a generator may reuse its output buffer for the next item.
+    A thread sends what was added within BATCH_SECONDS, whatever the
+    generator does next (sleep, block on I/O, compute); the worker's main
+    thread sends a batch itself when it is full. The same thread watches
+    the consumer: if it dies, the worker kills itself.
     """
 
     def __init__(self, conn, ring, ring_size, tail, stop, parent):
@@ -510,17 +816,76 @@ class _Sender:
         self.parent = parent
         self.head = 0  # bytes ever written to the ring
         # The batch: pickled items (data, their buffers' (offset, size) in the
-        # ring), and runs of dicts of small arrays stored column by column.
+        # ring), runs of dicts of small arrays stored column by column, and
+        # snapshots of the share's state.
         self.batch = []
-        self.n_items = 0
+        self.n_items = 0  # items in the batch
+        self.n_added = 0  # items ever added
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
-        self.started = 0.0
+        self.lock = threading.Lock()
+        self.wake = threading.Event()  # set when a batch starts
+        self.closing = False
+        self.failure = None  # what stopped the thread from sending
+        self.thread = threading.Thread(target=self._send_in_time, name="shoal-sender",
+                                       daemon=True)
+        self.thread.start()
+
+    def _send_in_time(self):
+        wake, lock = self.wake, self.lock
+        while True:
+            wake.wait(_WATCH)
+            if os.getppid() != self.parent:  # the consumer is dead
+                os.kill(os.getpid(), signal.SIGKILL)
+            if self.closing:
+                return
+            if not wake.is_set():
+                continue
+            time.sleep(BATCH_SECONDS)  # let a burst gather
+            with lock:
+                wake.clear()
+                try:
+                    self._flush()
+                except BaseException as exc:  # the main thread raises it
+                    self.failure = exc
+                    return
 
     def add(self, item):
-        if type(item) is dict and self._add_to_run(item):
-            self._added()
-            return
-        self.run = None
+        with self.lock:
+            if self.failure is not None:
+                raise self.failure
+            if type(item) is not dict or not self._add_to_run(item):
+                self.run = None
+                self._add_pickled(item)
+            self.n_added += 1
+            self.n_items += 1
+            if self.n_items == 1:
+                self.wake.set()
+            elif self.n_items >= BATCH_ITEMS:
+                self._flush()
+
+    def add_snapshot(self, state):
+        with self.lock:
+            self.run = None
+            self.batch.append(("s", self.n_added, state))
+
+    def flush(self):
+        with self.lock:
+            if self.failure is not None:
+                raise self.failure
+            self._flush()
+
+    def finish(self):
+        """Send what is left and stop the thread (before the worker's last message)."""
+        self.flush()
+        self.close()
+
+    def close(self):
+        # No join: whatever the thread is sending, it sends under the lock,
+        # which whoever sends next takes first.
+        self.closing = True
+        self.wake.set()
+
+    def _add_pickled(self, item):
         large = []
         data = pickle.dumps(item, protocol=5, buffer_callback=lambda b: _keep_small(b, large))
         table = []
@@ -531,7 +896,6 @@ class _Sender:
             else:
                 table = [self._write(buffer.raw()) for buffer in large]
         self.batch.append(("p", data, table))
-        self._added()
 
     def _add_to_run(self, item):
         """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
@@ -561,22 +925,16 @@ class _Sender:
         self.batch.append(("c", self.run))
         return True
 
-    def _added(self):
-        self.n_items += 1
-        if self.n_items == 1:
-            self.started = time.perf_counter()
-        if self.n_items >= BATCH_ITEMS or time.perf_counter() - self.started >= BATCH_SECONDS:
-            self.flush()
-
-    def flush(self):
+    def _flush(self):
+        """Send the batch (the caller holds the lock)."""
         if not self.batch:
             return
         segments = []
         for segment in self.batch:
             if segment[0] == "c":
                 keys, layouts, n, columns = segment[1]
-                segment = ("c", keys, [(d.str, s) for d, s in layouts], n,
-                           [b"".join(column) for column in columns])
+                # The dtype itself, not its string: a record's fields survive.
+                segment = ("c", keys, layouts, n, [b"".join(column) for column in columns])
             segments.append(segment)
         message = pickle.dumps(("items", (segments, self.head)), protocol=5)
         self.batch = []
@@ -592,10 +950,10 @@ class _Sender:
             self.head += self.ring_size - offset
             offset = 0
         if self.head + size - self.tail.value > self.ring_size:
-            self.flush()  # the consumer frees the ring as it reads what was sent
+            self._flush()  # the consumer frees the ring as it reads what was sent
             wait = 0.0001
             while self.head + size - self.tail.value > self.ring_size:
-                if self.stop.is_set() or (self.parent is not None and not self.parent.is_alive()):
+                if self.stop.is_set():
                     raise _Stopped
                 time.sleep(wait)
                 wait = min(wait * 2, _POLL)
@@ -621,3 +979,7 @@ def _keep_small(buffer, large):
         return True
     large.append(buffer)
     return False
+
+
+def _shared_memory_folder():
+    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
