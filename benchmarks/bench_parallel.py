@@ -2,7 +2,15 @@
 
 Measures, side by side in one process (alternating rounds, median):
 
-- small items (a dict of 10 float32 values): items per second;
+- 1 MiB float32 arrays: throughput in MB/s of a bare shared-memory ring (a
+  worker copies each array in, the consumer copies it out into a new array:
+  the reference for what the machine allows), pescador's ZMQStreamer, and
+  ProcessStreamer with 1 and 2 workers;
+- small items (a dict of 10 float32 values): items per second, pescador
+  against ProcessStreamer with 2 workers, ordered and as they come, and the
+  cost of tracking the workers' states (``iterator()``) against plain
+  iteration;
+- the time to restore a ProcessStreamer iteration 1e3 and 1e5 items in;
 - 4 MB arrays: throughput in MB/s;
 - a CPU-bound generator (about 1 ms per item): the rate with 2 workers
   against the same generator run in the consumer's process;
@@ -14,14 +22,18 @@ Benchmarks are not tests: nothing here asserts.
 """
 
 import argparse
+import mmap
 import multiprocessing
+import os
 import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 
+import numpy as np
 import pescador
 import shoal
 
@@ -41,8 +53,70 @@ def rate(iterable, n, warm_up=50):
     for _ in range(n):
         next(items)
     elapsed = time.perf_counter() - start
-    items.close()
+    (getattr(items, "close", None) or iterable.close)()
     return n / elapsed
+
+
+def bare_ring(n, item_bytes=2**20, ring_bytes=64 * 2**20):
+    """The reference: ``n`` arrays through a shared-memory ring and nothing else."""
+    folder = "/dev/shm" if os.path.isdir("/dev/shm") else None
+    fd, path = tempfile.mkstemp(prefix="bench-ring-", dir=folder)
+    os.ftruncate(fd, ring_bytes)
+    ring = mmap.mmap(fd, ring_bytes)
+    os.close(fd)
+    view = np.frombuffer(ring, dtype=np.uint8)
+    counters = multiprocessing.get_context("fork").RawArray("q", 2)
+    worker = multiprocessing.get_context("fork").Process(
+        target=sources.ring_worker, args=(path, ring_bytes, item_bytes, counters, n))
+    worker.start()
+    n_slots = ring_bytes // item_bytes
+    try:
+        for k in range(n):
+            while counters[0] <= k:
+                time.sleep(0)
+            slot = (k % n_slots) * item_bytes
+            out = np.empty(item_bytes // 4, dtype=np.float32)  # a new array, the consumer's own
+            out.view(np.uint8)[:] = view[slot:slot + item_bytes]
+            counters[1] = k + 1
+            yield {"x": out}
+    finally:
+        worker.terminate()  # it may wait for ring space the consumer will not free
+        worker.join()
+        del view
+        ring.close()
+        os.unlink(path)
+
+
+def alternate(contenders, n, rounds, unit=1.0):
+    """Median rate of each contender, measured in turn, the order reversed every round."""
+    rates = {name: [] for name in contenders}
+    order = list(contenders)
+    for r in range(rounds):
+        for name in (order if r % 2 == 0 else order[::-1]):
+            rates[name].append(rate(contenders[name](), n) * unit)
+    return {name: statistics.median(values) for name, values in rates.items()}
+
+
+def restore_seconds(position, rounds):
+    """Median seconds to load a state saved ``position`` items in, and take the next item."""
+    def make():
+        files = shoal.ChainMux([shoal.Streamer(sources.rows, 10**6, k) for k in range(8)])
+        return shoal.ProcessStreamer(files, n_workers=2)
+
+    it = make().iterator()
+    for _ in range(position):
+        next(it)
+    state = it.state_dict()
+    it.close()
+    times = []
+    for _ in range(rounds):
+        resumed = make().iterator()
+        start = time.perf_counter()
+        resumed.load_state_dict(state)
+        next(resumed)
+        times.append(time.perf_counter() - start)
+        resumed.close()
+    return statistics.median(times)
 
 
 def compare(name, make_pescador, make_shoal, n, rounds, unit=1.0, unit_name="items/s"):
@@ -106,9 +180,53 @@ def main(argv=None):
         return
     rounds = 3 if args.quick else 5
     scale = 0.3 if args.quick else 1.0
+
+    n_mib = int(2000 * scale)
+    mb = alternate({
+        "ring": lambda: bare_ring(n_mib + 100),
+        "pescador": lambda: pescador.ZMQStreamer(pescador.Streamer(sources.arrays_1mib, 10**9)),
+        "shoal 1 worker": lambda: shoal.ProcessStreamer(shoal.Streamer(sources.arrays_1mib, 10**9)),
+        "shoal 2 workers": lambda: shoal.ProcessStreamer(
+            shoal.Streamer(sources.arrays_1mib, 10**9), n_workers=2),
+    }, n_mib, rounds, unit=2**20 / 1e6)
+    print("1 MiB float32 arrays, MB/s (median of alternating rounds):")
+    print("| bare ring | pescador ZMQStreamer | shoal, 1 worker | shoal, 2 workers | "
+          "1 worker / ring | 1 worker / pescador | 2 workers / 1 worker |")
+    print("|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {mb['ring']:,.0f} | {mb['pescador']:,.0f} | {mb['shoal 1 worker']:,.0f} | "
+          f"{mb['shoal 2 workers']:,.0f} | {mb['shoal 1 worker'] / mb['ring']:.2f}x | "
+          f"{mb['shoal 1 worker'] / mb['pescador']:.2f}x | "
+          f"{mb['shoal 2 workers'] / mb['shoal 1 worker']:.2f}x |", flush=True)
+    print()
+
+    n_small = int(100_000 * scale)
+    small = alternate({
+        "pescador": lambda: pescador.ZMQStreamer(pescador.Streamer(sources.small, 10**9)),
+        "ordered": lambda: shoal.ProcessStreamer(shoal.Streamer(sources.small, 10**9),
+                                                 n_workers=2),
+        "as they come": lambda: shoal.ProcessStreamer(shoal.Streamer(sources.small, 10**9),
+                                                      n_workers=2, ordered=False),
+        "plain": lambda: shoal.ProcessStreamer(shoal.Streamer(sources.small, 10**9)),
+        "tracked": lambda: shoal.ProcessStreamer(shoal.Streamer(sources.small, 10**9)).iterator(),
+    }, n_small, rounds)
+    print("Small items (dict of 10 float32), items/s:")
+    print("| pescador ZMQStreamer | shoal, 2 workers, ordered | shoal, 2 workers, as they come | "
+          "ordered / as they come | ordered / pescador |")
+    print("|---:|---:|---:|---:|---:|")
+    print(f"| {small['pescador']:,.0f} | {small['ordered']:,.0f} | {small['as they come']:,.0f} | "
+          f"{small['ordered'] / small['as they come']:.2f}x | "
+          f"{small['ordered'] / small['pescador']:.2f}x |")
+    print()
+    print(f"Tracking the workers' states (1 worker): iterator() {small['tracked']:,.0f} items/s, "
+          f"plain iteration {small['plain']:,.0f} items/s: "
+          f"{small['tracked'] / small['plain']:.2f}x", flush=True)
+    near, far = restore_seconds(1000, rounds), restore_seconds(100_000, rounds)
+    print(f"Restoring a ProcessStreamer (2 workers, a ChainMux of 8 resumable sources) and "
+          f"taking the next item: {near * 1e3:.0f} ms at 1e3 items in, {far * 1e3:.0f} ms at "
+          f"1e5 items in", flush=True)
+    print()
     print("| pipeline | pescador ZMQStreamer | shoal | ratio |")
     print("|---|---:|---:|---:|")
-    n_small = int(100_000 * scale)
     compare("small items (dict of 10 float32)",
             lambda: pescador.ZMQStreamer(pescador.Streamer(sources.small, 10**9)),
             lambda: shoal.ZMQStreamer(shoal.Streamer(sources.small, 10**9)),

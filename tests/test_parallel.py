@@ -15,7 +15,7 @@ import pytest
 
 import shoal
 import worker_sources as sources
-from resume_checker import assert_resumes_exactly
+from resume_checker import assert_resumes_exactly, roundtrip
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn"])
@@ -468,3 +468,133 @@ def test_a_chain_over_an_iterator_of_streamers_cannot_be_split():
     with no_hang():  # one worker reads it as it is
         items = list(ProcessStreamer(chain, start_method="fork"))
     assert [(item["tag"], item["i"]) for item in items] == [(k, i) for k in range(4) for i in range(2)]
+
+
+# -- a worker state is its share's state -----------------------------------------------
+
+
+def files(n_files=8, length=1000):
+    """A chain of files whose rows resume in O(1)."""
+    return shoal.ChainMux([Streamer(sources.rows, length, k) for k in range(n_files)])
+
+
+def one_pass(n_files=8, length=1000):
+    return Counter((k, i) for k in range(n_files) for i in range(length))
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_a_state_saved_mid_pass_resumes_with_nothing_repeated_or_lost(ordered):
+    def make():
+        return ProcessStreamer(files(), n_workers=2, ordered=ordered, start_method="fork")
+
+    with no_hang():
+        it = make().iterator()
+        before = [next(it) for _ in range(3000)]
+        state = roundtrip(it.state_dict())
+        uninterrupted = list(it)
+        resumed = make().iterator()
+        resumed.load_state_dict(state)
+        after = list(resumed)
+    assert Counter(before + after) == one_pass()
+    if ordered:
+        assert after == uninterrupted
+
+
+def test_a_worker_state_holds_its_share_state_not_a_count():
+    with no_hang():
+        it = ProcessStreamer(files(), n_workers=2, start_method="fork").iterator()
+        for _ in range(3000):
+            next(it)
+        state = it.state_dict()
+        it.close()
+    node = state["state"]["child"]
+    assert node["type"] == "ProcessStreamer" and node["n_workers"] == 2
+    for index, share in enumerate(node["shares"]):
+        # The state an iteration of the worker's share saves, and a few items after it.
+        assert share["state"]["stream"] == "ChainMux" and share["skip"] >= 0
+        own = files().shard(index, 2).iterator()
+        own.load_state_dict(share["state"])
+        rows = [row for _, row in zip(range(share["skip"] + 1), own)]
+        # Each worker had given 1500 items: its share goes on at its item 1500.
+        assert share["state"]["n_given"] + share["skip"] == 1500
+        assert rows[-1][0] in range(index, 8, 2)
+
+
+@shoal.resume_arg("start")
+def counted_rows(counter, n, tag, start=0):
+    for i in range(start, n):
+        with counter.get_lock():
+            counter.value += 1
+        yield (tag, i)
+
+
+def test_restoring_starts_each_worker_where_it_was_without_replaying():
+    counter = multiprocessing.get_context("fork").Value("q", 0)
+
+    def make():
+        chain = shoal.ChainMux([Streamer(counted_rows, counter, 1000, k) for k in range(8)])
+        return ProcessStreamer(chain, n_workers=2, start_method="fork")
+
+    with no_hang():
+        it = make().iterator()
+        before = [next(it) for _ in range(6000)]
+        state = it.state_dict()
+        it.close()
+        counter.value = 0
+        resumed = make().iterator()
+        resumed.load_state_dict(state)
+        after = list(resumed)
+    assert Counter(before + after) == one_pass()
+    # 2,000 items to go: replaying would make 8,000. The workers make those
+    # 2,000 and the few after their last state snapshot (at most a few ms of items).
+    assert 2000 <= counter.value < 4000
+
+
+def elastic_mux(kind):
+    streams = [Streamer(sources.rows, 300, k) for k in range(6)]
+    if kind == "chain":
+        return shoal.ChainMux(streams)
+    if kind == "round robin":
+        return shoal.RoundRobinMux(streams, mode="exhaustive")
+    return shoal.StochasticMux(streams, 2, None, mode="exhaustive", random_state=4)
+
+
+@pytest.mark.parametrize("kind", ["chain", "round robin", "stochastic"])
+@pytest.mark.parametrize("n_before, n_after", [(2, 1), (2, 3), (3, 2)])
+def test_a_state_loads_into_another_number_of_workers_exactly(kind, n_before, n_after):
+    def make(n_workers):
+        return ProcessStreamer(elastic_mux(kind), n_workers=n_workers, ordered=False,
+                               start_method="fork")
+
+    with no_hang():
+        it = make(n_before).iterator()
+        before = [next(it) for _ in range(700)]
+        state = roundtrip(it.state_dict())
+        it.close()
+        resumed = make(n_after).iterator()
+        resumed.load_state_dict(state)
+        middle = [next(resumed) for _ in range(300)]
+        again = roundtrip(resumed.state_dict())  # a resharded state saves and loads again
+        resumed.close()
+        last = make(n_before).iterator()
+        last.load_state_dict(again)
+        after = list(last)
+    assert Counter(before + middle + after) == one_pass(6, 300)
+
+
+def test_a_state_that_cannot_be_split_exactly_among_other_workers_is_refused():
+    def make(n_workers):
+        mux = shoal.ShuffledMux([Streamer(sources.forever, k) for k in range(4)], random_state=2)
+        return ProcessStreamer(mux, n_workers=n_workers, start_method="fork")
+
+    with no_hang():
+        it = make(2).iterator()
+        for _ in range(100):
+            next(it)
+        state = it.state_dict()
+        it.close()
+        resumed = make(3).iterator()
+        resumed.load_state_dict(state)
+        with pytest.raises(ShoalValueError, match="cannot reshard the states of ShuffledMux") as info:
+            next(resumed)  # where the workers would start
+    assert "saved with n_workers=2 into ProcessStreamer" in "\n".join(info.value.__notes__)

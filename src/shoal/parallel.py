@@ -38,6 +38,7 @@ import numpy as np
 from ._checks import check_choice, check_int, short_repr
 from ._iterutil import add_note, limited
 from .core import Streamer
+from .iterator import reshard_states
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux, check_flag
 
@@ -49,6 +50,8 @@ SHARED_MIN_BYTES = 64 * 1024
 BATCH_ITEMS = 64
 #: ...or this many seconds after its first item, whatever its generator does next.
 BATCH_SECONDS = 0.002
+#: ...or when its arrays fill this many bytes of the ring (or an eighth of it).
+RING_FLUSH_BYTES = 2**20
 #: A worker takes its share's state at most once per this many times what it costs.
 SNAPSHOT_RATIO = 50
 #: The most workers a ProcessStreamer runs (each is a process with a pipe and a ring).
@@ -552,29 +555,22 @@ class _ProcessIterator:
     def _handle(self, worker, message):
         kind, payload = pickle.loads(message)
         if kind == "items":
-            segments, end = payload
-            view = memoryview(worker.ring)
             queue = worker.queue
             loads = pickle.loads
             received = 0
-            for segment in segments:
+            for segment in payload:
                 tag = segment[0]
                 if tag == "c":
                     queue.extend(_unpack_run(*segment[1:]))
                     received += segment[3]
                 elif tag == "p":
-                    _, data, table = segment
-                    if table:
-                        # One copy out of the ring: the consumer's own, writable buffers.
-                        buffers = [bytearray(view[offset:offset + size]) for offset, size in table]
-                        queue.append(loads(data, buffers=buffers))
-                    else:
-                        queue.append(loads(data))
+                    queue.append(loads(segment[1]))
+                    received += 1
+                elif tag == "r":  # copied out of the ring when the consumer takes it
+                    queue.append(_InRing(worker, *segment[1:]))
                     received += 1
                 else:  # "s": the share's state after the worker's k-th item
                     worker.snapshots.append(segment[1:])
-            view.release()
-            worker.tail.value = end  # the ring space is free again
             worker.received += received
             snapshots = worker.snapshots
             if len(snapshots) > 1:  # forget those the consumer went past
@@ -638,6 +634,8 @@ class _ProcessIterator:
             # Take this worker's turn, then the next one's, as long as their items are here.
             while True:
                 item = queue.popleft()
+                if type(item) is _InRing:
+                    item = item.load()
                 credits.release()
                 position += 1
                 if position == len(live):
@@ -660,6 +658,8 @@ class _ProcessIterator:
                     release = worker.credits.release
                     while queue:
                         item = queue.popleft()
+                        if type(item) is _InRing:
+                            item = item.load()
                         release()
                         yield item
                     worker.since = None  # waiting for it starts now
@@ -687,13 +687,62 @@ class _ProcessIterator:
                     self._receive(worker)
 
 
+class _InRing:
+    """An item whose large buffers wait in its worker's ring.
+
+    They are copied out when the consumer takes the item, into buffers of
+    the consumer's own (writable; the worker may overwrite the ring space
+    right after), and the ring space is freed then: one item's buffers are
+    allocated at a time, as a consumer that drops each item before the next
+    reuses the same memory.
+    """
+
+    __slots__ = ("worker", "data", "table", "end")
+
+    def __init__(self, worker, data, table, end):
+        self.worker = worker
+        self.data = data
+        self.table = table
+        self.end = end
+
+    def load(self):
+        worker = self.worker
+        view = memoryview(worker.ring)
+        try:
+            buffers = [bytearray(view[offset:offset + size]) for offset, size in self.table]
+        finally:
+            view.release()
+        worker.tail.value = self.end  # the ring space is free again
+        return pickle.loads(self.data, buffers=buffers)
+
+
 def _reshard(recipe, shares):
-    """Shares of a state saved with another number of workers, for ``recipe``'s workers."""
-    n_saved = len(shares)
-    raise ShoalValueError(
-        f"state was saved with n_workers={n_saved}, this {type(recipe).__name__} has "
-        f"n_workers={recipe.n_workers}: its shares cannot be redistributed"
-    )
+    """The starts of ``recipe``'s workers from the shares of a state saved with another number.
+
+    Each saved share is first brought to exactly where its consumer was (its
+    snapshot, then the items after it, run here: a bounded number), then
+    :func:`~shoal.reshard_states` splits what the old shares had left among
+    the new ones. Returns ``(shares, running)``.
+    """
+    stream, n_saved, n_new = recipe.stream, len(shares), recipe.n_workers
+    try:
+        states = []
+        for index, share in enumerate(shares):
+            it = _split(stream, index, n_saved).iterator()
+            try:
+                if share["state"] is not None:
+                    it.load_state_dict(share["state"])
+                if share["skip"]:
+                    deque(islice(it, share["skip"]), maxlen=0)
+                states.append(it.state_dict())
+            finally:
+                it.close()
+        new = reshard_states(stream, states, n_new)
+    except ShoalError as exc:
+        add_note(exc, f"while loading a state saved with n_workers={n_saved} into {recipe!r}, "
+                      f"which has n_workers={n_new}")
+        raise
+    return [{"state": state, "skip": 0} for state in new], list(range(n_new))
 
 
 # -- the worker ----------------------------------------------------------------
@@ -822,6 +871,7 @@ class _Sender:
         self.n_items = 0  # items in the batch
         self.n_added = 0  # items ever added
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
+        self.ring_bytes = 0  # bytes the batch holds in the ring
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set when a batch starts
         self.closing = False
@@ -888,14 +938,19 @@ class _Sender:
     def _add_pickled(self, item):
         large = []
         data = pickle.dumps(item, protocol=5, buffer_callback=lambda b: _keep_small(b, large))
-        table = []
         if large:
             total = sum(b.raw().nbytes for b in large)
-            if total > self.ring_size:  # too large for the ring: it goes in the pipe
-                data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
-            else:
+            if total <= self.ring_size:
                 table = [self._write(buffer.raw()) for buffer in large]
-        self.batch.append(("p", data, table))
+                self.batch.append(("r", data, table, self.head))
+                # Send a large share of the ring at once: the consumer can start on it.
+                self.ring_bytes += total
+                if self.ring_bytes >= min(RING_FLUSH_BYTES, self.ring_size // 8):
+                    self._flush()
+                return
+            # Too large for the ring: it goes in the pipe.
+            data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
+        self.batch.append(("p", data))
 
     def _add_to_run(self, item):
         """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
@@ -936,7 +991,8 @@ class _Sender:
                 # The dtype itself, not its string: a record's fields survive.
                 segment = ("c", keys, layouts, n, [b"".join(column) for column in columns])
             segments.append(segment)
-        message = pickle.dumps(("items", (segments, self.head)), protocol=5)
+        message = pickle.dumps(("items", segments), protocol=5)
+        self.ring_bytes = 0
         self.batch = []
         self.run = None
         self.n_items = 0
@@ -956,7 +1012,7 @@ class _Sender:
                 if self.stop.is_set():
                     raise _Stopped
                 time.sleep(wait)
-                wait = min(wait * 2, _POLL)
+                wait = min(wait * 2, 0.001)
         self.ring[offset:offset + size] = view
         self.head += size
         return offset, size
