@@ -86,6 +86,22 @@ def test_received_arrays_are_writable_and_survive_a_reused_buffer(start_method):
     assert float(items[1]["x"][0]) == 1
 
 
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_arrays_the_consumer_holds_stay_intact_while_the_ring_wraps(n_workers):
+    # 1 MB items through a 4 MiB ring: it wraps 10 times while the consumer holds them all.
+    stream = ProcessStreamer(Streamer(sources.reusing, 40, size=2**18), n_workers=n_workers,
+                             shared_memory_bytes=2**22, start_method="fork")
+    with no_hang():
+        items = list(stream)
+    assert len(items) == 40 * n_workers
+    for i, item in enumerate(items):
+        expected = i // n_workers  # the workers take turns
+        assert item["x"].flags.writeable
+        assert item["x"].min() == item["x"].max() == expected
+        item["x"][:] = -1  # writable, and the consumer's own: no other item changes
+    assert all(item["x"].max() == -1 for item in items)
+
+
 def test_items_larger_than_the_shared_memory_go_through_the_pipe():
     stream = ProcessStreamer(Streamer(sources.reusing, 3, size=100_000), start_method="fork",
                              shared_memory_bytes=2**16)

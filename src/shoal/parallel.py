@@ -872,6 +872,8 @@ class _Sender:
         self.n_added = 0  # items ever added
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
         self.ring_bytes = 0  # bytes the batch holds in the ring
+        # Send a large share of the ring at once: the consumer can start on it.
+        self.ring_flush = min(RING_FLUSH_BYTES, ring_size // 8)
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set when a batch starts
         self.closing = False
@@ -908,10 +910,12 @@ class _Sender:
                 self._add_pickled(item)
             self.n_added += 1
             self.n_items += 1
-            if self.n_items == 1:
-                self.wake.set()
-            elif self.n_items >= BATCH_ITEMS:
+            if self.n_items >= BATCH_ITEMS or self.ring_bytes >= self.ring_flush:
                 self._flush()
+            elif self.n_items == 1:
+                # Only a batch that is not sent at once wakes the thread: waking
+                # it costs the main thread a hand-over of the interpreter lock.
+                self.wake.set()
 
     def add_snapshot(self, state):
         with self.lock:
@@ -943,10 +947,7 @@ class _Sender:
             if total <= self.ring_size:
                 table = [self._write(buffer.raw()) for buffer in large]
                 self.batch.append(("r", data, table, self.head))
-                # Send a large share of the ring at once: the consumer can start on it.
                 self.ring_bytes += total
-                if self.ring_bytes >= min(RING_FLUSH_BYTES, self.ring_size // 8):
-                    self._flush()
                 return
             # Too large for the ring: it goes in the pipe.
             data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
