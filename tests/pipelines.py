@@ -118,6 +118,9 @@ PIPELINES = {
     "reseeded stochastic of seeded muxes": lambda: shoal.StochasticMux(
         [_per_class(5, "ab"), _per_class(6, "cd")], 1, 8, dist="constant", mode="exhaustive",
         reseed_each_epoch=True, random_state=4),
+    "batches of a cache that ends, in a mux": lambda: shoal.StochasticMux([shoal.Streamer(
+        shoal.buffer_stream, shoal.Streamer(shoal.cache, shoal.Streamer(count, "a", 3), 3),
+        2, partial=True)], 1, 7, random_state=0),
     "shuffled of a cache of a mux": lambda: shoal.ShuffledMux([
         shoal.Streamer(shoal.cache, _per_class(None, "ab"), 3),
         shoal.Streamer(count, "z", 4),

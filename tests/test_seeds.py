@@ -298,8 +298,9 @@ seeds = st.one_of(st.none(), st.integers(0, 2**32 - 1))
 def _mux(kind, children, seed, choice):
     n = len(children)
     if kind == "map":  # a map over the first child: a cache (it draws) or batches
-        if choice:
+        if choice or not children[0]._plain_leaf:
             return Streamer(shoal.cache, children[0], 3, random_state=seed)
+        # (Batches of a leaf only: a mux may mix batches and items.)
         return Streamer(shoal.buffer_stream, children[0], 2, partial=True)
     if kind == "shuffled":
         return ShuffledMux(children, random_state=seed, reseed_each_epoch=choice)

@@ -408,14 +408,18 @@ class _CacheRun:
         self.counter = counter
         self.positions = []
         self.snapshots = [(0, None)]
+        self.ended = False  # has its input run out (so the cache has ended)?
 
     def run(self, it):
+        if self.ended:  # restored after its input ran out
+            return
         stored = self.stored
         tracking = self.counter is not None
         n_cache = self.n_cache
         while len(stored) < n_cache:
             item = next(it, END)
             if item is END:
+                self.ended = True
                 return
             stored.append(item)
             if tracking:
@@ -427,6 +431,7 @@ class _CacheRun:
             if always_new or take_new():
                 item = next(it, END)
                 if item is END:
+                    self.ended = True
                     return
                 stored[index] = item
                 if tracking:
@@ -455,6 +460,7 @@ class _CacheRun:
             "base_state": base_state,
             "positions": list(self.positions),
             "draws": {"slot": self.slot.state(), "take_new": self.take_new.state()},
+            "ended": self.ended,
         }
 
     def replay(self, it, state, base_state):
@@ -464,6 +470,7 @@ class _CacheRun:
         """
         self.slot.restore(state["draws"]["slot"])
         self.take_new.restore(state["draws"]["take_new"])
+        self.ended = state.get("ended", False)
         wanted = {}
         for index, position in enumerate(state["positions"]):
             wanted[position] = index

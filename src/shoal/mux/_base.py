@@ -201,8 +201,12 @@ class BaseMux(Streamer):
     streamers : iterable of Streamer or iterables
         The streams to mux. Anything that is not a Streamer is wrapped in one.
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed. A seeded mux repeats the same order on every pass; with
-        ``None`` every pass draws a new seed from numpy's global state.
+        The seed. A seeded mux repeats the same order on every pass. Inside
+        another mux, each activation draws from a key derived from the seed,
+        the parent's pass and the activation's number ("Seeds flow down a
+        tree of muxes" in the concepts page). With ``None``, a mux takes the
+        seed handed down by the muxes above it, or, with none above, draws
+        a new seed from numpy's global state for each iteration.
     """
 
     _plain_leaf = False  # a pass of a mux has a node
