@@ -192,6 +192,6 @@ def main(record=None):
 
 
 if __name__ == "__main__":
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(description="Lightning on shoal streams, resumed exactly")
     parser.add_argument("--record", help="write the uninterrupted run's batch ids here")
     main(parser.parse_args().record)
