@@ -273,3 +273,15 @@ def test_the_adapter_iteration_can_be_saved_with_a_checkpoint():
     resumed = validation_set().iterator()
     resumed.load_state_dict(state)
     assert float(next(resumed)[0][0, 0]) == EXPECTED[5]
+
+
+def test_more_validation_steps_than_a_pass_holds_are_cut_to_one_pass():
+    seen = []
+    model = recording_model(seen, n_inputs=2)
+    data = validation_data(example_chain(), batch_size=4, inputs="x", outputs="y")
+    with _Guard(60), _keras_warnings() as caught:
+        model.fit(training_data(training_files(), batch_size=4, inputs="x", outputs="y"),
+                  steps_per_epoch=2, epochs=2, verbose=0, validation_data=data,
+                  validation_steps=5)
+    assert seen == [EXAMPLE_IDS[k:k + 4] for k in range(0, 12, 4)] * 2
+    assert sum("ran out of data" in message for message in caught) == 2

@@ -37,3 +37,45 @@ def test_ci_builds_the_docs_with_the_readme_command():
 def test_readme_runs_the_seed_example():
     blocks = _bash_blocks((ROOT / "README.md").read_text())
     assert any("examples/repeatable_validation.py" in b and "pip install" in b for b in blocks)
+
+
+def _python_blocks(text):
+    blocks, inside = [], None
+    for line in text.splitlines():
+        if line.strip() == "```python":
+            inside = []
+        elif line.strip() == "```" and inside is not None:
+            blocks.append("\n".join(inside))
+            inside = None
+        elif inside is not None:
+            inside.append(line)
+    return blocks
+
+
+def test_the_readme_keras_recipe_runs_as_it_stands(tmp_path):
+    # The one complete block: imports, tiny data files, a model and fit. It runs
+    # on the backend KERAS_BACKEND names (torch when unset); CI runs it on all three.
+    import importlib.util
+    import os
+    import subprocess
+    import sys
+
+    import pytest
+
+    backend = os.environ.get("KERAS_BACKEND", "torch")
+    for module in ("keras", backend):
+        if importlib.util.find_spec(module) is None:
+            pytest.skip(f"the README's Keras recipe needs {module} (pip install '.[keras]')")
+    readme = (ROOT / "README.md").read_text()
+    blocks = [b for b in _python_blocks(readme) if "import shoal.keras" in b]
+    assert len(blocks) == 1, "the README has one complete Keras block"
+    script = tmp_path / "readme_keras.py"
+    script.write_text(blocks[0] + "\nprint('val_loss', model.history.history['val_loss'])\n")
+    result = subprocess.run([sys.executable, str(script)], cwd=tmp_path, capture_output=True,
+                            text=True, timeout=300, check=False,
+                            env=dict(os.environ, KERAS_BACKEND=backend))
+    assert result.returncode == 0, result.stderr
+    losses = result.stdout.rsplit("val_loss", 1)[1]
+    assert losses.count(",") == 2  # three epochs, each validated
+    assert "ran out of data" not in result.stderr  # validation_steps fits the data
+    assert "Epoch 3/3" in result.stdout
