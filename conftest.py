@@ -14,7 +14,7 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 # The framework adapters import their framework: without it, their docstrings
 # are not collected (their tests skip, saying why).
-collect_ignore = []
+collect_ignore = ["tests/keras_resume_run.py"]  # a script that tests run, not a test module
 if (importlib.util.find_spec("keras") is None
         or importlib.util.find_spec(os.environ["KERAS_BACKEND"]) is None):
     collect_ignore.append("src/shoal/keras.py")

@@ -62,7 +62,8 @@ def test_keras_fit_validates_on_the_same_batches_every_epoch():
         timeout=600, check=False, env=dict(os.environ, KERAS_BACKEND="torch"),
     )
     assert result.returncode == 0, result.stderr
-    assert "Every validation run read the same 4*3 = 12 batches" in result.stdout
+    assert ("Every validation run saw the same 4*6 = 24 examples, in the same order, "
+            "in 3 batches of 8") in result.stdout
 
 
 def test_torch_dataloader_gives_every_example_once():

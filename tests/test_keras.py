@@ -6,6 +6,7 @@ the torch, JAX and TensorFlow backends, each in its own environment.
 """
 
 import contextlib
+import json
 import os
 import signal
 import warnings
@@ -285,3 +286,36 @@ def test_more_validation_steps_than_a_pass_holds_are_cut_to_one_pass():
                   validation_steps=5)
     assert seen == [EXAMPLE_IDS[k:k + 4] for k in range(0, 12, 4)] * 2
     assert sum("ran out of data" in message for message in caught) == 2
+
+
+# -- StreamCheckpoint -----------------------------------------------------------------
+
+def test_a_checkpoint_holds_the_last_epoch_model_and_the_stream_state(tmp_path):
+    data = training_data(training_files(), batch_size=4, inputs="x", outputs="y")
+    checkpoint = shoal.keras.StreamCheckpoint(tmp_path, data)
+    model = recording_model([], n_inputs=2)
+    assert checkpoint.restore(model) == (model, 0)  # nothing saved yet
+    model.fit(data, steps_per_epoch=3, epochs=2, verbose=0, callbacks=[checkpoint])
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["checkpoint.json", "epoch-0002.keras"]
+    record = json.loads((tmp_path / "checkpoint.json").read_text())
+    assert record["epoch"] == 2 and record["model"] == "epoch-0002.keras"
+    # The state is the position after the 6 batches trained on (24 examples),
+    # although Keras read one more batch to build the model.
+    batches = shoal.Streamer(shoal.buffer_stream, training_files(), 4)
+    resumed = shoal.Streamer(shoal.keras_tuples, batches, inputs="x", outputs="y").iterator()
+    resumed.load_state_dict(record["stream"])
+    first_seven = list(shoal.buffer_stream(training_files().iterate(max_iter=28), 4))
+    assert next(resumed)[0].tolist() == first_seven[6]["x"].tolist()
+
+
+def test_stream_checkpoint_checks_its_data():
+    with pytest.raises(shoal.ShoalTypeError, match="data must be what shoal.keras.training_data"):
+        shoal.keras.StreamCheckpoint("somewhere", training_files())
+    with pytest.raises(shoal.ShoalTypeError, match="not validation_data"):
+        shoal.keras.StreamCheckpoint("somewhere", validation_data(example_chain()))
+    data = training_data(training_files(), batch_size=4, inputs="x", outputs="y")
+    with pytest.raises(shoal.ShoalValueError, match="only with a StreamCheckpoint"):
+        data.state_dict()
+    next(iter(data.get_numpy_iterator()))
+    with pytest.raises(shoal.ShoalValueError, match="must be made before the training data is read"):
+        shoal.keras.StreamCheckpoint("somewhere", data)

@@ -79,6 +79,7 @@ def _import_error(exc):
 
 try:
     import keras
+    from keras.src import tree
     from keras.src.trainers.data_adapters import data_adapter_utils
     from keras.src.trainers.data_adapters.data_adapter import DataAdapter
 except (ImportError, ValueError) as exc:  # pragma: no cover - depends on what is installed
@@ -256,9 +257,16 @@ class StreamAdapter(DataAdapter):
             else:
                 # Shapes from the training iteration itself; the batches read stay pending.
                 first = self._peek(n)
-            self._signature = data_adapter_utils.get_tensor_spec(
-                [_checked_batch(batch) for batch in first])
-        return tf.data.Dataset.from_generator(self._batches, output_signature=self._signature)
+            # tf.data takes tuples, not lists (as inputs=["a", "b"] gives).
+            self._signature = tree.lists_to_tuples(data_adapter_utils.get_tensor_spec(
+                [_checked_batch(batch) for batch in first]))
+
+        def batches():
+            for batch in self._batches():
+                yield tree.map_structure(_for_tf, tree.lists_to_tuples(batch), self._signature,
+                                         none_is_leaf=True)
+
+        return tf.data.Dataset.from_generator(batches, output_signature=self._signature)
 
     @property
     def num_batches(self):
@@ -384,6 +392,14 @@ class StreamAdapter(DataAdapter):
 
 
 _END = object()
+
+
+def _for_tf(value, spec):
+    if value is None:  # as Keras's own adapter does
+        from keras.src.utils.module_utils import tensorflow as tf
+
+        return tf.experimental.Optional.empty(None)
+    return value
 
 
 def _checked_batch(batch):
