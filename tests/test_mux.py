@@ -405,6 +405,54 @@ def test_bad_weights_are_refused_naming_the_value(mux_type, weights, error, mess
         mux_type(["a", "b"], *extra, weights=weights)
 
 
+HUGE = [1e308, 1e308]  # their sum overflows to inf
+
+
+@pytest.mark.parametrize("mux_type", [ShuffledMux, StochasticMux])
+def test_weights_whose_sum_overflows_are_normalised_safely(mux_type):
+    # It used to yield nothing (the sum was inf, so every weight became 0).
+    if mux_type is StochasticMux:
+        mux = StochasticMux([range(3), range(2)], 2, None, weights=HUGE, mode="exhaustive",
+                            random_state=0)
+        assert sorted(mux) == [0, 0, 1, 1, 2]
+    else:
+        mux = ShuffledMux([range(3), range(2)], weights=HUGE, random_state=0)
+        assert len(list(mux(max_iter=60))) == 60
+    np.testing.assert_array_equal(mux.weights, [0.5, 0.5])
+    assert set(mux(max_iter=60)) == {0, 1, 2}
+    np.testing.assert_allclose(ShuffledMux(["a", "b"], weights=[1e308, 3e307]).weights,
+                               [1 / 1.3, 0.3 / 1.3])
+
+
+@pytest.mark.parametrize("mux_type", [ShuffledMux, StochasticMux])
+def test_new_weights_or_a_schedule_whose_sum_overflows_are_normalised_safely(mux_type):
+    extra = (2, 3) if mux_type is StochasticMux else ()
+    it = mux_type([forever("a"), forever("b")], *extra, random_state=0).iterator()
+    next(it)
+    it.set_weights([1e308, 1e308])
+    np.testing.assert_array_equal(it.state_dict()["state"]["base_weights"], [0.5, 0.5])
+    assert {next(it) for _ in range(100)} == {"a", "b"}
+    scheduled = mux_type([forever("a"), forever("b")], *extra, weights=lambda n: [1e308, 1e308],
+                         random_state=0)
+    np.testing.assert_array_equal(scheduled.weights, [0.5, 0.5])
+    assert set(scheduled(max_iter=100)) == {"a", "b"}
+
+
+@pytest.mark.parametrize("mux_type", [ShuffledMux, StochasticMux])
+def test_weights_too_far_apart_to_normalise_are_refused_at_every_call(mux_type):
+    extra = (2, 3) if mux_type is StochasticMux else ()
+    message = r"weights span too wide a range: the share of the smallest positive weight, 1e-300"
+    with pytest.raises(ShoalValueError, match=message):
+        mux_type(["a", "b"], *extra, weights=[1e308, 1e-300])
+    it = mux_type(["a", "b"], *extra, random_state=0).iterator()
+    with pytest.raises(ShoalValueError, match=message):
+        it.set_weights([1e308, 1e-300])
+    with pytest.raises(ShoalValueError, match=r"weights\(0\) span too wide a range"):
+        mux_type(["a", "b"], *extra, weights=lambda n: [1e308, 1e-300])
+    # Far apart but representable: kept.
+    assert mux_type(["a", "b"], *extra, weights=[1e300, 1e-7]).weights[1] > 0
+
+
 @pytest.mark.parametrize("mux_type", [ShuffledMux, StochasticMux])
 @pytest.mark.parametrize(
     "weights", [[1, 3], (1, 3), np.array([1, 3]), np.array([0.25, 0.75], dtype=np.float32), [np.int64(1), 3.0]]

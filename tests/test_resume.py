@@ -220,6 +220,47 @@ def test_set_weights_changes_the_mixture_from_then_on(mux_type):
     np.testing.assert_allclose(it.state_dict()["state"]["base_weights"], [0.9, 0.1])
 
 
+@pytest.mark.parametrize("position", [1, 63, 64, 100, 1500])
+def test_set_weights_on_a_shuffled_mux_applies_to_the_very_next_item(position):
+    # The picks drawn with the old weights, left in the block being read,
+    # are dropped (they used to be used up first: tens to hundreds of items).
+    mux = shoal.ShuffledMux([Streamer(forever, "a"), Streamer(forever, "b")], random_state=0)
+    it = mux.iterator()
+    list(islice(it, position))
+    it.set_weights([0, 1])
+    assert {tag for tag, _ in islice(it, 300)} == {"b"}
+    it.set_weights([1, 0])
+    assert {tag for tag, _ in islice(it, 300)} == {"a"}
+
+
+@pytest.mark.parametrize("mux_type", ["shuffled"])
+def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
+    def make():
+        streams = [Streamer(forever, t) for t in "abc"]
+        if mux_type == "shuffled":
+            return shoal.ShuffledMux(streams, weights=[1, 2, 3], random_state=5)
+        return shoal.StochasticMux(streams, 2, 4, weights=[1, 2, 3], random_state=5)
+
+    it = make().iterator()
+    changes = {40: [3, 0, 1], 41: [1, 1, 5], 90: [0, 0, 1]}
+    states, items = [], []
+    for n in range(160):
+        if n in changes:
+            it.set_weights(changes[n])
+        if n % 7 == 0 or n in changes:
+            states.append(roundtrip(it.state_dict()))  # after any change at n
+        items.append(next(it))
+    items += [next(it) for _ in range(60)]
+    assert {tag for tag, _ in items[90:]} == {"c"}
+    for state in states:
+        resumed = make().iterator()
+        resumed.load_state_dict(state)
+        n = state["n_given"]
+        # The resumed iteration gets no later change: compare up to the next one.
+        end = min([m for m in changes if m > n] + [n + 60])
+        assert [next(resumed) for _ in range(end - n)] == items[n:end], n
+
+
 def test_changed_weights_survive_a_resume():
     def make():
         return shoal.StochasticMux([Streamer(forever, t) for t in "abc"], 2, 3, random_state=3)

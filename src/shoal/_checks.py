@@ -115,12 +115,22 @@ def check_weights(weights, n_streams, name="weights"):
             raise ShoalValueError(
                 f"{name} must be finite and >= 0, got {short_repr(out.tolist())}"
             )
-        total = out.sum()
-        if total <= 0:
+        largest = out.max()
+        if largest <= 0:
             raise ShoalValueError(
                 f"{name} must contain at least one positive value, got {short_repr(out.tolist())}"
             )
-        out /= total
+        # Scale by the largest first: the sum of huge weights (1e308 + 1e308)
+        # would overflow to inf and turn every weight into 0.
+        positive = out > 0
+        smallest = float(out[positive].min())
+        out /= largest
+        out /= out.sum()
+        if not np.all(out[positive] > 0):
+            raise ShoalValueError(
+                f"{name} span too wide a range: the share of the smallest positive weight, "
+                f"{smallest!r}, next to the largest, {float(largest)!r}, is 0"
+            )
     out.flags.writeable = False
     return out
 

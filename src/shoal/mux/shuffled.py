@@ -30,6 +30,11 @@ BLOCK_SIZE = 1024  # ...up to this
 _NOT_STARTED = iter(())  # the reader of a streamer not started: next() raises StopIteration
 
 
+def _exhaust(picks):
+    """Drop the picks left in ``picks`` (a list iterator), for whoever reads it."""
+    picks.__setstate__(1 << 62)  # past the end: a list iterator then stops
+
+
 class ShuffledMux(BaseMux):
     """Draw each item from a streamer chosen at random, in proportion to its weight.
 
@@ -133,15 +138,21 @@ class _ShuffledIterator(Reweighable):
         self.gave = False  # has this pass given an item?
         self.dropped = []  # streamers dropped for yielding nothing
         self.n_activations = [0] * len(self.mux.streamers)  # of each streamer in this pass
-        self._reweigh()
         self.n_blocks = 0  # blocks of draws made so far
         self.picks = iter(())  # the rest of the current block
+        self._reweigh()
 
     def _reweigh(self):
-        """The weights in use: the base weights, with dropped streamers at 0."""
+        """The weights in use: the base weights, with dropped streamers at 0.
+
+        Picks drawn with other weights no longer apply: the rest of the block
+        is dropped. ``run`` may be part-way through the block, so the
+        iterator it reads is exhausted in place; the next item comes from a
+        new block drawn with these weights.
+        """
         self.weights = self.base_weights.copy()
         self.weights[self.dropped] = 0.0
-        self.picks = iter(())  # picks drawn with other weights no longer apply
+        _exhaust(self.picks)
 
     def _make_picks(self, k):
         rng = self.random.block(_PICKS, k)
