@@ -8,8 +8,12 @@ generator. Random numbers are drawn in blocks to keep numpy's per-call cost
 off the per-item path.
 """
 
+import math
 import numbers
+from bisect import bisect_right
 from hashlib import blake2b as _blake2b
+from itertools import accumulate, repeat
+from operator import mul
 from struct import pack as _pack
 
 import numpy as np
@@ -31,6 +35,9 @@ __all__ = [
     "share_seed",
     "key_to_plain",
     "key_from_plain",
+    "SlotPicks",
+    "binomial_count",
+    "poisson_count",
 ]
 
 _Philox = np.random.Philox
@@ -374,3 +381,183 @@ def share_seed(seed, index):
     if seed is None:
         return None
     return _SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, index))
+
+
+def _exhaust(it):
+    """Drop what is left in ``it`` (a list iterator), for whoever reads it."""
+    it.__setstate__(1 << 62)  # past the end: a list iterator then stops
+
+
+class SlotPicks:
+    """Which slot gives each next item: slot k with chance ∝ its weight.
+
+    The uniforms come in numbered blocks (``random.block(purpose, k)``), of
+    sizes doubling from ``first`` up to ``largest``; the state is two
+    counters, the blocks made and the uniforms left in the current one.
+    A uniform ``u`` picks slot ``bisect_right(cum, u)``, with ``cum`` the
+    cumulative slot weights scaled to end at exactly 1.0 (a slot of weight
+    0 is never picked, but for a share of rounding at the end, which a
+    reader skips as it skips a hole). ``cum`` is updated in place when the weights change,
+    so the iterator that :meth:`picks` returned follows new weights from its
+    very next pick, at C speed. With equal weights (the common case) the
+    picks are ``floor(u * n)``, made a block at a time by numpy.
+
+    A reader loops over :meth:`picks` and calls it again when the loop
+    ends; a change that needs new picks (equal weights to unequal ones, or
+    another number of equal slots) stops the running loop by exhausting
+    what it reads.
+    """
+
+    __slots__ = ("random", "purpose", "first", "largest", "n_blocks", "block", "source",
+                 "iterator", "cum", "equal", "n_slots")
+
+    def __init__(self, random, purpose, first, largest):
+        self.random = random
+        self.purpose = purpose
+        self.first = first
+        self.largest = largest
+        self.cum = []
+        self.start()
+
+    def start(self):
+        """Start again from block 0, with no slots."""
+        self.n_blocks = 0
+        self.block = _NO_DRAWS[:0]  # the current block's uniforms, as drawn
+        self.source = iter(())  # what is left of it: uniforms, or equal-weight picks
+        self.iterator = self.source  # the picks
+        self.cum.clear()
+        self.equal = True
+        self.n_slots = 0
+
+    def left(self):
+        """The uniforms left in the current block."""
+        return self.source.__length_hint__()
+
+    def set_weights(self, weights):
+        """Use ``weights`` (a list of floats >= 0, one per slot, some positive) from the next pick."""
+        n = len(weights)
+        equal = weights.count(weights[0]) == n
+        if not equal:
+            cum = self.cum
+            cum[:] = accumulate(map(mul, weights, repeat(1.0 / sum(weights))))
+            # The last entry is exactly 1.0, so every u < 1 picks a slot; it
+            # may round off a hole's tiny share at the end, which the reader skips.
+            cum[-1] = 1.0
+            if not self.equal:
+                return  # the running picks read cum in place
+        elif self.equal and n == self.n_slots:
+            return
+        self.equal = equal
+        self.n_slots = n
+        self._remake(self.left())
+
+    def stop(self):
+        """No slot is left: stop the running picks (and drop the block)."""
+        _exhaust(self.source)
+        self.n_slots = 0
+
+    def _remake(self, left):
+        """Turn the last ``left`` uniforms of the block into picks (and stop the old ones)."""
+        _exhaust(self.source)
+        if not left:
+            self.source = self.iterator = iter(())  # picks() draws a block next
+            return
+        uniforms = self.block[len(self.block) - left:]
+        if self.equal:
+            # floor(u * n) is uniform on 0..n-1 up to a bias below n / 2**53.
+            self.source = self.iterator = iter((uniforms * self.n_slots).astype(np.intp).tolist())
+        else:
+            self.source = iter(uniforms.tolist())
+            self.iterator = map(bisect_right, repeat(self.cum), self.source)
+
+    def picks(self):
+        """The picks left in the current block, or those of a new block."""
+        if self.source.__length_hint__():
+            return self.iterator
+        size = block_size(self.n_blocks, self.first, self.largest)
+        self.block = self._draw(self.n_blocks, size)
+        self.n_blocks += 1
+        self._remake(size)
+        return self.iterator
+
+    def _draw(self, k, size):
+        if self.n_slots == 1:
+            return _NO_DRAWS[:size]  # one slot: no draw needed
+        return self.random.block(self.purpose, k).random(size)
+
+    def state(self):
+        """``[blocks made, uniforms left in the current block]``."""
+        return [self.n_blocks, self.left()]
+
+    def restore(self, state, n_slots):
+        """Continue from :meth:`state`, saved with ``n_slots`` slots (call set_weights next)."""
+        self.n_blocks, left = state
+        self.n_slots = n_slots  # as the block was drawn
+        self.block = _NO_DRAWS[:0]
+        if self.n_blocks and left:
+            k = self.n_blocks - 1
+            self.block = self._draw(k, block_size(k, self.first, self.largest))
+        self.equal = True
+        self.n_slots = -1  # so that set_weights makes the picks
+        self.source = iter(range(left))  # only its length counts until then
+
+
+_NO_DRAWS = np.zeros(1 << 16)
+_NO_DRAWS.flags.writeable = False
+
+
+# Beyond this many terms of a probability mass function (about), the
+# inverse-CDF loops below hand over to numpy (their first term would
+# underflow, and numpy's samplers are then as fast).
+_MAX_LOG_TERM = 600.0
+
+
+def binomial_count(u, trials, p_success):
+    """The value of Binomial(``trials``, ``p_success``) at uniform ``u`` (its inverse CDF).
+
+    ``trials`` is a float, randomly rounded with a part of ``u``; what is
+    left of ``u`` then picks the value, found by summing the probabilities
+    of the rarer outcome from 0: exact, in Python, for the small means of
+    activations; large ones go to numpy, seeded by ``u``.
+    """
+    n = math.floor(trials)
+    frac = trials - n
+    if frac > 0.0:
+        # Split u into the rounding and a fresh uniform given the rounding.
+        if u < frac:
+            n += 1
+            u /= frac
+        else:
+            u = (u - frac) / (1.0 - frac)
+    q = p_success if p_success <= 0.5 else 1.0 - p_success  # the rarer outcome's chance
+    if q <= 0.0 or n == 0:
+        return 0 if q == p_success else n
+    if n * -math.log1p(-q) > _MAX_LOG_TERM:
+        rare = int(_fallback(u).binomial(n, q))
+    else:
+        ratio = q / (1.0 - q)
+        pmf = cdf = (1.0 - q) ** n
+        rare = 0
+        while cdf <= u and rare < n:
+            rare += 1
+            pmf *= ratio * (n - rare + 1) / rare
+            cdf += pmf
+    return rare if q == p_success else n - rare
+
+
+def poisson_count(u, lam):
+    """The value of Poisson(``lam``) at uniform ``u`` (its inverse CDF; numpy for large ``lam``)."""
+    if lam > _MAX_LOG_TERM:
+        return int(_fallback(u).poisson(lam))
+    pmf = cdf = math.exp(-lam)
+    k = 0
+    while cdf <= u and pmf > 0.0:
+        k += 1
+        pmf *= lam / k
+        cdf += pmf
+    return k
+
+
+def _fallback(u):
+    """A numpy generator for one large draw, seeded by the uniform ``u`` that stands for it."""
+    return _Generator(_Philox(key=int(u * 2.0**53)))

@@ -14,9 +14,11 @@ from .._iterutil import close_all
 from .._random import (
     Draws,
     PassRandom,
+    SlotPicks,
     TreeSeed,
-    block_size,
     key_to_plain,
+    binomial_count,
+    poisson_count,
     weighted_order,
     weighted_picks,
 )
@@ -184,12 +186,21 @@ class StochasticMux(BaseMux):
         rate = self.rate
         if self.dist == "constant":
             return _randomly_rounded(rng, rate, size).tolist()
-        if self.dist == "poisson" or self.n_active == 1:
-            # With one slot the binomial's p is 1: its limit is the Poisson.
+        if self.dist == "poisson":
             return (1 + rng.poisson(rate - 1, size)).tolist()
-        success = 1 - 1 / self.n_active
-        trials = _randomly_rounded(rng, (rate - 1) / success, size)
-        return (1 + rng.binomial(trials, success)).tolist()
+        # binomial: a uniform for each, turned into the count when the
+        # activation starts and its slot's share p of the active weight is known.
+        return rng.random(size).tolist()
+
+    def _binomial_count(self, u, p):
+        """The binomial count at uniform ``u`` of an activation whose slot has share ``p``.
+
+        ``1 + Binomial((rate - 1) / (1 - p), 1 - p)``: mean ``rate``; with
+        ``p = 1`` (the only slot with weight) its limit ``1 + Poisson(rate - 1)``.
+        """
+        if p >= 1.0:
+            return 1 + poisson_count(u, self.rate - 1)
+        return 1 + binomial_count(u, (self.rate - 1) / (1.0 - p), 1.0 - p)
 
 
 def _randomly_rounded(rng, value, size):
@@ -205,10 +216,9 @@ def _make_uniforms(rng, size):
     return rng.random(size).tolist()
 
 
-_NO_UNIFORMS = np.zeros(PICK_BLOCK)
-_NO_UNIFORMS.flags.writeable = False
 _DEAD = iter(())  # the reader of an empty slot: spent, so next() raises at C speed
-_SLOTS = ("sids", "limits", "iters", "nodes", "counters", "readers", "activation_numbers")
+_SLOTS = ("sids", "limits", "iters", "nodes", "counters", "readers", "activation_numbers",
+          "slot_weights")
 
 
 class _StochasticIterator(Reweighable):
@@ -219,9 +229,13 @@ class _StochasticIterator(Reweighable):
     counter of the items it gave and the reader the mux calls ``next`` on:
     ``compress(islice(source, count), counter)``, where islice stops the
     activation after its count and the counter counts at C speed. A slot
-    whose activation cannot be replaced becomes a hole (streamer -1); when
-    half the slots are holes they are removed.
+    whose activation cannot be replaced becomes a hole (streamer -1, weight
+    0); when half the slots are holes they are removed.
 
+    The sampling policy is apart from this bookkeeping: ``slot_picks``
+    picks the slot of each item in proportion to ``slot_weights`` (the
+    weight of each slot's streamer), ``next_activation`` chooses the
+    streamer to activate, and ``_limit`` the number of items it may give.
     Random draws come in numbered blocks that are fixed functions of the
     seed, so the state holds counters, not generators.
 
@@ -233,8 +247,9 @@ class _StochasticIterator(Reweighable):
 
     __slots__ = (
         "mux", "streamers", "cycle", "track", "seed", "random", "epoch", "n_given_pass",
-        "base_weights", "base_summary", "weights", "pruned", "weight_list", "n_positive", "busy", "last_empty", "n_last_empty",
-        "totals", *_SLOTS, "n_live", "n_pick_blocks", "pick_uniforms", "picks",
+        "base_weights", "base_summary", "weights", "pruned", "weight_list", "pick_list",
+        "n_positive", "busy", "last_empty", "n_last_empty",
+        "totals", *_SLOTS, "n_live", "slot_picks", "binomial",
         "activations", "choices", "uniforms", "sizes", "next_activation", "plan",
         "restored", "n_activations", "resume",
     )
@@ -247,6 +262,8 @@ class _StochasticIterator(Reweighable):
         self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, owner=mux)
         self.epoch = 0  # passes completed
         self.random = PassRandom.take(self.seed.pass_key(mux, 0))
+        self.slot_picks = SlotPicks(self.random, _PICKS, FIRST_PICK_BLOCK, PICK_BLOCK)
+        self.binomial = mux.dist == "binomial" and mux.rate is not None
         self.totals = [0] * len(mux.streamers)  # items of finished activations
         for name in _SLOTS:
             setattr(self, name, [])
@@ -280,10 +297,9 @@ class _StochasticIterator(Reweighable):
         for name in _SLOTS:
             getattr(self, name).clear()
         self.n_live = 0
-        self.n_pick_blocks = 0
-        self.pick_uniforms = _NO_UNIFORMS[:0]
-        self.picks = iter(())
-        # An activation is a pair (streamer, count); count None means no limit.
+        self.slot_picks.start()
+        # An activation is a pair (streamer, count); count None means no
+        # limit; a binomial count is a uniform until the activation starts.
         self.activations = self.choices = self.uniforms = self.sizes = None
         if mux.mode == "exhaustive":
             # The whole pass is drawn at once: a weighted order and its counts.
@@ -306,7 +322,16 @@ class _StochasticIterator(Reweighable):
     # -- weights -----------------------------------------------------------
 
     def _weigh(self):
-        """Set the weights in use: the base weights, with pruned streamers at 0."""
+        """Set the weights in use.
+
+        Activations draw from the base weights with pruned streamers at 0
+        (``weights``, ``weight_list``); an active slot is picked in
+        proportion to its streamer's base weight (``pick_list``).
+        """
+        base = self.base_weights
+        if self.base_summary is None or self.base_summary[0] is not base:
+            self.base_summary = (base, base.tolist(), int(np.count_nonzero(base)))
+        self.pick_list = self.base_summary[1]
         if self.pruned:
             self.weights = self.base_weights.copy()
             self.weights[self.pruned] = 0.0
@@ -314,21 +339,63 @@ class _StochasticIterator(Reweighable):
             self.n_positive = int(np.count_nonzero(self.weights))
             return
         # Nothing pruned (the common case, at every pass start): the base as it is.
-        base = self.base_weights
-        if self.base_summary is None or self.base_summary[0] is not base:
-            self.base_summary = (base, base.tolist(), int(np.count_nonzero(base)))
         self.weights, self.weight_list, self.n_positive = self.base_summary
 
-    def _reweigh(self):
-        """The weights changed: draws made with the old ones no longer apply.
+    def _reweigh_activations(self):
+        """The activation weights changed: draws made with the old ones no longer apply.
 
         (In exhaustive mode the order of a pass is drawn when it starts, so
-        new weights apply from the next pass.)
+        it follows new weights from the next pass.)
         """
         self._weigh()
         supply = self.choices or self.activations
         if self.mux.mode != "exhaustive" and supply is not None:
             supply.discard()
+
+    def _reweigh(self):
+        """New base weights (set_weights, a schedule): they apply from the next pick on.
+
+        The active slots take their streamers' new weights. Outside
+        exhaustive mode, an active streamer whose weight is now 0 is closed
+        and replaced at once (an activation of it could never be picked).
+        """
+        self._reweigh_activations()
+        if self.restored is not None:  # restored, not run since: its state has the new weights
+            self.restored = {**self.restored, "base_weights": self.base_weights.tolist()}
+            return
+        if not self.sids:
+            return  # no slot is open yet
+        weights, sids, slot_weights = self.pick_list, self.sids, self.slot_weights
+        for k, sid in enumerate(sids):
+            if sid >= 0:
+                slot_weights[k] = weights[sid]
+        self._slots_changed()
+        if self.mux.mode != "exhaustive":
+            self._replace_unweighted_slots()
+
+    def _replace_unweighted_slots(self):
+        while True:
+            sids, slot_weights = self.sids, self.slot_weights
+            k = next((k for k, sid in enumerate(sids) if sid >= 0 and not slot_weights[k]), None)
+            if k is None:
+                return
+            self._close_slot(k)
+            if not self._activate(k):
+                self._drop_slot(k)
+
+    def _slots_changed(self):
+        """Pick the slots by their weights from now on.
+
+        If no open slot has a positive weight (in exhaustive mode, after new
+        weights), the open slots are picked uniformly, so that they still end.
+        """
+        weights = self.slot_weights
+        if not any(weights):
+            weights = [0.0 if sid < 0 else 1.0 for sid in self.sids]
+            if not any(weights):
+                self.slot_picks.stop()  # no open slot: no pick
+                return
+        self.slot_picks.set_weights(weights)
 
     # -- state -------------------------------------------------------------
 
@@ -366,7 +433,7 @@ class _StochasticIterator(Reweighable):
             "pruned": list(self.pruned),
             "last_empty": [j for j, empty in enumerate(self.last_empty) if empty],
             "slots": slots,
-            "picks": [self.n_pick_blocks, self.picks.__length_hint__()],
+            "picks": self.slot_picks.state(),
             "draws": draws,
             "totals": list(self.totals),
             "n_activations": list(self.n_activations),
@@ -455,23 +522,11 @@ class _StochasticIterator(Reweighable):
         if self.mux.mode == "exhaustive":
             self.activations = iter(self.plan[state["draws"]["plan"]:])
         self.restored = state if state["started"] else None
-        self.n_pick_blocks, left = state["picks"]
-        self.picks = iter(())
-        self.pick_uniforms = _NO_UNIFORMS[:0]
-        if self.n_pick_blocks and left:
-            k = self.n_pick_blocks - 1
-            size = block_size(k, FIRST_PICK_BLOCK, PICK_BLOCK)
-            n_slots = len(state["slots"])
-            if n_slots > 1:
-                self.pick_uniforms = self.random.block(_PICKS, k).random(size)
-            else:
-                self.pick_uniforms = _NO_UNIFORMS[:size]
-            self.picks = iter((0,) * left)  # replaced once the slots are open
+        self.slot_picks.restore(state["picks"], len(state["slots"]))
 
     def _open_restored_slots(self):
         slots = self.restored["slots"]
         self.restored = None
-        left = self.picks.__length_hint__()
         for k, slot in enumerate(slots):
             self._append_slot()
             if slot is None:
@@ -480,8 +535,9 @@ class _StochasticIterator(Reweighable):
             sid, limit, n, child, number = slot
             self._fill(k, sid, limit, n, child, number)
             self.n_live += 1
-        if left:
-            self._set_picks(left)
+        self._slots_changed()
+        if self.mux.mode != "exhaustive":
+            self._replace_unweighted_slots()  # new weights set before the slots opened
 
     def counts(self):
         counts = list(self.totals)
@@ -557,16 +613,35 @@ class _StochasticIterator(Reweighable):
         self._put(k, sid, limit, it, node, counter, limit if limit is None else limit - n)
         self.activation_numbers[k] = number
 
-    def _activate(self, k):
-        """Put a newly activated streamer in slot k; False if there is none to activate."""
-        activation = self.next_activation()
+    def _limit(self, k, sid, count, total=None):
+        """The number of items the activation of ``sid`` in slot k may give.
+
+        A binomial ``count`` is a uniform until here: the count's ``p`` is the
+        slot's share of the active weight (``total``, or the other slots'
+        weights and its own).
+        """
+        if not self.binomial:
+            return count
+        weight = self.pick_list[sid]
+        if total is None:
+            total = sum(self.slot_weights) - self.slot_weights[k] + weight
+        return self.mux._binomial_count(count, weight / total if total > 0 else 1.0)
+
+    def _activate(self, k, activation=None, total=None):
+        """Put a newly activated streamer in slot k; False if there is none to activate.
+
+        ``activation`` is one drawn already, and ``total`` the active weight it counts on.
+        """
         if activation is None:
-            return False
-        sid, limit = activation
+            activation = self.next_activation()
+            if activation is None:
+                return False
+        sid, count = activation
         if self.resume and sid in self.resume:  # resharded: it goes on where it was
             n, state = self.resume.pop(sid)
-            self._fill(k, sid, limit, n, state, 0)
+            self._fill(k, sid, count, n, state, 0)
             return True
+        limit = self._limit(k, sid, count, total)
         streamer = self.streamers[sid]
         counter = repeat(True, BIG)
         number = None  # the activation's number in the pass, counted for a key only
@@ -599,6 +674,14 @@ class _StochasticIterator(Reweighable):
         self.nodes[k] = node
         self.counters[k] = counter
         self.readers[k] = compress(it if left is None else islice(it, left), counter)
+        weights = self.slot_weights
+        weight = self.pick_list[sid]
+        if weights[k] != weight:
+            weights[k] = weight
+            if weight > 0:
+                self.slot_picks.set_weights(weights)
+            else:
+                self._slots_changed()
 
     def _append_slot(self):
         self.sids.append(-1)
@@ -608,20 +691,41 @@ class _StochasticIterator(Reweighable):
         self.counters.append(None)
         self.readers.append(_DEAD)
         self.activation_numbers.append(None)
+        self.slot_weights.append(0.0)
 
-    def _new_slot(self):
-        k = len(self.sids)
-        self._append_slot()
-        if self._activate(k):
+    def _open_slots(self):
+        """Open the ``n_active`` slots of a pass.
+
+        The activations are drawn first, so that each binomial count knows
+        the whole active weight.
+        """
+        activations = []
+        for _ in range(self.mux.n_active):
+            activation = self.next_activation()
+            if activation is None:
+                break
+            activations.append(activation)
+            self.busy[activation[0]] += 1  # single_active: not again
+        weights = self.pick_list
+        total = sum(weights[sid] for sid, _ in activations)
+        for sid, _ in activations:
+            self.busy[sid] -= 1
+        for activation in activations:
+            k = len(self.sids)
+            self._append_slot()
+            self._activate(k, activation, total)
             self.n_live += 1
-        else:
-            self._make_hole(k)
+        for _ in range(self.mux.n_active - len(activations)):
+            self._append_slot()  # a hole
 
     def _make_hole(self, k):
         self.sids[k] = -1
         self.limits[k] = self.iters[k] = self.nodes[k] = self.counters[k] = None
         self.readers[k] = _DEAD
         self.activation_numbers[k] = None
+        if self.slot_weights[k]:
+            self.slot_weights[k] = 0.0
+            self._slots_changed()
 
     def _close_slot(self, k):
         """Close the activation in slot k; return the number of items it gave."""
@@ -648,7 +752,7 @@ class _StochasticIterator(Reweighable):
             if mux.prune_empty_streams:
                 if self.weight_list[sid] > 0:
                     self.pruned.append(sid)
-                    self._reweigh()
+                    self._reweigh_activations()
             elif mux.mode != "exhaustive" and not self.last_empty[sid]:
                 self.last_empty[sid] = True
                 self.n_last_empty += 1
@@ -662,50 +766,23 @@ class _StochasticIterator(Reweighable):
             self.n_last_empty -= 1
 
     def _drop_slot(self, k):
-        """Slot k cannot be refilled: make it a hole.
-
-        Returns True if the slots were compacted, which rescales the picks.
-        """
+        """Slot k cannot be refilled: make it a hole; compact the slots when half are holes."""
         self._make_hole(k)
         self.n_live -= 1
         if 2 * self.n_live > len(self.sids):
-            return False
-        # Half the slots are holes: drop them, and rescale the picks left.
+            return
         keep = [k for k, sid in enumerate(self.sids) if sid >= 0]
         for name in _SLOTS:
             slots = getattr(self, name)
             slots[:] = [slots[k] for k in keep]
-        self._set_picks(self.picks.__length_hint__())
-        return True
-
-    # Each item comes from slot floor(u * n_slots), with u the next uniform
-    # of the current pick block and n_slots the number of slots when it is
-    # used: compacting the slots rescales the uniforms left in the block.
-
-    def _set_picks(self, left):
-        """Turn the last ``left`` uniforms of the pick block into slot picks."""
-        n_slots = len(self.sids)
-        if n_slots == 1:
-            picks = [0] * left
-        else:
-            uniforms = self.pick_uniforms[len(self.pick_uniforms) - left:]
-            # floor(u * n) is uniform on 0..n-1 up to a bias below n / 2**53.
-            picks = (uniforms * n_slots).astype(np.intp).tolist()
-        self.picks = iter(picks)
+        self._slots_changed()  # the picks left follow the slots' new places
 
     def _next_picks(self):
-        """The picks left in the current block, or those of a new block."""
-        if self.picks.__length_hint__():
-            return self.picks
-        self._scheduled()
-        size = block_size(self.n_pick_blocks, FIRST_PICK_BLOCK, PICK_BLOCK)
-        if len(self.sids) == 1:
-            self.pick_uniforms = _NO_UNIFORMS[:size]  # no draw needed: one slot
-        else:
-            self.pick_uniforms = self.random.block(_PICKS, self.n_pick_blocks).random(size)
-        self.n_pick_blocks += 1
-        self._set_picks(size)
-        return self.picks
+        """The slot picks left in the current block, or those of a new block."""
+        picks = self.slot_picks
+        if not picks.left():
+            self._scheduled()  # the weights schedule applies from the new block on
+        return picks.picks()
 
     def run(self):
         mux = self.mux
@@ -717,8 +794,7 @@ class _StochasticIterator(Reweighable):
                 if self.restored is not None:
                     self._open_restored_slots()
                 else:
-                    for _ in range(mux.n_active):
-                        self._new_slot()
+                    self._open_slots()
                 while self.n_live:
                     for k in self._next_picks():
                         try:
@@ -735,8 +811,8 @@ class _StochasticIterator(Reweighable):
                         if sids[k] < 0:
                             continue  # a hole: draw again
                         self._close_slot(k)
-                        if not self._activate(k) and self._drop_slot(k):
-                            break  # the slots were compacted: the picks were rescaled
+                        if not self._activate(k):
+                            self._drop_slot(k)
                 if not self.cycle:
                     return
                 if not self.n_given_pass:
