@@ -233,13 +233,18 @@ def test_set_weights_on_a_shuffled_mux_applies_to_the_very_next_item(position):
     assert {tag for tag, _ in islice(it, 300)} == {"a"}
 
 
-@pytest.mark.parametrize("mux_type", ["shuffled"])
+@pytest.mark.parametrize("mux_type", ["shuffled", "with_replacement", "single_active",
+                                      "exhaustive"])
 def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
     def make():
         streams = [Streamer(forever, t) for t in "abc"]
         if mux_type == "shuffled":
             return shoal.ShuffledMux(streams, weights=[1, 2, 3], random_state=5)
-        return shoal.StochasticMux(streams, 2, 4, weights=[1, 2, 3], random_state=5)
+        if mux_type == "exhaustive":
+            streams = [Streamer(count, t, 70) for t in "abc"]
+        rate = None if mux_type == "exhaustive" else 4
+        return shoal.StochasticMux(streams, 2, rate, weights=[1, 2, 3], mode=mux_type,
+                                   random_state=5)
 
     it = make().iterator()
     changes = {40: [3, 0, 1], 41: [1, 1, 5], 90: [0, 0, 1]}
@@ -250,15 +255,63 @@ def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
         if n % 7 == 0 or n in changes:
             states.append(roundtrip(it.state_dict()))  # after any change at n
         items.append(next(it))
-    items += [next(it) for _ in range(60)]
-    assert {tag for tag, _ in items[90:]} == {"c"}
+    items += [next(it) for _ in range(40)]
+    if mux_type != "exhaustive":
+        assert {tag for tag, _ in items[90:]} == {"c"}
     for state in states:
         resumed = make().iterator()
         resumed.load_state_dict(state)
         n = state["n_given"]
         # The resumed iteration gets no later change: compare up to the next one.
-        end = min([m for m in changes if m > n] + [n + 60])
+        end = min([m for m in changes if m > n] + [n + 40])
         assert [next(resumed) for _ in range(end - n)] == items[n:end], n
+
+
+@pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
+@pytest.mark.parametrize("position", [1, 10, 100, 1500])
+def test_set_weights_on_a_stochastic_mux_applies_to_the_very_next_item(mode, position):
+    # The active slots take the new weights at once: a streamer whose new
+    # weight is 0 is closed, and the next pick among the active slots and
+    # the next activation follow the new weights.
+    mux = shoal.StochasticMux([Streamer(forever, t) for t in "abc"], 2, 50, mode=mode,
+                              random_state=0)
+    it = mux.iterator()
+    list(islice(it, position))
+    it.set_weights([0, 1, 0])
+    assert {tag for tag, _ in islice(it, 300)} == {"b"}
+    it.set_weights([1, 0, 1])
+    assert {tag for tag, _ in islice(it, 300)} == {"a", "c"}
+
+
+def test_set_weights_on_an_exhaustive_stochastic_mux_reweighs_the_active_slots_at_once():
+    # The order of the pass's activations was drawn when it started; the
+    # picks among the active slots follow the new weights from the next item.
+    # A streamer of weight 0 stays active and gives its items once no active
+    # streamer has a positive weight: nothing is lost.
+    mux = shoal.StochasticMux([Streamer(count, t, 200) for t in "ab"], 2, None,
+                              mode="exhaustive", random_state=0)
+    it = mux.iterator()
+    first = list(islice(it, 10))
+    it.set_weights([0, 1])
+    rest = list(it)
+    b_left = 200 - sum(tag == "b" for tag, _ in first)
+    assert [tag for tag, _ in rest] == ["b"] * b_left + ["a"] * (400 - 10 - b_left)
+
+
+def test_a_weights_schedule_of_a_stochastic_mux_applies_at_its_call():
+    calls = []
+
+    def schedule(n):
+        calls.append(n)
+        return [1, 0] if n < 2000 else [0, 1]
+
+    mux = shoal.StochasticMux([Streamer(forever, t) for t in "ab"], 2, 30, weights=schedule,
+                              random_state=1)
+    items = list(islice(mux, 6000))
+    switch = next(i for i, (tag, _) in enumerate(items) if tag == "b")
+    assert switch in calls  # called with the number of items given so far, at a block start
+    assert 2000 <= switch <= 2000 + 1024
+    assert {tag for tag, _ in items[switch:]} == {"b"}
 
 
 def test_changed_weights_survive_a_resume():

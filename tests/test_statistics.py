@@ -151,28 +151,49 @@ def test_shuffled_mux_shares_follow_weights(weights, length):
     assert_weighted_shares(counts, [1] * n if weights is None else weights)
 
 
-@pytest.mark.parametrize("n_active", [1, 3])
+def dispersion_bound(dist, rate):
+    """An upper bound of E[C^2] / E[C] for the count C of an activation.
+
+    A binomial count's variance depends on its slot's share p of the active
+    weight: (rate - 1) * p, plus at most 1/4 for rounding its number of
+    trials; p <= 1 bounds it by the Poisson's, rate - 1, plus 1/4.
+    """
+    variance = count_variance(dist, rate, 2)
+    if dist == "binomial":
+        variance = count_variance("poisson", rate, 2) + 0.25
+    return (variance + rate**2) / rate
+
+
+N_ACTIVE = {"one": lambda n: 1, "half": lambda n: n // 2, "all": lambda n: n}
+
+
+@pytest.mark.parametrize("n_active", ["one", "half", "all"])
 @pytest.mark.parametrize("dist", DISTS)
 @pytest.mark.parametrize("rate", [5, 4.5])
 @pytest.mark.parametrize("weights", [[1, 2, 3, 4], [0, 1, 0, 2, 3, 4, 0]], ids=["1234", "zeros"])
 def test_stochastic_mux_shares_follow_weights(weights, rate, dist, n_active):
     # With infinite streamers every activation gives exactly C items, C drawn
-    # from `dist` independently of which streamer was chosen, and the
+    # from `dist` with mean `rate` whichever streamer was chosen, and the
     # streamer of each activation is drawn independently with probability
-    # p_i = w_i / sum(w). The item counts X_i are then clustered: the
-    # residuals X_i - p_i * sum(X) have covariance M * E[C^2] * (diag(p) -
-    # p p^T) over M activations, i.e. d = E[C^2] / E[C] times the
-    # multinomial covariance of the sum(X) items. Dividing the counts by the
-    # design effect d makes Pearson's statistic chi-square with k - 1
-    # degrees of freedom again (Rao-Scott; exact in the limit, as the
-    # covariance is exactly proportional). The activations still open when
-    # the sample is cut off shift a count by at most n_active * max(C),
-    # which is negligible next to the noise.
-    # False-failure rate (random seed): 1e-3 per case (asymptotically).
+    # p_i = w_i / sum(w): so the share of streamer i is its share of the
+    # activations, p_i, however the items of the active slots interleave
+    # (each item comes from an active slot picked in proportion to its
+    # weight, so a heavy streamer's activations end sooner). The item
+    # counts X_i are clustered: the residuals X_i - p_i * sum(X) have
+    # covariance M * E[C^2] * (diag(p) - p p^T) over M activations, i.e.
+    # d = E[C^2] / E[C] times the multinomial covariance of the sum(X) items.
+    # Dividing the counts by the design effect d makes Pearson's statistic
+    # chi-square with k - 1 degrees of freedom again (Rao-Scott; exact in
+    # the limit, as the covariance is exactly proportional). A binomial
+    # count's variance depends on its slot's share: the bound on d used here
+    # only makes the test conservative. The activations still open when the
+    # sample is cut off shift a count by at most n_active * max(C), which is
+    # negligible next to the noise.
+    # False-failure rate (random seed): at most 1e-3 per case (asymptotically).
     n = len(weights)
     mux = shoal.StochasticMux(
         tagged_streamers(n),
-        n_active=n_active,
+        n_active=N_ACTIVE[n_active](n),
         rate=rate,
         weights=weights,
         dist=dist,
@@ -182,8 +203,101 @@ def test_stochastic_mux_shares_follow_weights(weights, rate, dist, n_active):
     n_items = 60_000
     counts = np.bincount(list(mux(max_iter=n_items)), minlength=n)
     assert counts.sum() == n_items
-    dispersion = (count_variance(dist, rate, n_active) + rate**2) / rate
+    assert_weighted_shares(counts, weights, dispersion=dispersion_bound(dist, rate))
+
+
+@pytest.mark.parametrize("n_active", ["one", "half", "all"])
+@pytest.mark.parametrize("dist", DISTS)
+def test_single_active_shares_follow_weights(dist, n_active):
+    # single_active: a streamer holds at most one slot; a slot that ends is
+    # refilled with a streamer not active now, drawn by weight (the one that
+    # ended included). Each item comes from an active slot picked in
+    # proportion to its weight. The shares are then the weights, for any
+    # n_active: in the continuous-time picture where an active streamer
+    # gives items at rate w_i, the chance of going from the active set S to
+    # S - i + j equals the chance of going back, so every active set is
+    # equally likely in the long run and streamer i gives a share
+    # proportional to w_i (checked by simulation for the counts used here).
+    # With n_active = all, every streamer is always active and the items are
+    # independent picks by weight: exactly multinomial (d = 1). Otherwise
+    # they come in activations of C items; the design effect of the
+    # with_replacement test bounds their clustering (the exclusion of active
+    # streamers only makes the counts less dispersed).
+    # False-failure rate (random seed): at most 1e-3 per case (asymptotically).
+    weights = [1, 2, 3, 4, 6]
+    n = len(weights)
+    mux = shoal.StochasticMux(
+        tagged_streamers(n),
+        n_active=N_ACTIVE[n_active](n),
+        rate=5,
+        weights=weights,
+        dist=dist,
+        mode="single_active",
+        random_state=77,
+    )
+    counts = np.bincount(list(mux(max_iter=60_000)), minlength=n)
+    dispersion = 1.0 if n_active == "all" else dispersion_bound(dist, 5)
     assert_weighted_shares(counts, weights, dispersion=dispersion)
+
+
+def test_single_active_with_every_streamer_active_gives_the_weights():
+    # The issue's example: every streamer active, weights .6/.3/.1. Items
+    # were picked uniformly among the active slots, giving 1/3 each; now
+    # each is an independent pick by weight: exactly multinomial.
+    # False-failure rate (random seed): 1e-3.
+    mux = shoal.StochasticMux(tagged_streamers(3), n_active=3, rate=8, weights=[0.6, 0.3, 0.1],
+                              mode="single_active", random_state=1)
+    counts = np.bincount(list(mux(max_iter=30_000)), minlength=3)
+    assert_weighted_shares(counts, [0.6, 0.3, 0.1])
+    assert counts[0] > 0.57 * 30_000  # far from 1/3 (18 standard deviations)
+
+
+def test_exhaustive_gives_a_far_heavier_streamer_first():
+    # The issue's example: both active, weights [1e10, 1e-10]: every item of
+    # the heavy one comes first (the chance of any light item before is
+    # below 1e-17); they used to interleave.
+    mux = shoal.StochasticMux([["h"] * 500, ["l"] * 500], n_active=2, rate=None,
+                              weights=[1e10, 1e-10], mode="exhaustive", random_state=0)
+    assert "".join(mux) == "h" * 500 + "l" * 500
+
+
+def first_item_probs(weights, n_active):
+    """P(the first item of an exhaustive pass comes from streamer i).
+
+    The first ``n_active`` activations are drawn one at a time by weight
+    among those not drawn yet; the first item then comes from one of them
+    picked by weight.
+    """
+    weights = np.asarray(weights, dtype=float)
+    probs = np.zeros(len(weights))
+    for order in itertools.permutations(range(len(weights)), n_active):
+        chance, left = 1.0, weights.sum()
+        for i in order:
+            chance *= weights[i] / left
+            left -= weights[i]
+        active = weights[list(order)]
+        for i in order:
+            probs[i] += chance * weights[i] / active.sum()
+    return probs
+
+
+@pytest.mark.parametrize("n_active", ["one", "half", "all"])
+def test_exhaustive_first_items_follow_weights(n_active):
+    # In exhaustive mode each streamer is activated once a pass (in a weighted
+    # random order) and runs to exhaustion here (rate=None), so its share of
+    # a pass is its length; the weights decide what comes first. Each pass
+    # of a cycle with reseed_each_epoch draws anew, independently: the first
+    # item of the passes is a multinomial sample of first_item_probs.
+    # False-failure rate (random seed): 1e-3 per case.
+    weights = [1, 2, 3, 4]
+    mux = shoal.StochasticMux(tagged_streamers(4, length=2), n_active=N_ACTIVE[n_active](4),
+                              rate=None, weights=weights, mode="exhaustive", random_state=8,
+                              reseed_each_epoch=True)
+    items = list(mux.cycle(max_iter=8 * 3000))
+    passes = [items[k:k + 8] for k in range(0, len(items), 8)]
+    assert all(sorted(p) == [0, 0, 1, 1, 2, 2, 3, 3] for p in passes)
+    firsts = np.bincount([p[0] for p in passes], minlength=4)
+    assert_weighted_shares(firsts, first_item_probs(weights, N_ACTIVE[n_active](4)))
 
 
 @pytest.mark.parametrize("dist", DISTS)
@@ -285,6 +399,36 @@ def test_activation_counts_have_mean_rate(dist, rate, n_active):
     if dist == "binomial" and n_active > 1:
         success = 1 - 1 / n_active
         assert counts.max() <= 1 + math.ceil((rate - 1) / success)
+
+
+def test_binomial_p_is_the_slots_share_of_the_active_weight():
+    # Two streamers, both always active (single_active, n_active=2), weights
+    # 3:1: a slot of streamer 0 has p = 3/4 of the active weight and one of
+    # streamer 1 p = 1/4. Its count is 1 + Binomial(T, 1 - p) with
+    # T = (rate - 1) / (1 - p), randomly rounded: at most 1 + 11 = 12 for
+    # streamer 1 (T = 10.67) and up to 33 for streamer 0 (T = 32); with p
+    # = 1 / n_active = 1/2 both were up to 17. Means are rate and variances
+    # (rate - 1) * p + a rounding term below 1/4.
+    # Mean: t-test, 1e-3 each; variance within 20%: more than 5 standard
+    # errors (~700 to 2000 activations), below 1e-6 each.
+    # False-failure rate (random seed): about 2e-3 in all.
+    rate = 9
+    tracker = Tracker(2)
+    mux = shoal.StochasticMux(tracker.streamers(), n_active=2, rate=rate, weights=[3, 1],
+                              mode="single_active", random_state=21)
+    it = iter(mux)
+    items = list(islice(it, 40_000))
+    still_open = set(tracker.open_ids)
+    it.close()
+    per_activation = Counter((i, aid) for i, aid, _ in items)
+    counts = {i: np.array([c for (j, aid), c in per_activation.items()
+                           if j == i and aid not in still_open]) for i in (0, 1)}
+    assert counts[1].max() <= 12
+    assert counts[0].max() > 17
+    for i, p in ((0, 0.75), (1, 0.25)):
+        assert stats.ttest_1samp(counts[i], rate).pvalue > ALPHA, (i, counts[i].mean())
+        variance = (rate - 1) * p
+        assert abs(counts[i].var(ddof=1) - variance) < 0.2 * variance + 0.25, (i, p)
 
 
 def test_poisson_counts_variance():

@@ -250,7 +250,7 @@ class _StochasticIterator(Reweighable):
         "base_weights", "base_summary", "weights", "pruned", "weight_list", "pick_list",
         "n_positive", "busy", "last_empty", "n_last_empty",
         "totals", *_SLOTS, "n_live", "slot_picks", "binomial",
-        "activations", "choices", "uniforms", "sizes", "next_activation", "plan",
+        "activations", "choices", "uniforms", "sizes", "next_activation", "plan", "plan_weights",
         "restored", "n_activations", "resume",
     )
 
@@ -268,6 +268,7 @@ class _StochasticIterator(Reweighable):
         for name in _SLOTS:
             setattr(self, name, [])
         self.plan = None  # exhaustive mode: the activations of a pass
+        self.plan_weights = None  # the weights it was drawn with
         self.restored = None
         self.resume = None  # resharded: streamer -> [n, state], resumed when activated
         self.base_weights = mux.weights  # as set by the recipe, a schedule or set_weights
@@ -303,11 +304,11 @@ class _StochasticIterator(Reweighable):
         self.activations = self.choices = self.uniforms = self.sizes = None
         if mux.mode == "exhaustive":
             # The whole pass is drawn at once: a weighted order and its counts.
-            # (A pass draws the same as the one before unless it is reseeded.)
-            if self.plan is None or getattr(mux, "reseed_each_epoch", False):
-                rng = random.block(_ORDER, 0)
-                order = weighted_order(rng, self.weights)
-                self.plan = list(zip(order, self._counts(rng, len(order))))
+            # (A pass draws the same as the one before unless it is reseeded
+            # or the weights changed.)
+            if (self.plan is None or getattr(mux, "reseed_each_epoch", False)
+                    or self.plan_weights is not self.base_weights):
+                self._draw_plan(self.base_weights)
             self.activations = iter(self.plan)
             self.next_activation = self._next_in_order
         elif mux.mode == "single_active":
@@ -318,6 +319,13 @@ class _StochasticIterator(Reweighable):
         else:
             self.activations = Draws(random, _CHOICES, self._make_activations)
             self.next_activation = self._next_any
+
+    def _draw_plan(self, weights):
+        """exhaustive: draw the activations of a pass, a weighted order and its counts."""
+        rng = self.random.block(_ORDER, 0)
+        order = weighted_order(rng, weights)
+        self.plan = list(zip(order, self._counts(rng, len(order))))
+        self.plan_weights = weights
 
     # -- weights -----------------------------------------------------------
 
@@ -422,6 +430,7 @@ class _StochasticIterator(Reweighable):
         draws = {name: supply.state() for name, supply in self._supplies().items()}
         if self.mux.mode == "exhaustive":
             draws["plan"] = len(self.plan) - self.activations.__length_hint__()
+            draws["plan_weights"] = self.plan_weights.tolist()
         state = {
             "type": "StochasticMux",
             "n_streams": len(self.mux.streamers),
@@ -519,6 +528,10 @@ class _StochasticIterator(Reweighable):
         if "plan" in state:  # resharded: the plan and who resumes are in the state
             self.plan = [(sid, None) for sid in state["plan"]]
             self.resume = {int(sid): entry for sid, entry in state["resume"].items()}
+        elif self.mux.mode == "exhaustive" and "plan_weights" in state["draws"]:
+            plan_weights = np.array(state["draws"]["plan_weights"], dtype=float)
+            if not np.array_equal(plan_weights, self.plan_weights):
+                self._draw_plan(plan_weights)  # the weights changed since the pass started
         if self.mux.mode == "exhaustive":
             self.activations = iter(self.plan[state["draws"]["plan"]:])
         self.restored = state if state["started"] else None
