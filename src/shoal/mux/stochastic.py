@@ -75,15 +75,18 @@ class StochasticMux(BaseMux):
     1. ``n_active`` streamers are activated, each chosen at random in
        proportion to its weight, and each given a number of items drawn from
        ``dist`` with mean ``rate``.
-    2. Each item comes from one of the active streamers, chosen uniformly.
+    2. Each item comes from one of the active streamers, chosen at random
+       in proportion to its weight (as in pescador).
     3. When an active streamer has given its number of items, or runs out,
        it is closed and another is activated in its place.
 
     So each streamer's share of the items is in proportion to its weight, as
     long as it does not run out before its count (with ``rate=None`` every
-    activation runs to exhaustion, and longer streamers give more items).
-    In ``single_active`` mode a streamer holds at most one slot, which caps
-    the share of a very heavy streamer near ``1 / n_active``.
+    activation runs to exhaustion, and longer streamers give more items):
+    in ``with_replacement`` mode it is the share of the activations, each
+    giving ``rate`` items on average, and with every streamer active it is
+    the share of the picks. In ``exhaustive`` mode each streamer gives its
+    items once a pass, and the weights decide which come first.
 
     Parameters
     ----------
@@ -94,11 +97,17 @@ class StochasticMux(BaseMux):
         The mean number of items per activation. ``None`` runs every
         activation to exhaustion.
     weights : None, array-like of float >= 0, or callable
-        How often each streamer is activated, relatively; ``None`` means
-        equally often. Normalised; the array given is not modified. A
-        callable ``weights(n)`` is a schedule: it is called with the number
-        of items the iteration has given, at its start and then at least
-        every 1024 items, and returns the weights to use from there on.
+        How often each streamer is activated, and how often an active one
+        gives the next item, relatively; ``None`` means equally often.
+        Normalised; the array given is not modified. A callable
+        ``weights(n)`` is a schedule: it is called with the number of items
+        the iteration has given, at its start and then at least every 1024
+        items, and returns the weights to use from there on. New weights
+        (a schedule's, or ``StreamIterator.set_weights``) apply to the next
+        pick and the next activation; an active streamer whose new weight
+        is 0 is closed at once (in ``exhaustive`` mode, it gives its items
+        once no active streamer has a positive weight, and the order of the
+        activations follows new weights from the next pass).
     mode : {"with_replacement", "single_active", "exhaustive"}
         ``"with_replacement"``: a streamer can be active in several slots at
         once. ``"single_active"``: at most one slot per streamer; one that
@@ -114,7 +123,9 @@ class StochasticMux(BaseMux):
         mean ``rate``: ``"constant"`` is ``rate`` (randomly rounded when it
         is not whole); ``"poisson"`` is ``1 + Poisson(rate - 1)``;
         ``"binomial"`` is ``1 + Binomial((rate - 1) / (1 - p), 1 - p)``, with
-        ``p = 1 / n_active`` the chance that an item comes from a given slot.
+        ``p`` the new slot's share of the active weight, the chance that an
+        item comes from it (as in pescador; ``1 + Poisson(rate - 1)`` when
+        ``p`` is 1, the only slot with a weight).
     random_state : None, int, SeedSequence, Generator or RandomState
         The seed. A seeded mux repeats the same sequence on every pass.
     reseed_each_epoch : bool
@@ -139,6 +150,13 @@ class StochasticMux(BaseMux):
     ...                     mode="exhaustive", random_state=0)
     >>> "".join(mux)
     'aabaabbccbcc'
+
+    Both active, and ``a`` nine times as likely as ``b`` to give each item:
+
+    >>> mux = StochasticMux(["a" * 20, "b" * 20], n_active=2, rate=None,
+    ...                     weights=[9, 1], mode="exhaustive", random_state=0)
+    >>> "".join(mux)
+    'aaaaaaaaaaababaaaaaaaabbbbbbbbbbbbbbbbbb'
     """
 
     def __init__(
