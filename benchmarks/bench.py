@@ -131,13 +131,13 @@ def build_shuffled(n_streams, weighted):
     return build
 
 
-def build_stochastic(n_streams, mode, dist):
+def build_stochastic(n_streams, mode, dist, weighted=True):
     def build(lib, n):
         mux = lib.StochasticMux(
             streamers(lib, n_streams, INF),
             n_active=min(N_ACTIVE, n_streams),
             rate=RATE,
-            weights=zipf_weights(n_streams),
+            weights=zipf_weights(n_streams) if weighted else None,
             mode=mode,
             prune_empty_streams=True,
             dist=dist,
@@ -195,6 +195,11 @@ def cases():
                 out.append(Case(
                     f"StochasticMux {n_streams} {mode} {dist}",
                     build_stochastic(n_streams, mode, dist),
+                    {"pescador": 20_000, "shoal": 500_000}, target=40))
+    # The pipelines above weigh their streamers 1, 1/2, ..., 1/n; with equal
+    # weights each item's slot is picked without a search.
+    out.append(Case("StochasticMux 10 with_replacement binomial, equal weights",
+                    build_stochastic(10, "with_replacement", "binomial", weighted=False),
                     {"pescador": 20_000, "shoal": 500_000}, target=40))
     out += [
         Case(f"buffer_stream {BATCH} x {{x: f32[128], y: int}} (per batch)", build_buffer,
