@@ -506,10 +506,10 @@ _NO_DRAWS = np.zeros(1 << 16)
 _NO_DRAWS.flags.writeable = False
 
 
-# Beyond this many terms of a probability mass function (about), the
-# inverse-CDF loops below hand over to numpy (their first term would
-# underflow, and numpy's samplers are then as fast).
-_MAX_LOG_TERM = 600.0
+# Beyond this mean of the value summed up to (about), the inverse-CDF loops
+# below hand over to numpy: their first term, (1 - q) ** n >= exp(-2 n q)
+# for q <= 1/2 (or exp(-lam)), could underflow, and numpy is then as fast.
+_MAX_MEAN = 300.0
 
 
 def binomial_count(u, trials, p_success):
@@ -532,7 +532,7 @@ def binomial_count(u, trials, p_success):
     q = p_success if p_success <= 0.5 else 1.0 - p_success  # the rarer outcome's chance
     if q <= 0.0 or n == 0:
         return 0 if q == p_success else n
-    if n * -math.log1p(-q) > _MAX_LOG_TERM:
+    if n * q > _MAX_MEAN:  # (1 - q) ** n would underflow: numpy
         rare = int(_fallback(u).binomial(n, q))
     else:
         ratio = q / (1.0 - q)
@@ -547,7 +547,7 @@ def binomial_count(u, trials, p_success):
 
 def poisson_count(u, lam):
     """The value of Poisson(``lam``) at uniform ``u`` (its inverse CDF; numpy for large ``lam``)."""
-    if lam > _MAX_LOG_TERM:
+    if lam > 2 * _MAX_MEAN:
         return int(_fallback(u).poisson(lam))
     pmf = cdf = math.exp(-lam)
     k = 0
