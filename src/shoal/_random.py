@@ -12,8 +12,7 @@ import math
 import numbers
 from bisect import bisect_right
 from hashlib import blake2b as _blake2b
-from itertools import accumulate, repeat
-from operator import mul
+from itertools import repeat
 from struct import pack as _pack
 
 import numpy as np
@@ -439,7 +438,15 @@ class SlotPicks:
         equal = weights.count(weights[0]) == n
         if not equal:
             cum = self.cum
-            cum[:] = accumulate(map(mul, weights, repeat(1.0 / sum(weights))))
+            if len(cum) != n:
+                cum[:] = weights
+            scale = 1.0 / sum(weights)
+            total = 0.0
+            k = 0
+            for weight in weights:  # (faster than accumulate into cum[:] for a few slots)
+                total += weight
+                cum[k] = total * scale
+                k += 1
             # The last entry is exactly 1.0, so every u < 1 picks a slot; it
             # may round off a hole's tiny share at the end, which the reader skips.
             cum[-1] = 1.0

@@ -206,16 +206,27 @@ class StochasticMux(BaseMux):
             return _randomly_rounded(rng, rate, size).tolist()
         if self.dist == "poisson":
             return (1 + rng.poisson(rate - 1, size)).tolist()
-        # binomial: a uniform for each, turned into the count when the
-        # activation starts and its slot's share p of the active weight is known.
-        return rng.random(size).tolist()
+        # binomial: the count depends on the slot's share p of the active
+        # weight, known when the activation starts. Each activation gets a
+        # pair: its count if p = 1 / n_active (every slot open, equal weights:
+        # the common case, drawn here at numpy's speed), and a uniform that
+        # _binomial_count turns into the count for any other p.
+        if self.n_active == 1:
+            counts = 1 + rng.poisson(rate - 1, size)  # p = 1: the limit
+        else:
+            success = 1 - 1 / self.n_active
+            counts = 1 + rng.binomial(_randomly_rounded(rng, (rate - 1) / success, size), success)
+        return list(zip(counts.tolist(), rng.random(size).tolist()))
 
-    def _binomial_count(self, u, p):
-        """The binomial count at uniform ``u`` of an activation whose slot has share ``p``.
+    def _binomial_count(self, drawn, p):
+        """The binomial count of an activation whose slot has share ``p``, from a ``drawn`` pair.
 
         ``1 + Binomial((rate - 1) / (1 - p), 1 - p)``: mean ``rate``; with
         ``p = 1`` (the only slot with weight) its limit ``1 + Poisson(rate - 1)``.
         """
+        count, u = drawn
+        if abs(p * self.n_active - 1.0) < 1e-9:
+            return count  # drawn for p = 1 / n_active
         if p >= 1.0:
             return 1 + poisson_count(u, self.rate - 1)
         return 1 + binomial_count(u, (self.rate - 1) / (1.0 - p), 1.0 - p)
