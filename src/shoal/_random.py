@@ -396,9 +396,9 @@ class SlotPicks:
     A uniform ``u`` picks slot ``bisect_right(cum, u)``, with ``cum`` the
     cumulative slot weights scaled to end at exactly 1.0 (a slot of weight
     0 is never picked, but for a share of rounding at the end, which a
-    reader skips as it skips a hole). ``cum`` is updated in place when the weights change,
-    so the iterator that :meth:`picks` returned follows new weights from its
-    very next pick, at C speed. With equal weights (the common case) the
+    reader skips as it skips a hole). ``cum`` is updated in place when the
+    weights change, so the iterator that :meth:`picks` returned follows new
+    weights from its very next pick, at C speed. With equal weights (the common case) the
     picks are ``floor(u * n)``, made a block at a time by numpy.
 
     A reader loops over :meth:`picks` and calls it again when the loop
@@ -433,7 +433,7 @@ class SlotPicks:
         return self.source.__length_hint__()
 
     def set_weights(self, weights):
-        """Use ``weights`` (a list of floats >= 0, one per slot, some positive) from the next pick."""
+        """Pick by ``weights`` from the next pick on: floats >= 0, one per slot, some positive."""
         n = len(weights)
         equal = weights.count(weights[0]) == n
         if not equal:
@@ -553,7 +553,7 @@ def binomial_count(u, trials, p_success):
 
 
 def poisson_count(u, lam):
-    """The value of Poisson(``lam``) at uniform ``u`` (its inverse CDF; numpy for large ``lam``)."""
+    """The value of Poisson(``lam``) at uniform ``u``: its inverse CDF (numpy for a large one)."""
     if lam > 2 * _MAX_MEAN:
         return int(_fallback(u).poisson(lam))
     pmf = cdf = math.exp(-lam)
