@@ -664,9 +664,13 @@ class _StochasticIterator(Reweighable):
         """
         if not self.binomial:
             return count
+        weights = self.slot_weights
         weight = self.pick_list[sid]
         if total is None:
-            total = sum(self.slot_weights) - self.slot_weights[k] + weight
+            if (weight == weights[k] and weight > 0 and self.slot_picks.equal
+                    and self.n_live == len(weights) == self.mux.n_active):
+                return count[0]  # every slot open, equal weights: p = 1 / n_active, drawn
+            total = sum(weights) - weights[k] + weight
         return self.mux._binomial_count(count, weight / total if total > 0 else 1.0)
 
     def _activate(self, k, activation=None, total=None):
