@@ -614,3 +614,20 @@ def test_a_state_that_cannot_be_split_exactly_among_other_workers_is_refused():
         with pytest.raises(ShoalValueError, match="cannot reshard the states of ShuffledMux") as info:
             next(resumed)  # where the workers would start
     assert "saved with n_workers=2 into ProcessStreamer" in "\n".join(info.value.__notes__)
+
+
+def test_a_mux_saves_a_worker_stream_it_opened_and_has_not_read_yet():
+    def make():
+        streams = [ProcessStreamer(Streamer(sources.rows, 5, "p"), start_method="fork"),
+                   Streamer(sources.rows, 5, "s")]
+        # Seed 4 draws the plain streamer first: the worker stream is open, not started.
+        return shoal.StochasticMux(streams, 2, None, mode="exhaustive", random_state=4)
+
+    with no_hang():
+        it = make().iterator()
+        assert next(it) == ("s", 0)
+        state = roundtrip(it.state_dict())
+        rest = list(it)
+        resumed = make().iterator()
+        resumed.load_state_dict(state)
+        assert list(resumed) == rest

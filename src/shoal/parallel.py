@@ -399,12 +399,13 @@ class _ProcessIterator:
                 share_state = pickle.loads(share_state)
                 worker.base = (k, share_state, skip)
             shares[worker.index] = {"state": share_state, "skip": skip + taken - k}
-        live = self.live if self.live is not None else [self.workers[i] for i in range(len(self.running))]
+        # Before its first item (a mux opened it, and has not read it yet), as loaded.
+        running = list(self.running) if self.live is None else [w.index for w in self.live]
         return {
             "type": "ProcessStreamer",
             "n_workers": self.recipe.n_workers,
             "ordered": self.recipe.ordered,
-            "running": [worker.index for worker in live],
+            "running": running,
             "position": self.position,
             "shares": shares,
         }
