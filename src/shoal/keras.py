@@ -462,15 +462,18 @@ class StreamCheckpoint(keras.callbacks.Callback):
         return self.directory / "checkpoint.json"
 
     def on_epoch_begin(self, epoch, logs=None):
+        """Start counting the batches of the epoch."""
         self._n_this_epoch = 0
 
     def on_train_batch_end(self, batch, logs=None):
+        """Tell the training data which batches Keras trained on."""
         # `batch` is the index in the epoch of the last step run (with
         # steps_per_execution > 1 Keras reports every few steps).
         self.data._trained_on(batch + 1 - self._n_this_epoch)
         self._n_this_epoch = batch + 1
 
     def on_epoch_end(self, epoch, logs=None):
+        """Save the checkpoint after ``epoch + 1`` epochs."""
         self.save(epoch + 1)
 
     def save(self, epoch):
