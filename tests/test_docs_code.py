@@ -81,7 +81,7 @@ def test_the_block_finder_finds_fenced_indented_and_fragment_blocks():
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("KERAS_BACKEND", "torch")  # unless a block sets another
+    # Keras runs on the backend KERAS_BACKEND names (conftest.py makes torch the default).
     namespace = {"__name__": f"docs_{page.stem}"}
     skipped = []  # blocks that need a framework that is not installed
     for line, code in python_blocks(page):
