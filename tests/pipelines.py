@@ -28,6 +28,16 @@ def lengths(tags, sizes, source=count):
     return [shoal.Streamer(source, tag, size) for tag, size in zip(tags, sizes)]
 
 
+def files():
+    """A source of streamers: a generator function of no argument (one gives nothing)."""
+    yield from lengths("abc", (8, 0, 9))
+
+
+def some_files(tags, sizes):
+    """A source of streamers with arguments, for ``Streamer(some_files, tags, sizes)``."""
+    yield from lengths(tags, sizes)
+
+
 def _stochastic(mode, dist, rate=4):
     def make():
         if mode == "with_replacement":
@@ -52,6 +62,15 @@ PIPELINES = {
     "chain": lambda: shoal.ChainMux(lengths("abc", (7, 0, 11))),
     "chain cycle": lambda: shoal.ChainMux(lengths("abc", (7, 0, 11)), mode="cycle"),
     "chain of a generator": lambda: shoal.ChainMux(s for s in lengths("abc", (5, 6, 7))),
+    "chain of a generator function": lambda: shoal.ChainMux(files),
+    "chain of a source streamer": lambda: shoal.ChainMux(
+        shoal.Streamer(some_files, "abcd", (6, 0, 7, 5))),
+    "chain cycle of a source": lambda: shoal.ChainMux(
+        shoal.Streamer(some_files, "ab", (3, 4)), mode="cycle"),
+    "shuffled of chains of sources": lambda: shoal.ShuffledMux([
+        shoal.ChainMux(shoal.Streamer(some_files, "ab", (3, 4))),
+        shoal.ChainMux(files, mode="cycle"),
+    ], random_state=7),
     "round robin": lambda: shoal.RoundRobinMux(lengths("abc", (3, 9, 5))),
     "round robin cycle": lambda: shoal.RoundRobinMux(lengths("abc", (3, 9, 5)), mode="cycle"),
     "round robin permuted": lambda: shoal.RoundRobinMux(
@@ -129,6 +148,7 @@ PIPELINES = {
 
 # Those that end, to check their cycling iterations too.
 CYCLED = ["streamer", "streamer of a chain", "chain", "round robin",
+          "chain of a generator function", "chain of a source streamer",
           "stochastic exhaustive poisson",
           "shuffled reseeded", "buffer_stream", "reseeded stochastic of seeded muxes"]
 

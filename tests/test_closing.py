@@ -86,6 +86,7 @@ def no_gc():
 
 MUX_KINDS = {
     "chain": [{"mode": m} for m in ("exhaustive", "cycle")],
+    "chain_source": [{"mode": m} for m in ("exhaustive", "cycle")],
     "round_robin": [{"mode": m} for m in ("exhaustive", "cycle", "permuted_cycle")],
     "shuffled": [{}],
     "stochastic": [
@@ -96,7 +97,7 @@ MUX_KINDS = {
         {"n_active": 2, "rate": None, "mode": "exhaustive", "prune_empty_streams": False},
     ],
 }
-MUXES = {"chain": ChainMux, "round_robin": RoundRobinMux, "shuffled": ShuffledMux,
+MUXES = {"chain": ChainMux, "chain_source": ChainMux, "round_robin": RoundRobinMux, "shuffled": ShuffledMux,
          "stochastic": StochasticMux}
 
 
@@ -123,6 +124,10 @@ def trees():
 TUPLE_MAPS = ["tuples", "keras_tuples"]
 
 
+def _given(streamers):
+    yield from streamers
+
+
 def build(tree, log, seed):
     """The Streamer a tree describes."""
     kind = tree[0]
@@ -134,6 +139,8 @@ def build(tree, log, seed):
         options = MUX_KINDS[name]
         settings_ = dict(options[variant % len(options)])
         streamers = [build(child, log, seed * 7 + k) for k, child in enumerate(children)]
+        if name == "chain_source":  # a source of streamers, started at every pass
+            streamers = Streamer(_given, streamers)
         if name == "stochastic" and settings_["mode"] != "with_replacement":
             settings_["n_active"] = min(settings_["n_active"], len(streamers))
         if name != "chain" and name != "round_robin" or name == "round_robin" and \

@@ -354,7 +354,7 @@ def test_muxes_never_copy_their_streamers_arguments():
         (lambda: RoundRobinMux([]), ShoalValueError, "streamers must not be empty"),
         (lambda: ShuffledMux([]), ShoalValueError, "streamers must not be empty"),
         (lambda: StochasticMux([], 1, 2), ShoalValueError, "streamers must not be empty"),
-        (lambda: ChainMux(Streamer("ab")), ShoalTypeError, "got a single Streamer; wrap it in a list"),
+        (lambda: RoundRobinMux(Streamer("ab")), ShoalTypeError, "got a single Streamer; wrap it in a list"),
         (lambda: ShuffledMux("abc"), ShoalTypeError, "must be a collection of streamers, got 'abc'"),
         (lambda: ChainMux(5), ShoalTypeError, r"got 5 \(int\)"),
         (lambda: RoundRobinMux(["a", 5]), ShoalTypeError, r"streamers\[1\] must be a Streamer.*got 5"),

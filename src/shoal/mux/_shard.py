@@ -33,6 +33,11 @@ def refusal(mux):
     """Why the states of ``mux``'s shares cannot be split anew exactly, or None if they can."""
     kind = type(mux).__name__
     mode = getattr(mux, "mode", None)
+    if isinstance(mux, ChainMux) and mux._lazy_count() is None:
+        return (
+            "its streamers come from a source (or an iterator) and are not known until "
+            "they are read; pass a list of streamers"
+        )
     if isinstance(mux, (ChainMux, RoundRobinMux)):
         if mode != "exhaustive":
             return (

@@ -1,21 +1,17 @@
 """ChainMux: one streamer after another."""
 
 import collections.abc
+import copy
+import inspect
+from itertools import islice
 
-from .._checks import check_choice, check_share
+from .._checks import check_choice, check_share, short_repr
 from .._counter import counted_if_needed, given
-from .._iterutil import END, close_quietly
-from ..exceptions import EmptyStreamError, ShoalValueError
-from ._base import (
-    NEW,
-    BaseMux,
-    Progress,
-    as_streamer,
-    as_streamers,
-    check_state,
-    note_streamer,
-)
-from .._random import TreeSeed, as_seed_sequence, key_to_plain
+from .._iterutil import END, add_note, close_quietly
+from .._random import TreeSeed, as_seed_sequence, key_to_plain, share_seed
+from ..core import Streamer
+from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
+from ._base import NEW, BaseMux, Progress, as_streamer, as_streamers, check_state
 
 __all__ = ["ChainMux"]
 
@@ -43,20 +39,58 @@ class _LazyStreamers:
         return len(self._items)
 
 
+def _check_callable_source(source):
+    """Refuse, at the call, a function of streamers that cannot be called with no argument."""
+    try:
+        signature = inspect.signature(source)
+    except (TypeError, ValueError):  # a builtin or an odd callable: it will tell when called
+        return
+    try:
+        signature.bind()
+    except TypeError as exc:
+        raise ShoalTypeError(
+            f"streamers is a function, {short_repr(source)}, that the chain calls with no "
+            f"argument at every pass, but it needs some ({exc}); pass "
+            "Streamer(function, *args) to give it its arguments"
+        ) from None
+
+
+def _every_nth(source, index, count):
+    """The streamers ``index``, ``index + count``, ... of a pass of ``source``."""
+    it = iter(source)
+    try:
+        yield from islice(it, index, None, count)
+    finally:
+        close_quietly(it)
+
+
 class ChainMux(BaseMux):
     """Run each streamer to exhaustion, one after another.
 
     Like :func:`itertools.chain`, over streamers. In ``"cycle"`` mode the
     chain starts again from the first streamer when the last one ends, so a
     chain of N streamers of M items each repeats exactly every N*M items:
-    the repeatable validation stream.
+    the repeatable validation stream. A streamer that yields nothing is
+    skipped.
 
     Parameters
     ----------
-    streamers : iterable of Streamer or iterables
-        A list of streamers, or an iterator (such as a generator) yielding
-        them. An iterator is read lazily, one streamer at a time, and the
-        streamers it gave are kept so that the chain can repeat.
+    streamers : list of Streamers, iterator of Streamers, or a source of Streamers
+        What to chain, as pescador takes it:
+
+        - A list (or other collection) of streamers; anything that is not a
+          Streamer is wrapped in one.
+        - An iterator, such as a generator object, yielding them. It is read
+          lazily, one streamer at a time, and the streamers it gave are
+          kept, so that the chain can repeat (as pescador, which reads it
+          all at once).
+        - A source of streamers: a generator function (called with no
+          argument), or a Streamer whose items are streamers, such as
+          ``Streamer(files_fn, 10)``. Every pass of the chain starts the
+          source afresh and reads it one streamer at a time, so a pass may
+          give other streamers than the last (new files, say). To resume
+          an iteration, or to split the chain among workers, the source
+          must give the same streamers every time it is started.
     mode : {"exhaustive", "cycle"}
         ``"exhaustive"`` stops after the last streamer; ``"cycle"`` repeats
         the chain forever.
@@ -71,8 +105,14 @@ class ChainMux(BaseMux):
     ------
     ShoalValueError
         For an unknown mode, or ``mode="cycle"`` with no streamers.
+    ShoalTypeError
+        For ``streamers`` that is none of the above, or a function that
+        cannot be called with no argument.
     EmptyStreamError
         In ``"cycle"`` mode, when a whole pass of the chain yields no item.
+    SpentSourceError
+        When a pass restarts a source that streams once, such as
+        ``Streamer(generator_object)``.
 
     Examples
     --------
@@ -88,15 +128,26 @@ class ChainMux(BaseMux):
     ...         yield Streamer(letter * n_copies)
     >>> "".join(ChainMux(letters(3, 2)))
     'aabbcc'
+
+    A source of streamers is started afresh at every pass:
+
+    >>> chain = ChainMux(Streamer(letters, 2, 3), mode="cycle")
+    >>> "".join(chain(max_iter=9))
+    'aaabbbaaa'
     """
 
     def __init__(self, streamers, mode="exhaustive", random_state=None):
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle"))
-        if isinstance(streamers, collections.abc.Iterator):
+        self._lazy = self._source = None
+        if isinstance(streamers, Streamer):
+            self._source = self.streamers = streamers
+        elif isinstance(streamers, collections.abc.Iterator):
             self._lazy = _LazyStreamers(streamers)
             self.streamers = self._lazy._items
+        elif callable(streamers) and not isinstance(streamers, collections.abc.Iterable):
+            _check_callable_source(streamers)
+            self._source = self.streamers = Streamer(streamers)
         else:
-            self._lazy = None
             self.streamers = as_streamers(streamers, allow_empty=True)
             if not self.streamers and mode == "cycle":
                 raise ShoalValueError(
@@ -106,7 +157,13 @@ class ChainMux(BaseMux):
         self.random_state = random_state
         self._seed = as_seed_sequence(random_state)
 
+    @property
+    def n_streams(self):
+        """The number of streamers, or None while it is not known (a source, an iterator)."""
+        return self._lazy_count()
+
     def _streamer(self, index):
+        """Streamer ``index`` of a list or an iterator of streamers (None after the last)."""
         if self._lazy is not None:
             return self._lazy.get(index)
         streamers = self.streamers
@@ -116,21 +173,59 @@ class ChainMux(BaseMux):
         return _ChainIterator(self, cycle or self.mode == "cycle", state, track, key)
 
     def _lazy_count(self):
+        if self._source is not None:
+            return None  # known only by reading a pass
         if self._lazy is not None and self._lazy._source is not None:
             return None  # not all read yet
         return len(self.streamers)
 
     def shard(self, index, count):
+        """This chain over share ``index`` of ``count`` of its streamers (see :meth:`BaseMux.shard`).
+
+        A chain over a source of streamers gives a chain over the source's
+        streamers ``index``, ``index + count``, ... of every pass: the shares
+        are disjoint and together the whole chain as long as the source
+        gives the same streamers every time it is started. A share may then
+        have no streamer (in ``"cycle"`` mode it raises EmptyStreamError).
+
+        Raises
+        ------
+        ShoalValueError
+            For a chain over an iterator of streamers not read to its end:
+            its streamers are not known until they are read, and an
+            iterator cannot be read by several workers.
+        """
         index, count = check_share(index, count)
-        if count != 1 and self._lazy_count() is None:
+        if count == 1:
+            return self
+        if self._source is not None:
+            part = copy.copy(self)
+            part.__dict__.pop("_pass_key", None)
+            part.__dict__.pop("_entered", None)
+            part._source = part.streamers = Streamer(_every_nth, self._source, index, count)
+            part._seed = share_seed(self._seed, index)
+            if part._seed is not None:
+                part.random_state = part._seed
+            return part
+        if self._lazy_count() is None:
             raise ShoalValueError(
                 "a ChainMux over an iterator of streamers cannot be split among workers: "
-                "its streamers are not known until they are read; pass a list of streamers"
+                "its streamers are not known until they are read; pass a list of streamers, "
+                "or a generator function (or a Streamer) that gives them"
             )
         return super().shard(index, count)
 
     def _settings(self):
         return {"mode": self.mode}
+
+    def __repr__(self):
+        if self._source is not None:
+            what = f"<streamers of {self._source!r}>"
+        elif self._lazy is not None:
+            what = f"<streamers of an iterator, {len(self._lazy)} read>"
+        else:
+            what = f"<{len(self.streamers)} streamers>"
+        return f"ChainMux({what}, mode={self.mode!r})"
 
 
 class _ChainIterator:
@@ -150,6 +245,7 @@ class _ChainIterator:
     __slots__ = (
         "mux", "cycle", "track", "epoch", "index", "offset", "yielded",
         "node", "sub", "child_state", "out_counter", "totals", "seed", "skip", "resume",
+        "streamer", "source_it", "n_read",
     )
 
     def __init__(self, mux, cycle, state=None, track=False, key=None):
@@ -167,6 +263,9 @@ class _ChainIterator:
         self.totals = []  # items given by each streamer, but the running one
         self.skip = set()  # streamers done before a reshard
         self.resume = {}  # streamer index -> {"n", "state"}: resumed when reached
+        self.streamer = None  # the streamer now running, while one is
+        self.source_it = None  # a source of streamers: this pass's iterator over it
+        self.n_read = 0  # ...and the streamers read from it
         if state is not None:
             check_state(state, mux, ("epoch", "index", "offset", "yielded", "child", "totals"))
             self.epoch = state["epoch"]
@@ -185,8 +284,7 @@ class _ChainIterator:
     def state_dict(self, n_given=None):
         child = self.child_state  # restored, and not opened since
         if self.sub is not None:
-            streamer = self.mux._streamer(self.index)
-            child = streamer._child_state(self.node, self.sub, self._given() - self.offset)
+            child = self.streamer._child_state(self.node, self.sub, self._given() - self.offset)
         state = {
             "type": "ChainMux",
             "n_streams": self.mux._lazy_count(),
@@ -286,17 +384,47 @@ class _ChainIterator:
             self.offset = done
             self.node = self.sub = None
 
+    def _from_source(self, index):
+        """Streamer ``index`` of this pass of the mux's source (None after the last).
+
+        The source is read forward only: a restored pass reads and drops the
+        streamers before ``index``.
+        """
+        if self.source_it is None:
+            try:
+                self.source_it = iter(self.mux._source)
+            except Exception as exc:
+                add_note(exc, f"raised starting the source of streamers of {self.mux!r}")
+                raise
+            self.n_read = 0
+        streamer = None
+        while self.n_read <= index:
+            try:
+                item = next(self.source_it, END)
+            except Exception as exc:
+                add_note(exc, f"raised by the source of streamers of {self.mux!r}")
+                raise
+            if item is END:
+                return None
+            streamer = as_streamer(item, f"streamers[{self.n_read}] (from {self.mux._source!r})")
+            self.n_read += 1
+        return streamer
+
+    def _end_source_pass(self):
+        it, self.source_it = self.source_it, None
+        close_quietly(it)
+
     def run(self):
         mux = self.mux
-        get = mux._streamer
+        get = mux._streamer if mux._source is None else self._from_source
         sub = None
-        streamer = None  # the streamer being read, while one is
         try:
             while True:
                 while (streamer := get(self.index)) is not None:
                     if self.index in self.skip:  # done before a reshard
                         self.index += 1
                         continue
+                    self.streamer = streamer
                     reader, sub = self._open(streamer)
                     first = next(reader, END)
                     if first is not END:
@@ -304,8 +432,10 @@ class _ChainIterator:
                         yield first
                         yield from reader
                     self._close(sub)
-                    sub = streamer = None
+                    sub = self.streamer = None
                     self.index += 1
+                if mux._source is not None:
+                    self._end_source_pass()
                 if not self.cycle:
                     return
                 if not self.yielded:
@@ -317,12 +447,15 @@ class _ChainIterator:
                 self.yielded = False
                 self.epoch += 1
         except Exception as exc:
-            if streamer is not None:
-                note_streamer(exc, mux, self.index)
+            if self.streamer is not None:
+                add_note(exc, f"raised in streamers[{self.index}] of {mux!r}: {self.streamer!r}")
             raise
         finally:
-            if sub is not None:
-                close_quietly(sub)
+            try:
+                if sub is not None:
+                    close_quietly(sub)
+            finally:
+                self._end_source_pass()
 
 
 def _add(counts, index, n):
