@@ -280,3 +280,10 @@ def test_a_source_chain_inside_another_mux():
     mux = RoundRobinMux([ChainMux(Streamer(some_files, 2, 1)), ChainMux(files)])
     assert list(mux) == ["a0", "a0", "b0", "a1", "c0", "c1", "c2"]
     assert shoal.ChainMux(files).n_streams is None
+
+
+def test_states_of_shares_of_a_source_cannot_be_resharded_and_say_why():
+    chain = ChainMux(Streamer(some_files, 4))
+    states = [chain.shard(i, 2).iterator().state_dict() for i in range(2)]
+    with pytest.raises(ShoalValueError, match="streamers come from a source"):
+        shoal.reshard_states(chain, states, 3)
