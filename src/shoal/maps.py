@@ -53,7 +53,12 @@ def buffer_stream(stream, buffer_size, partial=False, axis=None):
     """Collect items into batches of ``buffer_size``.
 
     Items may be dicts of arrays (stacked key by key), tuples or lists of
-    arrays (stacked position by position), or arrays and numbers.
+    arrays (stacked position by position), or arrays and numbers. Other
+    values, such as a dict of metadata, ``None`` or a string, are batched
+    as pescador batches them: numpy's array of them, which for dicts and
+    ``None`` is an object array of shape ``(n,)`` (numbers mixed with
+    strings are kept as they are, in an object array, where numpy would
+    turn them into strings).
 
     Parameters
     ----------
@@ -77,7 +82,8 @@ def buffer_stream(stream, buffer_size, partial=False, axis=None):
     ------
     DataError
         If the items of a batch do not match: different keys, lengths or
-        shapes. The message names the key.
+        shapes (arrays of different shapes, or arrays mixed with other
+        objects). The message names the key.
 
     Examples
     --------
@@ -91,6 +97,15 @@ def buffer_stream(stream, buffer_size, partial=False, axis=None):
     [[0, 0], [1, 1]] [0, 1]
     [[2, 2], [3, 3]] [0, 1]
     [[4, 4]] [0]
+
+    Metadata rides along as an object array:
+
+    >>> def clips():
+    ...     for i in range(2):
+    ...         yield {"x": np.zeros(3), "meta": {"file": f"{i}.wav"}}
+    >>> batch = next(buffer_stream(clips(), 2))
+    >>> batch["meta"]
+    array([{'file': '0.wav'}, {'file': '1.wav'}], dtype=object)
 
     Items that are already batches are joined along their own first axis:
 
@@ -141,7 +156,7 @@ def _stack_dicts(items, first, axis):
                 f"item {at} of a batch has no key {key!r} (its keys: "
                 f"{short_repr(list(items[at]))}); the first item has {short_repr(list(first))}"
             ) from None
-        except TypeError:
+        except (TypeError, IndexError):  # an item is not a mapping (an array, a list, ...)
             raise DataError(_mixed_kinds(items, collections.abc.Mapping, "dict")) from None
         out[key] = _join(values, axis, key)
     n_keys = len(first)
@@ -177,22 +192,48 @@ def _mixed_kinds(items, kinds, name):
 
 
 def _join(values, axis, key):
-    where = "" if key is None else f" under key {key!r}"
     try:
         if axis is None:
             out = np.array(values)
         else:
             out = np.concatenate(values, axis=axis)
     except (ValueError, TypeError) as exc:
-        shapes = sorted({np.shape(value) for value in values})
-        raise DataError(
-            f"cannot batch the values{where}: their shapes differ ({short_repr(shapes)})"
-            if len(shapes) > 1
-            else f"cannot batch the values{where}: {exc}"
-        ) from exc
-    if out.dtype == object and axis is None:
-        raise DataError(f"cannot batch the values{where}: they are not arrays of one shape")
+        raise DataError(_unbatchable(values, key, exc)) from exc
+    if axis is None:
+        if out.dtype == object:
+            # Python objects (dicts, None, ...) batch as an array of shape (n,) of
+            # them, as in pescador; arrays or sequences of other shapes do not.
+            if len({_shape(value) for value in values}) > 1:
+                raise DataError(_unbatchable(values, key, None))
+        elif out.dtype.kind in "US" and not all(isinstance(v, (str, bytes)) for v in values):
+            # numpy would turn numbers among strings into strings: keep each as it is.
+            if any(isinstance(v, (numbers.Number, np.bool_)) for v in values):
+                out = _objects(values)
     return out
+
+
+def _shape(value):
+    """The shape numpy sees in ``value``, or None for a ragged nesting."""
+    try:
+        return np.shape(value)
+    except ValueError:
+        return None
+
+
+def _objects(values):
+    out = np.empty(len(values), dtype=object)
+    for i, value in enumerate(values):
+        out[i] = value
+    return out
+
+
+def _unbatchable(values, key, exc):
+    where = "" if key is None else f" under key {key!r}"
+    shapes = {_shape(value) for value in values}
+    if len(shapes) > 1:  # a dict or None has the shape ()
+        shown = sorted(("ragged" if shape is None else shape for shape in shapes), key=str)
+        return f"cannot batch the values{where}: their shapes differ ({short_repr(shown)})"
+    return f"cannot batch the values{where}: {exc}"
 
 
 def _check_keys(name, keys):
