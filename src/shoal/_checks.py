@@ -4,9 +4,11 @@ Each check raises at the call that received the bad value, with a message
 that names the parameter and the value.
 """
 
+import collections.abc
 import math
 import numbers
 import reprlib
+import sys
 
 import numpy as np
 
@@ -15,7 +17,9 @@ from .exceptions import ShoalTypeError, ShoalValueError
 __all__ = [
     "short_repr",
     "check_choice",
+    "check_bool",
     "check_int",
+    "is_iterable",
     "check_max_iter",
     "check_weights",
     "check_share",
@@ -48,10 +52,27 @@ def check_choice(name, value, choices):
     return value
 
 
-def check_int(name, value, minimum=None):
-    """Return ``value`` as an int, requiring ``value >= minimum``.
+def check_bool(name, value):
+    """Return ``value`` as a bool if it is one (numpy's included)."""
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    raise ShoalTypeError(
+        f"{name} must be True or False, got {short_repr(value)} ({type(value).__name__})"
+    )
 
-    numpy integers are accepted; bools and floats are not.
+
+def is_iterable(value):
+    """Can ``value`` be iterated? (A 0-d numpy array says it can, and cannot.)"""
+    if isinstance(value, np.ndarray):
+        return value.ndim > 0
+    return isinstance(value, collections.abc.Iterable)
+
+
+def check_int(name, value, minimum=None, maximum=sys.maxsize):
+    """Return ``value`` as an int, requiring ``minimum <= value <= maximum``.
+
+    numpy integers are accepted; bools and floats are not. The default
+    maximum is the largest count Python's iteration tools take.
     """
     if isinstance(value, (bool, np.bool_)) or not isinstance(value, numbers.Integral):
         raise ShoalTypeError(
@@ -60,13 +81,16 @@ def check_int(name, value, minimum=None):
     value = int(value)
     if minimum is not None and value < minimum:
         raise ShoalValueError(f"{name} must be >= {minimum}, got {value}")
+    if maximum is not None and value > maximum:
+        raise ShoalValueError(f"{name} must be at most {maximum}, got {value}")
     return value
 
 
 def check_max_iter(value, name="max_iter"):
     """Return ``value`` as ``None`` (no limit) or an int >= 0.
 
-    Whole floats such as ``1e6`` are accepted, and ``inf`` means no limit.
+    Whole floats such as ``1e6`` are accepted, and ``inf`` means no limit,
+    as does a number beyond ``sys.maxsize`` (no stream gives that many).
     """
     if value is None:
         return None
@@ -81,7 +105,7 @@ def check_max_iter(value, name="max_iter"):
         value = int(value)
         if value < 0:
             raise ShoalValueError(f"{name} must be None or a whole number >= 0, got {value}")
-        return value
+        return value if value <= sys.maxsize else None
     raise ShoalTypeError(
         f"{name} must be None or a whole number >= 0, "
         f"got {short_repr(value)} ({type(value).__name__})"
@@ -97,7 +121,11 @@ def check_weights(weights, n_streams, name="weights"):
         out = np.full(n_streams, 1.0 / n_streams)
     else:
         try:
-            out = np.array(weights, dtype=float)  # always a copy
+            raw = np.asarray(weights)
+            if raw.dtype.kind in "USVMm" or (raw.dtype.kind == "O" and any(
+                    not isinstance(w, numbers.Real) for w in raw.ravel())):
+                raise TypeError("not numbers")  # numpy would read "1" as 1.0
+            out = np.array(raw, dtype=float)  # always a copy
         except (TypeError, ValueError):
             raise ShoalTypeError(
                 f"{name} must be a sequence of numbers, got {short_repr(weights)}"

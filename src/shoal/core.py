@@ -9,7 +9,7 @@ from itertools import compress, islice, repeat
 
 from decorator import decorate
 
-from ._checks import check_max_iter, check_share, short_repr
+from ._checks import check_bool, check_max_iter, check_share, is_iterable, short_repr
 from ._iterutil import END, add_note, close_quietly, limited
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
 
@@ -111,7 +111,7 @@ class Streamer:
             kind = _CALL
         elif isinstance(source, collections.abc.Iterator):
             kind = _ONE_SHOT
-        elif isinstance(source, collections.abc.Iterable):
+        elif is_iterable(source):
             kind = _ITERATE
         else:
             raise ShoalTypeError(
@@ -412,7 +412,7 @@ class Streamer:
 
         Same as ``cycle(max_iter)`` or ``iterate(max_iter)``.
         """
-        if cycle:
+        if check_bool("cycle", cycle):
             return self.cycle(max_iter)
         return self.iterate(max_iter)
 

@@ -3,7 +3,7 @@
 import copy
 from itertools import compress
 
-from ._checks import check_int, short_repr
+from ._checks import check_bool, check_int, short_repr
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
 from .core import Streamer
@@ -60,10 +60,8 @@ class StreamIterator:
                 f"stream must be a Streamer or a mux, got {short_repr(stream)} "
                 f"({type(stream).__name__})"
             )
-        if not isinstance(cycle, bool):
-            raise ShoalTypeError(f"cycle must be True or False, got {short_repr(cycle)}")
         self.stream = stream
-        self.cycle = cycle
+        self.cycle = check_bool("cycle", cycle)
         self._gen = None
         self._start(None, 0)
 

@@ -13,7 +13,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from ._checks import check_int, short_repr
+from ._checks import check_int, is_iterable, short_repr
 from ._counter import counter_at, given, hand_counter
 from ._iterutil import END, close_quietly
 from ._random import (
@@ -29,7 +29,7 @@ from .core import Streamer
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
 
 def _check_stream(stream):
-    if not isinstance(stream, collections.abc.Iterable):
+    if not is_iterable(stream):
         raise ShoalTypeError(
             f"stream must be iterable, got {short_repr(stream)} ({type(stream).__name__})"
         )
@@ -310,7 +310,7 @@ def _key_list(name, keys):
         return [], False
     if isinstance(keys, str):
         return [keys], True
-    if isinstance(keys, collections.abc.Iterable):
+    if is_iterable(keys):
         keys = list(keys)
         _check_keys(name, keys)
         return keys, False

@@ -1,12 +1,11 @@
 """What every mux shares: its streamers, its seed, and how a pass starts."""
 
-import collections.abc
 import copy
 from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_share, check_weights, short_repr
+from .._checks import check_share, check_weights, is_iterable, short_repr
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence, share_seed
@@ -163,7 +162,7 @@ def as_streamers(streamers, name="streamers", allow_empty=False):
             f"{name} must be a collection of streamers, got a single {type(streamers).__name__}; "
             "wrap it in a list"
         )
-    if isinstance(streamers, (str, bytes)) or not isinstance(streamers, collections.abc.Iterable):
+    if isinstance(streamers, (str, bytes)) or not is_iterable(streamers):
         raise ShoalTypeError(
             f"{name} must be a collection of streamers, got {short_repr(streamers)} "
             f"({type(streamers).__name__})"

@@ -54,6 +54,14 @@ PICK_BLOCK = 1024  # ...up to this
 MAX_REDRAWS = 16
 
 
+#: The largest ``rate``: every count up to it is a float exactly, and numpy's
+#: Poisson and binomial draws around it stay far from their int64 limits.
+MAX_RATE = 2**53
+#: With ``mode="with_replacement"``, at most this many slots beyond one per
+#: streamer: each slot holds an open iterator, all opened at the first item.
+MAX_EXTRA_SLOTS = 2**16
+
+
 def _check_rate(rate):
     if rate is None:
         return None
@@ -65,6 +73,11 @@ def _check_rate(rate):
         raise ShoalValueError(
             f"rate must be None or a finite number >= 1 (the mean number of items per "
             f"activation), got {rate!r}"
+        )
+    if rate > MAX_RATE:
+        raise ShoalValueError(
+            f"rate must be at most 2**53 (= {MAX_RATE}), got {rate!r}; use rate=None to "
+            "run every activation to its end"
         )
     return float(rate) if not isinstance(rate, numbers.Integral) else int(rate)
 
@@ -92,8 +105,9 @@ class StochasticMux(BaseMux):
     ----------
     streamers : iterable of Streamer or iterables
     n_active : int >= 1
-        How many streamers are active at once.
-    rate : None or float >= 1
+        How many streamers are active at once: at most the number of
+        streamers, or (with ``mode="with_replacement"``) that plus 2**16.
+    rate : None or float in [1, 2**53]
         The mean number of items per activation. ``None`` runs every
         activation to exhaustion.
     weights : None, array-like of float >= 0, or callable
@@ -185,6 +199,12 @@ class StochasticMux(BaseMux):
             raise ShoalValueError(
                 f"n_active must be at most the number of streamers ({n_streams}) with "
                 f"mode={self.mode!r}, got {self.n_active}"
+            )
+        if self.n_active > n_streams + MAX_EXTRA_SLOTS:
+            raise ShoalValueError(
+                f"n_active must be at most the number of streamers plus 2**16 "
+                f"({n_streams + MAX_EXTRA_SLOTS}), got {self.n_active}: every active slot "
+                "holds an open iterator, and all are opened before the first item"
             )
 
     def _iterator(self, cycle=False, state=None, track=False, key=None):
