@@ -22,6 +22,7 @@ __all__ = [
     "is_iterable",
     "check_max_iter",
     "check_weights",
+    "check_state_tree",
     "check_share",
 ]
 
@@ -170,3 +171,115 @@ def check_share(index, count):
     if index >= count:
         raise ShoalValueError(f"index must be in 0..count-1 (count={count}), got {index}")
     return index, count
+
+
+# -- saved states ----------------------------------------------------------------
+#
+# A state is a tree of plain values whose fields mean the same wherever they
+# appear; a field that is present must hold what the iterators put there. A
+# field not named here is only checked to be plain (fields may be added).
+
+_STATE_MAX = 2**62  # no count in a state comes near it (see _counter.BIG)
+_STATE_COUNTS = frozenset({
+    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left", "given_in_pass",
+    "base", "n_input", "position", "plan",
+})
+_STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
+_STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead", "skip"})
+_STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations", "picks"})
+
+
+def _state_error(path, what, value):
+    return ShoalValueError(
+        f"state is corrupted at {path}: it must be {what}, got {short_repr(value)}"
+    )
+
+
+def _is_count(value):
+    return (isinstance(value, int) and not isinstance(value, bool)
+            and 0 <= value <= _STATE_MAX)
+
+
+def check_state_tree(state, path="state"):
+    """Check that ``state`` holds plain values, each as its field requires.
+
+    Raises ShoalValueError naming the path of the first bad field.
+    """
+    _check_node(state, path, None)
+
+
+def _check_node(value, path, n_streams):
+    if isinstance(value, dict):
+        n = value.get("n_streams", n_streams)
+        if "n_streams" in value and not (value["n_streams"] is None or _is_count(value["n_streams"])):
+            raise _state_error(f"{path}['n_streams']", "None or a count", value["n_streams"])
+        n = n if _is_count(n) else None
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise _state_error(path, "a dict with string keys", key)
+            _check_field(key, item, f"{path}[{key!r}]", n)
+    elif isinstance(value, list):
+        for i, item in enumerate(value):
+            _check_node(item, f"{path}[{i}]", n_streams)
+    elif isinstance(value, float):
+        if not math.isfinite(value):
+            raise _state_error(path, "a finite number", value)
+    elif not (value is None or isinstance(value, (bool, int, str))):
+        raise _state_error(path, "a plain value (dict, list, number, string or None)", value)
+
+
+def _check_field(key, value, path, n_streams):
+    if key in _STATE_COUNTS:
+        if not _is_count(value):
+            raise _state_error(path, f"a whole number in 0..{_STATE_MAX}", value)
+    elif key in _STATE_FLAGS:
+        if not isinstance(value, bool):
+            raise _state_error(path, "True or False", value)
+    elif key in _STATE_INDEX_LISTS or key in _STATE_COUNT_LISTS:
+        if not isinstance(value, list) or not all(map(_is_count, value)):
+            raise _state_error(path, "a list of whole numbers >= 0", value)
+        if key in _STATE_INDEX_LISTS and n_streams is not None and any(
+                j >= n_streams for j in value):
+            raise _state_error(path, f"a list of streamer numbers below {n_streams}", value)
+    elif key == "base_weights":
+        if not isinstance(value, list) or not all(
+                isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
+                and w >= 0 for w in value):
+            raise _state_error(path, "a list of finite numbers >= 0", value)
+        if n_streams is not None and len(value) != n_streams:
+            raise _state_error(path, f"a list of {n_streams} weights", value)
+    elif key == "children":
+        if not isinstance(value, dict):
+            raise _state_error(path, "a dict of the states of the open streamers", value)
+        for j, child in value.items():
+            if not (isinstance(j, str) and j.isdigit()) or (
+                    n_streams is not None and int(j) >= n_streams):
+                raise _state_error(path, "keyed by streamer numbers", j)
+            if not isinstance(child, dict) or not _is_count(child.get("n")):
+                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", child)
+            _check_node(child, f"{path}[{j!r}]", None)
+        return
+    elif key == "slots":
+        if not isinstance(value, list):
+            raise _state_error(path, "a list of slots", value)
+        for k, slot in enumerate(value):
+            where = f"{path}[{k}]"
+            if slot is None:
+                continue
+            if not isinstance(slot, list) or len(slot) < 4:
+                raise _state_error(where, "None or [streamer, limit, n, state, ...]", slot)
+            sid, limit, n = slot[:3]
+            if not _is_count(sid) or (n_streams is not None and sid >= n_streams):
+                raise _state_error(f"{where}[0]", "a streamer number", sid)
+            if not (limit is None or _is_count(limit)) or not _is_count(n):
+                raise _state_error(where, "[streamer, None or a count, a count, ...]", slot)
+            _check_node(slot[3:], where, None)
+        return
+    elif key == "draws":
+        if not isinstance(value, dict):
+            raise _state_error(path, "a dict of draw counters", value)
+        for name, draw in value.items():
+            if not (_is_count(draw) or (isinstance(draw, list) and all(map(_is_count, draw)))):
+                raise _state_error(f"{path}[{name!r}]", "a count or a list of counts", draw)
+        return
+    _check_node(value, path, n_streams if key != "state" else None)

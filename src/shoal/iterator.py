@@ -3,11 +3,11 @@
 import copy
 from itertools import compress
 
-from ._checks import check_bool, check_int, short_repr
+from ._checks import check_bool, check_int, check_state_tree, short_repr
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
 from .core import Streamer
-from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
+from .exceptions import EmptyStreamError, ShoalError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux
 from .mux._shard import FINISHED, reshard_mux
 
@@ -66,17 +66,20 @@ class StreamIterator:
         self._start(None, 0)
 
     def _start(self, state, n_given):
+        node = self._new_node(state)
         counter = self._counter = counter_at(n_given)
-        stream = self.stream
-        if isinstance(stream, BaseMux):
-            node = stream._iterator(self.cycle, state, track=True)
-        else:
-            node = _LeafRoot(stream, self.cycle, state)
         hand_counter(node, counter)
         self._node = node
         self._gen = node.run()
         # The items pass through compress, which counts them at C speed.
         self._reader = compress(self._gen, counter)
+
+    def _new_node(self, state):
+        """The root node of an iteration that starts where ``state`` says (opens nothing)."""
+        stream = self.stream
+        if isinstance(stream, BaseMux):
+            return stream._iterator(self.cycle, state, track=True)
+        return _LeafRoot(stream, self.cycle, state)
 
     def __iter__(self):
         return self._reader
@@ -112,7 +115,8 @@ class StreamIterator:
         Raises
         ------
         ShoalValueError
-            If ``state`` is not a state of an iteration of this stream.
+            If ``state`` is not a state of an iteration of this stream, or
+            is corrupted (the message names the field).
         """
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise ShoalValueError(
@@ -129,6 +133,19 @@ class StreamIterator:
                 f"state is of an iteration with cycle={state.get('cycle')}, "
                 f"this one has cycle={self.cycle}"
             )
+        for key in ("n_given", "state"):
+            if key not in state:
+                raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
+        check_state_tree(state)
+        try:  # a trial: it opens nothing, and this iteration goes on if the state is refused
+            self._new_node(state["state"])
+        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+            if isinstance(exc, ShoalError):
+                raise
+            what = f"it lacks {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+            raise ShoalValueError(
+                f"state does not fit this iteration of {self.stream!r}: {what}"
+            ) from exc
         self.close()
         self._start(state["state"], state["n_given"])
 
