@@ -123,7 +123,7 @@ def check_weights(weights, n_streams, name="weights"):
     else:
         try:
             raw = np.asarray(weights)
-            if raw.dtype.kind in "USVMm" or (raw.dtype.kind == "O" and any(
+            if raw.dtype.kind in "cUSVMm" or (raw.dtype.kind == "O" and any(
                     not isinstance(w, numbers.Real) for w in raw.ravel())):
                 raise TypeError("not numbers")  # numpy would read "1" as 1.0
             out = np.array(raw, dtype=float)  # always a copy
@@ -182,11 +182,12 @@ def check_share(index, count):
 _STATE_MAX = 2**62  # no count in a state comes near it (see _counter.BIG)
 _STATE_COUNTS = frozenset({
     "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left", "given_in_pass",
-    "base", "n_input", "position", "plan",
+    "base", "n_input", "position",
 })
 _STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
 _STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead", "skip"})
 _STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations", "picks"})
+_STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
 
 
 def _state_error(path, what, value):
@@ -214,10 +215,11 @@ def _check_node(value, path, n_streams):
         if "n_streams" in value and not (value["n_streams"] is None or _is_count(value["n_streams"])):
             raise _state_error(f"{path}['n_streams']", "None or a count", value["n_streams"])
         n = n if _is_count(n) else None
+        grows = value.get("type") == "ChainMux"  # its lists grow as it reads its streamers
         for key, item in value.items():
             if not isinstance(key, str):
                 raise _state_error(path, "a dict with string keys", key)
-            _check_field(key, item, f"{path}[{key!r}]", n)
+            _check_field(key, item, f"{path}[{key!r}]", n, grows)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_node(item, f"{path}[{i}]", n_streams)
@@ -228,7 +230,31 @@ def _check_node(value, path, n_streams):
         raise _state_error(path, "a plain value (dict, list, number, string or None)", value)
 
 
-def _check_field(key, value, path, n_streams):
+# What a stream's state holds, by its kind: a mux's (checked further by the
+# mux), a map's, a leaf's (items given, or its source's own state), a root's.
+_STREAM_STATES = (("type", ()), ("map", ("n_input", "input")), ("given", ()), ("source", ()),
+                  ("epoch", ("offset", "yielded", "child")))
+
+
+def _check_stream_state(value, path):
+    if value is None:
+        return
+    if not isinstance(value, dict):
+        raise _state_error(path, "None or a dict (the state of a stream)", value)
+    for marker, fields in _STREAM_STATES:
+        if marker in value:
+            if value.get("map") == "cache":
+                fields = (*fields, "cache")
+            missing = [field for field in fields if field not in value]
+            if missing:
+                raise _state_error(path, f"a state with {', '.join(map(repr, missing))}", value)
+            break
+    else:
+        raise _state_error(path, "the state of a stream (a dict with 'type', 'map', "
+                                 "'given', 'source' or 'epoch')", value)
+
+
+def _check_field(key, value, path, n_streams, grows=False):
     if key in _STATE_COUNTS:
         if not _is_count(value):
             raise _state_error(path, f"a whole number in 0..{_STATE_MAX}", value)
@@ -241,6 +267,11 @@ def _check_field(key, value, path, n_streams):
         if key in _STATE_INDEX_LISTS and n_streams is not None and any(
                 j >= n_streams for j in value):
             raise _state_error(path, f"a list of streamer numbers below {n_streams}", value)
+        if key in ("totals", "n_activations") and n_streams is not None and (
+                len(value) > n_streams if grows else len(value) != n_streams):
+            raise _state_error(path, f"a list of {n_streams} counts, one per streamer", value)
+    elif key in _STATE_NODES:
+        _check_stream_state(value, path)
     elif key == "base_weights":
         if not isinstance(value, list) or not all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
@@ -248,6 +279,33 @@ def _check_field(key, value, path, n_streams):
             raise _state_error(path, "a list of finite numbers >= 0", value)
         if n_streams is not None and len(value) != n_streams:
             raise _state_error(path, f"a list of {n_streams} weights", value)
+        if not any(value):
+            raise _state_error(path, "a list of weights with one > 0 at least", value)
+    elif key == "cache":
+        fields = ("seed", "n_input", "base", "positions", "draws")
+        if not isinstance(value, dict) or any(field not in value for field in fields):
+            raise _state_error(path, f"a dict with {', '.join(map(repr, fields))}", value)
+        if not isinstance(value["draws"], dict) or any(
+                name not in value["draws"] for name in ("slot", "take_new")):
+            raise _state_error(f"{path}['draws']", "a dict with 'slot' and 'take_new'",
+                               value["draws"])
+        if _is_count(value["base"]) and _is_count(value["n_input"]) and (
+                value["base"] > value["n_input"]):
+            raise _state_error(f"{path}['base']", "at most 'n_input'", value["base"])
+    elif key == "resume":
+        if not isinstance(value, dict):
+            raise _state_error(path, "a dict of the streamers to resume", value)
+        for j, entry in value.items():
+            if not (isinstance(j, str) and j.isdigit()) or (
+                    n_streams is not None and int(j) >= n_streams):
+                raise _state_error(path, "keyed by streamer numbers", j)
+            if isinstance(entry, list) and len(entry) == 2 and _is_count(entry[0]):
+                _check_stream_state(entry[1], f"{path}[{j!r}][1]")  # [n, state]
+            elif not isinstance(entry, dict) or not _is_count(entry.get("n")):
+                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n', or [n, state]",
+                                   entry)
+            _check_node(entry, f"{path}[{j!r}]", None)
+        return
     elif key == "children":
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of the states of the open streamers", value)
@@ -271,8 +329,11 @@ def _check_field(key, value, path, n_streams):
             sid, limit, n = slot[:3]
             if not _is_count(sid) or (n_streams is not None and sid >= n_streams):
                 raise _state_error(f"{where}[0]", "a streamer number", sid)
-            if not (limit is None or _is_count(limit)) or not _is_count(n):
-                raise _state_error(where, "[streamer, None or a count, a count, ...]", slot)
+            if not (limit is None or _is_count(limit)) or not _is_count(n) or (
+                    limit is not None and n > limit):
+                raise _state_error(where, "[streamer, None or a count, n <= that count, ...]",
+                                   slot)
+            _check_stream_state(slot[3], f"{where}[3]")
             _check_node(slot[3:], where, None)
         return
     elif key == "draws":

@@ -130,10 +130,30 @@ class Streamer:
         self._kind = kind
         # A map (buffer_stream, ...) knows how to resume through its input.
         self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
+        if kind == _CALL:
+            self._check_call()
         # Does a pass need no node to report its state (see _child)?
         self._plain_leaf = kind != _DELEGATE and self._map_child is None
         # Only a one-shot source can run out for good; set once it has.
         self._spent = False
+
+    def _check_call(self):
+        """Refuse now arguments the source cannot be called with (not at the first item)."""
+        source = self.source
+        try:
+            signature = inspect.signature(source)
+        except (TypeError, ValueError):  # a builtin or an odd callable: it will tell when called
+            return
+        try:
+            signature.bind(*self.args, **self.kwargs)
+        except TypeError as exc:
+            raise ShoalTypeError(
+                f"arguments=({short_repr(self.args)}, {short_repr(self.kwargs)}) do not fit "
+                f"source {short_repr(source)}: {exc}"
+            ) from None
+        if self._map_child is not None:
+            # A map checks its arguments when called, and starts nothing: check them now.
+            source(*self.args, **self.kwargs).close()
 
     @property
     def streamer(self):
@@ -473,7 +493,13 @@ def streamable(function):
             f"streamable decorates a generator function, got {short_repr(function)} "
             f"({type(function).__name__})"
         )
-    decorated = decorate(function, _make_streamer, kwsyntax=True)
+    try:
+        decorated = decorate(function, _make_streamer, kwsyntax=True)
+    except (AttributeError, TypeError, ValueError):  # a callable that is not a function
+        raise ShoalTypeError(
+            f"streamable decorates a generator function, got {short_repr(function)} "
+            f"({type(function).__name__})"
+        ) from None
     with contextlib.suppress(AttributeError, TypeError):
         setattr(function, STREAMABLE, decorated)
     return decorated

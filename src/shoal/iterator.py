@@ -7,8 +7,8 @@ from ._checks import check_bool, check_int, check_state_tree, short_repr
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
 from .core import Streamer
-from .exceptions import EmptyStreamError, ShoalError, ShoalTypeError, ShoalValueError
-from .mux._base import BaseMux
+from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
+from .mux._base import BaseMux, restored_node
 from .mux._shard import FINISHED, reshard_mux
 
 __all__ = ["StreamIterator", "STATE_VERSION", "reshard_states"]
@@ -137,15 +137,8 @@ class StreamIterator:
             if key not in state:
                 raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
         check_state_tree(state)
-        try:  # a trial: it opens nothing, and this iteration goes on if the state is refused
-            self._new_node(state["state"])
-        except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-            if isinstance(exc, ShoalError):
-                raise
-            what = f"it lacks {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
-            raise ShoalValueError(
-                f"state does not fit this iteration of {self.stream!r}: {what}"
-            ) from exc
+        # A trial: it opens nothing, and this iteration goes on if the state is refused.
+        restored_node(self.stream, state, lambda: self._new_node(state["state"]))
         self.close()
         self._start(state["state"], state["n_given"])
 

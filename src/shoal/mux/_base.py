@@ -10,7 +10,7 @@ from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence, share_seed
 from ..core import Streamer
-from ..exceptions import ShoalTypeError, ShoalValueError
+from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 
 __all__ = [
     "BaseMux",
@@ -21,6 +21,7 @@ __all__ = [
     "open_counted",
     "counted_state",
     "check_state",
+    "restored_node",
     "check_flag",
     "Reweighable",
     "weight_spec",
@@ -128,6 +129,24 @@ def counted_state(streamer, node, it, counter, track):
     """The state of a pass opened by :func:`open_counted`."""
     n = given(counter)
     return {"n": n, "state": streamer._child_state(node, it, n) if track else None}
+
+
+def restored_node(stream, state, make):
+    """``make()``, the node of ``stream`` restored from ``state``; a state it cannot read
+    is a ShoalValueError.
+
+    Building a node reads its state and opens nothing (no user code runs), so
+    any error there is the state's.
+    """
+    try:
+        return make()
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        if isinstance(exc, ShoalError):
+            raise
+        what = f"it lacks {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise ShoalValueError(
+            f"state does not fit {stream!r}: {what}; state={short_repr(state)}"
+        ) from exc
 
 
 def check_state(state, mux, fields):
@@ -245,7 +264,10 @@ class BaseMux(Streamer):
         return gen if max_iter is None else limited(gen, max_iter)
 
     def _child(self, state=None, track=False, key=None):
-        node = self._iterator(False, state, track, key)
+        if state is None:
+            node = self._iterator(False, state, track, key)
+        else:
+            node = restored_node(self, state, lambda: self._iterator(False, state, track, key))
         return node, node.run()
 
     def _open_cycle(self, max_iter):
