@@ -188,6 +188,7 @@ _STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
 _STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead", "skip"})
 _STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations", "picks"})
 _STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
+_STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
 
 
 def _state_error(path, what, value):
@@ -204,9 +205,53 @@ def _is_count(value):
 def check_state_tree(state, path="state"):
     """Check that ``state`` holds plain values, each as its field requires.
 
-    Raises ShoalValueError naming the path of the first bad field.
+    Raises ShoalValueError naming the path of the first bad field. For the
+    state of a whole iteration (with ``n_given``), the counts must also agree
+    from the root down: a leaf resumed after more items than its parent
+    counted would be skipped through for ever.
     """
     _check_node(state, path, None)
+    if isinstance(state, dict) and "n_given" in state and "state" in state:
+        _check_counts(state["state"], state["n_given"], f"{path}['state']")
+
+
+def _check_counts(node, expected, path):
+    """Check that the stream whose state is ``node`` gave ``expected`` items (None: unknown)."""
+    if not isinstance(node, dict):
+        return
+    if "given" in node:
+        if expected is not None and node["given"] != expected:
+            raise _state_error(f"{path}['given']", f"{expected}, the count of its parent",
+                               node["given"])
+        return
+    if "map" in node:
+        cache = node.get("cache")
+        if isinstance(cache, dict):
+            positions, n_input, base = cache["positions"], cache["n_input"], cache["base"]
+            if positions and (max(positions) != n_input - 1 or min(positions) < base):
+                raise _state_error(f"{path}['cache']['positions']",
+                                   f"positions in {base}..{n_input - 1}, the last one read "
+                                   "among them", positions)
+            if node["n_input"] != base:
+                raise _state_error(f"{path}['n_input']", f"{base}, the cache's 'base'",
+                                   node["n_input"])
+        _check_counts(node["input"], node["n_input"], f"{path}['input']")
+        return
+    if "child" in node and "offset" in node:  # a chain, or a root over a leaf
+        child = None if expected is None else expected - node["offset"]
+        if child is not None and child < 0:
+            raise _state_error(f"{path}['offset']", f"at most {expected}", node["offset"])
+        _check_counts(node["child"], child, f"{path}['child']")
+    for j, entry in (node.get("children") or {}).items():
+        _check_counts(entry.get("state"), entry["n"], f"{path}['children'][{j!r}]['state']")
+    for k, slot in enumerate(node.get("slots") or ()):
+        if slot is not None:
+            _check_counts(slot[3], slot[2], f"{path}['slots'][{k}][3]")
+    for j, entry in (node.get("resume") or {}).items():
+        if isinstance(entry, list):
+            _check_counts(entry[1], entry[0], f"{path}['resume'][{j!r}][1]")
+        else:
+            _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
 
 
 def _check_node(value, path, n_streams):
@@ -220,6 +265,8 @@ def _check_node(value, path, n_streams):
             if not isinstance(key, str):
                 raise _state_error(path, "a dict with string keys", key)
             _check_field(key, item, f"{path}[{key!r}]", n, grows)
+        if value.get("type") == "RoundRobinMux" and value.get("started"):
+            _check_round(value, path)
     elif isinstance(value, list):
         for i, item in enumerate(value):
             _check_node(item, f"{path}[{i}]", n_streams)
@@ -254,10 +301,28 @@ def _check_stream_state(value, path):
                                  "'given', 'source' or 'epoch')", value)
 
 
+def _check_round(state, path):
+    """A RoundRobinMux's live streamers are open (have a state), but those dead this round."""
+    live, position, children = state.get("live"), state.get("position"), state.get("children")
+    dead = state.get("dead")
+    if not (isinstance(live, list) and _is_count(position) and isinstance(children, dict)
+            and isinstance(dead, list)):
+        return  # reported by the field checks, or by the mux
+    if position > len(live):
+        raise _state_error(f"{path}['position']", f"at most {len(live)}", position)
+    if any(j not in live[:position] for j in dead):
+        raise _state_error(f"{path}['dead']", "streamers of the round already read", dead)
+    if any(str(j) not in children for j in live if j not in dead):
+        raise _state_error(f"{path}['live']", "streamers open in 'children', or 'dead'", live)
+
+
 def _check_field(key, value, path, n_streams, grows=False):
     if key in _STATE_COUNTS:
         if not _is_count(value):
             raise _state_error(path, f"a whole number in 0..{_STATE_MAX}", value)
+        if key == "left" and value > _STATE_MAX_LEFT:
+            raise _state_error(path, f"at most {_STATE_MAX_LEFT}, the draws left in a block",
+                               value)
     elif key in _STATE_FLAGS:
         if not isinstance(value, bool):
             raise _state_error(path, "True or False", value)
@@ -267,6 +332,8 @@ def _check_field(key, value, path, n_streams, grows=False):
         if key in _STATE_INDEX_LISTS and n_streams is not None and any(
                 j >= n_streams for j in value):
             raise _state_error(path, f"a list of streamer numbers below {n_streams}", value)
+        if key == "picks" and (len(value) != 2 or value[1] > _STATE_MAX_LEFT):
+            raise _state_error(path, "[blocks, draws left in the block]", value)
         if key in ("totals", "n_activations") and n_streams is not None and (
                 len(value) > n_streams if grows else len(value) != n_streams):
             raise _state_error(path, f"a list of {n_streams} counts, one per streamer", value)
@@ -281,6 +348,23 @@ def _check_field(key, value, path, n_streams, grows=False):
             raise _state_error(path, f"a list of {n_streams} weights", value)
         if not any(value):
             raise _state_error(path, "a list of weights with one > 0 at least", value)
+    elif key == "seed":
+        if not (value is None or isinstance(value, list) and value and all(
+                isinstance(word, int) and not isinstance(word, bool) and 0 <= word < 2**64
+                for word in value)):
+            raise _state_error(path, "None or a list of ints in 0..2**64-1", value)
+    elif key == "keys":
+        if not isinstance(value, dict):
+            raise _state_error(path, "a dict of keys", value)
+        for j, plain in value.items():
+            ok = isinstance(plain, list) and len(plain) == 2 and isinstance(plain[1], list) and (
+                all(map(_is_count, plain[1]))) and (plain[0] is None or (
+                    isinstance(plain[0], list) and len(plain[0]) == 2 and all(
+                        isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**64
+                        for w in plain[0])))
+            if not (isinstance(j, str) and j.isdigit()) or not ok:
+                raise _state_error(f"{path}[{j!r}]", "[None or two ints, a list of counts]",
+                                   plain)
     elif key == "cache":
         fields = ("seed", "n_input", "base", "positions", "draws")
         if not isinstance(value, dict) or any(field not in value for field in fields):
@@ -334,13 +418,19 @@ def _check_field(key, value, path, n_streams, grows=False):
                 raise _state_error(where, "[streamer, None or a count, n <= that count, ...]",
                                    slot)
             _check_stream_state(slot[3], f"{where}[3]")
+            if not all(map(_is_count, slot[4:])):
+                raise _state_error(f"{where}[4:]", "counts", slot[4:])
             _check_node(slot[3:], where, None)
         return
     elif key == "draws":
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of draw counters", value)
         for name, draw in value.items():
-            if not (_is_count(draw) or (isinstance(draw, list) and all(map(_is_count, draw)))):
-                raise _state_error(f"{path}[{name!r}]", "a count or a list of counts", draw)
+            if name == "plan":
+                if not _is_count(draw):
+                    raise _state_error(f"{path}[{name!r}]", "a count", draw)
+            elif not (isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
+                      and draw[1] <= _STATE_MAX_LEFT):
+                raise _state_error(f"{path}[{name!r}]", "[blocks, draws left]: two counts", draw)
         return
     _check_node(value, path, n_streams if key != "state" else None)

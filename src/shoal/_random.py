@@ -308,7 +308,8 @@ def weighted_order(rng, weights):
     ∝ its weight among those not yet drawn (Efraimidis and Spirakis).
     """
     positive = np.flatnonzero(weights)
-    keys = rng.standard_exponential(len(positive)) / weights[positive]
+    # Ordered by E / w, compared as log(E) - log(w): a tiny weight cannot overflow.
+    keys = np.log(rng.standard_exponential(len(positive))) - np.log(weights[positive])
     return positive[np.argsort(keys, kind="stable")].tolist()
 
 

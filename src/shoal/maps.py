@@ -156,7 +156,7 @@ def _stack_dicts(items, first, axis):
                 f"item {at} of a batch has no key {key!r} (its keys: "
                 f"{short_repr(list(items[at]))}); the first item has {short_repr(list(first))}"
             ) from None
-        except (TypeError, IndexError):  # an item is not a mapping (an array, a list, ...)
+        except (TypeError, IndexError, OverflowError):  # an item is not a mapping
             raise DataError(_mixed_kinds(items, collections.abc.Mapping, "dict")) from None
         out[key] = _join(values, axis, key)
     n_keys = len(first)
@@ -286,7 +286,7 @@ def _take(item, getter, keys):
         raise DataKeyError(
             f"item has no key {short_repr(missing[0])} (its keys: {short_repr(list(item))})"
         ) from None
-    except (TypeError, IndexError):
+    except (TypeError, IndexError, OverflowError):
         raise DataError(
             f"items must be dicts, got {short_repr(item)} ({type(item).__name__})"
         ) from None
@@ -299,7 +299,7 @@ def _tuples(stream, keys):
         for item in it:
             try:
                 values = getter(item)
-            except (KeyError, TypeError, IndexError):
+            except (KeyError, TypeError, IndexError, OverflowError):
                 values = _take(item, getter, keys)  # raises the error that explains it
             yield (values,) if single else values
 
@@ -376,7 +376,7 @@ def _keras_tuples(stream, input_keys, single_input, output_keys, single_output):
         for item in it:
             try:
                 pair = (get_x(item), get_y(item))
-            except (KeyError, TypeError, IndexError):
+            except (KeyError, TypeError, IndexError, OverflowError):
                 _take(item, itemgetter(*keys), keys)  # raises the error that explains it
                 raise
             yield pair

@@ -310,6 +310,14 @@ class ZMQStreamer(ProcessStreamer):
 
     def __init__(self, streamer, min_port=49152, max_port=65535, max_tries=100, copy=False,
                  timeout=5):
+        if not isinstance(streamer, Streamer):
+            try:
+                streamer = Streamer(streamer)
+            except ShoalTypeError:
+                raise ShoalTypeError(
+                    f"streamer must be a Streamer, a mux or an iterable, got "
+                    f"{short_repr(streamer)} ({type(streamer).__name__})"
+                ) from None
         min_port = check_int("min_port", min_port, minimum=1)
         max_port = check_int("max_port", max_port, minimum=1)
         if not min_port < max_port <= 65535:

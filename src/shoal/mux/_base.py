@@ -1,6 +1,7 @@
 """What every mux shares: its streamers, its seed, and how a pass starts."""
 
 import copy
+import inspect
 from typing import NamedTuple
 
 import numpy as np
@@ -65,6 +66,15 @@ def weight_spec(weights, n_streams):
     ``weights`` may be a callable ``schedule(n_given) -> weights``.
     """
     if callable(weights):
+        try:
+            inspect.signature(weights).bind(0)
+        except TypeError as exc:
+            raise ShoalTypeError(
+                f"weights is a schedule, called as weights(n_given), but {short_repr(weights)} "
+                f"cannot be called so: {exc}"
+            ) from None
+        except ValueError:  # no signature to read: the call will tell
+            pass
         return scheduled_weights(weights, 0, n_streams), weights
     return check_weights(weights, n_streams), None
 
