@@ -418,8 +418,8 @@ def _check_field(key, value, path, n_streams, grows=False):
                 raise _state_error(where, "[streamer, None or a count, n <= that count, ...]",
                                    slot)
             _check_stream_state(slot[3], f"{where}[3]")
-            if not all(map(_is_count, slot[4:])):
-                raise _state_error(f"{where}[4:]", "counts", slot[4:])
+            if not all(extra is None or _is_count(extra) for extra in slot[4:]):
+                raise _state_error(f"{where}[4:]", "counts or None", slot[4:])
             _check_node(slot[3:], where, None)
         return
     elif key == "draws":

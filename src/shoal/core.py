@@ -73,8 +73,10 @@ class Streamer:
     Raises
     ------
     ShoalTypeError
-        If ``source`` is none of the above, or arguments are given for a
-        source that is not callable.
+        If ``source`` is none of the above, arguments are given for a
+        source that is not callable, or the source cannot be called with
+        the arguments given (checked now, not at the first item; a map such
+        as :func:`buffer_stream` also checks its own arguments now).
 
     See Also
     --------
@@ -318,7 +320,8 @@ class Streamer:
         Parameters
         ----------
         max_iter : None or int >= 0
-            The most items to yield; ``None`` streams the whole pass.
+            The most items to yield; ``None`` (or ``inf``, or a number beyond
+            ``sys.maxsize``) streams the whole pass.
 
         Returns
         -------
