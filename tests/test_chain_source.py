@@ -287,3 +287,15 @@ def test_states_of_shares_of_a_source_cannot_be_resharded_and_say_why():
     states = [chain.shard(i, 2).iterator().state_dict() for i in range(2)]
     with pytest.raises(ShoalValueError, match="streamers come from a source"):
         shoal.reshard_states(chain, states, 3)
+
+
+@pytest.mark.parametrize("make", [lambda: some_files(3), lambda: Streamer(some_files, 3),
+                                  lambda: files])
+def test_keras_validation_reads_one_pass_of_a_cycling_chain_of_any_source(make):
+    pytest.importorskip("keras")
+    pytest.importorskip("torch")
+    from shoal.keras import _one_pass
+
+    chain = ChainMux(make(), mode="cycle")
+    assert list(_one_pass(chain)) == list(ChainMux(make()))
+    assert chain.mode == "cycle"  # the recipe given is left as it is

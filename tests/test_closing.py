@@ -226,7 +226,7 @@ HOWS = ["iterator", "iterator_cycle", "break", "resumed", "iterate", "cycle", "m
         "tuples", "keras_tuples", "for_break", "with"]
 
 
-@settings(max_examples=1000, deadline=None)
+@settings(max_examples=1000, deadline=None, derandomize=True)
 @given(trees(), st.sampled_from(HOWS), st.integers(0, 12), st.integers(0, 2**16))
 def test_stopping_closes_every_generator_at_once(tree, how, n_items, seed):
     log = Log()

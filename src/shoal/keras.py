@@ -197,7 +197,7 @@ def _shaped(stream, batch_size, inputs, outputs, partial):
 def _one_pass(stream):
     """``stream`` with a cycling ChainMux (under shoal's maps) made to stop after a pass."""
     if isinstance(stream, ChainMux) and stream.mode == "cycle":
-        return ChainMux(stream.streamers, mode="exhaustive", random_state=stream.random_state)
+        return stream._in_mode("exhaustive")  # a source or an iterator of streamers too
     if (type(stream) is Streamer and stream.source in _MAPS and stream.args
             and isinstance(stream.args[0], Streamer)):
         inner = _one_pass(stream.args[0])

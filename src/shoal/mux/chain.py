@@ -218,6 +218,13 @@ class ChainMux(BaseMux):
     def _settings(self):
         return {"mode": self.mode}
 
+    def _in_mode(self, mode):
+        """This chain, over the same streamers (or source, or iterator), in ``mode``."""
+        chain = copy.copy(self)
+        chain.__dict__.pop("_entered", None)
+        chain.mode = check_choice("mode", mode, ("exhaustive", "cycle"))
+        return chain
+
     def __repr__(self):
         if self._source is not None:
             what = f"<streamers of {self._source!r}>"
