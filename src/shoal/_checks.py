@@ -185,7 +185,7 @@ _STATE_COUNTS = frozenset({
     "base", "n_input", "position",
 })
 _STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
-_STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead", "skip"})
+_STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead"})
 _STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations", "picks"})
 _STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
 _STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
@@ -280,7 +280,8 @@ def _check_node(value, path, n_streams):
 # What a stream's state holds, by its kind: a mux's (checked further by the
 # mux), a map's, a leaf's (items given, or its source's own state), a root's.
 _STREAM_STATES = (("type", ()), ("map", ("n_input", "input")), ("given", ()), ("source", ()),
-                  ("epoch", ("offset", "yielded", "child")))
+                  ("epoch", ("offset", "yielded", "child")),
+                  ("version", ("n_given", "state")))  # a whole iteration's (a worker's share)
 
 
 def _check_stream_state(value, path):
@@ -298,7 +299,7 @@ def _check_stream_state(value, path):
             break
     else:
         raise _state_error(path, "the state of a stream (a dict with 'type', 'map', "
-                                 "'given', 'source' or 'epoch')", value)
+                                 "'given', 'source', 'epoch' or 'version')", value)
 
 
 def _check_round(state, path):
@@ -339,6 +340,11 @@ def _check_field(key, value, path, n_streams, grows=False):
             raise _state_error(path, f"a list of {n_streams} counts, one per streamer", value)
     elif key in _STATE_NODES:
         _check_stream_state(value, path)
+    elif key == "skip":  # a chain's streamers done, or a worker's items to skip
+        if isinstance(value, list):
+            _check_field("dropped", value, path, n_streams)
+        elif not _is_count(value):
+            raise _state_error(path, "a list of streamer numbers, or a count", value)
     elif key == "base_weights":
         if not isinstance(value, list) or not all(
                 isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
