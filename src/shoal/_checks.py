@@ -189,6 +189,8 @@ _STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead
 _STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations", "picks"})
 _STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
 _STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
+# The supplies of draws whose state is [blocks made, draws left in the last].
+_STATE_DRAWS = frozenset({"activations", "choices", "uniforms", "sizes", "slot", "take_new"})
 
 
 def _state_error(path, what, value):
@@ -435,8 +437,11 @@ def _check_field(key, value, path, n_streams, grows=False):
             if name == "plan":
                 if not _is_count(draw):
                     raise _state_error(f"{path}[{name!r}]", "a count", draw)
-            elif not (isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
-                      and draw[1] <= _STATE_MAX_LEFT):
+            elif name in _STATE_DRAWS and not (
+                    isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
+                    and draw[1] <= _STATE_MAX_LEFT):
                 raise _state_error(f"{path}[{name!r}]", "[blocks, draws left]: two counts", draw)
+            else:
+                _check_node(draw, f"{path}[{name!r}]", n_streams)
         return
     _check_node(value, path, n_streams if key != "state" else None)
