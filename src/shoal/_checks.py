@@ -313,6 +313,8 @@ def _check_round(state, path):
         return  # reported by the field checks, or by the mux
     if position > len(live):
         raise _state_error(f"{path}['position']", f"at most {len(live)}", position)
+    if len(set(live)) != len(live) or len(set(dead)) != len(dead):
+        raise _state_error(f"{path}['live']", "streamers each at most once, as 'dead'", live)
     if any(j not in live[:position] for j in dead):
         raise _state_error(f"{path}['dead']", "streamers of the round already read", dead)
     if any(str(j) not in children for j in live if j not in dead):
@@ -437,6 +439,8 @@ def _check_field(key, value, path, n_streams, grows=False):
             if name == "plan":
                 if not _is_count(draw):
                     raise _state_error(f"{path}[{name!r}]", "a count", draw)
+            elif name == "plan_weights":  # the weights an exhaustive pass was drawn with
+                _check_field("base_weights", draw, f"{path}[{name!r}]", n_streams)
             elif name in _STATE_DRAWS and not (
                     isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
                     and draw[1] <= _STATE_MAX_LEFT):
