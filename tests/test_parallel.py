@@ -207,6 +207,22 @@ def test_workers_seed_their_copies_of_a_small_mux_differently():
     assert from_worker[0] != from_worker[1]
 
 
+@METHODS
+def test_workers_split_a_map_over_a_mux_so_that_every_item_comes_once(start_method):
+    batches = Streamer(shoal.tuples, tagged_mux(), "tag", "i")
+    with no_hang():
+        items = list(ProcessStreamer(batches, n_workers=2, start_method=start_method))
+    assert Counter(items) == Counter((tag, i) for tag in range(6) for i in range(7))
+
+
+def test_a_mux_with_fewer_streamers_than_workers_is_refused_at_the_call():
+    # Copies of the mux in each worker would give every item once per worker.
+    with pytest.raises(shoal.ShoalValueError, match="count must be at most the number of streamers.*got 3"):
+        ProcessStreamer(shoal.ChainMux(["ab", "cd"]), n_workers=3)
+    with pytest.raises(ValueError, match="streamers"):
+        ProcessStreamer(Streamer(shoal.tuples, shoal.ChainMux([[{"x": 1}]]), "x"), n_workers=2)
+
+
 def test_a_generator_function_can_read_its_own_share():
     assert shoal.worker_info() is None
     with no_hang():

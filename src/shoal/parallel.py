@@ -95,12 +95,17 @@ def worker_info():
 
 def _split(stream, index, n_workers):
     """The share of ``stream`` that worker ``index`` of ``n_workers`` runs."""
-    if isinstance(stream, BaseMux) and n_workers > 1:
-        n_streams = stream._lazy_count()
-        if n_streams is not None and n_streams < n_workers:
-            return stream._replica(index)  # too few streamers: each worker its own copy
+    if n_workers == 1:
+        return stream
+    if isinstance(stream, BaseMux):
+        # Too few streamers is refused: copies of the mux would repeat its items.
         return stream.shard(index, n_workers)
-    return stream
+    try:
+        return stream.shard(index, n_workers)  # a map over a mux: the mux's share
+    except ShoalValueError as exc:
+        if "is one stream" not in str(exc):
+            raise
+        return stream  # one generator: each worker runs it, and reads worker_info()
 
 
 class ProcessStreamer(Streamer):
@@ -111,12 +116,14 @@ class ProcessStreamer(Streamer):
     stream : Streamer
         The stream to run: a streamer or a mux.
     n_workers : int, 1 to MAX_WORKERS (1024)
-        The number of worker processes. With a mux of at least
-        ``n_workers`` streamers, worker ``w`` runs a mux of the same kind over
-        ``streamers[w::n_workers]``, seeded from the mux's seed and ``w``.
-        Otherwise every worker runs its own copy of the stream (a mux seeded
-        from its seed and ``w``); a generator function can read its own
-        share through :func:`worker_info`.
+        The number of worker processes. A mux (or a map over a mux, such
+        as ``Streamer(buffer_stream, mux, 32)``) is split with
+        :meth:`~shoal.Streamer.shard`: worker ``w`` runs share ``w``, a mux
+        of the same kind over ``streamers[w::n_workers]``, seeded from the
+        mux's seed and ``w``; a mux with fewer streamers than workers is
+        refused, since copies of it would repeat its items. Any other stream
+        (one generator function) runs whole in every worker, which reads its
+        own share through :func:`worker_info`.
     prefetch : int >= 1
         The most items each worker may have produced and the consumer not
         yet taken: it bounds the memory in flight.
