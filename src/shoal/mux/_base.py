@@ -371,16 +371,6 @@ class BaseMux(Streamer):
             part.random_state = part._seed
         return part
 
-    def _replica(self, index):
-        """This whole mux, seeded from its seed and ``index`` (a worker's own copy)."""
-        part = copy.copy(self)
-        part.__dict__.pop("_pass_key", None)
-        part.__dict__.pop("_entered", None)
-        part._seed = share_seed(self._seed, index)
-        if part._seed is not None:
-            part.random_state = part._seed
-        return part
-
     def __repr__(self):
         parts = [f"<{len(self.streamers)} streamers>"]
         parts += [f"{key}={value!r}" for key, value in self._settings().items()]
