@@ -18,12 +18,17 @@ def _bash_blocks(text):
     return blocks
 
 
+def _ci_commands(ci):
+    """The command lines of .ci/run, without the ``|| exit 1`` that makes set -e stop."""
+    return [line.removesuffix(" || exit 1") for line in ci.splitlines()]
+
+
 def test_ci_runs_the_readme_test_command():
     blocks = _bash_blocks((ROOT / "README.md").read_text())
     test_commands = [b for b in blocks if "pytest" in b]
     assert len(test_commands) == 1
     ci = (ROOT / ".ci" / "run").read_text()
-    assert test_commands[0].strip() in ci.splitlines()
+    assert test_commands[0].strip() in _ci_commands(ci)
 
 
 def test_ci_builds_the_docs_with_the_readme_command():
@@ -31,7 +36,7 @@ def test_ci_builds_the_docs_with_the_readme_command():
     docs_commands = [b for b in blocks if "sphinx" in b]
     assert len(docs_commands) == 1 and "-W" in docs_commands[0]
     ci = (ROOT / ".ci" / "run").read_text()
-    assert docs_commands[0].strip() in ci.splitlines()
+    assert docs_commands[0].strip() in _ci_commands(ci)
 
 
 def test_readme_runs_the_seed_example():
