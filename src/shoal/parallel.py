@@ -93,6 +93,19 @@ def worker_info():
     return _WORKER
 
 
+def _as_stream(value, name):
+    """``value`` as a Streamer; a clear error naming ``name`` if it cannot be one."""
+    if isinstance(value, Streamer):
+        return value
+    try:
+        return Streamer(value)
+    except ShoalTypeError:
+        raise ShoalTypeError(
+            f"{name} must be a Streamer, a mux or an iterable, got {short_repr(value)} "
+            f"({type(value).__name__})"
+        ) from None
+
+
 def _split(stream, index, n_workers):
     """The share of ``stream`` that worker ``index`` of ``n_workers`` runs."""
     if n_workers == 1:
@@ -172,14 +185,7 @@ class ProcessStreamer(Streamer):
 
     def __init__(self, stream, n_workers=1, prefetch=64, ordered=True, start_method=None,
                  timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
-        if not isinstance(stream, Streamer):
-            try:
-                stream = Streamer(stream)
-            except ShoalTypeError:
-                raise ShoalTypeError(
-                    f"stream must be a Streamer, a mux or an iterable, got {short_repr(stream)} "
-                    f"({type(stream).__name__})"
-                ) from None
+        stream = _as_stream(stream, "stream")
         self.stream = stream
         self.n_workers = check_int("n_workers", n_workers, minimum=1)
         limit = _max_workers()
@@ -317,14 +323,7 @@ class ZMQStreamer(ProcessStreamer):
 
     def __init__(self, streamer, min_port=49152, max_port=65535, max_tries=100, copy=False,
                  timeout=5):
-        if not isinstance(streamer, Streamer):
-            try:
-                streamer = Streamer(streamer)
-            except ShoalTypeError:
-                raise ShoalTypeError(
-                    f"streamer must be a Streamer, a mux or an iterable, got "
-                    f"{short_repr(streamer)} ({type(streamer).__name__})"
-                ) from None
+        streamer = _as_stream(streamer, "streamer")
         min_port = check_int("min_port", min_port, minimum=1)
         max_port = check_int("max_port", max_port, minimum=1)
         if not min_port < max_port <= 65535:
