@@ -2,20 +2,14 @@
 
 from pathlib import Path
 
+from test_docs_code import code_blocks
+
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def _bash_blocks(text):
-    blocks, inside = [], None
-    for line in text.splitlines():
-        if line.strip() == "```bash":
-            inside = []
-        elif line.strip() == "```" and inside is not None:
-            blocks.append("\n".join(inside))
-            inside = None
-        elif inside is not None:
-            inside.append(line)
-    return blocks
+def _blocks(text, language):
+    """The code blocks of ``text`` fenced as ``language``."""
+    return [code for _, info, code in code_blocks(text) if info == language]
 
 
 def _ci_commands(ci):
@@ -24,7 +18,7 @@ def _ci_commands(ci):
 
 
 def test_ci_runs_the_readme_test_command():
-    blocks = _bash_blocks((ROOT / "README.md").read_text())
+    blocks = _blocks((ROOT / "README.md").read_text(), "bash")
     test_commands = [b for b in blocks if "pytest" in b]
     assert len(test_commands) == 1
     ci = (ROOT / ".ci" / "run").read_text()
@@ -32,7 +26,7 @@ def test_ci_runs_the_readme_test_command():
 
 
 def test_ci_builds_the_docs_with_the_readme_command():
-    blocks = _bash_blocks((ROOT / "README.md").read_text())
+    blocks = _blocks((ROOT / "README.md").read_text(), "bash")
     docs_commands = [b for b in blocks if "sphinx" in b]
     assert len(docs_commands) == 1 and "-W" in docs_commands[0]
     ci = (ROOT / ".ci" / "run").read_text()
@@ -40,21 +34,8 @@ def test_ci_builds_the_docs_with_the_readme_command():
 
 
 def test_readme_runs_the_seed_example():
-    blocks = _bash_blocks((ROOT / "README.md").read_text())
+    blocks = _blocks((ROOT / "README.md").read_text(), "bash")
     assert any("examples/repeatable_validation.py" in b and "pip install" in b for b in blocks)
-
-
-def _python_blocks(text):
-    blocks, inside = [], None
-    for line in text.splitlines():
-        if line.strip() == "```python":
-            inside = []
-        elif line.strip() == "```" and inside is not None:
-            blocks.append("\n".join(inside))
-            inside = None
-        elif inside is not None:
-            inside.append(line)
-    return blocks
 
 
 def test_the_readme_keras_recipe_runs_as_it_stands(tmp_path):
@@ -72,7 +53,7 @@ def test_the_readme_keras_recipe_runs_as_it_stands(tmp_path):
         if importlib.util.find_spec(module) is None:
             pytest.skip(f"the README's Keras recipe needs {module} (pip install '.[keras]')")
     readme = (ROOT / "README.md").read_text()
-    blocks = [b for b in _python_blocks(readme) if "import shoal.keras" in b]
+    blocks = [b for b in _blocks(readme, "python") if "import shoal.keras" in b]
     assert len(blocks) == 1, "the README has one complete Keras block"
     script = tmp_path / "readme_keras.py"
     script.write_text(blocks[0] + "\nprint('val_loss', model.history.history['val_loss'])\n")
