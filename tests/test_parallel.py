@@ -18,7 +18,7 @@ import worker_sources as sources
 from resume_checker import assert_resumes_exactly, roundtrip
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
 
-METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn"])
+METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 
 
 @contextmanager
