@@ -14,7 +14,9 @@ os.environ.setdefault("KERAS_BACKEND", "torch")
 
 # The framework adapters import their framework: without it, their docstrings
 # are not collected (their tests skip, saying why).
-collect_ignore = ["tests/keras_resume_run.py"]  # a script that tests run, not a test module
+# Scripts that tests run in a process of their own, not test modules (the
+# Lightning one imports Lightning, which the README's test command does not install).
+collect_ignore = ["tests/keras_resume_run.py", "tests/lightning_child.py"]
 if (importlib.util.find_spec("keras") is None
         or importlib.util.find_spec(os.environ["KERAS_BACKEND"]) is None):
     collect_ignore.append("src/shoal/keras.py")
