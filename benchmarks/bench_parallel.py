@@ -4,8 +4,10 @@ Measures, side by side in one process (alternating rounds, median):
 
 - 1 MiB float32 arrays: throughput in MB/s of a bare shared-memory ring (a
   worker copies each array in, the consumer copies it out into a new array:
-  the reference for what the machine allows), pescador's ZMQStreamer, and
-  ProcessStreamer with 1 and 2 workers;
+  the reference for what the machine allows), of 64 MiB (shoal's ring size)
+  and of 4 MiB (the part of its ring shoal uses for such items, which stays
+  in the processor's cache), pescador's ZMQStreamer, and ProcessStreamer
+  with 1 and 2 workers;
 - small items (a dict of 10 float32 values): items per second, pescador
   against ProcessStreamer with 2 workers, ordered and as they come, and the
   cost of tracking the workers' states (``iterator()``) against plain
@@ -184,17 +186,21 @@ def main(argv=None):
     n_mib = int(2000 * scale)
     mb = alternate({
         "ring": lambda: bare_ring(n_mib + 100),
+        "ring 4 MiB": lambda: bare_ring(n_mib + 100, ring_bytes=4 * 2**20),
         "pescador": lambda: pescador.ZMQStreamer(pescador.Streamer(sources.arrays_1mib, 10**9)),
         "shoal 1 worker": lambda: shoal.ProcessStreamer(shoal.Streamer(sources.arrays_1mib, 10**9)),
         "shoal 2 workers": lambda: shoal.ProcessStreamer(
             shoal.Streamer(sources.arrays_1mib, 10**9), n_workers=2),
     }, n_mib, rounds, unit=2**20 / 1e6)
     print("1 MiB float32 arrays, MB/s (median of alternating rounds):")
-    print("| bare ring | pescador ZMQStreamer | shoal, 1 worker | shoal, 2 workers | "
-          "1 worker / ring | 1 worker / pescador | 2 workers / 1 worker |")
-    print("|---:|---:|---:|---:|---:|---:|---:|")
-    print(f"| {mb['ring']:,.0f} | {mb['pescador']:,.0f} | {mb['shoal 1 worker']:,.0f} | "
-          f"{mb['shoal 2 workers']:,.0f} | {mb['shoal 1 worker'] / mb['ring']:.2f}x | "
+    print("| bare ring, 64 MiB | bare ring, 4 MiB | pescador ZMQStreamer | shoal, 1 worker | "
+          "shoal, 2 workers | 1 worker / ring | 1 worker / 4 MiB ring | 1 worker / pescador | "
+          "2 workers / 1 worker |")
+    print("|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+    print(f"| {mb['ring']:,.0f} | {mb['ring 4 MiB']:,.0f} | {mb['pescador']:,.0f} | "
+          f"{mb['shoal 1 worker']:,.0f} | {mb['shoal 2 workers']:,.0f} | "
+          f"{mb['shoal 1 worker'] / mb['ring']:.2f}x | "
+          f"{mb['shoal 1 worker'] / mb['ring 4 MiB']:.2f}x | "
           f"{mb['shoal 1 worker'] / mb['pescador']:.2f}x | "
           f"{mb['shoal 2 workers'] / mb['shoal 1 worker']:.2f}x |", flush=True)
     print()

@@ -102,6 +102,23 @@ def test_arrays_the_consumer_holds_stay_intact_while_the_ring_wraps(n_workers):
     assert all(item["x"].max() == -1 for item in items)
 
 
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_items_of_every_size_cross_intact_as_the_ring_window_widens(n_workers):
+    # A worker uses 4 MiB of its ring until an item needs more: then it waits
+    # for the consumer to read what is in flight and widens, up to the whole
+    # ring (16 MiB here); larger items go through the pipe.
+    mib = 2**18  # float32 values in 1 MiB
+    sizes = [mib // 16, mib, 3 * mib // 2, mib // 8, 3 * mib, 2 * mib, 5 * mib, mib // 16] * 3
+    stream = ProcessStreamer(Streamer(sources.sized, sizes), n_workers=n_workers, prefetch=8,
+                             shared_memory_bytes=16 * 2**20, start_method="fork")
+    with no_hang():
+        items = list(stream)
+    expected = [i for i in range(len(sizes)) for _ in range(n_workers)]
+    assert [item["x"].size for item in items] == [sizes[i] for i in expected]
+    assert [(item["x"].min(), item["x"].max()) for item in items] == [(i, i) for i in expected]
+    assert all(item["x"].flags.writeable for item in items)
+
+
 def test_items_larger_than_the_shared_memory_go_through_the_pipe():
     stream = ProcessStreamer(Streamer(sources.reusing, 3, size=100_000), start_method="fork",
                              shared_memory_bytes=2**16)

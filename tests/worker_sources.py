@@ -40,6 +40,12 @@ def reusing(n, size=1_000_000):
         yield {"x": buffer}
 
 
+def sized(sizes):
+    """Item i: a float32 array of ``sizes[i]`` values, all equal to i."""
+    for i, size in enumerate(sizes):
+        yield {"x": np.full(size, i, dtype=np.float32)}
+
+
 def failing(n):
     for i in range(n):
         yield i

@@ -18,6 +18,7 @@ consumer that dies takes its workers with it.
 
 import collections
 import contextlib
+import functools
 import mmap
 import multiprocessing
 import multiprocessing.connection
@@ -50,8 +51,12 @@ SHARED_MIN_BYTES = 64 * 1024
 BATCH_ITEMS = 64
 #: ...or this many seconds after its first item, whatever its generator does next.
 BATCH_SECONDS = 0.002
-#: ...or when its arrays fill this many bytes of the ring (or an eighth of it).
+#: ...or when its arrays fill this many bytes of the ring (or a quarter of the window in use).
 RING_FLUSH_BYTES = 2**20
+#: The part of a worker's ring in use at first, in bytes; it widens to hold
+#: WINDOW_ITEMS of the largest item sent, up to the whole ring.
+RING_WINDOW_BYTES = 4 * 2**20
+WINDOW_ITEMS = 4
 #: A worker takes its share's state at most once per this many times what it costs.
 SNAPSHOT_RATIO = 50
 #: The most workers a ProcessStreamer runs (each is a process with a pipe and a ring).
@@ -139,7 +144,10 @@ class ProcessStreamer(Streamer):
         own share through :func:`worker_info`.
     prefetch : int >= 1
         The most items each worker may have produced and the consumer not
-        yet taken: it bounds the memory in flight.
+        yet taken: it bounds the memory in flight (arrays of 64 KiB or more
+        also wait for room in the worker's ring). The default keeps about a
+        scheduler's time slice of small items in hand, so that an ordered
+        consumer does not stall when the system pauses one of its workers.
     ordered : bool
         Take items from the workers in strict turn (deterministic: two runs
         of a seeded stream give the same items), or as they come (faster when
@@ -183,7 +191,7 @@ class ProcessStreamer(Streamer):
     [[0, 0, 0], [1, 1, 1], [4, 4, 4], [9, 9, 9]]
     """
 
-    def __init__(self, stream, n_workers=1, prefetch=64, ordered=True, start_method=None,
+    def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
                  timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
         stream = _as_stream(stream, "stream")
         self.stream = stream
@@ -456,6 +464,7 @@ class _ProcessIterator:
                 config = {
                     "index": index, "n_workers": recipe.n_workers, "share": recipe._shares[index],
                     "max_iter": self.max_iter, "track": self.track, "start": start, "skip": skip,
+                    "prefetch": recipe.prefetch,
                     "ring_path": worker.ring_path, "ring_size": recipe.shared_memory_bytes,
                     "parent": parent, "pdeathsig": use_pdeathsig,
                 }
@@ -797,21 +806,14 @@ def _worker_main(config, conn, credits, stop, tail):
         with open(config["ring_path"], "r+b") as f:
             ring = mmap.mmap(f.fileno(), config["ring_size"])
         conn.send_bytes(pickle.dumps(("ready", None)))
-        sender = _Sender(conn, ring, config["ring_size"], tail, stop, parent)
+        sender = _Sender(conn, ring, config["ring_size"], tail, stop, parent, credits,
+                         config["prefetch"])
         share = config["share"]
 
-        def wait_for_credit():
-            # One credit per item: the consumer returns it when it takes the item.
-            sender.flush()  # never sit on items while waiting for credits
-            while not credits.acquire(timeout=_POLL):
-                if stop.is_set():
-                    raise _Stopped
-
-        acquire = credits.acquire
+        credit = sender.credit
         if not config["track"]:
             for item in share.iterate(config["max_iter"]):
-                if not acquire(False):
-                    wait_for_credit()
+                credit()
                 sender.add(item)
         else:
             it = share.iterator()
@@ -822,8 +824,7 @@ def _worker_main(config, conn, credits, stop, tail):
             next_snapshot = 0.0
             clock = time.perf_counter
             for item in it:
-                if not acquire(False):
-                    wait_for_credit()
+                credit()
                 sender.add(item)
                 now = clock()
                 if now >= next_snapshot:
@@ -871,10 +872,24 @@ class _Sender:
     the consumer: if it dies, the worker kills itself.
     """
 
-    def __init__(self, conn, ring, ring_size, tail, stop, parent):
+    def __init__(self, conn, ring, ring_size, tail, stop, parent, credits, prefetch):
         self.conn = conn
+        # One credit per item: the consumer returns it when it takes the item
+        # (after it freed the item's ring space). A worker out of credit
+        # waits for a batch of them, not for one: an ordered consumer returns
+        # each worker's credits one by one, and a worker woken for each
+        # would send its items one message at a time.
+        self.credits = credits
+        self.try_credit = functools.partial(credits.acquire, False)
+        self.held = 0  # credits taken and not used yet
+        self.refill = max(1, min(prefetch // 4, BATCH_ITEMS))
         self.ring = ring
         self.ring_size = ring_size
+        # The part of the ring in use: RING_WINDOW_BYTES, or room for
+        # WINDOW_ITEMS of the largest item so far, up to the whole ring. A
+        # small window keeps what crosses in the processor's cache: the
+        # consumer reads it soon after the worker wrote it.
+        self.window = min(ring_size, RING_WINDOW_BYTES)
         self.tail = tail
         self.stop = stop
         self.parent = parent
@@ -888,7 +903,7 @@ class _Sender:
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
         self.ring_bytes = 0  # bytes the batch holds in the ring
         # Send a large share of the ring at once: the consumer can start on it.
-        self.ring_flush = min(RING_FLUSH_BYTES, ring_size // 8)
+        self.ring_flush = min(RING_FLUSH_BYTES, self.window // 4)
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set when a batch starts
         self.closing = False
@@ -915,6 +930,25 @@ class _Sender:
                 except BaseException as exc:  # the main thread raises it
                     self.failure = exc
                     return
+
+    def credit(self):
+        """Take the credit for one more item; without one, wait for a batch of them."""
+        if self.held:
+            self.held -= 1
+        elif not self.try_credit():
+            self.flush()  # never sit on items while waiting for credits
+            got = 0
+            while got < self.refill:
+                got += self._wait_for_credit()
+            self.held = got - 1  # one is for the item at hand
+
+    def _wait_for_credit(self):
+        """1 when a credit was taken, 0 after a while without one."""
+        if self.credits.acquire(timeout=_POLL):
+            return 1
+        if self.stop.is_set():
+            raise _Stopped
+        return 0
 
     def add(self, item):
         with self.lock:
@@ -960,6 +994,8 @@ class _Sender:
         if large:
             total = sum(b.raw().nbytes for b in large)
             if total <= self.ring_size:
+                if WINDOW_ITEMS * total > self.window and self.window < self.ring_size:
+                    self._widen(total)
                 table = [self._write(buffer.raw()) for buffer in large]
                 self.batch.append(("r", data, table, self.head))
                 self.ring_bytes += total
@@ -1014,21 +1050,27 @@ class _Sender:
         self.n_items = 0
         self.conn.send_bytes(message)
 
+    def _widen(self, total):
+        """Widen the window to hold WINDOW_ITEMS items of ``total`` bytes (once the ring is empty)."""
+        self._flush()
+        while self.tail.value != self.head:  # where the data goes changes: let it be read
+            self.held += self._wait_for_credit()
+        self.window = min(self.ring_size, WINDOW_ITEMS * total)
+        self.ring_flush = min(RING_FLUSH_BYTES, self.window // 4)
+
     def _write(self, view):
         """Copy ``view`` into the ring; return its (offset, size)."""
         size = view.nbytes
-        offset = self.head % self.ring_size
-        if offset + size > self.ring_size:  # it does not fit before the end: wrap
-            self.head += self.ring_size - offset
+        window = self.window
+        offset = self.head % window
+        if offset + size > window:  # it does not fit before the end: wrap
+            self.head += window - offset
             offset = 0
-        if self.head + size - self.tail.value > self.ring_size:
-            self._flush()  # the consumer frees the ring as it reads what was sent
-            wait = 0.0001
-            while self.head + size - self.tail.value > self.ring_size:
-                if self.stop.is_set():
-                    raise _Stopped
-                time.sleep(wait)
-                wait = min(wait * 2, 0.001)
+        if self.head + size - self.tail.value > window:
+            self._flush()  # the consumer frees the ring as it takes what was sent...
+            while self.head + size - self.tail.value > window:
+                # ...and then returns a credit: wait for one, not for a fixed time.
+                self.held += self._wait_for_credit()
         self.ring[offset:offset + size] = view
         self.head += size
         return offset, size
