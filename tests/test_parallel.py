@@ -119,6 +119,31 @@ def test_items_of_every_size_cross_intact_as_the_ring_window_widens(n_workers):
     assert all(item["x"].flags.writeable for item in items)
 
 
+def _drop(held):
+    held.clear()  # a forked child drops the arrays it shares with the consumer
+    gc.collect()
+
+
+def test_a_forked_child_dropping_a_received_array_frees_nothing_of_the_ring():
+    # Received arrays are views into the ring, freed for the worker when the
+    # consumer drops them: a child forked from the consumer shares them, and
+    # its dropping them must not let the worker overwrite the consumer's.
+    stream = ProcessStreamer(Streamer(sources.reusing, 60, size=2**18),  # 1 MiB items
+                             shared_memory_bytes=8 * 2**20, start_method="fork")
+    with no_hang():
+        items = iter(stream)
+        held = [next(items)]
+        second = next(items)  # (the stream's frame lets go of the first)
+        child = multiprocessing.get_context("fork").Process(target=_drop, args=(held,))
+        child.start()
+        child.join()
+        assert child.exitcode == 0
+        rest = [float(item["x"][0]) for item in items]  # each dropped before the next
+    assert rest == list(range(2, 60))
+    assert held[0]["x"].min() == held[0]["x"].max() == 0
+    assert second["x"].min() == second["x"].max() == 1
+
+
 def test_items_larger_than_the_shared_memory_go_through_the_pipe():
     stream = ProcessStreamer(Streamer(sources.reusing, 3, size=100_000), start_method="fork",
                              shared_memory_bytes=2**16)
@@ -486,6 +511,27 @@ def test_zmq_streamer_runs_code_written_for_pescador():
                                    copy=True, timeout=2)
     with no_hang():
         assert len(list(copying)) == 10
+
+
+def _overwrite(item):
+    item["x"][:] = -1
+
+
+@pytest.mark.parametrize("copy", [True, False])
+def test_zmq_streamer_copy_gives_arrays_of_the_consumers_own(copy):
+    # copy=False gives views into shared memory (as ProcessStreamer does),
+    # which a process forked from the consumer shares; copy=True copies.
+    stream = ZMQStreamer(Streamer(sources.reusing, 3, size=2**18), copy=copy)
+    with no_hang():
+        items = iter(stream)
+        first = next(items)
+        child = multiprocessing.get_context("fork").Process(target=_overwrite, args=(first,))
+        child.start()
+        child.join()
+        assert child.exitcode == 0
+        assert [float(item["x"][0]) for item in items] == [1, 2]
+    assert first["x"].flags.writeable
+    assert float(first["x"].max()) == (0 if copy else -1)
 
 
 @pytest.mark.parametrize("kwargs, message", [

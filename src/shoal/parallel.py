@@ -3,9 +3,10 @@
 :class:`ProcessStreamer` runs a stream in one or more worker processes and
 yields its items in the consumer. Items are pickled (protocol 5), except the
 buffers of large numpy arrays, which cross through a shared-memory ring: the
-worker copies them in, the consumer copies them out, so received arrays are
-writable and a worker that reuses its output buffer changes nothing the
-consumer holds. Workers send items in small batches; a prefetch depth bounds
+worker copies them into free chunks of it, and the consumer receives views of
+those chunks, which go back to the worker when the consumer drops the arrays.
+So received arrays are writable, and a worker that reuses its output buffer
+changes nothing the consumer holds. Workers send items in small batches; a prefetch depth bounds
 the items in flight.
 
 Nothing fails silently: an exception in a worker is raised in the consumer
@@ -31,6 +32,7 @@ import tempfile
 import threading
 import time
 import traceback
+import weakref
 from collections import deque
 from itertools import islice
 
@@ -51,10 +53,13 @@ SHARED_MIN_BYTES = 64 * 1024
 BATCH_ITEMS = 64
 #: ...or this many seconds after its first item, whatever its generator does next.
 BATCH_SECONDS = 0.002
-#: ...or when its arrays fill this many bytes of the ring (or a quarter of the window in use).
+#: ...or when its arrays fill this many bytes of the ring (or an eighth of it).
 RING_FLUSH_BYTES = 2**20
-#: The part of a worker's ring in use at first, in bytes; it widens to hold
-#: WINDOW_ITEMS of the largest item sent, up to the whole ring.
+#: A worker's ring is handed out in chunks of this many bytes (or the whole
+#: ring, if it is smaller).
+CHUNK_BYTES = 64 * 1024
+#: A worker keeps at most this many bytes of arrays in flight in its ring, or
+#: WINDOW_ITEMS of its largest item, whichever is more.
 RING_WINDOW_BYTES = 4 * 2**20
 WINDOW_ITEMS = 4
 #: A worker takes its share's state at most once per this many times what it costs.
@@ -222,6 +227,7 @@ class ProcessStreamer(Streamer):
                 f"worker(s)), got {self.shared_memory_bytes}"
             )
         self._shares = [_split(stream, w, self.n_workers) for w in range(self.n_workers)]
+        self._copy_out = False  # copy every received array out of the ring
         if self._context().get_start_method() != "fork":
             for share in self._shares:
                 try:
@@ -304,8 +310,10 @@ class ZMQStreamer(ProcessStreamer):
 
     Code written for pescador runs unchanged. No sockets or ports are used
     (the transport is a pipe and shared memory), so the port arguments are
-    only checked; ``copy`` is accepted, and received arrays are always the
-    consumer's own, writable copies.
+    only checked. Received arrays are writable; with ``copy=True`` they are
+    always copies of the consumer's own, else views into shared memory (as
+    for :class:`ProcessStreamer`), as pescador's ``copy=False`` gives views
+    of the received message.
 
     Parameters
     ----------
@@ -315,7 +323,7 @@ class ZMQStreamer(ProcessStreamer):
     max_tries : int > 0
         Accepted for compatibility.
     copy : bool
-        Accepted for compatibility.
+        Copy every received array out of shared memory.
     timeout : float > 0
         Seconds to wait for the worker to stop when the stream is closed.
 
@@ -343,6 +351,7 @@ class ZMQStreamer(ProcessStreamer):
         self.max_tries = check_int("max_tries", max_tries, minimum=1)
         self.copy = check_flag("copy", copy)
         super().__init__(streamer, n_workers=1, timeout=timeout if timeout is not None else 5.0)
+        self._copy_out = self.copy
 
     @property
     def streamer(self):
@@ -363,7 +372,8 @@ class _Worker:
     items, plus ``skip`` items.
     """
 
-    __slots__ = ("index", "process", "conn", "credits", "ring", "ring_path", "tail",
+    __slots__ = ("index", "process", "conn", "credits", "ring", "ring_path", "taken", "chunks",
+                 "view", "chunk", "copy_out",
                  "queue", "ready", "done", "error", "since", "received", "snapshots", "base")
 
 
@@ -446,7 +456,7 @@ class _ProcessIterator:
         for index in self.running:
             worker = _Worker()
             worker.index = index
-            worker.ring = worker.conn = None
+            worker.ring = worker.conn = worker.view = None
             # Named after this process, so that what it leaves can be found.
             fd, worker.ring_path = tempfile.mkstemp(prefix=f"{_SHM_PREFIX}{os.getpid()}-",
                                                     dir=folder)
@@ -457,7 +467,13 @@ class _ProcessIterator:
                     worker.ring = mmap.mmap(fd, recipe.shared_memory_bytes)
                 finally:
                     os.close(fd)
-                worker.tail = context.RawValue("Q", 0)
+                worker.taken = context.RawValue("Q", 0)  # ring bytes the consumer took
+                worker.chunk = min(CHUNK_BYTES, recipe.shared_memory_bytes)
+                # Which chunks of the ring hold an item's arrays (1) or are free
+                # (0): the worker marks them used, the consumer frees them.
+                worker.chunks = context.RawArray("B", recipe.shared_memory_bytes // worker.chunk)
+                worker.view = memoryview(worker.ring)
+                worker.copy_out = recipe._copy_out
                 worker.credits = context.Semaphore(recipe.prefetch)
                 receiver, sender = context.Pipe(duplex=False)
                 start, skip = self.starts[index]
@@ -470,7 +486,7 @@ class _ProcessIterator:
                 }
                 worker.process = context.Process(
                     target=_worker_main,
-                    args=(config, sender, worker.credits, self.stop, worker.tail),
+                    args=(config, sender, worker.credits, self.stop, worker.taken, worker.chunks),
                     daemon=True,
                     name=f"shoal-worker-{index}",
                 )
@@ -481,6 +497,8 @@ class _ProcessIterator:
                 for end in (receiver, sender):
                     if end is not None:
                         end.close()
+                if worker.view is not None:
+                    worker.view.release()
                 if worker.ring is not None:
                     worker.ring.close()
                 with contextlib.suppress(FileNotFoundError):
@@ -521,6 +539,10 @@ class _ProcessIterator:
                 worker.process.join()
         self._unlink_rings()
         for worker in self.workers:
+            # Arrays the consumer still holds keep their part of the ring
+            # mapped (then these raise, and the ring goes with the last of them).
+            with contextlib.suppress(Exception):
+                worker.view.release()
             with contextlib.suppress(Exception):
                 worker.ring.close()
             with contextlib.suppress(Exception):
@@ -590,7 +612,7 @@ class _ProcessIterator:
                 elif tag == "p":
                     queue.append(loads(segment[1]))
                     received += 1
-                elif tag == "r":  # copied out of the ring when the consumer takes it
+                elif tag == "r":  # read out of the ring when the consumer takes it
                     queue.append(_InRing(worker, *segment[1:]))
                     received += 1
                 else:  # "s": the share's state after the worker's k-th item
@@ -712,32 +734,52 @@ class _ProcessIterator:
 
 
 class _InRing:
-    """An item whose large buffers wait in its worker's ring.
+    """An item whose large buffers wait in chunks of its worker's ring.
 
-    They are copied out when the consumer takes the item, into buffers of
-    the consumer's own (writable; the worker may overwrite the ring space
-    right after), and the ring space is freed then: one item's buffers are
-    allocated at a time, as a consumer that drops each item before the next
-    reuses the same memory.
+    When the consumer takes the item, its arrays are views into the ring
+    (writable, and the worker does not touch their chunks until they are
+    freed): the chunks are freed when the last array using them is garbage.
+    While half the ring or more is in use, they are copied out instead and
+    the chunks freed at once, so that arrays a consumer keeps (in a cache, a
+    list) never hold the whole ring; and a worker that finds no room while
+    the consumer has taken all it sent sends through the pipe instead.
     """
 
-    __slots__ = ("worker", "data", "table", "end")
+    __slots__ = ("worker", "data", "table", "size")
 
-    def __init__(self, worker, data, table, end):
+    def __init__(self, worker, data, table, size):
         self.worker = worker
         self.data = data
         self.table = table
-        self.end = end
+        self.size = size  # the bytes it holds in the ring
 
     def load(self):
         worker = self.worker
-        view = memoryview(worker.ring)
-        try:
-            buffers = [bytearray(view[offset:offset + size]) for offset, size in self.table]
-        finally:
-            view.release()
-        worker.tail.value = self.end  # the ring space is free again
+        view, chunks, chunk = worker.view, worker.chunks, worker.chunk
+        buffers = []
+        if not worker.copy_out and 2 * bytes(chunks).count(0) >= len(chunks):
+            pid = os.getpid()
+            for offset, size in self.table:
+                holder = np.frombuffer(view[offset:offset + size], dtype=np.uint8)
+                weakref.finalize(holder, _free_chunks, chunks, offset // chunk,
+                                 -(-size // chunk), pid)
+                buffers.append(holder)
+        else:
+            for offset, size in self.table:
+                buffers.append(bytearray(view[offset:offset + size]))
+                _free_chunks(chunks, offset // chunk, -(-size // chunk))
+        worker.taken.value += self.size
         return pickle.loads(self.data, buffers=buffers)
+
+
+def _free_chunks(chunks, first, count, pid=None):
+    """Mark ``count`` chunks of a ring free from ``first`` on (the worker may reuse them).
+
+    Only in the consumer's process (``pid``): a process forked from it
+    shares the arrays, and dropping its references frees nothing.
+    """
+    if pid is None or pid == os.getpid():
+        chunks[first:first + count] = bytes(count)
 
 
 def _reshard(recipe, shares):
@@ -792,7 +834,7 @@ def _guard_parent(parent, use_pdeathsig):
     return expected
 
 
-def _worker_main(config, conn, credits, stop, tail):
+def _worker_main(config, conn, credits, stop, taken, chunks):
     global _WORKER
     _WORKER = (config["index"], config["n_workers"])
     # A forked worker inherits numpy's global random state: give unseeded
@@ -806,7 +848,7 @@ def _worker_main(config, conn, credits, stop, tail):
         with open(config["ring_path"], "r+b") as f:
             ring = mmap.mmap(f.fileno(), config["ring_size"])
         conn.send_bytes(pickle.dumps(("ready", None)))
-        sender = _Sender(conn, ring, config["ring_size"], tail, stop, parent, credits,
+        sender = _Sender(conn, ring, config["ring_size"], taken, chunks, stop, parent, credits,
                          config["prefetch"])
         share = config["share"]
 
@@ -872,7 +914,7 @@ class _Sender:
     the consumer: if it dies, the worker kills itself.
     """
 
-    def __init__(self, conn, ring, ring_size, tail, stop, parent, credits, prefetch):
+    def __init__(self, conn, ring, ring_size, taken, chunks, stop, parent, credits, prefetch):
         self.conn = conn
         # One credit per item: the consumer returns it when it takes the item
         # (after it freed the item's ring space). A worker out of credit
@@ -885,15 +927,19 @@ class _Sender:
         self.refill = max(1, min(prefetch // 4, BATCH_ITEMS))
         self.ring = ring
         self.ring_size = ring_size
-        # The part of the ring in use: RING_WINDOW_BYTES, or room for
-        # WINDOW_ITEMS of the largest item so far, up to the whole ring. A
-        # small window keeps what crosses in the processor's cache: the
-        # consumer reads it soon after the worker wrote it.
+        # The ring is handed out in chunks: an array goes in the first run
+        # of free chunks that holds it, so a ring the consumer keeps up with
+        # reuses its first chunks, which stay in the processor's cache.
+        self.chunks = chunks  # shared: 1 used, 0 free (the consumer frees them)
+        self.chunk = ring_size // len(chunks)
+        # A worker keeps at most WINDOW_ITEMS of its largest item, or
+        # RING_WINDOW_BYTES, in the ring ahead of the consumer: so the
+        # consumer reads what the worker wrote while it is still in cache.
+        self.taken = taken  # ring bytes the consumer took (shared)
+        self.sent = 0  # ring bytes sent
         self.window = min(ring_size, RING_WINDOW_BYTES)
-        self.tail = tail
         self.stop = stop
         self.parent = parent
-        self.head = 0  # bytes ever written to the ring
         # The batch: pickled items (data, their buffers' (offset, size) in the
         # ring), runs of dicts of small arrays stored column by column, and
         # snapshots of the share's state.
@@ -903,7 +949,7 @@ class _Sender:
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
         self.ring_bytes = 0  # bytes the batch holds in the ring
         # Send a large share of the ring at once: the consumer can start on it.
-        self.ring_flush = min(RING_FLUSH_BYTES, self.window // 4)
+        self.ring_flush = min(RING_FLUSH_BYTES, ring_size // 8)
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set when a batch starts
         self.closing = False
@@ -992,17 +1038,60 @@ class _Sender:
         large = []
         data = pickle.dumps(item, protocol=5, buffer_callback=lambda b: _keep_small(b, large))
         if large:
-            total = sum(b.raw().nbytes for b in large)
-            if total <= self.ring_size:
-                if WINDOW_ITEMS * total > self.window and self.window < self.ring_size:
-                    self._widen(total)
-                table = [self._write(buffer.raw()) for buffer in large]
-                self.batch.append(("r", data, table, self.head))
+            views = [buffer.raw() for buffer in large]
+            places = self._place([view.nbytes for view in views])
+            if places is not None:
+                ring = self.ring
+                for (offset, size), view in zip(places, views):
+                    ring[offset:offset + size] = view
+                total = sum(size for _, size in places)
+                self.batch.append(("r", data, places, total))
+                self.sent += total
                 self.ring_bytes += total
                 return
-            # Too large for the ring: it goes in the pipe.
+            # No room in the ring for it: it goes in the pipe.
             data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
         self.batch.append(("p", data))
+
+    def _place(self, sizes):
+        """Chunks of the ring for buffers of ``sizes`` bytes: their ``(offset, size)``, or None.
+
+        Waits for the consumer to take the items in flight while there is
+        no room; None if the item does not fit even then (larger than the
+        ring, or the arrays the consumer holds leave no room for it).
+        """
+        total = sum(sizes)
+        if total > self.ring_size:
+            return None
+        if WINDOW_ITEMS * total > self.window:
+            self.window = min(self.ring_size, WINDOW_ITEMS * total)
+        chunk, chunks, taken = self.chunk, self.chunks, self.taken
+        while True:
+            if self.sent + total - taken.value > self.window:
+                self._wait_for_consumer()
+                continue
+            free = bytearray(chunks)
+            places = []
+            for size in sizes:
+                count = -(-size // chunk)
+                first = free.find(bytes(count))
+                if first < 0:
+                    break
+                free[first:first + count] = b"\x01" * count
+                places.append((first, count, size))
+            else:
+                for first, count, _ in places:
+                    chunks[first:first + count] = b"\x01" * count
+                return [(first * chunk, size) for first, _, size in places]
+            if taken.value >= self.sent:
+                return None  # nothing in flight: the consumer holds the rest
+            self._wait_for_consumer()
+
+    def _wait_for_consumer(self):
+        """Send the batch, and wait for the consumer to take an item."""
+        self._flush()  # the consumer frees chunks as it takes what was sent...
+        # ...and then returns a credit: wait for one, not for a fixed time.
+        self.held += self._wait_for_credit()
 
     def _add_to_run(self, item):
         """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
@@ -1049,31 +1138,6 @@ class _Sender:
         self.run = None
         self.n_items = 0
         self.conn.send_bytes(message)
-
-    def _widen(self, total):
-        """Widen the window to hold WINDOW_ITEMS items of ``total`` bytes (once the ring is empty)."""
-        self._flush()
-        while self.tail.value != self.head:  # where the data goes changes: let it be read
-            self.held += self._wait_for_credit()
-        self.window = min(self.ring_size, WINDOW_ITEMS * total)
-        self.ring_flush = min(RING_FLUSH_BYTES, self.window // 4)
-
-    def _write(self, view):
-        """Copy ``view`` into the ring; return its (offset, size)."""
-        size = view.nbytes
-        window = self.window
-        offset = self.head % window
-        if offset + size > window:  # it does not fit before the end: wrap
-            self.head += window - offset
-            offset = 0
-        if self.head + size - self.tail.value > window:
-            self._flush()  # the consumer frees the ring as it takes what was sent...
-            while self.head + size - self.tail.value > window:
-                # ...and then returns a credit: wait for one, not for a fixed time.
-                self.held += self._wait_for_credit()
-        self.ring[offset:offset + size] = view
-        self.head += size
-        return offset, size
 
 
 def _unpack_run(keys, layouts, n, blocks):
