@@ -63,7 +63,7 @@ CHUNK_BYTES = 64 * 1024
 RING_WINDOW_BYTES = 4 * 2**20
 WINDOW_ITEMS = 4
 #: A worker takes its share's state at most once per this many times what it costs.
-SNAPSHOT_RATIO = 50
+SNAPSHOT_RATIO = 100
 #: The most workers a ProcessStreamer runs (each is a process with a pipe and a ring).
 MAX_WORKERS = 1024
 #: How often a waiting worker checks that it should go on.
