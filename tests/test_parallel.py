@@ -677,22 +677,128 @@ def test_a_state_loads_into_another_number_of_workers_exactly(kind, n_before, n_
     assert Counter(before + middle + after) == one_pass(6, 300)
 
 
-def test_a_state_that_cannot_be_split_exactly_among_other_workers_is_refused():
+# How a ProcessStreamer is iterated: as the root, through a Streamer over it, under a map.
+WRAPS = {
+    "root": lambda stream: stream,
+    "Streamer over it": Streamer,
+    "map over it": lambda stream: Streamer(shoal.buffer_stream, stream, 4),
+}
+
+
+def plain(items):
+    """The items, with a batch's arrays as lists (to compare with ==)."""
+    return [item if isinstance(item, tuple) and not isinstance(item[0], np.ndarray)
+            else [np.asarray(part).tolist() for part in item] for item in items]
+
+
+def inexact_stream(kind):
+    """A stream whose pass cannot be split exactly among another number of workers."""
+    streams = [Streamer(sources.forever, k) for k in range(6)]
+    if kind == "ShuffledMux":
+        return shoal.ShuffledMux(streams, random_state=2)
+    if kind == "StochasticMux with a rate":
+        return shoal.StochasticMux(streams, 2, 64, mode="exhaustive", random_state=3)
+    return Streamer(sources.forever, 7)  # one generator: every worker runs it whole
+
+
+@pytest.mark.parametrize("wrap", list(WRAPS))
+@pytest.mark.parametrize("kind, why", [
+    ("ShuffledMux", "cannot reshard the states of ShuffledMux.* exactly: a ShuffledMux restarts"),
+    ("StochasticMux with a rate", "cannot reshard the states of StochasticMux.* exactly: "
+                                  "with rate=64 each activation stops"),
+    ("one generator", r"Streamer\(forever, 7\) is one stream"),
+], ids=["ShuffledMux", "StochasticMux with a rate", "one generator"])
+def test_a_state_that_cannot_be_split_among_other_workers_is_refused_at_load(wrap, kind, why):
     def make(n_workers):
-        mux = shoal.ShuffledMux([Streamer(sources.forever, k) for k in range(4)], random_state=2)
-        return ProcessStreamer(mux, n_workers=n_workers, start_method="fork")
+        return WRAPS[wrap](ProcessStreamer(inexact_stream(kind), n_workers=n_workers,
+                                           start_method="fork"))
+
+    with no_hang():
+        saved = make(2).iterator()
+        for _ in range(50):
+            next(saved)
+        state = roundtrip(saved.state_dict())
+        saved.close()
+        it = make(3).iterator()
+        before = [next(it) for _ in range(10)]
+        with pytest.raises(ShoalValueError, match=r"^cannot load a state saved with n_workers=2 "
+                                                  r"into ProcessStreamer\(.*n_workers=3\): " + why):
+            it.load_state_dict(state)  # at the call, not at the next item
+        # Refused: the iteration goes on from where it was, its workers still running.
+        after = [next(it) for _ in range(10)]
+        it.close()
+        uninterrupted = make(3).iterator()
+        expected = [next(uninterrupted) for _ in range(20)]
+        uninterrupted.close()
+    assert plain(before + after) == plain(expected)
+
+
+def test_a_refused_state_leaves_a_new_iteration_unstarted():
+    def make(n_workers):
+        return ProcessStreamer(inexact_stream("ShuffledMux"), n_workers=n_workers,
+                               start_method="fork")
+
+    with no_hang():
+        saved = make(2).iterator()
+        for _ in range(30):
+            next(saved)
+        state = saved.state_dict()
+        saved.close()
+        it = make(3).iterator()
+        with pytest.raises(ShoalValueError, match="saved with n_workers=2"):
+            it.load_state_dict(state)
+        assert multiprocessing.active_children() == []  # nothing started for it
+        first = [next(it) for _ in range(5)]  # the pass starts from its beginning
+        it.close()
+    assert first == list(make(3)(max_iter=5))
+
+
+@pytest.mark.parametrize("wrap", list(WRAPS))
+def test_an_elastic_load_reshards_once_at_the_call_and_starts_no_worker(wrap, monkeypatch):
+    calls = []
+    reshard = shoal.parallel.reshard_states
+
+    def counted(stream, states, new_count):
+        calls.append((len(states), new_count))
+        return reshard(stream, states, new_count)
+
+    monkeypatch.setattr(shoal.parallel, "reshard_states", counted)
+
+    def make(n_workers):
+        return WRAPS[wrap](ProcessStreamer(elastic_mux("chain"), n_workers=n_workers,
+                                           start_method="fork"))
 
     with no_hang():
         it = make(2).iterator()
-        for _ in range(100):
-            next(it)
-        state = it.state_dict()
+        before = [next(it) for _ in range(100)]
+        state = roundtrip(it.state_dict())
         it.close()
         resumed = make(3).iterator()
         resumed.load_state_dict(state)
-        with pytest.raises(ShoalValueError, match="cannot reshard the states of ShuffledMux") as info:
-            next(resumed)  # where the workers would start
-    assert "saved with n_workers=2 into ProcessStreamer" in "\n".join(info.value.__notes__)
+        assert calls == [(2, 3)]
+        assert multiprocessing.active_children() == []  # the workers start at the next item
+        # Saved before any item, its state is the resharded one: three workers' shares.
+        ready = roundtrip(resumed.state_dict())
+        after = list(resumed)
+    assert calls == [(2, 3)]  # not again when the workers start
+    child = ready["state"]["child"]
+    assert (child["input"] if wrap == "map over it" else child)["n_workers"] == 3
+    rows = [row for batch in plain(before + after) for row in
+            (zip(*batch) if wrap == "map over it" else [batch])]
+    assert Counter(map(tuple, rows)) == one_pass(6, 300)
+
+
+def test_a_corrupted_worker_state_is_refused_at_load():
+    with no_hang():
+        it = ProcessStreamer(files(), n_workers=2, start_method="fork").iterator()
+        next(it)
+        state = it.state_dict()
+        it.close()
+    del state["state"]["child"]["running"]
+    resumed = ProcessStreamer(files(), n_workers=2, start_method="fork").iterator()
+    with pytest.raises(ShoalValueError, match="state of a ProcessStreamer iteration lacks 'running'"):
+        resumed.load_state_dict(state)
+    resumed.close()
 
 
 def test_a_mux_saves_a_worker_stream_it_opened_and_has_not_read_yet():

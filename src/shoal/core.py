@@ -238,6 +238,27 @@ class Streamer:
         # A leaf has no node: its state is what _child_state says of its iterator.
         return None, (self._source_iter() if state is None else self._resumed_iter(state))
 
+    def _loaded_state(self, state):
+        """``state``, the state of a pass opened by :meth:`_child`, checked and made ready.
+
+        An iteration calls it once, in ``load_state_dict``, with the state of
+        the pass it will open: a stream that cannot go on from ``state``
+        refuses it here, at the load, not at the first item, and what
+        loading costs is done once. A ProcessStreamer reshards here a state
+        saved with another number of workers (without starting any). A
+        Streamer over a stream and a map hand the state of their input to
+        it. A mux's state is ready as it is: the streamers it opens check
+        their states when it opens them. Opens nothing.
+        """
+        if state is None:
+            return None
+        kind = getattr(self, "_kind", None)  # a mux has none: its state is ready
+        if kind == _DELEGATE:
+            return self.source._loaded_state(state)
+        if kind == _CALL and self._map_child is not None:
+            return self.source._shoal_map_loaded_state(self, state)
+        return state
+
     @property
     def _takes_key(self):
         """Does a pass draw from the key a parent mux hands it (see :meth:`_child`)?

@@ -110,13 +110,18 @@ class StreamIterator:
     def load_state_dict(self, state):
         """Continue from ``state``, a :meth:`state_dict` of an iteration of the same stream.
 
-        What this iteration had open is closed first.
+        What this iteration had open is closed once ``state`` is accepted;
+        if it is refused, this iteration goes on as it was.
 
         Raises
         ------
         ShoalValueError
             If ``state`` is not a state of an iteration of this stream, or
-            is corrupted (the message names the field).
+            is corrupted (the message names the field), or cannot be
+            loaded into this stream: a ProcessStreamer state saved with
+            another number of workers that cannot be split exactly among
+            these (the message says why). Raised here, not at the next
+            item; this iteration then goes on as it was.
         """
         if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
             raise ShoalValueError(
@@ -139,8 +144,21 @@ class StreamIterator:
         check_state_tree(state)
         # A trial: it opens nothing, and this iteration goes on if the state is refused.
         restored_node(self.stream, state, lambda: self._new_node(state["state"]))
+        root = self._loaded_root(state["state"])
         self.close()
-        self._start(state["state"], state["n_given"])
+        self._start(root, state["n_given"])
+
+    def _loaded_root(self, root):
+        """``root`` with the state of its open pass made ready; this iteration is left as it is.
+
+        A stream checks, and prepares, the state of its pass here, when the
+        state is loaded, not at the first item (see ``Streamer._loaded_state``):
+        a ProcessStreamer refuses here a state it cannot split exactly among
+        another number of workers, and reshards once one it can.
+        """
+        if isinstance(self.stream, BaseMux) or root["child"] is None:
+            return root
+        return {**root, "child": self.stream._loaded_state(root["child"])}
 
     def counts(self):
         """How many items each streamer of the mux has given so far, as a list.

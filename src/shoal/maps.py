@@ -635,6 +635,19 @@ def _map_child(streamer, state, track, key=None):
         raise
 
 
+def _map_loaded_state(streamer, state):
+    """The state of ``Streamer(a map, stream, ...)``, its input's state made ready to load.
+
+    See ``Streamer._loaded_state``: the input (a ProcessStreamer, say) checks
+    and prepares its own state. A state that is not a map's is left to
+    :func:`_map_child` to refuse.
+    """
+    _, stream = _map_arguments(streamer)
+    if not isinstance(stream, Streamer) or not isinstance(state, dict) or "input" not in state:
+        return state
+    return {**state, "input": stream._loaded_state(state["input"])}
+
+
 def _map_shard(streamer, index, count):
     """``Streamer(a map, stream, ...)`` over share ``index`` of ``count`` of its stream.
 
@@ -715,5 +728,6 @@ for _function in (buffer_stream, tuples, keras_tuples, cache):
     _function._shoal_map_child = _map_child
     _function._shoal_map_takes_key = _map_takes_key
     _function._shoal_map_shard = _map_shard
+    _function._shoal_map_loaded_state = _map_loaded_state
     _function._shoal_map_reshard = _map_reshard
 del _function

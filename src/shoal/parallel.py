@@ -43,7 +43,7 @@ from ._iterutil import add_note, limited
 from .core import Streamer
 from .iterator import reshard_states
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
-from .mux._base import BaseMux, check_flag
+from .mux._base import BaseMux, check_flag, restored_node
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 
@@ -183,6 +183,14 @@ class ProcessStreamer(Streamer):
         cannot be sent, or is silent for longer than ``item_timeout``. An
         exception a worker raises is raised as itself, with the worker's
         traceback in a note, after the items the worker gave before it.
+    ShoalValueError
+        From ``load_state_dict`` of an iteration of it (or of a Streamer or
+        a map over it), for a state saved with another ``n_workers`` whose
+        pass cannot be split exactly among these workers (see
+        :func:`~shoal.reshard_states`): the message names both numbers of
+        workers and the stream, and says why. The iteration goes on as it
+        was. A state that can be split is resharded there, once, and the
+        workers start at the next item.
 
     Examples
     --------
@@ -265,6 +273,15 @@ class ProcessStreamer(Streamer):
         # The workers run the stream as a root: no key reaches another process.
         node = _ProcessIterator(self, None, track, state)
         return node, node.run()
+
+    def _loaded_state(self, state):
+        # Checked when it is loaded, and a state saved with another number of
+        # workers resharded then, once, in this process (no worker starts): one
+        # that cannot be split exactly is refused at load_state_dict.
+        shares = restored_node(self, state, lambda: _saved_shares(state))
+        if len(shares) == self.n_workers:
+            return state
+        return _reshard(self, shares)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
@@ -404,17 +421,11 @@ class _ProcessIterator:
 
     def _load(self, state):
         recipe = self.recipe
-        if not isinstance(state, dict) or state.get("type") != "ProcessStreamer":
-            got = state.get("type") if isinstance(state, dict) else type(state).__name__
-            raise ShoalValueError(f"state must be the state of a ProcessStreamer iteration, got one of {got!r}")
-        shares = state["shares"]
-        if len(shares) != recipe.n_workers:
-            shares, running = _reshard(recipe, shares)
-            self.starts = [(share["state"], share["skip"]) for share in shares]
-            self.running = running
-            self.position = 0
-            return
-        self.starts = [(share["state"], share["skip"]) for share in shares]
+        # A state a StreamIterator loaded is ready (checked, and resharded if
+        # need be): this checks it again, which is cheap. One a mux restores
+        # is made ready here.
+        state = recipe._loaded_state(state)
+        self.starts = [(share["state"], share["skip"]) for share in state["shares"]]
         self.running = list(state["running"])
         self.position = state["position"] if recipe.ordered and state["ordered"] else 0
 
@@ -782,15 +793,40 @@ def _free_chunks(chunks, first, count, pid=None):
         chunks[first:first + count] = bytes(count)
 
 
+def _saved_shares(state):
+    """The shares of ``state``, the state of a ProcessStreamer pass; refused if it is not one."""
+    if not isinstance(state, dict) or state.get("type") != "ProcessStreamer":
+        got = state.get("type") if isinstance(state, dict) else type(state).__name__
+        raise ShoalValueError(f"state must be the state of a ProcessStreamer iteration, got one of {got!r}")
+    missing = [field for field in ("n_workers", "ordered", "running", "position", "shares")
+               if field not in state]
+    if missing:
+        raise ShoalValueError(
+            f"state of a ProcessStreamer iteration lacks {', '.join(map(repr, missing))}")
+    shares, running = state["shares"], state["running"]
+    if not isinstance(shares, list) or not shares or not all(
+            isinstance(share, dict) and "state" in share and "skip" in share for share in shares):
+        raise ShoalValueError(
+            "state of a ProcessStreamer iteration is corrupted: its 'shares' must be a list "
+            f"of {{'state': ..., 'skip': ...}}, one per worker, got {short_repr(shares)}")
+    if not isinstance(running, list) or not all(
+            type(index) is int and 0 <= index < len(shares) for index in running):
+        raise ShoalValueError(
+            "state of a ProcessStreamer iteration is corrupted: its 'running' must list "
+            f"workers in 0..{len(shares) - 1}, got {short_repr(running)}")
+    return shares
+
+
 def _reshard(recipe, shares):
-    """The starts of ``recipe``'s workers from the shares of a state saved with another number.
+    """The state of a pass of ``recipe`` from the shares of one saved with another n_workers.
 
     Each saved share is first brought to exactly where its consumer was (its
     snapshot, then the items after it, run here: a bounded number), then
     :func:`~shoal.reshard_states` splits what the old shares had left among
-    the new ones. Returns ``(shares, running)``.
+    the new ones. A pass that cannot be split exactly is refused, saying why.
     """
     stream, n_saved, n_new = recipe.stream, len(shares), recipe.n_workers
+    where = f"a state saved with n_workers={n_saved} into {recipe!r}"
     try:
         states = []
         for index, share in enumerate(shares):
@@ -803,12 +839,16 @@ def _reshard(recipe, shares):
                 states.append(it.state_dict())
             finally:
                 it.close()
-        new = reshard_states(stream, states, n_new)
     except ShoalError as exc:
-        add_note(exc, f"while loading a state saved with n_workers={n_saved} into {recipe!r}, "
-                      f"which has n_workers={n_new}")
+        add_note(exc, f"while loading {where}")
         raise
-    return [{"state": state, "skip": 0} for state in new], list(range(n_new))
+    try:
+        new = reshard_states(stream, states, n_new)
+    except ShoalValueError as exc:
+        raise ShoalValueError(f"cannot load {where}: {exc}") from exc
+    return {"type": "ProcessStreamer", "n_workers": n_new, "ordered": recipe.ordered,
+            "running": list(range(n_new)), "position": 0,
+            "shares": [{"state": state, "skip": 0} for state in new]}
 
 
 # -- the worker ----------------------------------------------------------------

@@ -178,7 +178,10 @@ class StreamDataset(_data.IterableDataset):
           ``tuples`` and ``keras_tuples`` over them) the items given before
           and after are exactly one pass, nothing repeated or lost. For any
           other stream the next iteration raises a ShoalValueError that
-          says why, rather than repeat or lose items.
+          says why, rather than repeat or lose items. (Not this call: the
+          new number of shares, ranks times DataLoader workers, is known
+          only in each worker when it starts iterating, and with as many
+          shares as before any stream resumes.)
 
         Use :func:`share_states` to take the states out of a
         StatefulDataLoader's ``state_dict()``, and gather them from every
