@@ -262,7 +262,7 @@ def main(argv=None):
     mem = {lib: peak_memory(lib) for lib in ("pescador", "shoal")}
     print(f"Peak growth of the consumer's memory, 4 MB items, a consumer taking 20 a second "
           f"for 2 s: pescador {mem['pescador']:,.0f} MB, shoal (prefetch=4) {mem['shoal']:,.0f} MB "
-          "(shoal's includes the pages of its 64 MB shared-memory ring it has read)")
+          "(shoal's arrays are views of its shared-memory ring: pages the consumer reads count)")
 
 
 if __name__ == "__main__":

@@ -255,6 +255,8 @@ class Streamer:
         kind = getattr(self, "_kind", None)  # a mux has none: its state is ready
         if kind == _DELEGATE:
             return self.source._loaded_state(state)
+        if kind == _ONE_SHOT and state.get("given"):
+            self._child(state)  # refuses it: an iterator cannot be rewound
         if kind == _CALL and self._map_child is not None:
             return self.source._shoal_map_loaded_state(self, state)
         return state
