@@ -261,6 +261,29 @@ def test_the_states_of_two_ranks_go_on_in_any_number_of_ranks_and_workers(world_
     assert sorted(before + after) == sources.ALL_IDS  # nothing repeated, nothing lost
 
 
+def test_the_state_of_a_run_without_workers_goes_on_in_dataloader_workers():
+    # Loaded in the main process, the state of the one share of a run is
+    # split anew among the DataLoader's workers: each item once, not twice.
+    before, (state,) = saved_by_ranks(sources.files(), 1, [9])
+    dataset = StreamDataset(sources.files())
+    dataset.load_state_dict(state)
+    after = ids(DataLoader(dataset, batch_size=None, num_workers=2))
+    assert len(before) == 9
+    assert sorted(before + after) == sources.ALL_IDS
+
+
+def test_the_state_of_one_share_loaded_where_workers_run_other_shares_is_refused():
+    # Rank 0 of 2 saved without workers; loading that one share's state and
+    # iterating it with 2 DataLoader workers (shares 0 and 2 of 4) would give
+    # its items twice: each worker refuses it when it starts.
+    _, states = saved_by_ranks(sources.files(), 2, [4, 7])
+    dataset = StreamDataset(sources.files(), rank=0, world_size=2)
+    dataset.load_state_dict(states[0])
+    with pytest.raises(shoal.ShoalValueError,
+                       match=r"state is of share \[0, 2\], this one is \[\d, 4\]"):
+        ids(DataLoader(dataset, batch_size=None, num_workers=2))
+
+
 def test_a_state_loaded_and_saved_before_iterating_is_kept():
     before, states = saved_by_ranks(sources.files(), 2, [4, 7])
     dataset = StreamDataset(sources.files())

@@ -166,8 +166,13 @@ class StreamDataset(_data.IterableDataset):
         ``state`` is either the :meth:`state_dict` of this share (the same
         rank and worker, as torchdata's StatefulDataLoader hands each
         worker), or a list of the states of all the shares of a run, one per
-        rank and worker, in any order. With a list, each share goes on from
-        its part of them, whatever the number of ranks and workers now:
+        rank and worker, in any order. The state of a run of one share (no
+        ranks, no DataLoader workers) is all its shares, as a list of it.
+        The state of one share among several goes on only as that share:
+        loaded here and iterated in DataLoader workers, which are other
+        shares, it is refused when they start (it would repeat its items).
+        With a list, each share goes on from its part of them, whatever the
+        number of ranks and workers now:
 
         - with as many shares as before, share ``s`` resumes from the state
           of share ``s``;
@@ -202,19 +207,30 @@ class StreamDataset(_data.IterableDataset):
                     "state must be a StreamDataset.state_dict() or a list of them, got "
                     f"{short_repr(state)}"
                 )
-            if list(self.shard()) != state.get("shard"):
-                raise ShoalValueError(
-                    f"state is of share {state.get('shard')}, this one is {list(self.shard())}; "
-                    "to go on with another number of ranks or workers, load the list of the "
-                    "states of all the shares"
-                )
-            self._pending = state["iterator"]
+            shard = state.get("shard")
+            if isinstance(shard, list) and len(shard) == 2 and shard[1] == 1:
+                # The one share of its run: all its shares, which any number split anew.
+                self._pending = _all_shares([state])
+                return
+            self._check_shard(shard)
+            # Checked again when the iteration starts: loaded here, it may run
+            # in DataLoader workers, each of which is another share.
+            self._pending = {"shard": shard, "iterator": state["iterator"]}
+
+    def _check_shard(self, shard):
+        if list(self.shard()) != shard:
+            raise ShoalValueError(
+                f"state is of share {shard}, this one is {list(self.shard())}; to go on "
+                "with another number of ranks or workers, load the list of the states of "
+                "all the shares"
+            )
 
     def _pending_state(self):
         """The state this share starts from: its own, or its part of all the shares' states."""
         pending = self._pending
         if isinstance(pending, dict):
-            return pending
+            self._check_shard(pending["shard"])
+            return pending["iterator"]
         share, n_shares = self.shard()
         if len(pending) == n_shares:
             return pending[share]
