@@ -119,6 +119,36 @@ def test_items_of_every_size_cross_intact_as_the_ring_window_widens(n_workers):
     assert all(item["x"].flags.writeable for item in items)
 
 
+@pytest.mark.parametrize("seed", [0, 1, 2])
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_arrays_kept_and_dropped_at_random_stay_intact_and_nothing_waits_forever(seed, n_workers):
+    # Items of random sizes through an 8 MiB ring, the consumer keeping some
+    # of them for a while, some for good, and dropping the rest at once: the
+    # ring fills with kept arrays, fragments, switches to copies and to the
+    # pipe; every array must still hold its own values at the end.
+    rng = np.random.default_rng(seed)
+    n_items = 120
+    sizes = rng.choice([4_000, 20_000, 100_000, 300_000, 700_000], size=n_items).tolist()
+    stream = ProcessStreamer(Streamer(sources.sized, sizes), n_workers=n_workers,
+                             shared_memory_bytes=8 * 2**20, start_method="fork")
+    kept_for_good, kept_a_while = [], []
+    with no_hang():
+        for k, item in enumerate(stream):
+            i = k // n_workers
+            assert item["x"].size == sizes[i] and item["x"].min() == item["x"].max() == i
+            choice = rng.random()
+            if choice < 0.15:
+                kept_for_good.append((i, item))
+            elif choice < 0.5:
+                kept_a_while.append((i, item))
+                if len(kept_a_while) > 6:
+                    kept_a_while.pop(int(rng.integers(len(kept_a_while))))
+    assert len(kept_for_good) > 10
+    for i, item in kept_for_good + kept_a_while:
+        assert item["x"].min() == item["x"].max() == i  # never overwritten
+        item["x"][:] = -1  # and writable
+
+
 def _drop(held):
     held.clear()  # a forked child drops the arrays it shares with the consumer
     gc.collect()
