@@ -156,8 +156,9 @@ class StreamIterator:
         a ProcessStreamer refuses here a state it cannot split exactly among
         another number of workers, and reshards once one it can.
         """
-        if isinstance(self.stream, BaseMux) or root["child"] is None:
-            return root
+        if isinstance(self.stream, BaseMux) or not isinstance(root, dict) or (
+                root.get("child") is None):
+            return root  # nothing open to make ready (or a fresh start, as the trial read it)
         return {**root, "child": self.stream._loaded_state(root["child"])}
 
     def counts(self):
