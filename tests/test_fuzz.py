@@ -9,9 +9,7 @@ iteration is bounded, and an alarm fails a call that takes too long.
 import copy
 import json
 import math
-import signal
 import sys
-from contextlib import contextmanager
 from itertools import islice
 
 import numpy as np
@@ -20,6 +18,7 @@ from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
 import shoal
+from hang_guard import no_hang
 from pipelines import PIPELINES
 from shoal import (
     ChainMux,
@@ -87,30 +86,12 @@ def sum_overflows(weights):
         v / 2 for v in values) * 2)
 
 
-class Hang(Exception):
-    """A call took too long."""
-
-
-@contextmanager
-def alarm(seconds=10):
-    def ring(*_):
-        raise Hang(f"no answer in {seconds} s")
-
-    old = signal.signal(signal.SIGALRM, ring)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, old)
-
-
 def check(call, names, n_items=25):
     """Run ``call``: it works, or raises shoal's error naming one of ``names``.
 
     ``n_items=None`` only calls (worker processes are not started).
     """
-    with alarm():
+    with no_hang(10):
         try:
             made = call()
         except ShoalError as exc:
@@ -301,7 +282,7 @@ def test_load_state_dict_of_a_corrupted_state(name, position, data):
     value = data.draw(STATE_VALUES)
     corrupted = _replace(state, path, value)
     resumed = make().iterator()
-    with alarm():
+    with no_hang(10):
         try:
             resumed.load_state_dict(corrupted)
         except ShoalError as exc:

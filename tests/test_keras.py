@@ -8,7 +8,6 @@ the torch, JAX and TensorFlow backends, each in its own environment.
 import contextlib
 import json
 import os
-import signal
 import warnings
 
 BACKEND = os.environ.setdefault("KERAS_BACKEND", "torch")
@@ -21,6 +20,7 @@ pytest.importorskip(BACKEND, reason=f"the Keras tests use the {BACKEND} backend 
                                     f"install it, or set KERAS_BACKEND to an installed one")
 
 import shoal  # noqa: E402
+from hang_guard import no_hang  # noqa: E402
 from shoal.keras import StreamAdapter, training_data, validation_data  # noqa: E402
 
 N_FILES, M_BATCHES = 3, 4
@@ -191,23 +191,6 @@ def test_the_adapters_check_their_arguments_and_their_batches():
 
 # -- nothing hangs: no validation_steps ---------------------------------------------------
 
-class _Guard:
-    """Fail, instead of hanging, if the test runs for more than `seconds`."""
-
-    def __init__(self, seconds):
-        self.seconds = seconds
-
-    def __enter__(self):
-        def expire(signum, frame):
-            raise TimeoutError(f"still running after {self.seconds} s: it hangs")
-        self.previous = signal.signal(signal.SIGALRM, expire)
-        signal.alarm(self.seconds)
-
-    def __exit__(self, *exc_info):
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, self.previous)
-
-
 @contextlib.contextmanager
 def _keras_warnings():
     """The messages of the warnings raised inside (Keras warns when a run ends)."""
@@ -235,7 +218,7 @@ def test_without_validation_steps_a_cycling_chain_validates_one_pass_per_epoch()
     val = shoal.ChainMux([shoal.Streamer(bounded_file, f, M_BATCHES, reads, limit)
                           for f in range(N_FILES)], mode="cycle")
     train = training_files()
-    with _Guard(120):
+    with no_hang(120):
         # Keras learns the length of a pass at the end of the first run, and says so.
         with _keras_warnings() as caught:
             history = model.fit(training_data(train, batch_size=4, inputs="x", outputs="y"),
@@ -254,7 +237,7 @@ def test_evaluate_without_steps_reads_one_pass_of_a_cycling_chain():
     seen = []
     model = recording_model(seen, n_inputs=2)
     data = validation_data(example_chain(), batch_size=4, inputs="x", outputs="y")
-    with _Guard(60):
+    with no_hang(60):
         with _keras_warnings() as first:
             model.evaluate(data, verbose=0)
         with _keras_warnings() as second:
@@ -280,7 +263,7 @@ def test_more_validation_steps_than_a_pass_holds_are_cut_to_one_pass():
     seen = []
     model = recording_model(seen, n_inputs=2)
     data = validation_data(example_chain(), batch_size=4, inputs="x", outputs="y")
-    with _Guard(60), _keras_warnings() as caught:
+    with no_hang(60), _keras_warnings() as caught:
         model.fit(training_data(training_files(), batch_size=4, inputs="x", outputs="y"),
                   steps_per_epoch=2, epochs=2, verbose=0, validation_data=data,
                   validation_steps=5)

@@ -3,37 +3,21 @@
 import gc
 import multiprocessing
 import os
-import signal
 import subprocess
 import sys
 import time
 from collections import Counter
-from contextlib import contextmanager
 
 import numpy as np
 import pytest
 
 import shoal
 import worker_sources as sources
+from hang_guard import no_hang
 from resume_checker import assert_resumes_exactly, roundtrip
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
-
-
-@contextmanager
-def no_hang(seconds=60):
-    """Fail, rather than hang, if the block takes longer than ``seconds``."""
-    def alarm(signum, frame):
-        raise TimeoutError(f"still running after {seconds} s")
-
-    previous = signal.signal(signal.SIGALRM, alarm)
-    signal.alarm(seconds)
-    try:
-        yield
-    finally:
-        signal.alarm(0)
-        signal.signal(signal.SIGALRM, previous)
 
 
 def shared_memory_left():

@@ -199,6 +199,13 @@ def _state_error(path, what, value):
     )
 
 
+def _check_streamer_key(key, path, n_streams):
+    """A key of a dict of streamers' states: a streamer's number (below ``n_streams``, if known)."""
+    if not (isinstance(key, str) and key.isdigit()) or (
+            n_streams is not None and int(key) >= n_streams):
+        raise _state_error(path, "keyed by streamer numbers", key)
+
+
 def _is_count(value):
     return (isinstance(value, int) and not isinstance(value, bool)
             and 0 <= value <= _STATE_MAX)
@@ -390,9 +397,7 @@ def _check_field(key, value, path, n_streams, grows=False):
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of the streamers to resume", value)
         for j, entry in value.items():
-            if not (isinstance(j, str) and j.isdigit()) or (
-                    n_streams is not None and int(j) >= n_streams):
-                raise _state_error(path, "keyed by streamer numbers", j)
+            _check_streamer_key(j, path, n_streams)
             if isinstance(entry, list) and len(entry) == 2 and _is_count(entry[0]):
                 _check_stream_state(entry[1], f"{path}[{j!r}][1]")  # [n, state]
             elif not isinstance(entry, dict) or not _is_count(entry.get("n")):
@@ -404,9 +409,7 @@ def _check_field(key, value, path, n_streams, grows=False):
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of the states of the open streamers", value)
         for j, child in value.items():
-            if not (isinstance(j, str) and j.isdigit()) or (
-                    n_streams is not None and int(j) >= n_streams):
-                raise _state_error(path, "keyed by streamer numbers", j)
+            _check_streamer_key(j, path, n_streams)
             if not isinstance(child, dict) or not _is_count(child.get("n")):
                 raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", child)
             _check_node(child, f"{path}[{j!r}]", None)

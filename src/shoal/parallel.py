@@ -43,7 +43,7 @@ from ._iterutil import add_note, limited
 from .core import Streamer
 from .iterator import reshard_states
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
-from .mux._base import BaseMux, check_flag, restored_node
+from .mux._base import BaseMux, as_streamer, check_flag, restored_node
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 
@@ -101,19 +101,6 @@ def worker_info():
     [0, 1, 2, 3, 4, 5]
     """
     return _WORKER
-
-
-def _as_stream(value, name):
-    """``value`` as a Streamer; a clear error naming ``name`` if it cannot be one."""
-    if isinstance(value, Streamer):
-        return value
-    try:
-        return Streamer(value)
-    except ShoalTypeError:
-        raise ShoalTypeError(
-            f"{name} must be a Streamer, a mux or an iterable, got {short_repr(value)} "
-            f"({type(value).__name__})"
-        ) from None
 
 
 def _split(stream, index, n_workers):
@@ -206,7 +193,7 @@ class ProcessStreamer(Streamer):
 
     def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
                  timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
-        stream = _as_stream(stream, "stream")
+        stream = as_streamer(stream, "stream")
         self.stream = stream
         self.n_workers = check_int("n_workers", n_workers, minimum=1)
         limit = _max_workers()
@@ -356,7 +343,7 @@ class ZMQStreamer(ProcessStreamer):
 
     def __init__(self, streamer, min_port=49152, max_port=65535, max_tries=100, copy=False,
                  timeout=5):
-        streamer = _as_stream(streamer, "streamer")
+        streamer = as_streamer(streamer, "streamer")
         min_port = check_int("min_port", min_port, minimum=1)
         max_port = check_int("max_port", max_port, minimum=1)
         if not min_port < max_port <= 65535:
