@@ -133,6 +133,21 @@ def test_arrays_kept_and_dropped_at_random_stay_intact_and_nothing_waits_forever
         item["x"][:] = -1  # and writable
 
 
+def test_a_ring_of_any_size_is_cut_in_the_same_chunks_by_worker_and_consumer():
+    # 200,000 bytes is no whole number of 64 KiB chunks: worker and consumer
+    # must still agree on which chunks an array holds, or dropping one array
+    # frees the chunk of another the consumer keeps.
+    sizes = [16_500] * 40  # 66,000 bytes: more than one 64 KiB chunk
+    stream = ProcessStreamer(Streamer(sources.sized, sizes), shared_memory_bytes=200_000,
+                             start_method="fork")
+    kept = []
+    with no_hang():
+        for i, item in enumerate(stream):
+            if i % 2:
+                kept.append((i, item))  # every other one kept, the rest dropped
+    assert [(item["x"].min(), item["x"].max()) for _, item in kept] == [(i, i) for i, _ in kept]
+
+
 def _drop(held):
     held.clear()  # a forked child drops the arrays it shares with the consumer
     gc.collect()

@@ -478,7 +478,7 @@ class _ProcessIterator:
                 config = {
                     "index": index, "n_workers": recipe.n_workers, "share": recipe._shares[index],
                     "max_iter": self.max_iter, "track": self.track, "start": start, "skip": skip,
-                    "prefetch": recipe.prefetch,
+                    "prefetch": recipe.prefetch, "chunk": worker.chunk,
                     "ring_path": worker.ring_path, "ring_size": recipe.shared_memory_bytes,
                     "parent": parent, "pdeathsig": use_pdeathsig,
                 }
@@ -875,8 +875,8 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
         with open(config["ring_path"], "r+b") as f:
             ring = mmap.mmap(f.fileno(), config["ring_size"])
         conn.send_bytes(pickle.dumps(("ready", None)))
-        sender = _Sender(conn, ring, config["ring_size"], taken, chunks, stop, parent, credits,
-                         config["prefetch"])
+        sender = _Sender(conn, ring, config["ring_size"], taken, chunks, config["chunk"], stop,
+                         parent, credits, config["prefetch"])
         share = config["share"]
 
         credit = sender.credit
@@ -941,7 +941,8 @@ class _Sender:
     the consumer: if it dies, the worker kills itself.
     """
 
-    def __init__(self, conn, ring, ring_size, taken, chunks, stop, parent, credits, prefetch):
+    def __init__(self, conn, ring, ring_size, taken, chunks, chunk, stop, parent, credits,
+                 prefetch):
         self.conn = conn
         # One credit per item: the consumer returns it when it takes the item
         # (after it freed the item's ring space). A worker out of credit
@@ -958,7 +959,7 @@ class _Sender:
         # of free chunks that holds it, so a ring the consumer keeps up with
         # reuses its first chunks, which stay in the processor's cache.
         self.chunks = chunks  # shared: 1 used, 0 free (the consumer frees them)
-        self.chunk = ring_size // len(chunks)
+        self.chunk = chunk  # bytes: as the consumer counts them
         # A worker keeps at most WINDOW_ITEMS of its largest item, or
         # RING_WINDOW_BYTES, in the ring ahead of the consumer: so the
         # consumer reads what the worker wrote while it is still in cache.
