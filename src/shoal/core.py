@@ -223,11 +223,7 @@ class Streamer:
             return self.source._child(state, track, key)
         if kind == _ONE_SHOT:
             if state is not None and state.get("given"):
-                raise ShoalValueError(
-                    f"cannot restore {self!r}: it wraps an iterator, which cannot be "
-                    "rewound; pass a generator function (with its arguments) or a "
-                    "collection to make it resumable"
-                )
+                raise self._not_rewindable()
             return None, self._open()
         if kind == _CALL and self._map_child is not None:
             # A map over a Streamer (pescador's Streamer(buffer_stream, mux, 32))
@@ -256,10 +252,17 @@ class Streamer:
         if kind == _DELEGATE:
             return self.source._loaded_state(state)
         if kind == _ONE_SHOT and state.get("given"):
-            self._child(state)  # refuses it: an iterator cannot be rewound
+            raise self._not_rewindable()
         if kind == _CALL and self._map_child is not None:
             return self.source._shoal_map_loaded_state(self, state)
         return state
+
+    def _not_rewindable(self):
+        """The error for a state past the start of a one-shot source."""
+        return ShoalValueError(
+            f"cannot restore {self!r}: it wraps an iterator, which cannot be rewound; pass a "
+            "generator function (with its arguments) or a collection to make it resumable"
+        )
 
     @property
     def _takes_key(self):
