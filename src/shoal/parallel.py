@@ -20,6 +20,7 @@ consumer that dies takes its workers with it.
 import collections
 import contextlib
 import functools
+import gc
 import mmap
 import multiprocessing
 import multiprocessing.connection
@@ -75,6 +76,24 @@ _SHM_PREFIX = "shoal-"
 _SEM_VALUE_MAX = 2**31 - 1  # what a semaphore can count to (SEM_VALUE_MAX on Linux)
 
 _WORKER = None  # (index, n_workers) inside a worker process
+
+# The consumer's ends of its workers' pipes. A process forked from the
+# consumer (a worker, or any other) closes its copies of them at once: while
+# another process holds a copy, closing the consumer's end does not break the
+# pipe, and a worker writing into it would block, not fail, when the consumer
+# stops reading.
+_RECEIVERS = weakref.WeakSet()
+
+
+def _close_inherited_receivers():
+    for conn in list(_RECEIVERS):
+        with contextlib.suppress(Exception):
+            conn.close()
+    _RECEIVERS.clear()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_close_inherited_receivers)
 
 
 class WorkerError(ShoalError, RuntimeError):
@@ -149,8 +168,11 @@ class ProcessStreamer(Streamer):
         ``spawn`` and ``forkserver`` the stream must be picklable, which is
         checked here.
     timeout : float > 0
-        Seconds to wait for workers to stop when the stream is closed,
-        before they are terminated. Finite.
+        Seconds to wait, when the stream is closed, for a worker busy in its
+        generator's code to stop, before it is terminated. Finite. A worker
+        waiting for the consumer stops at once; either way, as in one
+        process, the workers' generators are closed (their ``finally``
+        runs) before ``close()`` returns, unless terminated.
     shared_memory_bytes : int
         The size of each worker's shared-memory ring for large arrays. An
         item whose arrays do not fit is sent through the pipe instead. The
@@ -272,6 +294,28 @@ class ProcessStreamer(Streamer):
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
+
+
+@contextlib.contextmanager
+def _interrupts_held():
+    """Hold Ctrl-C back while the block runs, and raise it after.
+
+    For the short, bounded work that must not be cut in the middle (ending
+    the workers, removing the rings). Only in the main thread, and only
+    while Ctrl-C raises KeyboardInterrupt (Python's default handler).
+    """
+    if (threading.current_thread() is not threading.main_thread()
+            or signal.getsignal(signal.SIGINT) is not signal.default_int_handler):
+        yield
+        return
+    held = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, signal.default_int_handler)
+        if held:
+            raise KeyboardInterrupt
 
 
 def _check_seconds(name, value):
@@ -474,6 +518,8 @@ class _ProcessIterator:
                 worker.copy_out = recipe._copy_out
                 worker.credits = context.Semaphore(recipe.prefetch)
                 receiver, sender = context.Pipe(duplex=False)
+                _RECEIVERS.add(receiver)  # no process forked from now on keeps it open
+                worker.conn = receiver
                 start, skip = self.starts[index]
                 config = {
                     "index": index, "n_workers": recipe.n_workers, "share": recipe._shares[index],
@@ -489,6 +535,7 @@ class _ProcessIterator:
                     name=f"shoal-worker-{index}",
                 )
                 worker.process.start()
+                self.workers.append(worker)  # from here on, _shut_down ends it
             except BaseException:
                 # Not started (spawn refuses to start a process while the main
                 # module is being imported by one, say): nothing of it stays.
@@ -503,7 +550,6 @@ class _ProcessIterator:
                     os.unlink(worker.ring_path)
                 raise
             sender.close()  # the worker has its own end now
-            worker.conn = receiver
             worker.queue = collections.deque()
             worker.ready = worker.done = False
             worker.error = None
@@ -511,7 +557,6 @@ class _ProcessIterator:
             worker.received = 0
             worker.snapshots = collections.deque()
             worker.base = (0, start, skip)
-            self.workers.append(worker)
 
     def _unlink_rings(self):
         for worker in self.workers:
@@ -521,22 +566,49 @@ class _ProcessIterator:
                 worker.ring_path = None
 
     def _shut_down(self):
+        try:
+            self._stop_workers()
+        finally:
+            # Whatever cut the wait short (a second Ctrl-C, say), no worker
+            # and no ring outlives the iteration.
+            with _interrupts_held():
+                self._end_workers()
+
+    def _stop_workers(self):
+        """Ask every worker to stop, and wait up to ``timeout`` for them to end.
+
+        A worker stops at once, closing its generators as it goes, wherever
+        it waits for the consumer: one writing into its pipe fails when the
+        consumer's end is closed (no other process holds it), and one
+        waiting for credit is woken with one, and sees the stop. Only a
+        worker in its generator's code takes longer.
+        """
         if self.stop is not None:
             self.stop.set()
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 worker.conn.close()
+            with contextlib.suppress(Exception):
+                worker.credits.release()
         deadline = time.monotonic() + self.recipe.timeout
         for worker in self.workers:
             worker.process.join(max(0.0, deadline - time.monotonic()))
-            if worker.process.is_alive():
-                worker.process.terminate()
-                worker.process.join(1.0)
-            if worker.process.is_alive():
-                worker.process.kill()
-                worker.process.join()
+
+    def _end_workers(self):
+        """Terminate the workers still running, then free their pipes and rings."""
+        alive = [w.process for w in self.workers if w.process.is_alive()]
+        for process in alive:
+            process.terminate()
+        deadline = time.monotonic() + 1.0
+        for process in alive:
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                process.kill()
+                process.join()
         self._unlink_rings()
         for worker in self.workers:
+            with contextlib.suppress(Exception):
+                worker.conn.close()
             # Arrays the consumer still holds keep their part of the ring
             # mapped (then these raise, and the ring goes with the last of them).
             with contextlib.suppress(Exception):
@@ -870,7 +942,7 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
     # The consumer decides when to stop: a Ctrl-C reaches it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = _guard_parent(config["parent"], config["pdeathsig"])
-    sender = None
+    sender = source = None
     try:
         with open(config["ring_path"], "r+b") as f:
             ring = mmap.mmap(f.fileno(), config["ring_size"])
@@ -881,11 +953,12 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
 
         credit = sender.credit
         if not config["track"]:
-            for item in share.iterate(config["max_iter"]):
+            source = share.iterate(config["max_iter"])
+            for item in source:
                 credit()
                 sender.add(item)
         else:
-            it = share.iterator()
+            it = source = share.iterator()
             if config["start"] is not None:
                 it.load_state_dict(config["start"])
             if config["skip"]:
@@ -920,10 +993,35 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
         with contextlib.suppress(Exception):
             conn.send_bytes(pickle.dumps(message))
     finally:
+        if source is not None:
+            # As in one process, the generators are closed when the stream
+            # stops: their `finally` runs before the consumer's close returns.
+            _close_source(source, config["index"])
         if sender is not None:
             sender.close()
         with contextlib.suppress(Exception):
             conn.close()
+        # The stream is closed: what is left is the interpreter's exit, which
+        # the consumer's close waits for. Its last garbage collection walks
+        # every object (numpy's, the user's) and takes most of that time in
+        # a spawned worker; leave them out of it. (A forked worker ends with
+        # os._exit, which collects nothing.)
+        gc.freeze()
+
+
+def _close_source(source, index):
+    """Close the worker's iteration; an error doing so goes to the worker's standard error.
+
+    The consumer has stopped reading by then (or read the end or the error
+    of the stream, after which this closes nothing).
+    """
+    try:
+        source.close()
+    except BaseException:
+        with contextlib.suppress(Exception):
+            sys.stderr.write(f"shoal: closing the stream of worker {index} raised:\n"
+                             f"{traceback.format_exc()}")
+            sys.stderr.flush()
 
 
 class _Stopped(Exception):
@@ -1017,12 +1115,11 @@ class _Sender:
             self.held = got - 1  # one is for the item at hand
 
     def _wait_for_credit(self):
-        """1 when a credit was taken, 0 after a while without one."""
-        if self.credits.acquire(timeout=_POLL):
-            return 1
-        if self.stop.is_set():
+        """1 when a credit was taken, 0 after a while without one; _Stopped once told to stop."""
+        got = self.credits.acquire(timeout=_POLL)
+        if self.stop.is_set():  # the consumer gives a credit to wake a worker it stops
             raise _Stopped
-        return 0
+        return 1 if got else 0
 
     def add(self, item):
         with self.lock:

@@ -1,0 +1,28 @@
+"""Generator functions for the worker lifecycle tests: module-level, so spawned workers can import them."""
+
+import os
+import time
+
+import numpy as np
+
+import shoal
+
+
+def producing(folder):
+    """Items of 4 KB (they cross through the pipe) forever; its ``finally`` leaves a file in ``folder``."""
+    index = (shoal.worker_info() or (0, 1))[0]
+    try:
+        i = 0
+        while True:
+            yield {"x": np.full(1000, i, dtype=np.float32), "i": i}
+            i += 1
+    finally:
+        with open(os.path.join(folder, f"closed-{index}-{os.getpid()}"), "w") as marker:
+            marker.write("closed")
+
+
+def stuck_after(n):
+    """``n`` items, then stuck in user code (a read that never returns, say)."""
+    yield from range(n)
+    while True:
+        time.sleep(0.05)

@@ -1,0 +1,146 @@
+"""ProcessStreamer's workers: how they stop."""
+
+import gc
+import multiprocessing
+import os
+import signal
+import sys
+import threading
+import time
+
+import pytest
+
+import lifecycle_sources as sources
+from hang_guard import no_hang
+from shoal import ProcessStreamer, Streamer, ZMQStreamer
+
+METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
+
+
+def shared_memory_left():
+    """The shared-memory rings this process made and did not remove."""
+    folder = "/dev/shm"
+    mine = f"shoal-{os.getpid()}-"
+    return [f for f in os.listdir(folder) if f.startswith(mine)] if os.path.isdir(folder) else []
+
+
+@pytest.fixture(autouse=True)
+def nothing_left_behind():
+    """Every test must leave no worker process and no shared memory behind."""
+    yield
+    gc.collect()
+    assert multiprocessing.active_children() == []
+    assert shared_memory_left() == []
+
+
+# -- closing ----------------------------------------------------------------------
+
+# A close that waits for its workers to notice nothing takes the whole timeout:
+# with 30 s, any close under 10 s is one where every worker stopped of itself.
+TIMEOUT = 30.0
+
+
+def closed_markers(folder):
+    return sorted(name.split("-")[1] for name in os.listdir(folder) if name.startswith("closed-"))
+
+
+@METHODS
+@pytest.mark.parametrize("n_workers", [1, 2, 4])
+def test_closing_a_producing_stream_stops_its_workers_at_once_and_closes_their_generators(
+        tmp_path, start_method, n_workers):
+    # Items of 4 KB: the workers fill their pipes while the consumer stops reading.
+    stream = ProcessStreamer(Streamer(sources.producing, str(tmp_path)), n_workers=n_workers,
+                             start_method=start_method, timeout=TIMEOUT)
+    with no_hang(120):
+        items = iter(stream)
+        for _ in range(1000):
+            next(items)
+        began = time.monotonic()
+        items.close()
+        took = time.monotonic() - began
+    assert took < TIMEOUT / 3, f"close took {took:.1f} s: the workers waited for the timeout"
+    # Each worker's generator was closed (its finally ran) before close returned.
+    assert closed_markers(tmp_path) == [str(index) for index in range(n_workers)]
+
+
+def test_closing_a_zmq_streamer_stops_its_worker_at_once_and_closes_its_generator(tmp_path):
+    stream = ZMQStreamer(Streamer(sources.producing, str(tmp_path)), timeout=TIMEOUT)
+    with no_hang(120):
+        for count, _ in enumerate(stream):
+            if count == 1000:
+                break
+    assert closed_markers(tmp_path) == ["0"]
+
+
+def test_a_break_closes_every_generator_of_every_worker(tmp_path):
+    stream = ProcessStreamer(Streamer(sources.producing, str(tmp_path)), n_workers=2,
+                             start_method="fork", timeout=TIMEOUT)
+    with no_hang(120):
+        for count, _ in enumerate(stream):
+            if count == 100:
+                break
+    assert closed_markers(tmp_path) == ["0", "1"]
+
+
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_worker_stuck_in_user_code_is_terminated_after_the_timeout(start_method):
+    stream = ProcessStreamer(Streamer(sources.stuck_after, 3), n_workers=2,
+                             start_method=start_method, timeout=0.5)
+    with no_hang(60):
+        items = iter(stream)
+        assert [next(items) for _ in range(6)] == [0, 0, 1, 1, 2, 2]
+        pids = [child.pid for child in multiprocessing.active_children()]
+        items.close()
+    assert len(pids) == 2
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+
+
+def in_function(thread, name):
+    """Whether ``thread`` is running the function called ``name`` now."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False
+
+
+def interrupt_when_in(thread, name, sent, seconds=30.0):
+    """Send Ctrl-C (SIGINT) to ``thread`` once it runs ``name``; note it in ``sent``."""
+    deadline = time.monotonic() + seconds
+    while not in_function(thread, name):
+        if time.monotonic() > deadline:
+            return
+        time.sleep(0.005)
+    time.sleep(0.05)  # well into the wait
+    sent.append(name)
+    signal.pthread_kill(thread.ident, signal.SIGINT)
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="reads /proc and /dev/shm")
+@pytest.mark.parametrize("start_method", ["fork", "spawn"])
+def test_a_second_ctrl_c_during_close_leaves_no_worker_and_no_shared_memory(start_method):
+    # Both workers are stuck in user code, so that close waits for them
+    # (up to the timeout) when the second Ctrl-C comes.
+    stream = ProcessStreamer(Streamer(sources.stuck_after, 1), n_workers=2,
+                             start_method=start_method, timeout=TIMEOUT)
+    with no_hang(60):
+        items = iter(stream)
+        # An item from worker 0: the consumer has not heard from worker 1 yet,
+        # so the rings are still in /dev/shm.
+        assert next(items) == 0
+        assert len(shared_memory_left()) == 2
+        pids = [child.pid for child in multiprocessing.active_children()]
+        sent = []
+        main = threading.current_thread()
+        interrupter = threading.Thread(target=interrupt_when_in, args=(main, "_shut_down", sent))
+        interrupter.start()
+        try:
+            with pytest.raises(KeyboardInterrupt):
+                items.close()  # as the first Ctrl-C would
+        finally:
+            interrupter.join()
+    assert sent == ["_shut_down"]
+    assert len(pids) == 2
+    assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
+    # nothing_left_behind checks that no worker and no ring remain.
