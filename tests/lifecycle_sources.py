@@ -1,6 +1,7 @@
 """Generator functions for the worker lifecycle tests: module-level, so spawned workers can import them."""
 
 import os
+import random
 import time
 
 import numpy as np
@@ -26,3 +27,10 @@ def stuck_after(n):
     yield from range(n)
     while True:
         time.sleep(0.05)
+
+
+def random_draws(n):
+    """``n`` items, each drawn from numpy's global random state and from ``random``'s."""
+    index = (shoal.worker_info() or (0, 1))[0]
+    for _ in range(n):
+        yield (index, int(np.random.randint(2**31)), random.getrandbits(31))

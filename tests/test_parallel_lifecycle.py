@@ -1,13 +1,15 @@
-"""ProcessStreamer's workers: how they stop."""
+"""ProcessStreamer's workers: how they stop, how they are seeded."""
 
 import gc
 import multiprocessing
 import os
+import random
 import signal
 import sys
 import threading
 import time
 
+import numpy as np
 import pytest
 
 import lifecycle_sources as sources
@@ -144,3 +146,60 @@ def test_a_second_ctrl_c_during_close_leaves_no_worker_and_no_shared_memory(star
     assert len(pids) == 2
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
     # nothing_left_behind checks that no worker and no ring remain.
+
+
+# -- the workers' global random states ----------------------------------------------
+
+
+@pytest.fixture
+def global_random_states():
+    """Restore numpy's and random's global states after a test that reseeds them."""
+    states = np.random.get_state(), random.getstate()
+    yield
+    np.random.set_state(states[0])
+    random.setstate(states[1])
+
+
+def draws(start_method, seed=None, n_workers=2):
+    if seed is not None:
+        np.random.seed(seed)
+    stream = ProcessStreamer(Streamer(sources.random_draws, 20), n_workers=n_workers,
+                             start_method=start_method)
+    with no_hang():
+        return list(stream)
+
+
+@METHODS
+def test_workers_repeat_their_random_draws_under_numpys_global_seed(start_method,
+                                                                     global_random_states):
+    first = draws(start_method, seed=0)
+    assert draws(start_method, seed=0) == first
+    assert draws(start_method, seed=1) != first
+    # Without a new seed, the next pass draws anew, as a generator in the consumer would.
+    assert draws(start_method) != first
+    by_worker = [[item[1:] for item in first if item[0] == index] for index in (0, 1)]
+    assert len(by_worker[0]) == len(by_worker[1]) == 20
+    # No two workers draw the same numbers; numpy and random differ in each.
+    # (Chance draws of 31 bits that coincide: 2**-31 each.)
+    numpy_draws = [draw for worker in by_worker for draw, _ in worker]
+    random_draws = [draw for worker in by_worker for _, draw in worker]
+    assert len(set(numpy_draws)) == len(set(random_draws)) == 40
+    assert not set(numpy_draws) & set(random_draws)
+
+
+def test_starting_a_pass_takes_one_draw_from_numpys_global_state_and_none_from_randoms(
+        global_random_states):
+    np.random.seed(5)
+    random.seed(5)
+    draws("fork")
+    after_pass = np.random.randint(2**31), random.getrandbits(31)
+    np.random.seed(5)
+    random.seed(5)
+    np.random.randint(0, 2**32, size=4, dtype=np.uint32)  # the one draw, as documented
+    assert after_pass == (np.random.randint(2**31), random.getrandbits(31))
+
+
+def test_one_worker_is_seeded_too(global_random_states):
+    first = draws("fork", seed=3, n_workers=1)
+    assert draws("fork", seed=3, n_workers=1) == first
+    assert len({draw for _, draw, _ in first}) == 20

@@ -26,6 +26,7 @@ import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
+import random
 import resource
 import signal
 import sys
@@ -41,6 +42,7 @@ import numpy as np
 
 from ._checks import check_choice, check_int, short_repr
 from ._iterutil import add_note, limited
+from ._random import iteration_seed, share_seed
 from .core import Streamer
 from .iterator import reshard_states
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
@@ -200,6 +202,15 @@ class ProcessStreamer(Streamer):
         workers and the stream, and says why. The iteration goes on as it
         was. A state that can be split is resharded there, once, and the
         workers start at the next item.
+
+    Notes
+    -----
+    Each worker's global random states (numpy's legacy one and ``random``'s)
+    are seeded, when the stream starts, from one draw from the consumer's
+    numpy global state (as ``np.random.randint(0, 2**32, size=4)`` would
+    draw) and the worker's index, apart: ``np.random.seed`` in the consumer
+    makes the workers' draws repeat, each pass draws anew, and no two
+    workers draw the same numbers.
 
     Examples
     --------
@@ -495,6 +506,9 @@ class _ProcessIterator:
         # kernel, where the thread that starts it is the main thread.
         parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
         use_pdeathsig = threading.current_thread() is threading.main_thread()
+        # The seed of the workers' global random states (see _seed_globals):
+        # one draw from numpy's global state, so that np.random.seed repeats it.
+        seed = iteration_seed(None)
         for index in self.running:
             worker = _Worker()
             worker.index = index
@@ -526,7 +540,7 @@ class _ProcessIterator:
                     "max_iter": self.max_iter, "track": self.track, "start": start, "skip": skip,
                     "prefetch": recipe.prefetch, "chunk": worker.chunk,
                     "ring_path": worker.ring_path, "ring_size": recipe.shared_memory_bytes,
-                    "parent": parent, "pdeathsig": use_pdeathsig,
+                    "parent": parent, "pdeathsig": use_pdeathsig, "seed": seed,
                 }
                 worker.process = context.Process(
                     target=_worker_main,
@@ -933,12 +947,25 @@ def _guard_parent(parent, use_pdeathsig):
     return expected
 
 
+def _seed_globals(seed, index):
+    """Seed the global random states of worker ``index`` from ``seed``, the consumer's draw.
+
+    numpy's legacy global state and ``random``'s get seeds of their own
+    (both are Mersenne Twisters: the same seed would give the same numbers),
+    derived from ``seed`` and ``index`` as numpy derives a child's seed:
+    the workers of one pass draw apart, and ``np.random.seed`` in the
+    consumer repeats them.
+    """
+    numpy_seed, random_seed = share_seed(seed, index).spawn(2)
+    np.random.seed(numpy_seed.generate_state(8))
+    random.seed(int.from_bytes(random_seed.generate_state(8).tobytes(), "little"))
+
+
 def _worker_main(config, conn, credits, stop, taken, chunks):
     global _WORKER
     _WORKER = (config["index"], config["n_workers"])
-    # A forked worker inherits numpy's global random state: give unseeded
-    # streams their own randomness in each worker.
-    np.random.seed()
+    # Not what a forked worker inherits: each worker draws apart.
+    _seed_globals(config["seed"], config["index"])
     # The consumer decides when to stop: a Ctrl-C reaches it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = _guard_parent(config["parent"], config["pdeathsig"])
