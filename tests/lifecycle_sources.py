@@ -34,3 +34,17 @@ def random_draws(n):
     index = (shoal.worker_info() or (0, 1))[0]
     for _ in range(n):
         yield (index, int(np.random.randint(2**31)), random.getrandbits(31))
+
+
+def laid_out():
+    """Dicts of small arrays in C order, Fortran order and strided, in runs and apart."""
+    c = np.arange(6, dtype=np.float64).reshape(2, 3)
+    f = np.asfortranarray(c)
+    strided = np.arange(24, dtype=np.int32).reshape(2, 3, 4).transpose(1, 0, 2)
+    yield {"a": f, "b": np.arange(3)}             # Fortran order opens a run
+    yield {"a": f + 1, "b": np.arange(3)}
+    yield {"a": c, "b": np.arange(3)}             # C order after it
+    yield {"a": f + 2, "b": np.arange(3)}         # Fortran order inside a run of C order
+    yield {"a": c, "b": strided}                   # neither: pickle gives it in C order
+    yield {"a": f[:, ::2], "b": f[:, ::2].T}      # strided views of a Fortran array
+    yield {"a": np.asfortranarray(np.ones((3, 1, 2), dtype=np.int16)), "b": np.arange(3)}

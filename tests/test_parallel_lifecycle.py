@@ -1,8 +1,9 @@
-"""ProcessStreamer's workers: how they stop, how they are seeded."""
+"""ProcessStreamer's workers: how they stop, how they are seeded, what layout their arrays keep."""
 
 import gc
 import multiprocessing
 import os
+import pickle
 import random
 import signal
 import sys
@@ -203,3 +204,26 @@ def test_one_worker_is_seeded_too(global_random_states):
     first = draws("fork", seed=3, n_workers=1)
     assert draws("fork", seed=3, n_workers=1) == first
     assert len({draw for _, draw, _ in first}) == 20
+
+
+# -- layout of small arrays ------------------------------------------------------------
+
+
+def layout(array):
+    return array.dtype, array.shape, array.strides, array.flags.c_contiguous, array.flags.f_contiguous
+
+
+@METHODS
+def test_small_arrays_in_dicts_keep_the_layout_pickle_keeps(start_method):
+    expected = [pickle.loads(pickle.dumps(item, protocol=5)) for item in sources.laid_out()]
+    with no_hang():
+        received = list(ProcessStreamer(Streamer(sources.laid_out), start_method=start_method))
+    assert len(received) == len(expected) == 7
+    for got, want in zip(received, expected):
+        assert list(got) == list(want)
+        for key in want:
+            np.testing.assert_array_equal(got[key], want[key])
+            assert layout(got[key]) == layout(want[key]), key
+            assert got[key].flags.writeable
+    assert received[0]["a"].flags.f_contiguous and not received[0]["a"].flags.c_contiguous
+    assert received[3]["a"].flags.f_contiguous and not received[3]["a"].flags.c_contiguous

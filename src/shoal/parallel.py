@@ -1250,14 +1250,19 @@ class _Sender:
 
         A run sends each key's arrays as one block of bytes: a few numpy
         calls a batch instead of pickling every array. The bytes are copied
-        now, so a generator may reuse its arrays.
+        now, so a generator may reuse its arrays. They arrive in C order, so
+        a run takes C-contiguous arrays only (those of one key have the same
+        strides): any other layout (Fortran order, a strided view) is pickled,
+        and arrives as pickle gives it.
         """
         run = self.run
         values = list(item.values())
         if run is not None and run[0] == list(item):
             layouts = run[1]
-            for value, (dtype, shape) in zip(values, layouts):
-                if type(value) is not np.ndarray or value.dtype != dtype or value.shape != shape:
+            ndarray = np.ndarray
+            for value, (dtype, shape, strides) in zip(values, layouts):
+                if (type(value) is not ndarray or value.strides != strides or value.shape != shape
+                        or (value.dtype is not dtype and value.dtype != dtype)):
                     break
             else:
                 for column, value in zip(run[3], values):
@@ -1268,7 +1273,9 @@ class _Sender:
         for value in values:
             if type(value) is not np.ndarray or value.nbytes >= SHARED_MIN_BYTES or value.dtype.hasobject:
                 return False
-            layouts.append((value.dtype, value.shape))
+            if not value.flags.c_contiguous:
+                return False
+            layouts.append((value.dtype, value.shape, value.strides))
         self.run = [list(item), layouts, 1, [[value.tobytes()] for value in values]]
         self.batch.append(("c", self.run))
         return True
@@ -1295,7 +1302,7 @@ class _Sender:
 def _unpack_run(keys, layouts, n, blocks):
     """The dicts of a run: each key's block becomes one writable array, sliced by item."""
     columns = []
-    for (dtype, shape), block in zip(layouts, blocks):
+    for (dtype, shape, _), block in zip(layouts, blocks):
         column = np.frombuffer(bytearray(block), dtype=dtype).reshape((n, *shape))
         if not shape:  # 0-d arrays: rows of a 1-d column would be numpy scalars
             column = [column[i:i + 1].reshape(()) for i in range(n)]
