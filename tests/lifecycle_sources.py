@@ -9,16 +9,19 @@ import numpy as np
 import shoal
 
 
-def producing(folder):
-    """Items of 4 KB (they cross through the pipe) forever; its ``finally`` leaves a file in ``folder``."""
+def producing(folder, tag=0):
+    """Items of 4 KB (they cross through the pipe) forever.
+
+    Its ``finally`` leaves a file in ``folder`` named after the worker and ``tag``.
+    """
     index = (shoal.worker_info() or (0, 1))[0]
     try:
         i = 0
         while True:
-            yield {"x": np.full(1000, i, dtype=np.float32), "i": i}
+            yield {"x": np.full(1000, i, dtype=np.float32), "i": i, "tag": tag}
             i += 1
     finally:
-        with open(os.path.join(folder, f"closed-{index}-{os.getpid()}"), "w") as marker:
+        with open(os.path.join(folder, f"closed-{index}-{tag}-{os.getpid()}"), "w") as marker:
             marker.write("closed")
 
 

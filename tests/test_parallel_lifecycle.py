@@ -15,7 +15,7 @@ import pytest
 
 import lifecycle_sources as sources
 from hang_guard import no_hang
-from shoal import ProcessStreamer, Streamer, ZMQStreamer
+from shoal import ProcessStreamer, RoundRobinMux, Streamer, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 
@@ -44,7 +44,9 @@ TIMEOUT = 30.0
 
 
 def closed_markers(folder):
-    return sorted(name.split("-")[1] for name in os.listdir(folder) if name.startswith("closed-"))
+    """``(worker index, tag)`` of each generator whose ``finally`` ran."""
+    names = [name.split("-") for name in os.listdir(folder) if name.startswith("closed-")]
+    return sorted((int(index), int(tag)) for _, index, tag, _ in names)
 
 
 @METHODS
@@ -63,7 +65,7 @@ def test_closing_a_producing_stream_stops_its_workers_at_once_and_closes_their_g
         took = time.monotonic() - began
     assert took < TIMEOUT / 3, f"close took {took:.1f} s: the workers waited for the timeout"
     # Each worker's generator was closed (its finally ran) before close returned.
-    assert closed_markers(tmp_path) == [str(index) for index in range(n_workers)]
+    assert closed_markers(tmp_path) == [(index, 0) for index in range(n_workers)]
 
 
 def test_closing_a_zmq_streamer_stops_its_worker_at_once_and_closes_its_generator(tmp_path):
@@ -72,17 +74,20 @@ def test_closing_a_zmq_streamer_stops_its_worker_at_once_and_closes_its_generato
         for count, _ in enumerate(stream):
             if count == 1000:
                 break
-    assert closed_markers(tmp_path) == ["0"]
+    assert closed_markers(tmp_path) == [(0, 0)]
 
 
-def test_a_break_closes_every_generator_of_every_worker(tmp_path):
-    stream = ProcessStreamer(Streamer(sources.producing, str(tmp_path)), n_workers=2,
-                             start_method="fork", timeout=TIMEOUT)
+@pytest.mark.parametrize("start_method", ["fork", "forkserver"])
+def test_a_break_closes_every_generator_every_worker_has_open(tmp_path, start_method):
+    # Each worker runs a mux over 3 of the 6 streamers, all of them active.
+    mux = RoundRobinMux([Streamer(sources.producing, str(tmp_path), tag) for tag in range(6)])
+    stream = ProcessStreamer(mux, n_workers=2, start_method=start_method, timeout=TIMEOUT)
     with no_hang(120):
-        for count, _ in enumerate(stream):
-            if count == 100:
+        for count, item in enumerate(stream):
+            if count == 600:
                 break
-    assert closed_markers(tmp_path) == ["0", "1"]
+    assert item["i"] > 1  # every streamer gave items
+    assert closed_markers(tmp_path) == [(0, 0), (0, 2), (0, 4), (1, 1), (1, 3), (1, 5)]
 
 
 @pytest.mark.parametrize("start_method", ["fork", "spawn"])
