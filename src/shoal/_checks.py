@@ -374,14 +374,15 @@ def _check_field(key, value, path, n_streams, grows=False):
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of keys", value)
         for j, plain in value.items():
-            ok = isinstance(plain, list) and len(plain) == 2 and isinstance(plain[1], list) and (
-                all(map(_is_count, plain[1]))) and (plain[0] is None or (
+            ok = isinstance(plain, list) and len(plain) == 3 and isinstance(plain[1], list) and (
+                all(map(_is_count, plain[1]))) and isinstance(plain[2], bool) and (
+                plain[0] is None or (
                     isinstance(plain[0], list) and len(plain[0]) == 2 and all(
                         isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**64
                         for w in plain[0])))
             if not (isinstance(j, str) and j.isdigit()) or not ok:
-                raise _state_error(f"{path}[{j!r}]", "[None or two ints, a list of counts]",
-                                   plain)
+                raise _state_error(f"{path}[{j!r}]",
+                                   "[None or two ints, a list of counts, True or False]", plain)
     elif key == "cache":
         fields = ("seed", "n_input", "base", "positions", "draws")
         if not isinstance(value, dict) or any(field not in value for field in fields):

@@ -6,6 +6,7 @@ from itertools import compress
 from ._checks import check_bool, check_int, check_state_tree, short_repr
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
+from ._random import iteration_seed, root_key
 from .core import Streamer
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux, restored_node
@@ -205,10 +206,18 @@ Streamer._stream_iterator = StreamIterator
 
 
 class _LeafRoot:
-    """A StreamIterator's node for a leaf Streamer: its passes, one by one."""
+    """A StreamIterator's node for a leaf Streamer: its passes, one by one.
+
+    Over a stream that draws from a key (a Streamer of a mux, a map over one,
+    a cache), it draws a seed when the iteration starts, keeps it in its
+    state, and hands each pass a seed derived from it and the pass number
+    (see ``shoal._random.root_key``): an unseeded stream inside then draws
+    afresh at every pass, and a state saved before a pass opens (before the
+    first item, or between two passes) still says what that pass will draw.
+    """
 
     __slots__ = ("streamer", "cycle", "epoch", "offset", "yielded", "node", "it", "child_state",
-                 "out_counter", "ended")
+                 "out_counter", "ended", "seed")
 
     def __init__(self, streamer, cycle, state):
         self.streamer = streamer
@@ -220,6 +229,9 @@ class _LeafRoot:
         self.child_state = None
         self.out_counter = None
         self.ended = False  # its (one) pass ended: it gives nothing more
+        self.seed = None  # the seed of what the passes draw, if they draw from a key
+        if streamer._takes_key:
+            self.seed = iteration_seed(None, state.get("seed") if state else None)
         if state is not None:
             self.epoch = state["epoch"]
             self.offset = state["offset"]
@@ -236,7 +248,8 @@ class _LeafRoot:
         if self.it is not None:
             child = self.streamer._child_state(self.node, self.it, n_given - self.offset)
         return {"epoch": self.epoch, "offset": self.offset, "yielded": self.yielded,
-                "child": child, "ended": self.ended}
+                "child": child, "ended": self.ended,
+                "seed": None if self.seed is None else list(self.seed.entropy)}
 
     def run(self):
         streamer = self.streamer
@@ -244,7 +257,8 @@ class _LeafRoot:
             return
         try:
             while True:
-                self.node, self.it = streamer._child(self.child_state, True)
+                key = None if self.seed is None else root_key(self.seed, self.epoch)
+                self.node, self.it = streamer._child(self.child_state, True, key)
                 # A chain learns its progress from a counter of its own items.
                 # (The reader may be a counting wrapper: ``self.it`` is what to close.)
                 reader = counted_if_needed(self.node, self.it,

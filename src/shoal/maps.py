@@ -21,6 +21,7 @@ from ._random import (
     PassRandom,
     TreeSeed,
     as_seed_sequence,
+    below,
     share_seed,
 )
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
@@ -399,7 +400,9 @@ def cache(stream, n_cache, prob=0.5, random_state=None):
     prob : float in (0, 1]
         The chance to take a new item at each step; ``1`` caches nothing.
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed.
+        The seed. Unseeded (``None``, and no seed above), every pass draws
+        afresh, from a seed drawn from numpy's global state (kept in the
+        state of a resumable iteration); seeded, every pass repeats.
 
     Yields
     ------
@@ -593,7 +596,7 @@ def _map_child(streamer, state, track, key=None):
     can be tracked; otherwise the Streamer treats the map as any source.
     Inside a mux (``key`` is not None), the map draws from ``key`` (a cache)
     and hands its input the key of a one-child level, ``(0, 0, 0)`` further
-    down the path, so that the two never share draws.
+    down the path (see ``shoal._random.below``), so that the two never share draws.
     """
     function = streamer.source
     arguments, stream = _map_arguments(streamer)
@@ -607,7 +610,7 @@ def _map_child(streamer, state, track, key=None):
         raise ShoalValueError(f"state is of a {state.get('map')!r} map, not of {name!r}")
     n_input = state["n_input"] if state else 0
     counter = node.counter = counter_at(n_input)
-    input_key = None if key is None else (key[0], (*key[1], 0, 0, 0))
+    input_key = None if key is None else below(key, 0, 0, 0)
     input_node, input_it = stream._child(state and state["input"], track, input_key)
     try:
         hand_counter(input_node, counter)

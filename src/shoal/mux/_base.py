@@ -234,7 +234,8 @@ class BaseMux(Streamer):
         the parent's pass and the activation's number ("Seeds flow down a
         tree of muxes" in the concepts page). With ``None``, a mux takes the
         seed handed down by the muxes above it, or, with none above, draws
-        a new seed from numpy's global state for each iteration.
+        a seed from numpy's global state when an iteration starts (kept in
+        its state) and draws afresh at every pass, as in pescador.
     """
 
     _plain_leaf = False  # a pass of a mux has a node

@@ -53,7 +53,10 @@ class ShuffledMux(BaseMux):
         start and then at least every 1024 items, and returns the weights
         to use from there on.
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed. A seeded mux repeats the same sequence on every pass.
+        The seed. Unseeded (``None``, and no seed above), every pass and
+        every iteration draws afresh, from a seed drawn from numpy's global
+        state and kept in the state; seeded, every pass repeats the same
+        sequence unless ``reseed_each_epoch=True``.
     reseed_each_epoch : bool
         Give each pass of a cycling iteration (``cycle()``) its own order,
         derived from the seed and the pass number, instead of repeating the
@@ -181,7 +184,7 @@ class _ShuffledIterator(Reweighable):
             else:
                 number -= 1  # restoring the activation that was open
             variant = self.epoch if self.mux.reseed_each_epoch else 0
-            key = self.seed.child(variant, i, number)
+            key = self.seed.child(variant, i, number, self.epoch)
         node, it, counter = open_counted(streamer, self.track, state, key)
         self.nodes[i] = node
         self.counters[i] = counter

@@ -141,7 +141,10 @@ class StochasticMux(BaseMux):
         item comes from it (as in pescador; ``1 + Poisson(rate - 1)`` when
         ``p`` is 1, the only slot with a weight).
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed. A seeded mux repeats the same sequence on every pass.
+        The seed. Unseeded (``None``, and no seed above), every pass and
+        every iteration draws afresh, from a seed drawn from numpy's global
+        state and kept in the state; seeded, every pass repeats the same
+        sequence unless ``reseed_each_epoch=True``.
     reseed_each_epoch : bool
         Give each pass of a cycling iteration (``cycle()``) its own draws,
         derived from the seed and the pass number, instead of repeating the
@@ -353,9 +356,9 @@ class _StochasticIterator(Reweighable):
         self.activations = self.choices = self.uniforms = self.sizes = None
         if mux.mode == "exhaustive":
             # The whole pass is drawn at once: a weighted order and its counts.
-            # (A pass draws the same as the one before unless it is reseeded
-            # or the weights changed.)
-            if (self.plan is None or getattr(mux, "reseed_each_epoch", False)
+            # (A pass draws the same as the one before unless its passes
+            # differ, reseeded or unseeded, or the weights changed.)
+            if (self.plan is None or self.seed.varies(mux)
                     or self.plan_weights is not self.base_weights):
                 self._draw_plan(self.base_weights)
             self.activations = iter(self.plan)
@@ -655,7 +658,7 @@ class _StochasticIterator(Reweighable):
     def _child_key(self, sid, number):
         """The key of activation ``number`` of streamer ``sid`` in this pass."""
         variant = self.epoch if self.mux.reseed_each_epoch else 0
-        return self.seed.child(variant, sid, number)
+        return self.seed.child(variant, sid, number, self.epoch)
 
     def _fill(self, k, sid, limit, n, state, number):
         """Reopen streamer ``sid`` in slot k where ``state`` says, ``n`` of ``limit`` items given.
