@@ -27,7 +27,6 @@ __all__ = [
     "root_key",
     "below",
     "seed_to_plain",
-    "describe_seed",
     "derive_key",
     "pass_key",
     "PassRandom",
@@ -278,13 +277,6 @@ def seed_to_plain(seed):
     if isinstance(entropy, int) and not seed.spawn_key:
         return entropy
     return {"entropy": entropy, "spawn_key": [int(k) for k in seed.spawn_key]}
-
-
-def describe_seed(plain):
-    """The seed that :func:`seed_to_plain` gave as ``plain``, in words for a message."""
-    if isinstance(plain, dict):
-        return f"SeedSequence({plain.get('entropy')!r}, spawn_key={tuple(plain.get('spawn_key', ()))!r})"
-    return repr(plain)
 
 
 def _own_key(owner, seed):

@@ -15,7 +15,24 @@ from .mux._shard import FINISHED, reshard_mux
 __all__ = ["StreamIterator", "STATE_VERSION", "reshard_states"]
 
 #: The version of the state format; a state of another version is refused.
-STATE_VERSION = 1
+#: Version 2: the state of a mux (and of a cache) records the settings it was
+#: made with, and unseeded streams draw afresh at every pass.
+STATE_VERSION = 2
+
+
+def _check_version(state, name="state"):
+    """Refuse what is not a whole iteration's state of this version, naming both versions."""
+    if not isinstance(state, dict) or "version" not in state:
+        raise ShoalValueError(
+            f"{name} must be a dict from StreamIterator.state_dict (version "
+            f"{STATE_VERSION}), got {short_repr(state)}"
+        )
+    if state["version"] != STATE_VERSION:
+        raise ShoalValueError(
+            f"{name} must be a dict from StreamIterator.state_dict of version {STATE_VERSION}, "
+            f"got one of version {short_repr(state['version'])}: this shoal cannot load a "
+            f"state saved by a shoal whose states are of another version"
+        )
 
 
 class StreamIterator:
@@ -124,11 +141,7 @@ class StreamIterator:
             these (the message says why). Raised here, not at the next
             item; this iteration then goes on as it was.
         """
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise ShoalValueError(
-                f"state must be a dict from StreamIterator.state_dict (version "
-                f"{STATE_VERSION}), got {short_repr(state)}"
-            )
+        _check_version(state)
         kind = type(self.stream).__name__
         if state.get("stream") != kind:
             raise ShoalValueError(
@@ -155,10 +168,12 @@ class StreamIterator:
         A stream checks, and prepares, the state of its pass here, when the
         state is loaded, not at the first item (see ``Streamer._loaded_state``):
         a ProcessStreamer refuses here a state it cannot split exactly among
-        another number of workers, and reshards once one it can.
+        another number of workers, and reshards once one it can; a mux
+        refuses a state of a mux made otherwise, anywhere in its tree.
         """
-        if isinstance(self.stream, BaseMux) or not isinstance(root, dict) or (
-                root.get("child") is None):
+        if isinstance(self.stream, BaseMux):
+            return self.stream._loaded_state(root)
+        if not isinstance(root, dict) or root.get("child") is None:
             return root  # nothing open to make ready (or a fresh start, as the trial read it)
         return {**root, "child": self.stream._loaded_state(root["child"])}
 
@@ -374,11 +389,7 @@ def reshard_states(stream, states, new_count):
     count = len(states)
     kind = type(stream).__name__
     for i, state in enumerate(states):
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise ShoalValueError(
-                f"states[{i}] must be a dict from StreamIterator.state_dict (version "
-                f"{STATE_VERSION}), got {short_repr(state)}"
-            )
+        _check_version(state, f"states[{i}]")
         if state.get("stream") != kind:
             raise ShoalValueError(
                 f"states[{i}] is of an iteration of a {state.get('stream')}, not of a share "

@@ -221,6 +221,29 @@ class ChainMux(BaseMux):
     def _settings(self):
         return {"mode": self.mode}
 
+    def _recipe(self):
+        return {**super()._recipe(), "mode": self.mode}
+
+    def _loaded_children(self, state):
+        # The open streamer's state, and those of streamers to resume (resharded).
+        ready = {}
+        index, child = state.get("index"), state.get("child")
+        if child is not None and isinstance(index, int) and self._source is None:
+            streamer = self._streamer(index)
+            if streamer is not None:
+                ready["child"] = self._loaded_child(index, child, streamer)
+        resume = state.get("resume")
+        if isinstance(resume, dict) and resume and self._source is None:
+            entries = {}
+            for j, entry in resume.items():
+                streamer = self._streamer(int(j))
+                if streamer is not None and isinstance(entry, dict):
+                    entry = {**entry, "state": self._loaded_child(int(j), entry.get("state"),
+                                                                  streamer)}
+                entries[j] = entry
+            ready["resume"] = entries
+        return {**state, **ready} if ready else state
+
     def _in_mode(self, mode):
         """This chain, over the same streamers (or source, or iterator), in ``mode``."""
         chain = copy.copy(self)
@@ -299,6 +322,7 @@ class _ChainIterator:
         state = {
             "type": "ChainMux",
             "n_streams": self.mux._lazy_count(),
+            "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
             "index": self.index,
@@ -347,6 +371,7 @@ class _ChainIterator:
         return {
             "type": "ChainMux",
             "n_streams": len(progress),
+            "recipe": mux._recipe(),
             "seed": None,
             "epoch": 0,
             "index": 0,

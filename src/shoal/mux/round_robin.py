@@ -69,6 +69,9 @@ class RoundRobinMux(BaseMux):
     def _settings(self):
         return {"mode": self.mode}
 
+    def _recipe(self):
+        return {**super()._recipe(), "mode": self.mode}
+
 
 class _RoundRobinIterator:
     """The running state of one iteration of a RoundRobinMux.
@@ -160,6 +163,7 @@ class _RoundRobinIterator:
         state = {
             "type": "RoundRobinMux",
             "n_streams": len(self.mux.streamers),
+            "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
             "started": self.begun,
@@ -197,6 +201,7 @@ class _RoundRobinIterator:
         return {
             "type": "RoundRobinMux",
             "n_streams": len(progress),
+            "recipe": mux._recipe(),
             "seed": None,
             "epoch": 0,
             "started": True,

@@ -18,6 +18,7 @@ from ._base import (
     note_streamer,
     open_counted,
     weight_spec,
+    weights_recipe,
 )
 
 __all__ = ["ShuffledMux"]
@@ -85,6 +86,10 @@ class ShuffledMux(BaseMux):
     def _settings(self):
         return {"reseed_each_epoch": True} if self.reseed_each_epoch else {}
 
+    def _recipe(self):
+        return {**super()._recipe(), "weights": weights_recipe(self),
+                "reseed_each_epoch": self.reseed_each_epoch}
+
     def _iterator(self, cycle=False, state=None, track=False, key=None):
         return _ShuffledIterator(self, cycle, state, track, key)
 
@@ -136,6 +141,12 @@ class _ShuffledIterator(Reweighable):
             if self.n_blocks and state["left"]:
                 picks = self._make_picks(self.n_blocks - 1)
                 self.picks = iter(picks[len(picks) - state["left"]:])
+
+    def set_weights(self, weights):
+        super().set_weights(weights)
+        if self.restored is not None:  # restored, not run since: its state has the new weights
+            self.restored = {**self.restored, "base_weights": self.base_weights.tolist(),
+                             "left": 0}  # (the picks left were dropped)
 
     def _start_pass(self):
         self.gave = False  # has this pass given an item?
@@ -223,6 +234,7 @@ class _ShuffledIterator(Reweighable):
         return {
             "type": "ShuffledMux",
             "n_streams": len(self.mux.streamers),
+            "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
             "gave": self.gave,

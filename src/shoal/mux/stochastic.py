@@ -33,6 +33,7 @@ from ._base import (
     note_streamer,
     open_child,
     weight_spec,
+    weights_recipe,
 )
 
 __all__ = ["StochasticMux"]
@@ -212,6 +213,37 @@ class StochasticMux(BaseMux):
 
     def _iterator(self, cycle=False, state=None, track=False, key=None):
         return _StochasticIterator(self, cycle, state, track, key)
+
+    def _recipe(self):
+        return {
+            **super()._recipe(),
+            "n_active": self.n_active,
+            "rate": self.rate,
+            "weights": weights_recipe(self),
+            "mode": self.mode,
+            "dist": self.dist,
+            "prune_empty_streams": self.prune_empty_streams,
+            "reseed_each_epoch": self.reseed_each_epoch,
+        }
+
+    def _loaded_children(self, state):
+        # The states of the open slots, and those of streamers to resume (resharded).
+        ready = {}
+        slots = state.get("slots")
+        if isinstance(slots, list) and slots:
+            ready["slots"] = [
+                slot if not isinstance(slot, list) or len(slot) < 4 or slot[3] is None
+                else [*slot[:3], self._loaded_child(slot[0], slot[3]), *slot[4:]]
+                for slot in slots
+            ]
+        resume = state.get("resume")
+        if isinstance(resume, dict) and resume:
+            ready["resume"] = {
+                sid: entry if not isinstance(entry, list) or len(entry) != 2
+                else [entry[0], self._loaded_child(int(sid), entry[1])]
+                for sid, entry in resume.items()
+            }
+        return {**state, **ready} if ready else state
 
     def _settings(self):
         return {
@@ -421,7 +453,11 @@ class _StochasticIterator(Reweighable):
         """
         self._reweigh_activations()
         if self.restored is not None:  # restored, not run since: its state has the new weights
-            self.restored = {**self.restored, "base_weights": self.base_weights.tolist()}
+            self.restored = {**self.restored, "base_weights": self.base_weights.tolist(),
+                             "draws": {name: supply.state() for name, supply in
+                                       self._supplies().items()} | {
+                                 name: value for name, value in self.restored["draws"].items()
+                                 if name in ("plan", "plan_weights")}}
             return
         if not self.sids:
             return  # no slot is open yet
@@ -486,6 +522,7 @@ class _StochasticIterator(Reweighable):
         state = {
             "type": "StochasticMux",
             "n_streams": len(self.mux.streamers),
+            "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
             "started": bool(self.sids),
@@ -549,6 +586,7 @@ class _StochasticIterator(Reweighable):
         return {
             "type": "StochasticMux",
             "n_streams": len(progress),
+            "recipe": mux._recipe(),
             "seed": seed.saved(),
             "epoch": 0,
             "started": False,
