@@ -134,7 +134,10 @@ class StreamIterator:
         Raises
         ------
         ShoalValueError
-            If ``state`` is not a state of an iteration of this stream, or
+            If ``state`` is not a state of an iteration of this stream (of
+            another version of the format, or of a stream made otherwise: a
+            mux or a cache anywhere in the tree with another seed or other
+            settings, the message naming the setting and both values), or
             is corrupted (the message names the field), or cannot be
             loaded into this stream: a ProcessStreamer state saved with
             another number of workers that cannot be split exactly among
