@@ -329,7 +329,7 @@ class BaseMux(Streamer):
         return self._loaded_children(state)
 
     def _loaded_children(self, state):
-        """``state`` with the states of its open streamers made ready (see :meth:`_loaded_state`)."""
+        """``state``, the states of its open streamers made ready (see :meth:`_loaded_state`)."""
         children = state.get("children")
         if not isinstance(children, dict) or not children:
             return state
