@@ -407,6 +407,234 @@ def test_a_state_of_another_stream_is_refused_clearly():
         other.iterator().load_state_dict(state)
 
 
+# -- a state records what its stream was made with -------------------------------
+
+
+def _stochastic(**settings):
+    made = dict(n_active=2, rate=4, weights=[1, 1, 2], mode="with_replacement",
+                prune_empty_streams=True, dist="binomial", random_state=0)
+    made.update(settings)
+    return shoal.StochasticMux([Streamer(forever, tag) for tag in "abc"], **made)
+
+
+def _lengths(tags):
+    return [Streamer(count, tag, 20) for tag in tags]
+
+
+# (what saved the state, a stream made otherwise, the message)
+MADE_OTHERWISE = {
+    "seed": (_stochastic, lambda: _stochastic(random_state=1),
+             "random_state: the state was saved with 0, this stream has 1"),
+    "seed of a seeded mux, unseeded": (
+        _stochastic, lambda: _stochastic(random_state=None),
+        r"random_state: the state was saved with 0, this stream has None \(unseeded\)"),
+    "seed of an unseeded mux, seeded": (
+        lambda: _stochastic(random_state=None), _stochastic,
+        r"random_state: the state was saved with None \(unseeded\), this stream has 0"),
+    "seed given as a SeedSequence": (
+        lambda: _stochastic(random_state=np.random.SeedSequence(5, spawn_key=(1,))), _stochastic,
+        r"random_state: the state was saved with SeedSequence\(5, spawn_key=\(1,\)\), this "
+        "stream has 0"),
+    "n_active": (_stochastic, lambda: _stochastic(n_active=3),
+                 "n_active: the state was saved with 2, this stream has 3"),
+    "rate": (_stochastic, lambda: _stochastic(rate=4.5),
+             "rate: the state was saved with 4, this stream has 4.5"),
+    "rate None": (_stochastic, lambda: _stochastic(rate=None),
+                  "rate: the state was saved with 4, this stream has None"),
+    "weights": (_stochastic, lambda: _stochastic(weights=[1, 2, 1]),
+                r"weights: the state was saved with \[0.25, 0.25, 0.5\], this stream has "
+                r"\[0.25, 0.5, 0.25\]; .*set_weights"),
+    "weights schedule": (_stochastic, lambda: _stochastic(weights=lambda n: [1, 1, 2]),
+                         r"weights: the state was saved with \[0.25, 0.25, 0.5\], this "
+                         "stream has 'schedule'"),
+    "dist": (_stochastic, lambda: _stochastic(dist="poisson"),
+             "dist: the state was saved with 'binomial', this stream has 'poisson'"),
+    "mode": (_stochastic, lambda: _stochastic(mode="single_active"),
+             "mode: the state was saved with 'with_replacement', this stream has "
+             "'single_active'"),
+    "prune_empty_streams": (_stochastic, lambda: _stochastic(prune_empty_streams=False),
+                            "prune_empty_streams: the state was saved with True, this stream "
+                            "has False"),
+    "reseed_each_epoch": (_stochastic, lambda: _stochastic(reseed_each_epoch=True),
+                          "reseed_each_epoch: the state was saved with False, this stream has "
+                          "True"),
+    "shuffled weights": (
+        lambda: shoal.ShuffledMux(_lengths("ab"), weights=[1, 3], random_state=2),
+        lambda: shoal.ShuffledMux(_lengths("ab"), random_state=2),
+        r"weights: the state was saved with \[0.25, 0.75\], this stream has \[0.5, 0.5\]"),
+    "shuffled seed": (
+        lambda: shoal.ShuffledMux(_lengths("ab"), random_state=2),
+        lambda: shoal.ShuffledMux(_lengths("ab"), random_state=3),
+        "random_state: the state was saved with 2, this stream has 3"),
+    "round robin mode": (
+        lambda: shoal.RoundRobinMux(_lengths("ab")),
+        lambda: shoal.RoundRobinMux(_lengths("ab"), mode="cycle"),
+        "mode: the state was saved with 'exhaustive', this stream has 'cycle'"),
+    "round robin seed": (
+        lambda: shoal.RoundRobinMux(_lengths("ab"), mode="permuted_cycle", random_state=1),
+        lambda: shoal.RoundRobinMux(_lengths("ab"), mode="permuted_cycle", random_state=2),
+        "random_state: the state was saved with 1, this stream has 2"),
+    "chain mode": (
+        lambda: shoal.ChainMux(_lengths("ab")),
+        lambda: shoal.ChainMux(_lengths("ab"), mode="cycle"),
+        "mode: the state was saved with 'exhaustive', this stream has 'cycle'"),
+    "chain seed": (
+        lambda: shoal.ChainMux(_lengths("ab"), random_state=4),
+        lambda: shoal.ChainMux(_lengths("ab"), random_state=5),
+        "random_state: the state was saved with 4, this stream has 5"),
+    "share": (
+        lambda: shoal.ShuffledMux(_lengths("abcd"), random_state=0).shard(0, 2),
+        lambda: shoal.ShuffledMux(_lengths("abcd"), random_state=0).shard(1, 2),
+        r"random_state: the state was saved with SeedSequence\(0, spawn_key=\(0,\)\), this "
+        r"stream has SeedSequence\(0, spawn_key=\(1,\)\)"),
+    "cache seed": (
+        lambda: Streamer(shoal.cache, Streamer(count, "a", 50), 4, random_state=0),
+        lambda: Streamer(shoal.cache, Streamer(count, "a", 50), 4, random_state=1),
+        "random_state: the state was saved with 0, this stream has 1"),
+    "cache size": (
+        lambda: Streamer(shoal.cache, Streamer(count, "a", 50), 4, random_state=0),
+        lambda: Streamer(shoal.cache, Streamer(count, "a", 50), 5, random_state=0),
+        "n_cache: the state was saved with 4, this stream has 5"),
+    "cache prob": (
+        lambda: Streamer(shoal.cache, Streamer(count, "a", 50), 4, prob=0.5),
+        lambda: Streamer(shoal.cache, Streamer(count, "a", 50), 4, prob=0.25),
+        "prob: the state was saved with 0.5, this stream has 0.25"),
+    # Anywhere in a tree: refused at the load, not at the first item.
+    "a mux in a chain": (
+        lambda: shoal.ChainMux([_stochastic(), Streamer(count, "z", 3)]),
+        lambda: shoal.ChainMux([_stochastic(random_state=1), Streamer(count, "z", 3)]),
+        "random_state: the state was saved with 0, this stream has 1"),
+    "a mux in a mux": (
+        lambda: shoal.ShuffledMux([_stochastic(), Streamer(forever, "z")], random_state=0),
+        lambda: shoal.ShuffledMux([_stochastic(n_active=1), Streamer(forever, "z")],
+                                  random_state=0),
+        "n_active: the state was saved with 2, this stream has 1"),
+    "a mux in a stochastic mux": (
+        lambda: shoal.StochasticMux([_stochastic(), Streamer(forever, "z")], 2, None,
+                                    random_state=0),
+        lambda: shoal.StochasticMux([_stochastic(dist="constant"), Streamer(forever, "z")], 2,
+                                    None, random_state=0),
+        "dist: the state was saved with 'binomial', this stream has 'constant'"),
+    "a mux in a round robin": (
+        lambda: shoal.RoundRobinMux([_stochastic(), Streamer(forever, "z")]),
+        lambda: shoal.RoundRobinMux([_stochastic(rate=3), Streamer(forever, "z")]),
+        "rate: the state was saved with 4, this stream has 3"),
+    "a mux under a map": (
+        lambda: Streamer(shoal.buffer_stream, _stochastic(), 2),
+        lambda: Streamer(shoal.buffer_stream, _stochastic(mode="single_active"), 2),
+        "mode: the state was saved with 'with_replacement', this stream has 'single_active'"),
+    "a cache in a mux": (
+        lambda: shoal.ShuffledMux([Streamer(shoal.cache, Streamer(forever, "a"), 4)],
+                                  random_state=0),
+        lambda: shoal.ShuffledMux([Streamer(shoal.cache, Streamer(forever, "a"), 3)],
+                                  random_state=0),
+        "n_cache: the state was saved with 4, this stream has 3"),
+}
+
+
+@pytest.mark.parametrize("name", MADE_OTHERWISE)
+def test_a_state_of_a_stream_made_otherwise_is_refused_at_the_load(name):
+    make, other, message = MADE_OTHERWISE[name]
+    np.random.seed(0)
+    saved = make().iterator()
+    for _ in range(7):
+        next(saved)
+    state = roundtrip(saved.state_dict())
+    it = other().iterator()
+    first = [plain(next(it)) for _ in range(3)]
+    with pytest.raises(ShoalValueError, match=message):
+        it.load_state_dict(state)
+    # ... and the iteration goes on as it was.
+    np.random.seed(1)
+    fresh = other().iterator()
+    if name not in ("seed of a seeded mux, unseeded", "cache prob"):  # (unseeded: other draws)
+        assert [plain(next(fresh)) for _ in range(3)] == first
+        assert [plain(next(it)) for _ in range(5)] == [plain(next(fresh)) for _ in range(5)]
+    # A stream made as the first one takes the state.
+    resumed = make().iterator()
+    resumed.load_state_dict(state)
+    assert [plain(next(resumed)) for _ in range(5)] == [plain(next(saved)) for _ in range(5)]
+
+
+def test_a_state_records_what_its_stream_was_made_with():
+    it = _stochastic().iterator()
+    next(it)
+    node = it.state_dict()["state"]
+    assert node["recipe"] == {
+        "random_state": 0, "n_active": 2, "rate": 4, "weights": [0.25, 0.25, 0.5],
+        "mode": "with_replacement", "dist": "binomial", "prune_empty_streams": True,
+        "reseed_each_epoch": False,
+    }
+    assert node["seed"] is None  # nothing drawn: the seed is the recipe's
+    it = _stochastic(random_state=None).iterator()
+    next(it)
+    node = it.state_dict()["state"]
+    assert node["recipe"]["random_state"] is None and len(node["seed"]) == 4  # the drawn one
+    cached = Streamer(shoal.cache, Streamer(count, "a", 9), 3, random_state=2).iterator()
+    next(cached)
+    assert cached.state_dict()["state"]["child"]["cache"]["recipe"] == {
+        "random_state": 2, "n_cache": 3, "prob": 0.5}
+
+
+def test_a_state_saved_after_set_weights_loads_into_the_stream_as_it_was_made():
+    # The state records the weights the stream was made with (``recipe``) and
+    # those in force (``base_weights``, set by set_weights or a schedule).
+    it = _stochastic().iterator()
+    for _ in range(20):
+        next(it)
+    it.set_weights([5, 1, 0])
+    for _ in range(20):
+        next(it)
+    state = roundtrip(it.state_dict())
+    assert state["state"]["base_weights"] == pytest.approx([5 / 6, 1 / 6, 0.0])
+    assert state["state"]["recipe"]["weights"] == [0.25, 0.25, 0.5]
+    expected = [next(it) for _ in range(200)]
+    resumed = _stochastic().iterator()
+    resumed.load_state_dict(state)
+    assert [next(resumed) for _ in range(200)] == expected
+    assert not any(tag == "c" for tag, _ in expected[20:])  # the new weights go on
+    # A stream made with the weights in force is another stream.
+    with pytest.raises(ShoalValueError, match=r"weights: the state was saved with \[0.25, "
+                                              r"0.25, 0.5\], this stream has \[0.8333"):
+        _stochastic(weights=[5, 1, 0]).iterator().load_state_dict(state)
+
+
+@pytest.mark.parametrize("kind", ["shuffled", "stochastic"])
+def test_new_weights_given_after_a_load_are_in_the_state_at_once(kind):
+    # The way to change the weights on resuming: load, then set_weights.
+    def make():
+        streams = [Streamer(forever, tag) for tag in "abc"]
+        if kind == "shuffled":
+            return shoal.ShuffledMux(streams, random_state=0)
+        return shoal.StochasticMux(streams, 2, 4, random_state=0)
+
+    it = make().iterator()
+    for _ in range(10):
+        next(it)
+    resumed = make().iterator()
+    resumed.load_state_dict(it.state_dict())
+    resumed.set_weights([0, 1, 3])
+    state = roundtrip(resumed.state_dict())  # saved before the next item
+    assert state["state"]["base_weights"] == [0.0, 0.25, 0.75]
+    expected = [next(resumed) for _ in range(100)]
+    assert {tag for tag, _ in expected[10:]} == {"b", "c"}
+    again = make().iterator()
+    again.load_state_dict(state)
+    assert [next(again) for _ in range(100)] == expected
+
+
+def test_a_state_of_another_version_is_refused_naming_both():
+    state = PIPELINES["shuffled"]().iterator().state_dict()
+    assert state["version"] == shoal.iterator.STATE_VERSION == 2
+    old = {**state, "version": 1}
+    with pytest.raises(ShoalValueError, match="state must be a dict from StreamIterator.state_dict "
+                                              "of version 2, got one of version 1"):
+        PIPELINES["shuffled"]().iterator().load_state_dict(old)
+    with pytest.raises(ShoalValueError, match=r"states\[0\] must be .* of version 2, got one of "
+                                              "version 1"):
+        shoal.reshard_states(PIPELINES["chain"](), [old, state], 1)
+
+
 def test_iterator_arguments_are_checked():
     with pytest.raises(ShoalTypeError, match="cycle must be True or False, got 'yes'"):
         Streamer([1]).iterator(cycle="yes")

@@ -209,7 +209,7 @@ def test_a_cache_over_a_collection_resumes_exactly_and_draws_from_its_key():
     # (Resumed by restarting and skipping, an unseeded cache drew another seed.)
     stream = Streamer(shoal.cache, list(range(100)), 4)
     it = stream.iterator()
-    next(it)  # (saved before its first item, an unseeded root holds no seed yet)
+    next(it)
     states, items = [], []
     for _ in range(40):
         states.append(json.loads(json.dumps(it.state_dict())))

@@ -23,6 +23,7 @@ __all__ = [
     "check_max_iter",
     "check_weights",
     "check_state_tree",
+    "check_recipe",
     "check_share",
 ]
 
@@ -178,6 +179,73 @@ def check_share(index, count):
 # A state is a tree of plain values whose fields mean the same wherever they
 # appear; a field that is present must hold what the iterators put there. A
 # field not named here is only checked to be plain (fields may be added).
+
+_MISSING = object()
+
+
+def check_recipe(saved, made, what):
+    """Check that a state saved with the settings ``saved`` fits a stream made with ``made``.
+
+    ``saved`` is what the state records of the recipe that saved it (its
+    ``recipe`` field: the seed, ``n_active``, ``rate``, the weights it was
+    made with, ``mode``...), ``made`` the same of the stream ``what``
+    names. A state loads only into a stream made as the one that saved it:
+    the error names the first setting that differs, with both values.
+    """
+    if not isinstance(saved, dict):
+        raise ShoalValueError(
+            f"state is corrupted: its 'recipe' must be a dict of the settings of {what}, "
+            f"got {short_repr(saved)}"
+        )
+    for name in (*made, *(name for name in saved if name not in made)):
+        was, now = saved.get(name, _MISSING), made.get(name, _MISSING)
+        if _same_setting(was, now):
+            continue
+        message = (
+            f"{name}: the state was saved with {_setting_words(name, was)}, this stream has "
+            f"{_setting_words(name, now)}; a state loads only into a stream made as the one "
+            f"that saved it ({what})"
+        )
+        if name == "weights":
+            message += (
+                "; to change the weights of an iteration, give the new ones to its "
+                "set_weights (the weights in force are part of its state)"
+            )
+        raise ShoalValueError(message)
+
+
+def _same_setting(was, now):
+    if was is _MISSING or now is _MISSING:
+        return False
+    if isinstance(was, list) and isinstance(now, list) and was and all(
+            isinstance(w, float) for w in now):
+        # Weights, normalised when the recipe was made: equal up to rounding.
+        return len(was) == len(now) and all(
+            isinstance(w, (int, float)) and not isinstance(w, bool) for w in was) and bool(
+            np.allclose(was, now, rtol=1e-9, atol=0.0))
+    return type(was) is type(now) and was == now or (
+        _is_number(was) and _is_number(now) and was == now)
+
+
+def _is_number(value):
+    return isinstance(value, (int, float)) and not isinstance(value, bool)
+
+
+def _setting_words(name, value):
+    if value is _MISSING:
+        return "no such setting"
+    if name == "random_state":
+        return "None (unseeded)" if value is None else _seed_words(value)
+    return short_repr(value)
+
+
+def _seed_words(plain):
+    """A seed as a state records it (see ``shoal._random.seed_to_plain``), in words."""
+    if isinstance(plain, dict):
+        return (f"SeedSequence({short_repr(plain.get('entropy'))}, "
+                f"spawn_key={tuple(plain.get('spawn_key') or ())!r})")
+    return short_repr(plain)
+
 
 _STATE_MAX = 2**62  # no count in a state comes near it (see _counter.BIG)
 _STATE_COUNTS = frozenset({
@@ -374,16 +442,25 @@ def _check_field(key, value, path, n_streams, grows=False):
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of keys", value)
         for j, plain in value.items():
-            ok = isinstance(plain, list) and len(plain) == 2 and isinstance(plain[1], list) and (
-                all(map(_is_count, plain[1]))) and (plain[0] is None or (
+            ok = isinstance(plain, list) and len(plain) == 3 and isinstance(plain[1], list) and (
+                all(map(_is_count, plain[1]))) and isinstance(plain[2], bool) and (
+                plain[0] is None or (
                     isinstance(plain[0], list) and len(plain[0]) == 2 and all(
                         isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**64
                         for w in plain[0])))
             if not (isinstance(j, str) and j.isdigit()) or not ok:
-                raise _state_error(f"{path}[{j!r}]", "[None or two ints, a list of counts]",
-                                   plain)
+                raise _state_error(f"{path}[{j!r}]",
+                                   "[None or two ints, a list of counts, True or False]", plain)
+    elif key == "recipe":
+        if not isinstance(value, dict):
+            raise _state_error(path, "a dict of the settings its stream was made with", value)
+        for name, setting in value.items():  # plain values, but no field of a state's
+            if not isinstance(name, str):
+                raise _state_error(path, "a dict with string keys", name)
+            _check_node(setting, f"{path}[{name!r}]", None)
+        return
     elif key == "cache":
-        fields = ("seed", "n_input", "base", "positions", "draws")
+        fields = ("recipe", "seed", "n_input", "base", "positions", "draws")
         if not isinstance(value, dict) or any(field not in value for field in fields):
             raise _state_error(path, f"a dict with {', '.join(map(repr, fields))}", value)
         if not isinstance(value["draws"], dict) or any(

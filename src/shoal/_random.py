@@ -24,6 +24,9 @@ __all__ = [
     "as_seed_sequence",
     "iteration_seed",
     "TreeSeed",
+    "root_key",
+    "below",
+    "seed_to_plain",
     "derive_key",
     "pass_key",
     "PassRandom",
@@ -96,76 +99,111 @@ class TreeSeed:
 
     Seeds flow down a tree of muxes. A mux iterated on its own is a *root*:
     its path is ``()``. A mux (or a map) that opens a child hands it a *key*
-    ``(base, path)`` for that activation, with :meth:`child`: ``base`` is
-    the Philox key of its seed (as a root would draw with it), and ``path``
-    its own path followed by three numbers, ``(variant, index, number)``:
+    ``(base, path, fresh)`` for that activation, with :meth:`child`:
+    ``base`` is the Philox key of its seed (as a root would draw with it),
+    ``path`` its own path followed by three numbers,
+    ``(variant, index, number)``, and ``fresh`` whether the base comes from
+    a seed drawn for an unseeded tree (see below):
 
-    - ``variant``: the parent's pass number if its passes differ from one
-      another (``reseed_each_epoch``, RoundRobinMux's ``permuted_cycle``),
-      else 0, so that a parent whose passes repeat (a seeded mux, a
-      ChainMux in cycle mode) repeats its whole subtree with them;
+    - ``variant``: the parent's pass number if its passes are reseeded
+      (``reseed_each_epoch``, RoundRobinMux's ``permuted_cycle``), else 0,
+      so that a parent whose passes repeat (a seeded mux, a ChainMux in
+      cycle mode) repeats its seeded subtree with them;
     - ``index``: the child's index among the parent's streamers;
     - ``number``: how many times the parent activated that child before in
       this pass (0 for the first activation).
 
     The child's base is the key of its own seed if it has one, else the base
     handed down (the nearest seeded ancestor's, or that of the seed an
-    unseeded random mux drew at the root); with neither, a random mux draws
-    a fresh seed from numpy's global state, as a root does. Pass ``e`` of
-    the child then draws from :func:`derive_key` ``(base, path)`` (with
-    ``(e,)`` added to the path for ``e >= 1`` under ``reseed_each_epoch``).
-    A root's path is empty: it draws from its seed's key, as it always did.
-    The key is derived once per activation (a few microseconds), and a state
-    needs only the parent's counters to rebuild it.
+    unseeded root drew). Pass ``e`` of the child then draws from
+    :func:`derive_key` ``(base, path)`` (with ``(e,)`` added to the path for
+    ``e >= 1`` when its passes differ: :meth:`varies`). The key is derived
+    once per activation (a few microseconds), and a state needs only the
+    parent's counters to rebuild it.
+
+    A root with no seed of its own draws one from numpy's global state when
+    the iteration starts, and keeps it in its state; it is *fresh*, and so
+    is every node that takes its base from it. The passes of a fresh node
+    differ from one another: its own draws as if it had
+    ``reseed_each_epoch``, and in pass ``e >= 1`` it hands its children the
+    key of that pass as their base. So an unseeded tree draws afresh at
+    every pass (as in pescador), and a seeded mux in it, which draws from
+    its own base, still repeats; what is drawn is a function of the seed
+    in the state and the counters, so it resumes exactly.
+
+    The root of a StreamIterator over a Streamer or a map (which draws
+    nothing itself) hands each pass a *seed* instead of a base, with an
+    empty path (:func:`root_key`): a node with a seed of its own ignores it
+    and draws as a root does; one without takes it as the seed it would
+    have drawn, and keeps it in its state.
 
     Parameters
     ----------
     seed : SeedSequence or None
         The mux's own seed.
-    key : None or (ndarray or None, tuple of int)
+    key : None or (ndarray or SeedSequence, tuple of int, bool)
         What the parent handed down; None for a root.
     saved : None or list of int
-        The seed a state saved (only a seed drawn here is saved).
-    draw : bool
-        Draw a fresh seed if there is none to use (a mux that draws random
-        numbers); else the base may stay None.
+        The seed a state saved (only a seed drawn here, or handed down as a
+        seed, is saved).
     owner : recipe or None
         The recipe whose own seed ``seed`` is: its key is computed once and
         kept on it.
     """
 
-    __slots__ = ("seed", "base", "path", "drawn", "pinned")
+    __slots__ = ("seed", "base", "path", "drawn", "pinned", "fresh", "pass_bases")
 
-    def __init__(self, seed, key=None, saved=None, draw=True, owner=None):
-        above, self.path = (None, ()) if key is None else key
+    def __init__(self, seed, key=None, saved=None, owner=None):
+        above, self.path, fresh = (None, (), False) if key is None else key
         # Keys given to some children by a state (a resharded pass keeps the
         # keys its streamers had in the shares they ran in): index -> key.
         self.pinned = None
+        self.pass_bases = None  # (pass, the base its children inherit), for a fresh node
         self.seed = seed
         self.base = above
-        self.drawn = False  # was the seed drawn here (so the state must keep it)?
+        self.drawn = False  # is the seed one drawn for this node (so the state must keep it)?
+        self.fresh = fresh and seed is None  # is the base that of a drawn seed?
         if seed is not None:
             self.base = _own_key(owner, seed)
-        elif above is None and (draw or saved is not None):
-            self.seed = iteration_seed(None, saved)
+        elif above is None or isinstance(above, _SeedSequence):
+            if saved is not None or above is None:
+                self.seed = iteration_seed(None, saved)
+            else:
+                self.seed = above  # drawn for it by the root
             self.base = pass_key(self.seed)
-            self.drawn = True
+            self.drawn = self.fresh = True
+
+    def varies(self, recipe=None):
+        """Do the passes of an iteration of ``recipe`` (a mux) differ from one another?"""
+        return self.fresh or getattr(recipe, "reseed_each_epoch", False)
 
     def pass_key(self, recipe=None, epoch=0):
         """The Philox key of pass ``epoch`` of an iteration of ``recipe`` (a mux)."""
         path = self.path
-        if epoch and getattr(recipe, "reseed_each_epoch", False):
+        if epoch and self.varies(recipe):
             if not path:  # a root: pass e is seeded from the seed and e
                 seed = self.seed
                 return pass_key(_SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, epoch)))
             path = (*path, epoch)
         return derive_key(self.base, path) if path else self.base
 
-    def child(self, variant, index, number):
-        """The key of activation ``number`` of child ``index`` in a pass of variant ``variant``."""
+    def child(self, variant, index, number, epoch=0):
+        """The key of activation ``number`` of child ``index`` in pass ``epoch``, of ``variant``.
+
+        A fresh node hands its children in pass ``epoch >= 1`` the base of
+        that pass (its own key for the pass, as if reseeded), so that its
+        unseeded children draw afresh at every pass, while seeded ones, which
+        draw from their own base, repeat with the variant.
+        """
         if self.pinned is not None and index in self.pinned:
             return self.pinned[index]
-        return self.base, (*self.path, variant, index, number)
+        base = self.base
+        if epoch and self.fresh:
+            bases = self.pass_bases
+            if bases is None or bases[0] != epoch:
+                bases = self.pass_bases = (epoch, self.pass_key(None, epoch))
+            base = bases[1]
+        return base, (*self.path, variant, index, number), self.fresh
 
     def pin(self, plain):
         """Pin the keys a state gives (``{index: plain key}``, as :meth:`pinned_plain` saves)."""
@@ -177,20 +215,68 @@ class TreeSeed:
         return {str(index): key_to_plain(key) for index, key in self.pinned.items()}
 
     def saved(self):
-        """What a state keeps of the seed: the seed if it was drawn here, else None."""
+        """What a state keeps of the seed: the seed if it was drawn for this node, else None."""
         return list(self.seed.entropy) if self.drawn else None
 
 
+def root_key(seed, epoch):
+    """The key a root hands pass ``epoch`` of the Streamer or map it iterates.
+
+    ``seed`` is the root's drawn seed (a SeedSequence); pass 0 gets it, pass
+    ``e`` a seed derived from it and ``e``. The path is empty: a node with a
+    seed of its own draws from that seed as a root does.
+    """
+    return (_derived_seed(seed, epoch) if epoch else seed), (), True
+
+
+def below(key, *steps):
+    """The key one level below ``key`` (an only child's): ``steps`` added to its path.
+
+    Below a seed handed down by a root (see :func:`root_key`), a seed
+    derived from it and ``steps``, with the path still empty: a node with a
+    seed of its own still draws as a root does.
+    """
+    base, path, fresh = key
+    if isinstance(base, _SeedSequence):
+        return _derived_seed(base, *steps), (), fresh
+    return base, (*path, *steps), fresh
+
+
+def _derived_seed(seed, *steps):
+    """A seed of four 32-bit words, derived from ``seed`` and ``steps`` (ints >= 0)."""
+    child = _SeedSequence(seed.entropy, spawn_key=(*seed.spawn_key, *steps))
+    return _SeedSequence(child.generate_state(4, np.uint32).tolist())
+
+
 def key_to_plain(key):
-    """A child's key ``(base, path)`` as plain values: ``[base, path]``, base two ints or None."""
-    base, path = key
-    return [None if base is None else [int(word) for word in base], list(path)]
+    """A child's key ``(base, path, fresh)`` as plain values: ``[base, path, fresh]``."""
+    base, path, fresh = key
+    return [None if base is None else [int(word) for word in base], list(path), bool(fresh)]
 
 
 def key_from_plain(plain):
     """The key that :func:`key_to_plain` gave as ``plain``."""
-    base, path = plain
-    return (None if base is None else np.array(base, dtype=np.uint64)), tuple(path)
+    base, path, fresh = plain
+    return (None if base is None else np.array(base, dtype=np.uint64)), tuple(path), fresh
+
+
+def seed_to_plain(seed):
+    """A recipe's seed (a SeedSequence or None) as plain values, for a state.
+
+    ``None`` for an unseeded recipe; the int for a plain int seed; else
+    ``{"entropy": int or list of ints, "spawn_key": list of ints}`` (a seed
+    given as a SeedSequence, drawn from a Generator, or a share's).
+    """
+    if seed is None:
+        return None
+    entropy = seed.entropy
+    if isinstance(entropy, numbers.Integral):
+        entropy = int(entropy)
+    else:
+        entropy = [int(word) for word in entropy]
+    if isinstance(entropy, int) and not seed.spawn_key:
+        return entropy
+    return {"entropy": entropy, "spawn_key": [int(k) for k in seed.spawn_key]}
 
 
 def _own_key(owner, seed):

@@ -6,6 +6,7 @@ from itertools import compress
 from ._checks import check_bool, check_int, check_state_tree, short_repr
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
+from ._random import iteration_seed, root_key
 from .core import Streamer
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux, restored_node
@@ -14,7 +15,24 @@ from .mux._shard import FINISHED, reshard_mux
 __all__ = ["StreamIterator", "STATE_VERSION", "reshard_states"]
 
 #: The version of the state format; a state of another version is refused.
-STATE_VERSION = 1
+#: Version 2: the state of a mux (and of a cache) records the settings it was
+#: made with, and unseeded streams draw afresh at every pass.
+STATE_VERSION = 2
+
+
+def _check_version(state, name="state"):
+    """Refuse what is not a whole iteration's state of this version, naming both versions."""
+    if not isinstance(state, dict) or "version" not in state:
+        raise ShoalValueError(
+            f"{name} must be a dict from StreamIterator.state_dict (version "
+            f"{STATE_VERSION}), got {short_repr(state)}"
+        )
+    if state["version"] != STATE_VERSION:
+        raise ShoalValueError(
+            f"{name} must be a dict from StreamIterator.state_dict of version {STATE_VERSION}, "
+            f"got one of version {short_repr(state['version'])}: this shoal cannot load a "
+            f"state saved by a shoal whose states are of another version"
+        )
 
 
 class StreamIterator:
@@ -116,18 +134,17 @@ class StreamIterator:
         Raises
         ------
         ShoalValueError
-            If ``state`` is not a state of an iteration of this stream, or
+            If ``state`` is not a state of an iteration of this stream (of
+            another version of the format, or of a stream made otherwise: a
+            mux or a cache anywhere in the tree with another seed or other
+            settings, the message naming the setting and both values), or
             is corrupted (the message names the field), or cannot be
             loaded into this stream: a ProcessStreamer state saved with
             another number of workers that cannot be split exactly among
             these (the message says why). Raised here, not at the next
             item; this iteration then goes on as it was.
         """
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise ShoalValueError(
-                f"state must be a dict from StreamIterator.state_dict (version "
-                f"{STATE_VERSION}), got {short_repr(state)}"
-            )
+        _check_version(state)
         kind = type(self.stream).__name__
         if state.get("stream") != kind:
             raise ShoalValueError(
@@ -154,10 +171,12 @@ class StreamIterator:
         A stream checks, and prepares, the state of its pass here, when the
         state is loaded, not at the first item (see ``Streamer._loaded_state``):
         a ProcessStreamer refuses here a state it cannot split exactly among
-        another number of workers, and reshards once one it can.
+        another number of workers, and reshards once one it can; a mux
+        refuses a state of a mux made otherwise, anywhere in its tree.
         """
-        if isinstance(self.stream, BaseMux) or not isinstance(root, dict) or (
-                root.get("child") is None):
+        if isinstance(self.stream, BaseMux):
+            return self.stream._loaded_state(root)
+        if not isinstance(root, dict) or root.get("child") is None:
             return root  # nothing open to make ready (or a fresh start, as the trial read it)
         return {**root, "child": self.stream._loaded_state(root["child"])}
 
@@ -205,10 +224,18 @@ Streamer._stream_iterator = StreamIterator
 
 
 class _LeafRoot:
-    """A StreamIterator's node for a leaf Streamer: its passes, one by one."""
+    """A StreamIterator's node for a leaf Streamer: its passes, one by one.
+
+    Over a stream that draws from a key (a Streamer of a mux, a map over one,
+    a cache), it draws a seed when the iteration starts, keeps it in its
+    state, and hands each pass a seed derived from it and the pass number
+    (see ``shoal._random.root_key``): an unseeded stream inside then draws
+    afresh at every pass, and a state saved before a pass opens (before the
+    first item, or between two passes) still says what that pass will draw.
+    """
 
     __slots__ = ("streamer", "cycle", "epoch", "offset", "yielded", "node", "it", "child_state",
-                 "out_counter", "ended")
+                 "out_counter", "ended", "seed")
 
     def __init__(self, streamer, cycle, state):
         self.streamer = streamer
@@ -220,6 +247,9 @@ class _LeafRoot:
         self.child_state = None
         self.out_counter = None
         self.ended = False  # its (one) pass ended: it gives nothing more
+        self.seed = None  # the seed of what the passes draw, if they draw from a key
+        if streamer._takes_key:
+            self.seed = iteration_seed(None, state.get("seed") if state else None)
         if state is not None:
             self.epoch = state["epoch"]
             self.offset = state["offset"]
@@ -236,7 +266,8 @@ class _LeafRoot:
         if self.it is not None:
             child = self.streamer._child_state(self.node, self.it, n_given - self.offset)
         return {"epoch": self.epoch, "offset": self.offset, "yielded": self.yielded,
-                "child": child, "ended": self.ended}
+                "child": child, "ended": self.ended,
+                "seed": None if self.seed is None else list(self.seed.entropy)}
 
     def run(self):
         streamer = self.streamer
@@ -244,7 +275,8 @@ class _LeafRoot:
             return
         try:
             while True:
-                self.node, self.it = streamer._child(self.child_state, True)
+                key = None if self.seed is None else root_key(self.seed, self.epoch)
+                self.node, self.it = streamer._child(self.child_state, True, key)
                 # A chain learns its progress from a counter of its own items.
                 # (The reader may be a counting wrapper: ``self.it`` is what to close.)
                 reader = counted_if_needed(self.node, self.it,
@@ -360,11 +392,7 @@ def reshard_states(stream, states, new_count):
     count = len(states)
     kind = type(stream).__name__
     for i, state in enumerate(states):
-        if not isinstance(state, dict) or state.get("version") != STATE_VERSION:
-            raise ShoalValueError(
-                f"states[{i}] must be a dict from StreamIterator.state_dict (version "
-                f"{STATE_VERSION}), got {short_repr(state)}"
-            )
+        _check_version(state, f"states[{i}]")
         if state.get("stream") != kind:
             raise ShoalValueError(
                 f"states[{i}] is of an iteration of a {state.get('stream')}, not of a share "

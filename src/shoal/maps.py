@@ -13,7 +13,7 @@ from operator import itemgetter
 
 import numpy as np
 
-from ._checks import check_int, is_iterable, short_repr
+from ._checks import check_int, check_recipe, is_iterable, short_repr
 from ._counter import counter_at, given, hand_counter
 from ._iterutil import END, close_quietly
 from ._random import (
@@ -21,6 +21,8 @@ from ._random import (
     PassRandom,
     TreeSeed,
     as_seed_sequence,
+    below,
+    seed_to_plain,
     share_seed,
 )
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
@@ -399,7 +401,9 @@ def cache(stream, n_cache, prob=0.5, random_state=None):
     prob : float in (0, 1]
         The chance to take a new item at each step; ``1`` caches nothing.
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed.
+        The seed. Unseeded (``None``, and no seed above), every pass draws
+        afresh, from a seed drawn from numpy's global state (kept in the
+        state of a resumable iteration); seeded, every pass repeats.
 
     Yields
     ------
@@ -438,6 +442,7 @@ class _CacheRun:
     def __init__(self, n_cache, prob, seed, saved=None, node=None, counter=None, key=None):
         self.n_cache = n_cache
         self.prob = prob
+        self.recipe = _cache_recipe(n_cache, prob, seed)
         self.seed = TreeSeed(seed, key, saved)
         self.stored = []
         random = PassRandom(self.seed.pass_key())
@@ -495,6 +500,7 @@ class _CacheRun:
     def state_dict(self):
         base, base_state = self.snapshots[0]
         return {
+            "recipe": dict(self.recipe),
             "seed": self.seed.saved(),
             "n_input": given(self.counter),
             "base": base,
@@ -503,6 +509,10 @@ class _CacheRun:
             "draws": {"slot": self.slot.state(), "take_new": self.take_new.state()},
             "ended": self.ended,
         }
+
+    def check(self, state):
+        """Refuse the state of a cache made otherwise (see ``check_recipe``)."""
+        _check_cache_recipe(state, self.recipe)
 
     def replay(self, it, state, base_state):
         """Refill the cache by reading ``it`` from the snapshot up to the saved position.
@@ -533,6 +543,19 @@ class _CacheRun:
         oldest = min(self.positions) if self.positions else 0
         while len(self.snapshots) > 1 and self.snapshots[1][0] <= oldest:
             del self.snapshots[0]
+
+
+def _cache_recipe(n_cache, prob, seed):
+    """What the state of a cache records of the settings it was made with."""
+    return {"random_state": seed_to_plain(seed), "n_cache": n_cache, "prob": prob}
+
+
+def _check_cache_recipe(state, recipe):
+    """Refuse ``state``, a cache's, if it was saved by a cache made otherwise than ``recipe``."""
+    if "recipe" not in state:
+        raise ShoalValueError("state of a cache lacks 'recipe'")
+    check_recipe(state["recipe"], recipe,
+                 what=f"cache(n_cache={recipe['n_cache']}, prob={recipe['prob']}, ...)")
 
 
 # -- maps as resumable streams ------------------------------------------------
@@ -593,7 +616,7 @@ def _map_child(streamer, state, track, key=None):
     can be tracked; otherwise the Streamer treats the map as any source.
     Inside a mux (``key`` is not None), the map draws from ``key`` (a cache)
     and hands its input the key of a one-child level, ``(0, 0, 0)`` further
-    down the path, so that the two never share draws.
+    down the path (see ``shoal._random.below``), so that the two never share draws.
     """
     function = streamer.source
     arguments, stream = _map_arguments(streamer)
@@ -607,7 +630,7 @@ def _map_child(streamer, state, track, key=None):
         raise ShoalValueError(f"state is of a {state.get('map')!r} map, not of {name!r}")
     n_input = state["n_input"] if state else 0
     counter = node.counter = counter_at(n_input)
-    input_key = None if key is None else (key[0], (*key[1], 0, 0, 0))
+    input_key = None if key is None else below(key, 0, 0, 0)
     input_node, input_it = stream._child(state and state["input"], track, input_key)
     try:
         hand_counter(input_node, counter)
@@ -625,6 +648,7 @@ def _map_child(streamer, state, track, key=None):
             )
             node.cache_run = run
             if state is not None:
+                run.check(state["cache"])
                 run.replay(reader, state["cache"], state["input"])
             return node, _MapReader(run.run(reader), input_it)
         if name == "tuples":
@@ -642,9 +666,13 @@ def _map_loaded_state(streamer, state):
     and prepares its own state. A state that is not a map's is left to
     :func:`_map_child` to refuse.
     """
-    _, stream = _map_arguments(streamer)
+    arguments, stream = _map_arguments(streamer)
     if not isinstance(stream, Streamer) or not isinstance(state, dict) or "input" not in state:
         return state
+    if streamer.source.__name__ == "cache" and isinstance(state.get("cache"), dict):
+        seed = as_seed_sequence(arguments.get("random_state"))
+        _check_cache_recipe(state["cache"], _cache_recipe(
+            arguments["n_cache"], float(arguments.get("prob", 0.5)), seed))
     return {**state, "input": stream._loaded_state(state["input"])}
 
 

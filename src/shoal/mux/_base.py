@@ -6,10 +6,10 @@ from typing import NamedTuple
 
 import numpy as np
 
-from .._checks import check_share, check_weights, is_iterable, short_repr
+from .._checks import check_recipe, check_share, check_weights, is_iterable, short_repr
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
-from .._random import as_seed_sequence, share_seed
+from .._random import as_seed_sequence, seed_to_plain, share_seed
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 
@@ -22,6 +22,7 @@ __all__ = [
     "open_counted",
     "counted_state",
     "check_state",
+    "weights_recipe",
     "restored_node",
     "check_flag",
     "Reweighable",
@@ -159,13 +160,17 @@ def restored_node(stream, state, make):
         ) from exc
 
 
-def check_state(state, mux, fields):
-    """Check that ``state`` is a state of an iterator of ``mux``: a dict with ``fields``."""
+def check_state(state, mux, fields=()):
+    """Check that ``state`` is a state of an iterator of ``mux``: a dict with ``fields``.
+
+    It must be of a mux of the same kind, over as many streamers, made with
+    the same settings (:func:`check_recipe`).
+    """
     kind = type(mux).__name__
     if not isinstance(state, dict) or state.get("type") != kind:
         got = state.get("type") if isinstance(state, dict) else type(state).__name__
         raise ShoalValueError(f"state must be the state of a {kind} iterator, got one of {got!r}")
-    missing = [field for field in fields if field not in state]
+    missing = [field for field in ("recipe", *fields) if field not in state]
     if missing:
         raise ShoalValueError(f"state of a {kind} iterator lacks {', '.join(map(repr, missing))}")
     n = state.get("n_streams")
@@ -173,6 +178,14 @@ def check_state(state, mux, fields):
         raise ShoalValueError(
             f"state is of a {kind} over {n} streamers, but this one has {mux._lazy_count()}"
         )
+    check_recipe(state["recipe"], mux._recipe(), repr(mux))
+
+
+def weights_recipe(mux):
+    """What a state records of the weights ``mux`` was made with (not those in force)."""
+    if getattr(mux, "weight_schedule", None) is not None:
+        return "schedule"
+    return mux.weights.tolist()
 
 
 def note_streamer(exc, mux, index):
@@ -234,7 +247,8 @@ class BaseMux(Streamer):
         the parent's pass and the activation's number ("Seeds flow down a
         tree of muxes" in the concepts page). With ``None``, a mux takes the
         seed handed down by the muxes above it, or, with none above, draws
-        a new seed from numpy's global state for each iteration.
+        a seed from numpy's global state when an iteration starts (kept in
+        its state) and draws afresh at every pass, as in pescador.
     """
 
     _plain_leaf = False  # a pass of a mux has a node
@@ -289,6 +303,51 @@ class BaseMux(Streamer):
 
     def _settings(self):
         return {}
+
+    def _recipe(self):
+        """What the state of an iteration records of the settings it was made with.
+
+        A state loads only into a mux made with the same settings (see
+        :func:`check_recipe`). Plain values: the seed as
+        :func:`~shoal._random.seed_to_plain` gives it, and each kind's own
+        settings.
+        """
+        return {"random_state": seed_to_plain(self._seed)}
+
+    def _loaded_state(self, state):
+        """``state``, the state of a pass of this mux, checked and made ready.
+
+        See ``Streamer._loaded_state``: called once, in ``load_state_dict``.
+        The state must be of a mux made as this one (:func:`check_state`),
+        and the states of its open streamers are handed to them, so that a
+        state of a stream made otherwise, anywhere in the tree, is refused
+        at the load, not at the first item. Opens nothing.
+        """
+        if state is None:
+            return None
+        check_state(state, self)
+        return self._loaded_children(state)
+
+    def _loaded_children(self, state):
+        """``state``, the states of its open streamers made ready (see :meth:`_loaded_state`)."""
+        children = state.get("children")
+        if not isinstance(children, dict) or not children:
+            return state
+        ready = {index: {**child, "state": self._loaded_child(int(index), child.get("state"))}
+                 for index, child in children.items()}
+        return {**state, "children": ready}
+
+    def _loaded_child(self, index, state, streamer=None):
+        """The state of streamer ``index`` of this mux (``streamer``), made ready by it."""
+        if state is None:
+            return None
+        if streamer is None:
+            streamer = self.streamers[index]
+        try:
+            return streamer._loaded_state(state)
+        except ShoalError as exc:
+            add_note(exc, f"in the state of streamers[{index}] of {self!r}")
+            raise
 
     def shard(self, index, count):
         """This mux over share ``index`` of ``count``: its streamers ``index::count``.

@@ -99,7 +99,10 @@ class ChainMux(BaseMux):
         "Seeds flow down a tree of muxes" in the concepts page); a chain
         itself draws no random numbers. Every pass hands each streamer the
         same key, so a chain in ``"cycle"`` mode repeats exactly, seeded
-        muxes inside it included.
+        muxes inside it included. Unseeded (``None``, and no seed above),
+        the chain draws a seed from numpy's global state when an iteration
+        starts (kept in its state), and the unseeded muxes inside draw
+        afresh at every pass.
 
     Raises
     ------
@@ -218,6 +221,29 @@ class ChainMux(BaseMux):
     def _settings(self):
         return {"mode": self.mode}
 
+    def _recipe(self):
+        return {**super()._recipe(), "mode": self.mode}
+
+    def _loaded_children(self, state):
+        # The open streamer's state, and those of streamers to resume (resharded).
+        ready = {}
+        index, child = state.get("index"), state.get("child")
+        if child is not None and isinstance(index, int) and self._source is None:
+            streamer = self._streamer(index)
+            if streamer is not None:
+                ready["child"] = self._loaded_child(index, child, streamer)
+        resume = state.get("resume")
+        if isinstance(resume, dict) and resume and self._source is None:
+            entries = {}
+            for j, entry in resume.items():
+                streamer = self._streamer(int(j))
+                if streamer is not None and isinstance(entry, dict):
+                    entry = {**entry, "state": self._loaded_child(int(j), entry.get("state"),
+                                                                  streamer)}
+                entries[j] = entry
+            ready["resume"] = entries
+        return {**state, **ready} if ready else state
+
     def _in_mode(self, mode):
         """This chain, over the same streamers (or source, or iterator), in ``mode``."""
         chain = copy.copy(self)
@@ -257,7 +283,8 @@ class _ChainIterator:
 
     def __init__(self, mux, cycle, state=None, track=False, key=None):
         self.mux = mux
-        self.seed = TreeSeed(mux._seed, key, draw=False, owner=mux)  # what the streamers inherit
+        # What the streamers inherit (an unseeded root draws one, kept in the state).
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, owner=mux)
         self.cycle = cycle
         self.track = track or state is not None  # a restored child has a state to load
         self.epoch = 0  # passes completed
@@ -295,6 +322,8 @@ class _ChainIterator:
         state = {
             "type": "ChainMux",
             "n_streams": self.mux._lazy_count(),
+            "recipe": self.mux._recipe(),
+            "seed": self.seed.saved(),
             "epoch": self.epoch,
             "index": self.index,
             "offset": self.offset,
@@ -342,6 +371,8 @@ class _ChainIterator:
         return {
             "type": "ChainMux",
             "n_streams": len(progress),
+            "recipe": mux._recipe(),
+            "seed": None,
             "epoch": 0,
             "index": 0,
             "offset": sum(p.n for p in progress),
@@ -368,8 +399,9 @@ class _ChainIterator:
         Returns ``(reader, it)``: read the items from ``reader``, close ``it``
         (the reader may be a counting wrapper, which cannot be closed).
         """
-        # Every pass hands streamer i the same key: a cycling chain repeats exactly.
-        key = self.seed.child(0, self.index, 0) if streamer._takes_key else None
+        # Every pass hands streamer i the same key, so that a cycling chain over seeded
+        # muxes repeats exactly; in an unseeded tree, unseeded muxes draw afresh.
+        key = self.seed.child(0, self.index, 0, self.epoch) if streamer._takes_key else None
         if not self.track or self.out_counter is None:
             sub = streamer._source_iter() if key is None else streamer._child(None, False, key)[1]
             return sub, sub

@@ -37,7 +37,11 @@ class RoundRobinMux(BaseMux):
         restarts them in a new random order each time (the first pass keeps
         the given order, as in pescador).
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed of the permutations in ``"permuted_cycle"`` mode.
+        The seed of the permutations in ``"permuted_cycle"`` mode, which
+        differ from pass to pass; unseeded (``None``, and no seed above),
+        every iteration draws its own, from a seed drawn from numpy's global
+        state and kept in the state. It is also the seed that unseeded
+        muxes among the streamers draw from, as for ``ChainMux``.
 
     Raises
     ------
@@ -65,6 +69,9 @@ class RoundRobinMux(BaseMux):
     def _settings(self):
         return {"mode": self.mode}
 
+    def _recipe(self):
+        return {**super()._recipe(), "mode": self.mode}
+
 
 class _RoundRobinIterator:
     """The running state of one iteration of a RoundRobinMux.
@@ -86,8 +93,7 @@ class _RoundRobinIterator:
         self.track = track or state is not None  # a restored child has a state to load
         permuted = mux.mode == "permuted_cycle"
         # Only the permutations draw; the seed is also what the children inherit.
-        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, draw=permuted,
-                             owner=mux)
+        self.seed = TreeSeed(mux._seed, key, state.get("seed") if state else None, owner=mux)
         self.random = PassRandom(self.seed.pass_key(mux, 0)) if permuted else None
         self.epoch = 0  # passes completed
         self.first_round = True
@@ -123,7 +129,7 @@ class _RoundRobinIterator:
         key = None
         if streamer._takes_key:
             # Each streamer is activated once a pass; the passes differ only when permuted.
-            key = self.seed.child(self.epoch if self.random is not None else 0, j, 0)
+            key = self.seed.child(self.epoch if self.random is not None else 0, j, 0, self.epoch)
         node, it, counter = open_counted(streamer, self.track, state, key)
         self.nodes[j] = node
         self.iters[j] = it
@@ -157,6 +163,7 @@ class _RoundRobinIterator:
         state = {
             "type": "RoundRobinMux",
             "n_streams": len(self.mux.streamers),
+            "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
             "started": self.begun,
@@ -194,6 +201,7 @@ class _RoundRobinIterator:
         return {
             "type": "RoundRobinMux",
             "n_streams": len(progress),
+            "recipe": mux._recipe(),
             "seed": None,
             "epoch": 0,
             "started": True,

@@ -18,6 +18,7 @@ from ._base import (
     note_streamer,
     open_counted,
     weight_spec,
+    weights_recipe,
 )
 
 __all__ = ["ShuffledMux"]
@@ -53,7 +54,10 @@ class ShuffledMux(BaseMux):
         start and then at least every 1024 items, and returns the weights
         to use from there on.
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed. A seeded mux repeats the same sequence on every pass.
+        The seed. Unseeded (``None``, and no seed above), every pass and
+        every iteration draws afresh, from a seed drawn from numpy's global
+        state and kept in the state; seeded, every pass repeats the same
+        sequence unless ``reseed_each_epoch=True``.
     reseed_each_epoch : bool
         Give each pass of a cycling iteration (``cycle()``) its own order,
         derived from the seed and the pass number, instead of repeating the
@@ -81,6 +85,10 @@ class ShuffledMux(BaseMux):
 
     def _settings(self):
         return {"reseed_each_epoch": True} if self.reseed_each_epoch else {}
+
+    def _recipe(self):
+        return {**super()._recipe(), "weights": weights_recipe(self),
+                "reseed_each_epoch": self.reseed_each_epoch}
 
     def _iterator(self, cycle=False, state=None, track=False, key=None):
         return _ShuffledIterator(self, cycle, state, track, key)
@@ -134,6 +142,12 @@ class _ShuffledIterator(Reweighable):
                 picks = self._make_picks(self.n_blocks - 1)
                 self.picks = iter(picks[len(picks) - state["left"]:])
 
+    def set_weights(self, weights):
+        super().set_weights(weights)
+        if self.restored is not None:  # restored, not run since: its state has the new weights
+            self.restored = {**self.restored, "base_weights": self.base_weights.tolist(),
+                             "left": 0}  # (the picks left were dropped)
+
     def _start_pass(self):
         self.gave = False  # has this pass given an item?
         self.dropped = []  # streamers dropped for yielding nothing
@@ -181,7 +195,7 @@ class _ShuffledIterator(Reweighable):
             else:
                 number -= 1  # restoring the activation that was open
             variant = self.epoch if self.mux.reseed_each_epoch else 0
-            key = self.seed.child(variant, i, number)
+            key = self.seed.child(variant, i, number, self.epoch)
         node, it, counter = open_counted(streamer, self.track, state, key)
         self.nodes[i] = node
         self.counters[i] = counter
@@ -220,6 +234,7 @@ class _ShuffledIterator(Reweighable):
         return {
             "type": "ShuffledMux",
             "n_streams": len(self.mux.streamers),
+            "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
             "gave": self.gave,

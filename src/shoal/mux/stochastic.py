@@ -33,6 +33,7 @@ from ._base import (
     note_streamer,
     open_child,
     weight_spec,
+    weights_recipe,
 )
 
 __all__ = ["StochasticMux"]
@@ -141,7 +142,10 @@ class StochasticMux(BaseMux):
         item comes from it (as in pescador; ``1 + Poisson(rate - 1)`` when
         ``p`` is 1, the only slot with a weight).
     random_state : None, int, SeedSequence, Generator or RandomState
-        The seed. A seeded mux repeats the same sequence on every pass.
+        The seed. Unseeded (``None``, and no seed above), every pass and
+        every iteration draws afresh, from a seed drawn from numpy's global
+        state and kept in the state; seeded, every pass repeats the same
+        sequence unless ``reseed_each_epoch=True``.
     reseed_each_epoch : bool
         Give each pass of a cycling iteration (``cycle()``) its own draws,
         derived from the seed and the pass number, instead of repeating the
@@ -209,6 +213,37 @@ class StochasticMux(BaseMux):
 
     def _iterator(self, cycle=False, state=None, track=False, key=None):
         return _StochasticIterator(self, cycle, state, track, key)
+
+    def _recipe(self):
+        return {
+            **super()._recipe(),
+            "n_active": self.n_active,
+            "rate": self.rate,
+            "weights": weights_recipe(self),
+            "mode": self.mode,
+            "dist": self.dist,
+            "prune_empty_streams": self.prune_empty_streams,
+            "reseed_each_epoch": self.reseed_each_epoch,
+        }
+
+    def _loaded_children(self, state):
+        # The states of the open slots, and those of streamers to resume (resharded).
+        ready = {}
+        slots = state.get("slots")
+        if isinstance(slots, list) and slots:
+            ready["slots"] = [
+                slot if not isinstance(slot, list) or len(slot) < 4 or slot[3] is None
+                else [*slot[:3], self._loaded_child(slot[0], slot[3]), *slot[4:]]
+                for slot in slots
+            ]
+        resume = state.get("resume")
+        if isinstance(resume, dict) and resume:
+            ready["resume"] = {
+                sid: entry if not isinstance(entry, list) or len(entry) != 2
+                else [entry[0], self._loaded_child(int(sid), entry[1])]
+                for sid, entry in resume.items()
+            }
+        return {**state, **ready} if ready else state
 
     def _settings(self):
         return {
@@ -353,9 +388,9 @@ class _StochasticIterator(Reweighable):
         self.activations = self.choices = self.uniforms = self.sizes = None
         if mux.mode == "exhaustive":
             # The whole pass is drawn at once: a weighted order and its counts.
-            # (A pass draws the same as the one before unless it is reseeded
-            # or the weights changed.)
-            if (self.plan is None or getattr(mux, "reseed_each_epoch", False)
+            # (A pass draws the same as the one before unless its passes
+            # differ, reseeded or unseeded, or the weights changed.)
+            if (self.plan is None or self.seed.varies(mux)
                     or self.plan_weights is not self.base_weights):
                 self._draw_plan(self.base_weights)
             self.activations = iter(self.plan)
@@ -418,7 +453,11 @@ class _StochasticIterator(Reweighable):
         """
         self._reweigh_activations()
         if self.restored is not None:  # restored, not run since: its state has the new weights
-            self.restored = {**self.restored, "base_weights": self.base_weights.tolist()}
+            self.restored = {**self.restored, "base_weights": self.base_weights.tolist(),
+                             "draws": {name: supply.state() for name, supply in
+                                       self._supplies().items()} | {
+                                 name: value for name, value in self.restored["draws"].items()
+                                 if name in ("plan", "plan_weights")}}
             return
         if not self.sids:
             return  # no slot is open yet
@@ -483,6 +522,7 @@ class _StochasticIterator(Reweighable):
         state = {
             "type": "StochasticMux",
             "n_streams": len(self.mux.streamers),
+            "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
             "started": bool(self.sids),
@@ -546,6 +586,7 @@ class _StochasticIterator(Reweighable):
         return {
             "type": "StochasticMux",
             "n_streams": len(progress),
+            "recipe": mux._recipe(),
             "seed": seed.saved(),
             "epoch": 0,
             "started": False,
@@ -655,7 +696,7 @@ class _StochasticIterator(Reweighable):
     def _child_key(self, sid, number):
         """The key of activation ``number`` of streamer ``sid`` in this pass."""
         variant = self.epoch if self.mux.reseed_each_epoch else 0
-        return self.seed.child(variant, sid, number)
+        return self.seed.child(variant, sid, number, self.epoch)
 
     def _fill(self, k, sid, limit, n, state, number):
         """Reopen streamer ``sid`` in slot k where ``state`` says, ``n`` of ``limit`` items given.
