@@ -41,7 +41,7 @@ import numpy as np
 from ._checks import check_choice, check_int, short_repr
 from ._iterutil import add_note, limited
 from .core import Streamer
-from .iterator import reshard_states
+from .iterator import loaded_root, reshard_states
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux, as_streamer, check_flag, restored_node
 
@@ -172,12 +172,14 @@ class ProcessStreamer(Streamer):
         traceback in a note, after the items the worker gave before it.
     ShoalValueError
         From ``load_state_dict`` of an iteration of it (or of a Streamer or
-        a map over it), for a state saved with another ``n_workers`` whose
-        pass cannot be split exactly among these workers (see
-        :func:`~shoal.reshard_states`): the message names both numbers of
-        workers and the stream, and says why. The iteration goes on as it
-        was. A state that can be split is resharded there, once, and the
-        workers start at the next item.
+        a map over it), for a state of another stream (each worker's share
+        state is checked there, as one process checks a state, and the
+        message says what does not fit), or saved with another
+        ``n_workers`` whose pass cannot be split exactly among these
+        workers (see :func:`~shoal.reshard_states`): the message names both
+        numbers of workers and the stream, and says why. The iteration goes
+        on as it was. A state that can be split is resharded there, once,
+        and the workers start at the next item.
 
     Examples
     --------
@@ -266,9 +268,20 @@ class ProcessStreamer(Streamer):
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
         shares = restored_node(self, state, lambda: _saved_shares(state))
-        if len(shares) == self.n_workers:
-            return state
-        return _reshard(self, shares)
+        if len(shares) != self.n_workers:
+            return _reshard(self, shares)
+        # Each worker loads its share's state: it is checked here, as one
+        # process checks a state, so that one of another stream is refused at
+        # the call and the iteration goes on.
+        for index, share in enumerate(shares):
+            if share["state"] is not None:
+                try:
+                    loaded_root(self._shares[index], share["state"])
+                except ShoalError as exc:
+                    add_note(exc, f"in the state of worker {index}'s share, "
+                                  f"{self._shares[index]!r}, of {self!r}")
+                    raise
+        return state
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
