@@ -71,20 +71,22 @@ def files(paths):
     return shoal.ChainMux([Streamer(sources.lines, path, k) for k, path in enumerate(paths)])
 
 
-def save_after(stream, n_items, n_workers=1, load_with="fork"):
+def save_after(stream, n_items, n_workers=1):
     """The state of a forked ProcessStreamer over ``stream`` after ``n_items``, and those items.
 
-    A ZMQStreamer's state is saved by a ZMQStreamer (multiprocessing's
-    default start method, ``fork`` on Linux before Python 3.14).
+    Iterated through a Streamer over it, so that the state also loads into a
+    Streamer over a ZMQStreamer.
     """
-    if load_with == "ZMQStreamer":
-        it = ZMQStreamer(stream).iterator()
-    else:
-        it = ProcessStreamer(stream, n_workers=n_workers, start_method="fork").iterator()
+    it = Streamer(ProcessStreamer(stream, n_workers=n_workers, start_method="fork")).iterator()
     items = [next(it) for _ in range(n_items)]
     state = roundtrip(it.state_dict())
     it.close()
     return state, items
+
+
+def load(load_with, stream, n_workers=1):
+    """A Streamer over a worker stream of ``stream``, as ``save_after`` saves."""
+    return Streamer(LOADERS[load_with](stream, n_workers))
 
 
 def shares(state):
@@ -107,17 +109,17 @@ def test_a_file_now_shorter_is_refused_not_skipped_into_the_next_file(tmp_path, 
     one_process_state = roundtrip(one_process.state_dict())
     one_process.close()
     with no_hang():
-        state, before = save_after(files(paths), 20, load_with=load_with)
+        state, before = save_after(files(paths), 20)
         assert before == [(0, i) for i in range(20)]
         # The worker resumes from its snapshot after item 1 and skips 19 items.
         assert [(share["state"]["n_given"], share["skip"]) for share in shares(state)] == [(1, 19)]
-        resumed = LOADERS[load_with](files(paths)).iterator()
+        resumed = load(load_with, files(paths)).iterator()
         resumed.load_state_dict(state)
         assert [next(resumed) for _ in range(5)] == [(0, i) for i in range(20, 25)]  # exact
         resumed.close()
 
         sources.write_lines(paths[0], 15)  # rewritten between the runs: 15 lines, not 1000
-        resumed = LOADERS[load_with](files(paths)).iterator()
+        resumed = load(load_with, files(paths)).iterator()
         resumed.load_state_dict(state)
         # Skipping 19 items would run into file 1 and lose its first 4 lines:
         # refused, as one process refuses a source that now yields fewer items.
@@ -138,7 +140,7 @@ def test_a_file_now_longer_is_refused_not_read_again(tmp_path, few_snapshots, lo
         state, before = save_after(files(paths), 20)
         assert before[-1] == (1, 9) and shares(state)[0]["skip"] == 19
         sources.write_lines(paths[0], 12)  # two lines more
-        resumed = LOADERS[load_with](files(paths)).iterator()
+        resumed = load(load_with, files(paths)).iterator()
         resumed.load_state_dict(state)
         # The worker, resumed in file 0, would skip its 2 new lines and give
         # lines 8 and 9 of file 1 again: refused, naming where it went astray.
@@ -164,7 +166,7 @@ def test_another_batch_size_is_refused_naming_the_difference(tmp_path, few_snaps
     with no_hang():
         state, before = save_after(batches(paths, 4), 20, n_workers=2)
         assert [share["skip"] for share in shares(state)] == [9, 9]
-        resumed = LOADERS[load_with](batches(paths, 5), n_workers=2).iterator()
+        resumed = load(load_with, batches(paths, 5), n_workers=2).iterator()
         resumed.load_state_dict(state)
         # Skipping 9 batches of 5 would lose 9 rows in each worker.
         with pytest.raises(ShoalValueError, match=(
@@ -183,7 +185,7 @@ def test_another_batch_size_goes_on_exactly_from_a_state_at_the_snapshots(tmp_pa
         # One batch from each worker: each is at its snapshot, with nothing to skip.
         state, before = save_after(batches(paths, 4), 2, n_workers=2)
         assert [share["skip"] for share in shares(state)] == [0, 0]
-        resumed = LOADERS["fork"](batches(paths, 5), n_workers=2).iterator()
+        resumed = load("fork", batches(paths, 5), n_workers=2).iterator()
         resumed.load_state_dict(state)
         after = list(resumed)
     assert {len(batch[0]) for batch in after[:-2]} == {5}
@@ -195,7 +197,7 @@ def test_another_number_of_workers_refuses_a_shorter_file_at_the_call(tmp_path, 
     with no_hang():
         state, _ = save_after(files(paths), 20, n_workers=2)
         sources.write_lines(paths[0], 15)
-        resumed = ProcessStreamer(files(paths), n_workers=3, start_method="fork").iterator()
+        resumed = load("fork", files(paths), n_workers=3).iterator()
         # The consumer brings the saved shares to where they were, here: checked as a worker does.
         with pytest.raises(ShoalValueError, match=SHORTER.format(r"\d+")) as raised:
             resumed.load_state_dict(state)
@@ -212,7 +214,7 @@ def test_a_state_without_the_share_ahead_still_refuses_a_skip_past_the_end(tmp_p
         for share in shares(state):
             share.pop("ahead", None)  # as in a state saved before workers sent it
         sources.write_lines(paths[0], 10)
-        resumed = LOADERS["fork"](Streamer(sources.lines, paths[0])).iterator()
+        resumed = load("fork", Streamer(sources.lines, paths[0])).iterator()
         resumed.load_state_dict(state)
         with pytest.raises(ShoalValueError, match=(
                 r"cannot restore Streamer\(lines, .*\) from a worker's saved state: it now yields "
@@ -226,7 +228,7 @@ def test_a_corrupted_share_ahead_is_refused_at_the_call(tmp_path, few_snapshots)
     with no_hang():
         state, _ = save_after(files(paths), 20)
     shares(state)[0]["ahead"]["n"] += 1  # it no longer counts the items to its state
-    resumed = LOADERS["fork"](files(paths)).iterator()
+    resumed = load("fork", files(paths)).iterator()
     with pytest.raises(ShoalValueError, match="the 'ahead' of its share 0 must be"):
         resumed.load_state_dict(state)
     resumed.close()

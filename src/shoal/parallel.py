@@ -170,6 +170,8 @@ class ProcessStreamer(Streamer):
         cannot be sent, or is silent for longer than ``item_timeout``. An
         exception a worker raises is raised as itself, with the worker's
         traceback in a note, after the items the worker gave before it.
+        Also from ``state_dict()``, which may wait for a worker's next
+        snapshot, if the worker dies or is silent meanwhile.
     ShoalValueError
         From ``load_state_dict`` of an iteration of it (or of a Streamer or
         a map over it), for a state of another stream (each worker's share
