@@ -155,3 +155,16 @@ def rows(n, tag=0, start=0):
 
 
 rows = shoal.resume_arg("start")(rows)
+
+
+def lines(path, tag=0):
+    """Items ``(tag, number)``, one per line of the file at ``path``: what a run reads from disk."""
+    with open(path) as f:
+        for line in f:
+            yield (tag, int(line))
+
+
+def write_lines(path, n):
+    """Write a file of ``n`` lines, 0 to n - 1, for :func:`lines`."""
+    with open(path, "w") as f:
+        f.write("".join(f"{i}\n" for i in range(n)))

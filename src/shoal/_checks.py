@@ -24,6 +24,7 @@ __all__ = [
     "check_weights",
     "check_state_tree",
     "check_recipe",
+    "state_difference",
     "check_share",
 ]
 
@@ -529,3 +530,55 @@ def _check_field(key, value, path, n_streams, grows=False):
                 _check_node(draw, f"{path}[{name!r}]", n_streams)
         return
     _check_node(value, path, n_streams if key != "state" else None)
+
+
+def state_difference(got, saved, path="state"):
+    """Where ``got`` and ``saved``, two states of one stream, record different progress.
+
+    Returns None if nowhere, else ``"at <path>: <got>, saved: <saved>"``
+    for the first field that differs, a node's own fields before its
+    children's. Two iterations that gave the same items from the same
+    sources are at the same place even where their states are written
+    differently, so these are no difference: a count of streamers that one
+    of them has not read yet (``n_streams`` None), and the snapshot of its
+    input that a cache would replay from (two caches whose snapshots differ
+    are compared by their own progress only: the input items read, the
+    cached positions and the draws). A list and a tuple of the same values
+    are the same (a state read back from JSON has lists).
+    """
+    if isinstance(got, dict) and isinstance(saved, dict):
+        ignored = set()
+        cache, saved_cache = got.get("cache"), saved.get("cache")
+        if isinstance(cache, dict) and isinstance(saved_cache, dict) and (
+                cache.get("base") != saved_cache.get("base")):
+            ignored = {"n_input", "input"}  # the input at each one's snapshot
+            cache = {key: value for key, value in cache.items() if key != "base"}
+            saved_cache = {key: value for key, value in saved_cache.items() if key != "base"}
+            got, saved = {**got, "cache": cache}, {**saved, "cache": saved_cache}
+        keys = sorted(set(got) | set(saved), key=lambda key: (
+            isinstance(got.get(key), _NESTED) or isinstance(saved.get(key), _NESTED), key))
+        for key in keys:
+            if key in ignored or (key == "n_streams" and None in (got.get(key), saved.get(key))):
+                continue
+            where = f"{path}[{key!r}]"
+            if key not in got or key not in saved:
+                return (f"at {where}: {short_repr(got[key]) if key in got else 'no such field'}, "
+                        f"saved: {short_repr(saved[key]) if key in saved else 'no such field'}")
+            difference = state_difference(got[key], saved[key], where)
+            if difference is not None:
+                return difference
+        return None
+    if isinstance(got, (list, tuple)) and isinstance(saved, (list, tuple)) and (
+            len(got) == len(saved)):
+        for index, (value, saved_value) in enumerate(zip(got, saved)):
+            difference = state_difference(value, saved_value, f"{path}[{index}]")
+            if difference is not None:
+                return difference
+        return None
+    if not isinstance(got, _NESTED) and not isinstance(saved, _NESTED) and (
+            isinstance(got, bool) is isinstance(saved, bool)) and got == saved:
+        return None
+    return f"at {path}: {short_repr(got)}, saved: {short_repr(saved)}"
+
+
+_NESTED = (dict, list, tuple)

@@ -94,10 +94,7 @@ class StreamIterator:
 
     def _new_node(self, state):
         """The root node of an iteration that starts where ``state`` says (opens nothing)."""
-        stream = self.stream
-        if isinstance(stream, BaseMux):
-            return stream._iterator(self.cycle, state, track=True)
-        return _LeafRoot(stream, self.cycle, state)
+        return _new_node(self.stream, self.cycle, state)
 
     def __iter__(self):
         return self._reader
@@ -144,41 +141,9 @@ class StreamIterator:
             these (the message says why). Raised here, not at the next
             item; this iteration then goes on as it was.
         """
-        _check_version(state)
-        kind = type(self.stream).__name__
-        if state.get("stream") != kind:
-            raise ShoalValueError(
-                f"state is of an iteration of a {state.get('stream')}, not of this {kind}"
-            )
-        if state.get("cycle") != self.cycle:
-            raise ShoalValueError(
-                f"state is of an iteration with cycle={state.get('cycle')}, "
-                f"this one has cycle={self.cycle}"
-            )
-        for key in ("n_given", "state"):
-            if key not in state:
-                raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
-        check_state_tree(state)
-        # A trial: it opens nothing, and this iteration goes on if the state is refused.
-        restored_node(self.stream, state, lambda: self._new_node(state["state"]))
-        root = self._loaded_root(state["state"])
+        root = loaded_root(self.stream, state, self.cycle)
         self.close()
         self._start(root, state["n_given"])
-
-    def _loaded_root(self, root):
-        """``root`` with the state of its open pass made ready; this iteration is left as it is.
-
-        A stream checks, and prepares, the state of its pass here, when the
-        state is loaded, not at the first item (see ``Streamer._loaded_state``):
-        a ProcessStreamer refuses here a state it cannot split exactly among
-        another number of workers, and reshards once one it can; a mux
-        refuses a state of a mux made otherwise, anywhere in its tree.
-        """
-        if isinstance(self.stream, BaseMux):
-            return self.stream._loaded_state(root)
-        if not isinstance(root, dict) or root.get("child") is None:
-            return root  # nothing open to make ready (or a fresh start, as the trial read it)
-        return {**root, "child": self.stream._loaded_state(root["child"])}
 
     def counts(self):
         """How many items each streamer of the mux has given so far, as a list.
@@ -221,6 +186,64 @@ class StreamIterator:
 
 # Streamer.iterator() builds a StreamIterator without importing this module.
 Streamer._stream_iterator = StreamIterator
+
+
+def _new_node(stream, cycle, state):
+    """The root node of an iteration of ``stream`` that starts where ``state`` says (opens nothing)."""
+    if isinstance(stream, BaseMux):
+        return stream._iterator(cycle, state, track=True)
+    return _LeafRoot(stream, cycle, state)
+
+
+def loaded_root(stream, state, cycle=False):
+    """The root of ``state`` made ready to load into an iteration of ``stream``; refused if it does not fit.
+
+    ``state`` is a :meth:`StreamIterator.state_dict`. These are the checks
+    of :meth:`StreamIterator.load_state_dict`: it must be a state of an
+    iteration of ``stream`` (its kind, its ``cycle``, each field as the
+    stream reads it), and the stream prepares the state of its open pass
+    (see ``Streamer._loaded_state``). Opens nothing: a refused state
+    leaves everything as it was.
+
+    Raises
+    ------
+    ShoalValueError
+        Naming what does not fit.
+    """
+    _check_version(state)
+    kind = type(stream).__name__
+    if state.get("stream") != kind:
+        raise ShoalValueError(
+            f"state is of an iteration of a {state.get('stream')}, not of this {kind}"
+        )
+    if state.get("cycle") != cycle:
+        raise ShoalValueError(
+            f"state is of an iteration with cycle={state.get('cycle')}, "
+            f"this one has cycle={cycle}"
+        )
+    for key in ("n_given", "state"):
+        if key not in state:
+            raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
+    check_state_tree(state)
+    # A trial: it opens nothing, and this iteration goes on if the state is refused.
+    restored_node(stream, state, lambda: _new_node(stream, cycle, state["state"]))
+    return _ready_root(stream, state["state"])
+
+
+def _ready_root(stream, root):
+    """``root`` with the state of its open pass made ready; nothing is changed in place.
+
+    A stream checks, and prepares, the state of its pass here, when the
+    state is loaded, not at the first item (see ``Streamer._loaded_state``):
+    a ProcessStreamer refuses here a state it cannot split exactly among
+    another number of workers, and reshards once one it can; a mux
+    refuses a state of a mux made otherwise, anywhere in its tree.
+    """
+    if isinstance(stream, BaseMux):
+        return stream._loaded_state(root)
+    if not isinstance(root, dict) or root.get("child") is None:
+        return root  # nothing open to make ready (or a fresh start, as the trial read it)
+    return {**root, "child": stream._loaded_state(root["child"])}
 
 
 class _LeafRoot:

@@ -40,11 +40,11 @@ from itertools import islice
 
 import numpy as np
 
-from ._checks import check_choice, check_int, short_repr
-from ._iterutil import add_note, limited
+from ._checks import check_choice, check_int, short_repr, state_difference
+from ._iterutil import END, add_note, limited
 from ._random import iteration_seed, share_seed
 from .core import Streamer
-from .iterator import reshard_states
+from .iterator import loaded_root, reshard_states
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from .mux._base import BaseMux, as_streamer, check_flag, restored_node
 
@@ -194,14 +194,27 @@ class ProcessStreamer(Streamer):
         cannot be sent, or is silent for longer than ``item_timeout``. An
         exception a worker raises is raised as itself, with the worker's
         traceback in a note, after the items the worker gave before it.
+        Also from ``state_dict()``, which may wait for a worker's next
+        snapshot, if the worker dies or is silent meanwhile.
     ShoalValueError
         From ``load_state_dict`` of an iteration of it (or of a Streamer or
-        a map over it), for a state saved with another ``n_workers`` whose
-        pass cannot be split exactly among these workers (see
-        :func:`~shoal.reshard_states`): the message names both numbers of
-        workers and the stream, and says why. The iteration goes on as it
-        was. A state that can be split is resharded there, once, and the
-        workers start at the next item.
+        a map over it), for a state of another stream (each worker's share
+        state is checked there, as one process checks a state, and the
+        message says what does not fit), or saved with another
+        ``n_workers`` whose pass cannot be split exactly among these
+        workers (see :func:`~shoal.reshard_states`): the message names both
+        numbers of workers and the stream, and says why. The iteration goes
+        on as it was. A state that can be split is resharded there, once,
+        and the workers start at the next item.
+
+        While iterating, from a worker resumed from a state, before any of
+        its items, if its share does not give again the items it gave
+        between its last snapshot and the consumer's position when the
+        state was saved: a source now yields fewer or other items (a file
+        was rewritten), or the stream is not the one that saved it (a map
+        with another ``buffer_size``, say). One process raises the same
+        error for a source that now yields fewer items than its state
+        says; a worker never goes on with items lost or repeated.
 
     Notes
     -----
@@ -299,9 +312,22 @@ class ProcessStreamer(Streamer):
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
         shares = restored_node(self, state, lambda: _saved_shares(state))
-        if len(shares) == self.n_workers:
-            return state
-        return _reshard(self, shares)
+        if len(shares) != self.n_workers:
+            return _reshard(self, shares)
+        # Each worker loads its share's states: they are checked here, as one
+        # process checks a state, so that one of another stream is refused at
+        # the call and the iteration goes on.
+        for index, share in enumerate(shares):
+            ahead = share.get("ahead")
+            for saved in (share["state"], ahead and ahead["state"]):
+                if saved is not None:
+                    try:
+                        loaded_root(self._shares[index], saved)
+                    except ShoalError as exc:
+                        add_note(exc, f"in the state of worker {index}'s share, "
+                                      f"{self._shares[index]!r}, of {self!r}")
+                        raise
+        return state
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
@@ -425,15 +451,18 @@ class _Worker:
 
     ``received`` counts the items that arrived from the worker; those taken
     are ``received - len(queue)``. ``snapshots`` holds the share states the
-    worker sent, ``(k, pickled state)`` for the state after its ``k``-th
-    item, not yet reached by the consumer; ``base`` is the latest reached,
-    ``(k, state or pickled state, skip)``: the share is there after ``k``
-    items, plus ``skip`` items.
+    worker sent, ``(k, state or pickled state)`` for the state after its
+    ``k``-th item, not yet reached by the consumer; ``base`` is the latest
+    reached, ``(k, state or pickled state, skip)``: the share is there after
+    ``k`` items, plus ``skip`` items. ``ahead`` is ``(k, state)``, the
+    state after its ``k``-th item that its loaded state said it reaches
+    (see :func:`_resumed_share`), or None.
     """
 
     __slots__ = ("index", "process", "conn", "credits", "ring", "ring_path", "taken", "chunks",
                  "view", "chunk", "copy_out",
-                 "queue", "ready", "done", "error", "since", "received", "snapshots", "base")
+                 "queue", "ready", "done", "error", "since", "received", "snapshots", "base",
+                 "ahead")
 
 
 class _ProcessIterator:
@@ -452,9 +481,9 @@ class _ProcessIterator:
         self.stop = None
         self.live = None  # the workers still giving items, in turn order
         self.position = 0  # ordered: whose turn is next, in ``live``
-        # Where each share starts: (state or None, skip), and which ones run.
+        # Where each share starts: (state or None, skip, ahead or None), and which ones run.
         n = recipe.n_workers
-        self.starts = [(None, 0)] * n
+        self.starts = [(None, 0, None)] * n
         self.running = list(range(n))
         if state is not None:
             self._load(state)
@@ -467,23 +496,15 @@ class _ProcessIterator:
         # need be): this checks it again, which is cheap. One a mux restores
         # is made ready here.
         state = recipe._loaded_state(state)
-        self.starts = [(share["state"], share["skip"]) for share in state["shares"]]
+        self.starts = [(share["state"], share["skip"], share.get("ahead"))
+                       for share in state["shares"]]
         self.running = list(state["running"])
         self.position = state["position"] if recipe.ordered and state["ordered"] else 0
 
     def state_dict(self, n_given=None):
-        shares = [{"state": s, "skip": k} for s, k in self.starts]
+        shares = [_share(state, skip, ahead) for state, skip, ahead in self.starts]
         for worker in self.workers:
-            taken = worker.received - len(worker.queue)
-            snapshots = worker.snapshots
-            while snapshots and snapshots[0][0] <= taken:
-                k, blob = snapshots.popleft()
-                worker.base = (k, blob, 0)
-            k, share_state, skip = worker.base
-            if isinstance(share_state, bytes):
-                share_state = pickle.loads(share_state)
-                worker.base = (k, share_state, skip)
-            shares[worker.index] = {"state": share_state, "skip": skip + taken - k}
+            shares[worker.index] = self._share_state(worker)
         # Before its first item (a mux opened it, and has not read it yet), as loaded.
         running = list(self.running) if self.live is None else [w.index for w in self.live]
         return {
@@ -494,6 +515,53 @@ class _ProcessIterator:
             "position": self.position,
             "shares": shares,
         }
+
+    def _share_state(self, worker):
+        """The state of the share of ``worker``, at the items the consumer took.
+
+        It is the worker's last snapshot the consumer reached, and the
+        number of items the consumer took after it; with those, the next
+        snapshot, so that the worker checks, when it resumes, that its share
+        goes through those items as it did (see :func:`_resumed_share`). If
+        none has arrived yet, this waits for it: the worker takes one a few
+        milliseconds on, or after its next item if that takes longer, and
+        before it waits for the consumer (whose items waiting in the ring
+        are read meanwhile, so that it does not wait for room there).
+        """
+        taken = worker.received - len(worker.queue)
+        snapshots = worker.snapshots
+        while True:
+            while snapshots and snapshots[0][0] <= taken:
+                worker.base = (*snapshots.popleft(), 0)
+            k, share_state, skip = worker.base
+            skip += taken - k
+            if not skip:
+                ahead = None
+                break
+            if snapshots:
+                ahead = snapshots[0]
+                if isinstance(ahead[1], bytes):
+                    ahead = snapshots[0] = (ahead[0], pickle.loads(ahead[1]))
+                break
+            ahead = worker.ahead
+            if (ahead is not None and ahead[0] > taken) or worker.done or worker.conn.closed:
+                break  # (a worker that failed sends no more: its state goes unchecked)
+            self._load_ring_items(worker)  # a worker waiting for room in its ring goes on
+            self._receive(worker)
+        if isinstance(share_state, bytes):
+            share_state = pickle.loads(share_state)
+            worker.base = (worker.base[0], share_state, worker.base[2])
+        if ahead is not None and ahead[0] <= taken:
+            ahead = None
+        return _share(share_state, skip, ahead and {"n": ahead[0] - taken, "state": ahead[1]})
+
+    @staticmethod
+    def _load_ring_items(worker):
+        """Read the items of ``worker`` that wait in its ring, so that it can reuse the room."""
+        queue = worker.queue
+        for _ in range(len(queue)):
+            item = queue.popleft()
+            queue.append(item.load() if type(item) is _InRing else item)
 
     # -- starting and stopping
 
@@ -534,10 +602,11 @@ class _ProcessIterator:
                 receiver, sender = context.Pipe(duplex=False)
                 _RECEIVERS.add(receiver)  # no process forked from now on keeps it open
                 worker.conn = receiver
-                start, skip = self.starts[index]
+                start, skip, ahead = self.starts[index]
                 config = {
                     "index": index, "n_workers": recipe.n_workers, "share": recipe._shares[index],
                     "max_iter": self.max_iter, "track": self.track, "start": start, "skip": skip,
+                    "ahead": ahead,
                     "prefetch": recipe.prefetch, "chunk": worker.chunk,
                     "ring_path": worker.ring_path, "ring_size": recipe.shared_memory_bytes,
                     "parent": parent, "pdeathsig": use_pdeathsig, "seed": seed,
@@ -571,6 +640,7 @@ class _ProcessIterator:
             worker.received = 0
             worker.snapshots = collections.deque()
             worker.base = (0, start, skip)
+            worker.ahead = ahead and (ahead["n"], ahead["state"])
 
     def _unlink_rings(self):
         for worker in self.workers:
@@ -882,6 +952,21 @@ def _saved_shares(state):
         raise ShoalValueError(
             "state of a ProcessStreamer iteration is corrupted: its 'shares' must be a list "
             f"of {{'state': ..., 'skip': ...}}, one per worker, got {short_repr(shares)}")
+    for index, share in enumerate(shares):
+        ahead = share.get("ahead")
+        if ahead is None:
+            continue
+        # The state the share had ahead["n"] items after the skip: so it counts them.
+        start = share["state"]
+        expected = (start["n_given"] if isinstance(start, dict) else 0) + share["skip"] + (
+            ahead["n"] if isinstance(ahead, dict) else 0)
+        if not (isinstance(ahead, dict) and type(ahead.get("n")) is int and ahead["n"] >= 1
+                and isinstance(ahead.get("state"), dict)
+                and ahead["state"].get("n_given") == expected):
+            raise ShoalValueError(
+                f"state of a ProcessStreamer iteration is corrupted: the 'ahead' of its share "
+                f"{index} must be {{'n': n >= 1, 'state': the share's state {expected} items "
+                f"in}}, got {short_repr(ahead)}")
     if not isinstance(running, list) or not all(
             type(index) is int and 0 <= index < len(shares) for index in running):
         raise ShoalValueError(
@@ -903,15 +988,10 @@ def _reshard(recipe, shares):
     try:
         states = []
         for index, share in enumerate(shares):
-            it = _split(stream, index, n_saved).iterator()
-            try:
-                if share["state"] is not None:
-                    it.load_state_dict(share["state"])
-                if share["skip"]:
-                    deque(islice(it, share["skip"]), maxlen=0)
-                states.append(it.state_dict())
-            finally:
-                it.close()
+            it, _, state = _resumed_share(_split(stream, index, n_saved), share["state"],
+                                          share["skip"], share.get("ahead"), at_position=True)
+            it.close()
+            states.append(state)
     except ShoalError as exc:
         add_note(exc, f"while loading {where}")
         raise
@@ -922,6 +1002,92 @@ def _reshard(recipe, shares):
     return {"type": "ProcessStreamer", "n_workers": n_new, "ordered": recipe.ordered,
             "running": list(range(n_new)), "position": 0,
             "shares": [{"state": state, "skip": 0} for state in new]}
+
+
+def _share(state, skip, ahead=None):
+    """A share's entry in a ProcessStreamer state (see :func:`_resumed_share`)."""
+    share = {"state": state, "skip": skip}
+    if ahead is not None:
+        share["ahead"] = ahead
+    return share
+
+
+def _resumed_share(share, start, skip, ahead, at_position=False):
+    """An iteration of ``share`` at a worker's saved position, checked: ``(iterator, held, state)``.
+
+    A worker's saved state is a snapshot of its share, ``start`` (None: the
+    start), and the ``skip`` items its consumer took after it; and, when
+    ``skip`` is not 0, ``ahead``: ``{"n": n, "state": s}``, the state the
+    share had ``n`` items further on. The share is resumed from the
+    snapshot, skips ``skip`` items, and reads ``n`` more, which it holds
+    (``held``: the items after the consumer's position); then its state
+    must be ``s``. A share that ends sooner, or gets elsewhere, gives other
+    items than when the state was saved (a file was rewritten), or is not
+    the stream that saved it (a map with another ``buffer_size``): that is
+    refused, as one process refuses a source that now yields fewer items,
+    rather than go on with items lost or repeated. ``state`` is the state
+    at the position (with ``at_position``), else None.
+    """
+    it = share.iterator()
+    try:
+        if start is not None:
+            it.load_state_dict(start)
+        first = it.n_given
+        if skip:
+            deque(islice(it, skip), maxlen=0)
+            if it.n_given - first < skip:
+                raise _not_where_it_was(share, ahead, (
+                    f"it now yields only {it.n_given - first} of the {skip} items its consumer "
+                    "had taken after its saved state"))
+        state = it.state_dict() if at_position else None
+        held = []
+        if ahead is not None:
+            n = ahead["n"]
+            held = list(islice(it, n))
+            if len(held) < n:
+                raise _not_where_it_was(share, ahead, (
+                    f"it now yields only {skip + len(held)} of the {skip + n} items it gave "
+                    "after its saved state when that state was saved"))
+            difference = state_difference(it.state_dict(), ahead["state"])
+            if difference is not None and next(it, END) is END:
+                # A worker's last snapshot is taken once its share has ended.
+                difference = state_difference(it.state_dict(), ahead["state"])
+            if difference is not None:
+                raise _not_where_it_was(share, ahead, (
+                    f"{skip + n} items after its saved state, it is not where it was when the "
+                    f"state was saved ({difference})"))
+    except BaseException:
+        it.close()
+        raise
+    return it, held, state
+
+
+def _not_where_it_was(share, ahead, what):
+    """The error for a share that does not go on from a saved state as it did when it was saved.
+
+    The error one process gives for the state the share was saved at
+    further on, if it gives one (a source that now yields fewer items
+    than that state says it gave); else one that says ``what``.
+    """
+    note = (f"raised while resuming {share!r} from a worker's saved state: it did not give "
+            "again the items it gave when the state was saved")
+    if ahead is not None:
+        probe = share.iterator()
+        try:
+            probe.load_state_dict(ahead["state"])
+            next(probe, None)
+        except ShoalValueError as exc:
+            add_note(exc, note)
+            return exc
+        except BaseException as exc:  # the user's code: raised as itself
+            add_note(exc, note)
+            raise
+        finally:
+            probe.close()
+    return ShoalValueError(
+        f"cannot restore {share!r} from a worker's saved state: {what}. A source resumed by "
+        "skipping must yield the same items every time it is started, and a worker's state "
+        "goes on only in the stream that saved it (not in a map with another buffer_size, say)")
 
 
 # -- the worker ----------------------------------------------------------------
@@ -985,17 +1151,28 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
                 credit()
                 sender.add(item)
         else:
-            it = source = share.iterator()
-            if config["start"] is not None:
-                it.load_state_dict(config["start"])
-            if config["skip"]:
-                deque(islice(it, config["skip"]), maxlen=0)
+            it, held, _ = _resumed_share(share, config["start"], config["skip"], config["ahead"])
+            source = it
+            for item in held:  # the items after the consumer's position, checked
+                credit()
+                sender.add(item)
+            if held:
+                sender.add_snapshot(pickle.dumps(it.state_dict(), protocol=5))
+            del held
+            try_credit = sender.try_credit
             next_snapshot = 0.0
             clock = time.perf_counter
             for item in it:
                 credit()
                 sender.add(item)
                 now = clock()
+                if not sender.held:  # the credit for the next item, taken now if there is one
+                    if try_credit():
+                        sender.held = 1
+                    else:
+                        # It will wait for the consumer: a snapshot first, since a
+                        # consumer saving its state waits for one after the items it took.
+                        next_snapshot = 0.0
                 if now >= next_snapshot:
                     # The share's state after this item. Taking it costs time,
                     # so it is taken at most once per SNAPSHOT_RATIO times that.
@@ -1168,6 +1345,8 @@ class _Sender:
         with self.lock:
             self.run = None
             self.batch.append(("s", self.n_added, state))
+            if not self.n_items:  # sent in time, even if the next item takes long
+                self.wake.set()
 
     def flush(self):
         with self.lock:
