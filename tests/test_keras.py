@@ -297,6 +297,14 @@ def test_without_validation_steps_fit_validates_one_pass_of_a_chain_in_a_streame
     assert seen == [EXAMPLE_IDS[k:k + b] for k in range(0, len(EXAMPLE_IDS), b)] * epochs
 
 
+def test_a_validation_adapter_made_directly_reads_one_pass_too():
+    adapter = StreamAdapter(shoal.Streamer(shoal.keras_tuples, example_chain(), inputs="x",
+                                           outputs="y"), restart_each_epoch=True)
+    with no_hang(60):
+        batches = list(adapter.get_numpy_iterator())
+    assert [float(x[0]) for x, _ in batches] == EXAMPLE_IDS
+
+
 def _endless(reads, limit):
     files = [shoal.Streamer(bounded_file, f, M_BATCHES, reads, limit) for f in range(N_FILES)]
     return {

@@ -294,7 +294,9 @@ class StreamAdapter(DataAdapter):
         self.stream = stream
         self.restart_each_epoch = restart_each_epoch
         # Validation: why a run of the stream would never end (None: it ends).
-        self._never_ends = _one_pass(stream)[1] if restart_each_epoch else None
+        self._never_ends = None
+        if restart_each_epoch:
+            self.stream, self._never_ends = _one_pass(stream)
         self.iterator = None
         self._signature = None
         # Training: batches read from `iterator` that Keras has not trained on, each
