@@ -1,7 +1,9 @@
 """PyTorch: a StreamDataset in a real DataLoader, across workers and across ranks."""
 
+import copy
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -476,6 +478,17 @@ def test_a_dataset_iterated_in_this_process_then_goes_to_spawned_workers(start_m
     assert sorted(ids(loader)) == sources.ALL_IDS
     assert sorted(ids(DataLoader(dataset, batch_size=None))) == sources.ALL_IDS  # to its end
     assert sorted(ids(loader)) == sources.ALL_IDS
+
+
+def test_a_copy_of_a_dataset_is_a_dataset_of_its_own():
+    dataset = StreamDataset(sources.files())
+    take_ids(DataLoader(dataset, batch_size=None), 5)
+    for copied in (copy.copy(dataset), copy.deepcopy(dataset),
+                   pickle.loads(pickle.dumps(dataset))):
+        assert sorted(ids(DataLoader(copied, batch_size=None, num_workers=2))) == sources.ALL_IDS
+        with pytest.raises(shoal.ShoalValueError, match="ran in DataLoader workers"):
+            copied.state_dict()
+    assert dataset.state_dict()["iterator"]["n_given"] == 5  # its own iteration, here
 
 
 def test_a_forked_worker_leaves_the_main_process_iteration_alone(tmp_path):

@@ -171,6 +171,12 @@ class StreamDataset(_data.IterableDataset):
             # A copy pickled without sharing (pickle, copy.deepcopy): a dataset of its own.
             self._ledger = self._ledger.clone().share_memory_()
 
+    def __copy__(self):
+        # A dataset of its own, as a deep copy is (it shares the stream).
+        copied = type(self).__new__(type(self))
+        copied.__setstate__({**self.__getstate__(), "_ledger": self._ledger.clone()})
+        return copied
+
     def rank_and_world_size(self):
         """This process's ``(rank, world_size)``, as the dataset uses them."""
         if self.rank is not None:
