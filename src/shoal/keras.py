@@ -180,7 +180,7 @@ def validation_data(stream, batch_size=None, *, inputs=None, outputs=None):
             "shoal.Streamer(shoal.keras_tuples, ...))"
         )
     stream = _check_stream(stream, "validation_data")
-    stream = _shaped(_one_pass(stream)[0], batch_size, inputs, outputs, partial=True)
+    stream = _shaped(_one_pass(stream), batch_size, inputs, outputs, partial=True)
     return StreamAdapter(stream, restart_each_epoch=True)
 
 
@@ -205,6 +205,11 @@ def _shaped(stream, batch_size, inputs, outputs, partial):
 
 
 def _one_pass(stream):
+    """``stream`` with a cycling ChainMux made to stop after one pass (see :func:`_pass_of`)."""
+    return _pass_of(stream)[0]
+
+
+def _pass_of(stream):
     """``(stream read for one pass, why it never ends)``.
 
     The first is ``stream`` with a cycling ChainMux made to stop after one
@@ -226,7 +231,7 @@ def _one_pass(stream):
         return stream, (f"a StochasticMux in mode={stream.mode!r} activates its streamers "
                         "again and again")
     if type(stream) in (ProcessStreamer, ZMQStreamer):
-        inner, why = _one_pass(stream.stream)
+        inner, why = _pass_of(stream.stream)
         if inner is stream.stream:
             return stream, why
         if type(stream) is ZMQStreamer:
@@ -239,10 +244,10 @@ def _one_pass(stream):
             item_timeout=stream.item_timeout), why
     if type(stream) is Streamer:
         if isinstance(stream.source, Streamer):  # Streamer(mux)
-            inner, why = _one_pass(stream.source)
+            inner, why = _pass_of(stream.source)
             return (stream if inner is stream.source else Streamer(inner)), why
         if stream.source in _MAPS and stream.args and isinstance(stream.args[0], Streamer):
-            inner, why = _one_pass(stream.args[0])
+            inner, why = _pass_of(stream.args[0])
             if inner is not stream.args[0]:
                 stream = Streamer(stream.source, inner, *stream.args[1:], **stream.kwargs)
             return stream, why
@@ -296,7 +301,7 @@ class StreamAdapter(DataAdapter):
         # Validation: why a run of the stream would never end (None: it ends).
         self._never_ends = None
         if restart_each_epoch:
-            self.stream, self._never_ends = _one_pass(stream)
+            self.stream, self._never_ends = _pass_of(stream)
         self.iterator = None
         self._signature = None
         # Training: batches read from `iterator` that Keras has not trained on, each
