@@ -248,6 +248,103 @@ def test_evaluate_without_steps_reads_one_pass_of_a_cycling_chain():
     assert seen == [EXAMPLE_IDS[k:k + 4] for k in range(0, 12, 4)] * 2
 
 
+def counted_chain(reads, limit, mode="cycle"):
+    """A chain of the example files whose examples are counted in ``reads`` (bounded_file)."""
+    return shoal.ChainMux([shoal.Streamer(bounded_file, f, M_BATCHES, reads, limit)
+                           for f in range(N_FILES)], mode=mode)
+
+
+WRAPS = {
+    "Streamer": shoal.Streamer,
+    "a map": lambda chain: shoal.Streamer(shoal.cache, shoal.Streamer(chain), 1, prob=1.0),
+    "ProcessStreamer": lambda chain: shoal.ProcessStreamer(chain, start_method="fork"),
+    "ProcessStreamer, 2 workers": lambda chain: shoal.ProcessStreamer(chain, n_workers=2,
+                                                                        start_method="fork"),
+    "ZMQStreamer": shoal.ZMQStreamer,
+}
+
+
+@pytest.mark.parametrize("wrap", list(WRAPS))
+def test_without_validation_steps_a_wrapped_cycling_chain_validates_one_pass(wrap):
+    # A cycling ChainMux in a Streamer, a map over one, or worker processes:
+    # every validation run reads one pass of it, every example once.
+    reads, limit = [], 10 * N_FILES * M_BATCHES  # (per process: the workers count their own)
+    stream = WRAPS[wrap](counted_chain(reads, limit))
+    seen = []
+    model = recording_model(seen, n_inputs=2)
+    data = validation_data(stream, batch_size=4, inputs="x", outputs="y")
+    with no_hang(120), _keras_warnings() as caught:
+        model.evaluate(data, verbose=0)
+        model.evaluate(data, verbose=0)
+    assert sum("ran out of data" in message for message in caught) == 1  # in the first run
+    runs = [sum(seen[:len(seen) // 2], []), sum(seen[len(seen) // 2:], [])]
+    assert data.num_batches == 3
+    assert runs[0] == runs[1]  # the same examples, in the same order, every run
+    assert sorted(runs[0]) == EXAMPLE_IDS  # each example once
+
+
+def test_without_validation_steps_fit_validates_one_pass_of_a_chain_in_a_streamer():
+    seen, reads, epochs, b = [], [], 2, 5
+    model = recording_model(seen, n_inputs=2)
+    val = shoal.Streamer(counted_chain(reads, 10 * N_FILES * M_BATCHES))
+    with no_hang(120), _keras_warnings():
+        history = model.fit(training_data(training_files(), batch_size=4, inputs="x",
+                                          outputs="y"),
+                            steps_per_epoch=3, epochs=epochs, verbose=0,
+                            validation_data=validation_data(val, batch_size=b, inputs="x",
+                                                            outputs="y"))
+    assert len(history.history["val_loss"]) == epochs
+    assert seen == [EXAMPLE_IDS[k:k + b] for k in range(0, len(EXAMPLE_IDS), b)] * epochs
+
+
+def test_a_validation_adapter_made_directly_reads_one_pass_too():
+    adapter = StreamAdapter(shoal.Streamer(shoal.keras_tuples, example_chain(), inputs="x",
+                                           outputs="y"), restart_each_epoch=True)
+    with no_hang(60):
+        batches = list(adapter.get_numpy_iterator())
+    assert [float(x[0]) for x, _ in batches] == EXAMPLE_IDS
+
+
+def _endless(reads, limit):
+    files = [shoal.Streamer(bounded_file, f, M_BATCHES, reads, limit) for f in range(N_FILES)]
+    return {
+        "RoundRobinMux cycle": shoal.RoundRobinMux(files, mode="cycle"),
+        "RoundRobinMux permuted_cycle": shoal.RoundRobinMux(files, mode="permuted_cycle",
+                                                            random_state=0),
+        "ShuffledMux": shoal.ShuffledMux(files, random_state=0),
+        "StochasticMux with_replacement": shoal.StochasticMux(files, 2, 3, random_state=0),
+        "StochasticMux single_active": shoal.StochasticMux(files, 2, 3, mode="single_active",
+                                                           random_state=0),
+        "a map over a ShuffledMux": shoal.Streamer(shoal.cache, shoal.ShuffledMux(
+            files, random_state=0), 2),
+        "a Streamer over a StochasticMux": shoal.Streamer(shoal.StochasticMux(files, 2, 3,
+                                                                              random_state=0)),
+        "a ProcessStreamer over a RoundRobinMux": shoal.ProcessStreamer(
+            shoal.RoundRobinMux(files, mode="cycle"), start_method="fork"),
+    }
+
+
+@pytest.mark.parametrize("kind", list(_endless([], 0)))
+def test_without_validation_steps_a_stream_that_never_ends_is_refused_as_validation_starts(kind):
+    reads, limit = [], 10 * N_FILES * M_BATCHES
+    data = validation_data(_endless(reads, limit)[kind], batch_size=4, inputs="x", outputs="y")
+    seen = []
+    model = recording_model(seen, n_inputs=2)
+    train = training_data(training_files(), batch_size=4, inputs="x", outputs="y")
+    refused = r"(?s)never ends: .* pass validation_steps= to fit"
+    with no_hang(120):
+        with pytest.raises(shoal.ShoalValueError, match=refused):
+            model.fit(train, steps_per_epoch=2, epochs=1, verbose=0, validation_data=data)
+        with pytest.raises(shoal.ShoalValueError, match=refused):
+            model.evaluate(data, verbose=0)
+        assert not reads and not seen  # refused at the start: nothing was read
+        # With a number of steps, it validates on that many batches.
+        model.fit(train, steps_per_epoch=2, epochs=1, verbose=0, validation_data=data,
+                  validation_steps=2)
+        model.evaluate(data, steps=3, verbose=0)
+    assert [len(batch) for batch in seen] == [4] * 5
+
+
 def test_the_adapter_iteration_can_be_saved_with_a_checkpoint():
     adapter = training_data(validation_set())
     batches = iter(adapter.get_numpy_iterator())

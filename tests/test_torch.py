@@ -1,7 +1,9 @@
 """PyTorch: a StreamDataset in a real DataLoader, across workers and across ranks."""
 
+import copy
 import json
 import os
+import pickle
 import socket
 import subprocess
 import sys
@@ -338,6 +340,172 @@ def test_a_list_of_states_must_be_one_for_each_share():
                        match=r"state is of share \[1, 3\], this one is \[0, 1\]; to go on with "
                              "another number of ranks or workers, load the list"):
         dataset.load_state_dict(states[1])
+
+
+# -- a loaded state is for the next iteration only, wherever it runs ---------------------
+
+
+def checkpoint_after(n_items):
+    """(ids, state): the first ``n_items`` of a dataset iterated in this process, and its state."""
+    dataset = StreamDataset(sources.files())
+    items = iter(dataset)
+    before = [next(items)["id"] for _ in range(n_items)]
+    return before, json.loads(json.dumps(dataset.state_dict()))
+
+
+def loader_over(dataset, how):
+    if how == "stateful":
+        stateful = pytest.importorskip("torchdata.stateful_dataloader",
+                                       reason="torchdata is not installed")
+        return stateful.StatefulDataLoader(dataset, batch_size=None, num_workers=2,
+                                           multiprocessing_context="fork")
+    num_workers, persistent, context = how
+    return DataLoader(dataset, batch_size=None, num_workers=num_workers,
+                      persistent_workers=persistent, multiprocessing_context=context)
+
+
+@pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
+@pytest.mark.parametrize("how", [(0, False, None), (2, False, "fork"), (2, True, "fork"),
+                                 (2, False, "spawn"), "stateful"])
+def test_a_loaded_state_is_for_the_next_iteration_only(how):
+    # The first epoch goes on from the checkpoint; the next ones are whole
+    # passes, with DataLoader workers as without (it was the rest of the
+    # checkpointed pass every epoch, its first 9 items never seen again).
+    before, state = checkpoint_after(9)
+    dataset = StreamDataset(sources.files())
+    dataset.load_state_dict(state)
+    loader = loader_over(dataset, how)
+    epochs = [ids(loader) for _ in range(3)]
+    assert [len(epoch) for epoch in epochs] == [21, 30, 30]
+    assert sorted(before + epochs[0]) == sources.ALL_IDS
+    assert sorted(epochs[1]) == sorted(epochs[2]) == sources.ALL_IDS
+    if how[0] == 0:
+        # Not the checkpoint any more: the end of the last pass.
+        assert dataset.state_dict()["iterator"]["n_given"] == 30
+
+
+def test_a_loaded_state_taken_by_workers_is_not_taken_again_by_a_loader_seeded_alike():
+    # Two iterations whose workers have the same base seed (a generator seeded
+    # alike): the workers of the second know they are not the first.
+    before, state = checkpoint_after(9)
+    dataset = StreamDataset(sources.files())
+    dataset.load_state_dict(state)
+    epochs = [ids(DataLoader(dataset, batch_size=None, num_workers=2,
+                             generator=torch.Generator().manual_seed(0))) for _ in range(2)]
+    assert sorted(before + epochs[0]) == sources.ALL_IDS
+    assert sorted(epochs[1]) == sources.ALL_IDS
+
+
+def test_a_state_loaded_after_persistent_workers_started_is_refused_not_ignored():
+    dataset = StreamDataset(sources.files())
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, persistent_workers=True,
+                        multiprocessing_context="fork")
+    assert sorted(ids(loader)) == sources.ALL_IDS
+    _, state = checkpoint_after(9)
+    dataset.load_state_dict(state)
+    with pytest.raises(shoal.ShoalValueError,
+                       match="loaded into this StreamDataset in the main process after this "
+                             "DataLoader's persistent workers started"):
+        ids(loader)
+    resumed = ids(DataLoader(dataset, batch_size=None, num_workers=2))  # a new loader takes it
+    assert len(resumed) == 21
+
+
+def test_the_main_process_refuses_to_report_the_state_of_an_iteration_in_workers():
+    dataset = StreamDataset(sources.files())
+    take_ids(DataLoader(dataset, batch_size=None, num_workers=2), 5)
+    # The PyTorch way gave {} here, which loaded as a restart from the beginning.
+    with pytest.raises(shoal.ShoalValueError,
+                       match=r"(?s)last iteration ran in DataLoader workers.*so its state is in "
+                             r"the workers.*StatefulDataLoader.*persistent_workers=True"):
+        dataset.state_dict()
+    take_ids(DataLoader(dataset, batch_size=None), 5)  # iterated here again: the state is here
+    assert dataset.state_dict()["iterator"]["n_given"] == 5
+
+
+def test_an_empty_state_is_no_checkpoint():
+    dataset = StreamDataset(sources.files())
+    with pytest.raises(shoal.ShoalValueError,
+                       match=r"state must be a StreamDataset.state_dict\(\) or a list of them, "
+                             r"got \{\}: an empty state is no checkpoint"):
+        dataset.load_state_dict({})
+    with pytest.raises(shoal.ShoalValueError, match="got an empty list"):
+        dataset.load_state_dict([])
+    with pytest.raises(shoal.ShoalTypeError, match=r"state must be a StreamDataset.state_dict\(\) "
+                                                   r"or a list of them, got None \(NoneType\)"):
+        dataset.load_state_dict(None)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_the_state_before_any_iteration_is_a_start_from_the_beginning(num_workers):
+    # A checkpoint taken before the first step; a ShuffledMux, which cannot be
+    # split anew from a pass begun, starts anew in any number of workers.
+    mux = shoal.ShuffledMux([shoal.Streamer(sources.rows, f, 5) for f in range(4)],
+                            random_state=0)
+    state = json.loads(json.dumps(StreamDataset(mux).state_dict()))
+    assert state == {"shard": [0, 1], "iterator": None}
+    dataset = StreamDataset(mux)
+    dataset.load_state_dict(state)
+    fresh = StreamDataset(mux)
+    loader = DataLoader(dataset, batch_size=None, num_workers=num_workers)
+    assert take_ids(loader, 12) == take_ids(DataLoader(fresh, batch_size=None,
+                                                       num_workers=num_workers), 12)
+
+
+@pytest.mark.parametrize("num_workers", [0, 2])
+def test_the_states_of_shares_that_had_not_started_go_on_from_their_start(num_workers):
+    # Rank 1 of 2 saved before it iterated: its share goes on from its start,
+    # in one share (split anew) or in two.
+    dataset = StreamDataset(sources.files(), rank=0, world_size=2)
+    before = take_ids(DataLoader(dataset, batch_size=None), 7)
+    states = [dataset.state_dict(), StreamDataset(sources.files(), rank=1,
+                                                  world_size=2).state_dict()]
+    assert states[1]["iterator"] is None
+    resumed = StreamDataset(sources.files())
+    resumed.load_state_dict(json.loads(json.dumps(states)))
+    after = ids(DataLoader(resumed, batch_size=None, num_workers=num_workers))
+    assert sorted(before + after) == sources.ALL_IDS
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+def test_a_dataset_iterated_in_this_process_then_goes_to_spawned_workers(start_method):
+    # The iteration run here stays here: it used to go with the dataset, and
+    # its generators cannot be pickled ("cannot pickle 'generator' object").
+    dataset = StreamDataset(sources.files())
+    assert len(take_ids(DataLoader(dataset, batch_size=None), 4)) == 4  # abandoned
+    loader = DataLoader(dataset, batch_size=None, num_workers=2,
+                        multiprocessing_context=start_method)
+    assert sorted(ids(loader)) == sources.ALL_IDS
+    assert sorted(ids(DataLoader(dataset, batch_size=None))) == sources.ALL_IDS  # to its end
+    assert sorted(ids(loader)) == sources.ALL_IDS
+
+
+def test_a_copy_of_a_dataset_is_a_dataset_of_its_own():
+    dataset = StreamDataset(sources.files())
+    take_ids(DataLoader(dataset, batch_size=None), 5)
+    for copied in (copy.copy(dataset), copy.deepcopy(dataset),
+                   pickle.loads(pickle.dumps(dataset))):
+        assert sorted(ids(DataLoader(copied, batch_size=None, num_workers=2))) == sources.ALL_IDS
+        with pytest.raises(shoal.ShoalValueError, match="ran in DataLoader workers"):
+            copied.state_dict()
+    assert dataset.state_dict()["iterator"]["n_given"] == 5  # its own iteration, here
+
+
+def test_a_forked_worker_leaves_the_main_process_iteration_alone(tmp_path):
+    # An iteration left open here is inherited by forked workers: they must
+    # not close it, which runs its generators' `finally` in the worker.
+    log = tmp_path / "closed.txt"
+    mux = shoal.ChainMux([shoal.Streamer(sources.rows_logging_closes, f, 5, str(log))
+                          for f in range(4)])
+    dataset = StreamDataset(mux)
+    items = iter(dataset)
+    next(items)
+    loader = DataLoader(dataset, batch_size=None, num_workers=2, multiprocessing_context="fork")
+    assert len(ids(loader)) == 20
+    closes = [line.split() for line in log.read_text().splitlines()]
+    assert len(closes) == 4  # each worker's two files, closed where they were opened
+    assert all(started == closed for started, closed in closes), closes
+    assert len(list(items)) == 19  # the iteration here goes on where it was
 
 
 STATEFUL = pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")

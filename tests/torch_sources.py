@@ -1,5 +1,7 @@
 """Streams for the PyTorch tests (module-level: DataLoader workers and ranks import them)."""
 
+import os
+
 import numpy as np
 
 import shoal
@@ -19,3 +21,14 @@ def files(n_files=6, n_rows=5, mode="exhaustive"):
 
 
 ALL_IDS = sorted(f * 1000 + i for f in range(6) for i in range(5))
+
+
+def rows_logging_closes(file_index, n, log):
+    """rows(), writing to the file ``log`` the process that started it and the one that
+    ran its ``finally``, on one line, when it is closed or ends."""
+    started_in = os.getpid()
+    try:
+        yield from rows(file_index, n)
+    finally:
+        with open(log, "a") as f:
+            f.write(f"{started_in} {os.getpid()}\n")

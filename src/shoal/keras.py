@@ -22,14 +22,16 @@ import collections.abc
 import importlib.util
 import json
 import os
+import sys
 from itertools import islice
 from pathlib import Path
 
 from ._checks import check_int, short_repr
 from .core import Streamer
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
-from .maps import buffer_stream, keras_tuples, tuples
-from .mux import ChainMux
+from .maps import buffer_stream, cache, keras_tuples, tuples
+from .mux import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
+from .parallel import ProcessStreamer, ZMQStreamer
 
 _BACKEND_MODULES = {"tensorflow": "tensorflow-cpu (or tensorflow)", "jax": "jax",
                     "torch": "torch"}
@@ -82,12 +84,14 @@ try:
     from keras.src import tree
     from keras.src.trainers.data_adapters import data_adapter_utils
     from keras.src.trainers.data_adapters.data_adapter import DataAdapter
+    from keras.src.trainers.epoch_iterator import EpochIterator
 except (ImportError, ValueError) as exc:  # pragma: no cover - depends on what is installed
     raise _import_error(exc) from exc
 
 __all__ = ["training_data", "validation_data", "StreamAdapter", "StreamCheckpoint"]
 
-_MAPS = (buffer_stream, tuples, keras_tuples)
+# The maps whose pass is one pass of their input stream (their first argument).
+_MAPS = (buffer_stream, tuples, keras_tuples, cache)
 
 
 def training_data(stream, batch_size=None, *, inputs=None, outputs=None):
@@ -129,11 +133,17 @@ def validation_data(stream, batch_size=None, *, inputs=None, outputs=None):
     reads to learn the shapes.
 
     How much a run reads: ``validation_steps`` batches when ``fit`` is given
-    them (Keras counts batches, not examples). Without ``validation_steps``,
-    one pass of the stream: a :class:`~shoal.ChainMux` in ``"cycle"`` mode
-    (under shoal's maps or not) is read once through, each of its streamers
-    once; a stream that ends is read to its end. From the second run on,
-    Keras is told the number of batches of a pass.
+    them (``steps`` for ``evaluate`` and ``predict``; Keras counts batches,
+    not examples). Without them, one pass of the stream: a
+    :class:`~shoal.ChainMux` in ``"cycle"`` mode is read once through, each
+    of its streamers once, also under shoal's maps, in a :class:`Streamer`
+    or in worker processes (:class:`~shoal.ProcessStreamer`,
+    :class:`~shoal.ZMQStreamer`); a stream that ends is read to its end.
+    From the second run on, Keras is told the number of batches of a pass.
+    A stream with no pass, one that never ends (a RoundRobinMux in a
+    cycling mode, a ShuffledMux, a StochasticMux in ``"with_replacement"``
+    or ``"single_active"`` mode, and maps or workers over them), needs
+    ``validation_steps``: without them, validation raises as it starts.
 
     Parameters
     ----------
@@ -195,15 +205,75 @@ def _shaped(stream, batch_size, inputs, outputs, partial):
 
 
 def _one_pass(stream):
-    """``stream`` with a cycling ChainMux (under shoal's maps) made to stop after a pass."""
-    if isinstance(stream, ChainMux) and stream.mode == "cycle":
-        return stream._in_mode("exhaustive")  # a source or an iterator of streamers too
-    if (type(stream) is Streamer and stream.source in _MAPS and stream.args
-            and isinstance(stream.args[0], Streamer)):
-        inner = _one_pass(stream.args[0])
-        if inner is not stream.args[0]:
-            return Streamer(stream.source, inner, *stream.args[1:], **stream.kwargs)
-    return stream
+    """``stream`` with a cycling ChainMux made to stop after one pass (see :func:`_pass_of`)."""
+    return _pass_of(stream)[0]
+
+
+def _pass_of(stream):
+    """``(stream read for one pass, why it never ends)``.
+
+    The first is ``stream`` with a cycling ChainMux made to stop after one
+    pass: at the top, or under shoal's maps, a Streamer, a ProcessStreamer
+    or a ZMQStreamer. The second is ``None`` when a pass of it ends (or may:
+    a generator function is not looked into), else why it never ends: an
+    endless mux at the top or under those wrappers.
+    """
+    if isinstance(stream, ChainMux):
+        if stream.mode == "cycle":
+            return stream._in_mode("exhaustive"), None  # a source or an iterator of streamers too
+        return stream, None
+    if isinstance(stream, RoundRobinMux) and stream.mode != "exhaustive":
+        return stream, (f"a RoundRobinMux in mode={stream.mode!r} starts each streamer again "
+                        "when it ends")
+    if isinstance(stream, ShuffledMux):
+        return stream, "a ShuffledMux starts each streamer again when it ends"
+    if isinstance(stream, StochasticMux) and stream.mode != "exhaustive":
+        return stream, (f"a StochasticMux in mode={stream.mode!r} activates its streamers "
+                        "again and again")
+    if type(stream) in (ProcessStreamer, ZMQStreamer):
+        inner, why = _pass_of(stream.stream)
+        if inner is stream.stream:
+            return stream, why
+        if type(stream) is ZMQStreamer:
+            return ZMQStreamer(inner, stream.min_port, stream.max_port, stream.max_tries,
+                               stream.copy, stream.timeout), why
+        return ProcessStreamer(
+            inner, n_workers=stream.n_workers, prefetch=stream.prefetch, ordered=stream.ordered,
+            start_method=stream.start_method, timeout=stream.timeout,
+            shared_memory_bytes=stream.shared_memory_bytes,
+            item_timeout=stream.item_timeout), why
+    if type(stream) is Streamer:
+        if isinstance(stream.source, Streamer):  # Streamer(mux)
+            inner, why = _pass_of(stream.source)
+            return (stream if inner is stream.source else Streamer(inner)), why
+        if stream.source in _MAPS and stream.args and isinstance(stream.args[0], Streamer):
+            inner, why = _pass_of(stream.args[0])
+            if inner is not stream.args[0]:
+                stream = Streamer(stream.source, inner, *stream.args[1:], **stream.kwargs)
+            return stream, why
+    return stream, None
+
+
+def _steps_asked():
+    """``(found, steps)``: the number of batches the Keras loop calling the adapter reads.
+
+    Keras does not tell a data adapter how many batches a run takes: its
+    ``EpochIterator`` holds that (``steps_per_epoch``, which is
+    ``validation_steps`` for validation, ``steps`` for ``evaluate`` and
+    ``predict``, ``None`` for "until the data ends") and calls the adapter's
+    ``get_*_iterator`` (or ``get_tf_dataset``) from its own methods when a
+    run starts. This finds it among the callers of those methods. ``found``
+    is false when the adapter is read by anything else.
+    """
+    frame = sys._getframe(2)  # the caller of the adapter's get_* method
+    for _ in range(4):
+        if frame is None:
+            break
+        caller = frame.f_locals.get("self")
+        if isinstance(caller, EpochIterator):
+            return True, caller.steps_per_epoch
+        frame = frame.f_back
+    return False, None
 
 
 class StreamAdapter(DataAdapter):
@@ -219,11 +289,19 @@ class StreamAdapter(DataAdapter):
     kept when a :class:`StreamCheckpoint` tracks what Keras trains on: they
     come first in the next run, and :meth:`state_dict` is the position
     after the last batch trained on.
+
+    For validation, a run of a stream that never ends (see
+    :func:`validation_data`) raises a ShoalValueError as it starts when
+    Keras was given no number of steps for it.
     """
 
     def __init__(self, stream, restart_each_epoch=False):
         self.stream = stream
         self.restart_each_epoch = restart_each_epoch
+        # Validation: why a run of the stream would never end (None: it ends).
+        self._never_ends = None
+        if restart_each_epoch:
+            self.stream, self._never_ends = _pass_of(stream)
         self.iterator = None
         self._signature = None
         # Training: batches read from `iterator` that Keras has not trained on, each
@@ -237,16 +315,21 @@ class StreamAdapter(DataAdapter):
     # -- what Keras calls ----------------------------------------------------------
 
     def get_numpy_iterator(self):
+        self._check_run_ends()
         return data_adapter_utils.get_numpy_iterator(self._batches())
 
     def get_jax_iterator(self):
+        self._check_run_ends()
         return data_adapter_utils.get_jax_iterator(self._batches())
 
     def get_torch_dataloader(self):
+        self._check_run_ends()
         return data_adapter_utils.get_torch_dataloader(self._batches())
 
     def get_tf_dataset(self):
         from keras.src.utils.module_utils import tensorflow as tf
+
+        self._check_run_ends()
 
         if self._signature is None:
             n = data_adapter_utils.NUM_BATCHES_FOR_TENSOR_SPEC
@@ -286,6 +369,18 @@ class StreamAdapter(DataAdapter):
 
     def on_epoch_end(self):
         pass
+
+    def _check_run_ends(self):
+        """Refuse, as a run starts, to validate for ever on a stream that never ends."""
+        if self._never_ends is None:
+            return
+        found, steps = _steps_asked()
+        if found and not steps:
+            raise ShoalValueError(
+                f"validation_data: {self.stream!r} never ends: {self._never_ends}, and Keras "
+                "was given no number of batches to validate on: pass validation_steps= to fit "
+                "(steps= to evaluate or predict)"
+            )
 
     # -- the batches -----------------------------------------------------------------
 

@@ -6,11 +6,44 @@ mux's streamers (and, across machines, each rank its own share), so that no
 item comes twice.
 
 This module imports PyTorch; ``import shoal`` does not import it.
+
+A state loaded into a dataset, and where its iterations run
+-----------------------------------------------------------
+``load_state_dict`` is for the next iteration only, whatever runs it: the
+main process, or the DataLoader's worker processes, which iterate copies of
+the dataset (inherited with ``fork``, pickled with ``spawn`` and
+``forkserver``) and, without ``persistent_workers``, new copies each epoch.
+The main process never sees the workers' iterations, so each dataset keeps
+a small ledger in shared memory (a tensor of int64, which torch shares with
+worker processes however they start) that its copies write to:
+
+- every iteration that starts records where it runs (the main process or
+  DataLoader workers), so that ``state_dict()`` in the main process refuses
+  to answer for an iteration that ran in workers (the state is there);
+- every state loaded in the main process gets a random token, recorded as
+  the last loaded; the iteration that takes it records the token as taken,
+  with who took it: the main process, or a DataLoader iteration, known by
+  its base seed (the workers' ``seed - id``) and number of workers, and
+  each of its workers by its id. A worker takes a loaded state only if no
+  iteration has taken it yet, or if its own iteration has and this worker
+  has not: the workers of the next epoch (another base seed; or the same
+  one, given by a generator seeded alike, with workers that have already
+  taken it) start from the beginning;
+- a persistent worker made before a state was loaded in the main process
+  cannot load it (its copy of the dataset does not hold it): it raises
+  when its next iteration starts, rather than ignore the state.
+
+A running iteration stays in the process that made it: a copy of the dataset
+(a pickled one, as ``spawn`` makes) carries no iteration, and an iteration a
+forked worker inherits is neither used nor closed there (its generators'
+``finally`` would run in the worker, on the main process's files).
 """
 
 import os
+import secrets
 
 try:
+    import torch as _torch
     import torch.distributed as _dist
     import torch.utils.data as _data
 except ImportError as exc:  # pragma: no cover - depends on what is installed
@@ -25,6 +58,24 @@ from .exceptions import ShoalTypeError, ShoalValueError
 from .iterator import reshard_states
 
 __all__ = ["StreamDataset", "share_states"]
+
+# The ledger a dataset shares with its copies in DataLoader workers (see the
+# module docstring): int64 values at these indices.
+_RAN_IN_WORKERS = 0  # 1 if the last iteration to start ran in DataLoader workers, else 0
+_LOADED = 1  # the token of the last state loaded in the main process (0: none)
+_TAKEN = 2  # the token of the loaded state that an iteration has taken (0: none)
+_TAKEN_BY = 3  # the base seed of the DataLoader iteration that took it (-1: the main process)
+_TAKEN_WORKERS = 4  # that iteration's number of workers (0: the main process)
+_WORKER_TOOK = 5  # at _WORKER_TOOK + w: the token worker w took
+_LEDGER_SIZE = 512  # one page; workers with ids past the last slot are known by seed alone
+
+# Iterations a forked worker inherited from the main process: kept, never closed
+# nor collected here (their generators' `finally` would run in this process).
+_INHERITED = []
+
+
+def _new_ledger():
+    return _torch.zeros(_LEDGER_SIZE, dtype=_torch.int64).share_memory_()
 
 
 class StreamDataset(_data.IterableDataset):
@@ -65,7 +116,11 @@ class StreamDataset(_data.IterableDataset):
     Its state can be saved and restored (PyTorch's ``state_dict``
     convention), within a process or by ``torchdata``'s StatefulDataLoader.
     The states of all the shares of a run can be loaded into a run with
-    another number of ranks or workers (see :meth:`load_state_dict`).
+    another number of ranks or workers (see :meth:`load_state_dict`). A
+    loaded state is for the next iteration only, in this process or in
+    DataLoader workers; the state of an iteration that ran in workers is
+    in the workers, and :meth:`state_dict` in the main process says so
+    rather than answer for it (see the module's docstring).
 
     >>> iterator = iter(DataLoader(dataset, batch_size=None))
     >>> [next(iterator) for _ in range(4)]
@@ -96,8 +151,31 @@ class StreamDataset(_data.IterableDataset):
         self.stream = stream
         self.rank = rank
         self.world_size = world_size
-        self._iterator = None  # the iteration now running in this process
+        self._iterator = None  # the last iteration started, and the process it runs in
+        self._iterator_pid = None
         self._pending = None  # a state to start the next iteration from
+        self._pending_token = 0  # its token, if loaded in the main process; 0 if in a worker
+        self._token = 0  # the token of the last state loaded in the main process, as this copy knows
+        self._ledger = _new_ledger()
+
+    def __getstate__(self):
+        # A running iteration stays in its process: its generators cannot be
+        # pickled, and a copy (in a worker) starts its own.
+        state = dict(self.__dict__)
+        state["_iterator"] = state["_iterator_pid"] = None
+        return state
+
+    def __setstate__(self, state):
+        self.__dict__.update(state)
+        if not self._ledger.is_shared():
+            # A copy pickled without sharing (pickle, copy.deepcopy): a dataset of its own.
+            self._ledger = self._ledger.clone().share_memory_()
+
+    def __copy__(self):
+        # A dataset of its own, as a deep copy is (it shares the stream).
+        copied = type(self).__new__(type(self))
+        copied.__setstate__({**self.__getstate__(), "_ledger": self._ledger.clone()})
+        return copied
 
     def rank_and_world_size(self):
         """This process's ``(rank, world_size)``, as the dataset uses them."""
@@ -139,26 +217,133 @@ class StreamDataset(_data.IterableDataset):
             raise
 
     def __iter__(self):
+        info = _data.get_worker_info()
+        if info is not None:
+            refusal = self._newer_load()
+            if refusal is not None:
+                # At the first item: a persistent worker's loop lets an error
+                # raised here kill the worker, without a word of why.
+                return _raising(refusal)
         iterator = self._share().iterator()
-        if self._pending is not None:
-            iterator.load_state_dict(self._pending_state())
-            self._pending = None
-        if self._iterator is not None:
-            self._iterator.close()
-        self._iterator = iterator
+        pending = self._next_start(info)
+        if pending is not None:
+            state = self._pending_state(pending)
+            if state is not None:
+                iterator.load_state_dict(state)
+        self._started(info, took=pending is not None)
+        previous = self._own_iterator()
+        if previous is not None:
+            previous.close()
+        elif self._iterator is not None:
+            _INHERITED.append(self._iterator)  # a forked worker's copy of the main's
+        self._iterator, self._iterator_pid = iterator, os.getpid()
         return iter(iterator)
 
+    def _own_iterator(self):
+        """The last iteration started in this process, or None."""
+        return self._iterator if self._iterator_pid == os.getpid() else None
+
+    def _next_start(self, info):
+        """The loaded state the iteration starting now is to start from (None: the beginning).
+
+        It changes nothing: :meth:`_started` records the start once the
+        state is loaded (a state refused is still there to refuse again).
+        """
+        pending, token = self._pending, self._pending_token
+        if info is None:  # the main process
+            if token and int(self._ledger[_TAKEN]) == token:
+                return None  # DataLoader workers took it: this is a later iteration
+            return pending
+        if pending is None or token == 0:
+            return pending  # loaded in this worker (as torchdata's StatefulDataLoader does)
+        return pending if self._may_take(token, info) else None
+
+    def _started(self, info, took):
+        """Record that an iteration started here, and whether it took the loaded state."""
+        ledger = self._ledger
+        ledger[_RAN_IN_WORKERS] = 0 if info is None else 1
+        token = self._pending_token
+        if took and token:
+            if info is None:
+                ledger[_TAKEN_BY], ledger[_TAKEN_WORKERS] = -1, 0
+                ledger[_TAKEN] = token
+            else:
+                self._record_taken(token, info)
+        self._pending, self._pending_token = None, 0
+
+    def _newer_load(self):
+        """In a worker: the error for a state loaded in the main process that this copy lacks."""
+        ledger = self._ledger
+        loaded = int(ledger[_LOADED])
+        if loaded != self._token and int(ledger[_TAKEN]) != loaded:
+            return ShoalValueError(
+                "a state was loaded into this StreamDataset in the main process after this "
+                "DataLoader's persistent workers started: they iterate their own copies of "
+                "the dataset, which do not hold it. Load the state before making the "
+                "DataLoader, or make a new DataLoader after loading it"
+            )
+
+    def _may_take(self, token, info):
+        """May this worker's iteration take the state the main process loaded with ``token``?
+
+        Yes if no iteration has taken it yet, or if this one has (the same
+        base seed and number of workers) and this worker has not.
+        """
+        ledger = self._ledger
+        if int(ledger[_TAKEN]) != token:
+            return True
+        if (int(ledger[_TAKEN_BY]) != info.seed - info.id
+                or int(ledger[_TAKEN_WORKERS]) != info.num_workers):
+            return False
+        slot = _WORKER_TOOK + info.id
+        return slot >= _LEDGER_SIZE or int(ledger[slot]) != token
+
+    def _record_taken(self, token, info):
+        """Record that this worker's iteration took the state loaded with ``token``."""
+        ledger = self._ledger
+        slot = _WORKER_TOOK + info.id
+        if slot < _LEDGER_SIZE:
+            ledger[slot] = token
+        if int(ledger[_TAKEN]) != token:
+            # The first worker of its iteration to start (the others write the
+            # same values, if they get here at the same time).
+            ledger[_TAKEN_BY], ledger[_TAKEN_WORKERS] = info.seed - info.id, info.num_workers
+            ledger[_TAKEN] = token
+
     def state_dict(self):
-        """The state of the iteration running in this process (empty before one starts).
+        """The state of the iteration that runs in this process.
 
         After :meth:`load_state_dict`, and until the next iteration starts,
-        it is the state that iteration will start from.
+        it is the state that iteration will start from; before any
+        iteration, that of a start from the beginning (its ``"iterator"``
+        is ``None``), which :meth:`load_state_dict` takes as it takes any.
+
+        Raises
+        ------
+        ShoalValueError
+            In the main process, if the dataset's last iteration ran in
+            DataLoader workers: its state is in the workers, not here. Use
+            torchdata's ``StatefulDataLoader`` (its ``state_dict()`` holds
+            each worker's dataset state; :func:`share_states` takes them
+            out), or ``persistent_workers=True`` and send each worker's
+            ``dataset.state_dict()`` to the main process yourself.
         """
+        info = _data.get_worker_info()
+        if info is None and int(self._ledger[_RAN_IN_WORKERS]):
+            raise ShoalValueError(
+                "StreamDataset.state_dict() in the main process: the dataset's last iteration "
+                "ran in DataLoader workers, which iterate their own copies of it, so its state "
+                "is in the workers, not here. Use torchdata's StatefulDataLoader, whose "
+                "state_dict() holds each worker's (shoal.torch.share_states takes them out), or "
+                "persistent_workers=True and send each worker's dataset.state_dict() to the "
+                "main process yourself"
+            )
         if self._pending is not None:
-            return {"shard": list(self.shard()), "iterator": self._pending_state()}
-        if self._iterator is None:
-            return {}
-        return {"shard": list(self.shard()), "iterator": self._iterator.state_dict()}
+            return {"shard": list(self.shard()), "iterator": self._pending_state(self._pending)}
+        iterator = self._own_iterator()
+        if iterator is None:
+            return {"shard": list(self.shard()), "iterator": None}
+        return {"shard": list(self.shard()), "iterator": iterator.state_dict()}
 
     def load_state_dict(self, state):
         """Start the next iteration from ``state``.
@@ -192,30 +377,68 @@ class StreamDataset(_data.IterableDataset):
         StatefulDataLoader's ``state_dict()``, and gather them from every
         rank (``torch.distributed.all_gather_object``).
 
+        The state is for the next iteration only, wherever it runs: in this
+        process, or in the workers of a DataLoader made after this call
+        (see the module's docstring); the iterations after it start from
+        the beginning. A DataLoader's persistent workers started before
+        this call cannot see the state: they raise when their next
+        iteration starts.
+
         Raises
         ------
         ShoalValueError
             If ``state`` is the state of another share, or a list that is
-            not one state for each share ``0..n-1`` of one run. When the
-            next iteration starts, if the states cannot be split anew.
+            not one state for each share ``0..n-1`` of one run, or empty
+            (``{}`` is no checkpoint). When the next iteration starts, if
+            the states cannot be split anew.
+        ShoalTypeError
+            If ``state`` is neither a dict nor a list.
         """
+        pending = self._checked(state)
+        info = _data.get_worker_info()
+        if info is None:
+            token = secrets.randbits(63) or 1
+            self._ledger[_LOADED] = token
+            self._token = token
+        else:
+            # In a worker (torchdata's StatefulDataLoader loads each worker's own
+            # state there): for this worker's next iteration, in place of any the
+            # main process loaded, which that iteration takes.
+            token = 0
+            if (self._pending is not None and self._pending_token
+                    and self._may_take(self._pending_token, info)):
+                self._record_taken(self._pending_token, info)
+        self._pending, self._pending_token = pending, token
+
+    def _checked(self, state):
+        """What to start from, as ``_pending`` holds it: a share's state, or all the shares'."""
         if isinstance(state, (list, tuple)):
-            self._pending = _all_shares(state)
-        elif state:
-            if not isinstance(state, dict) or "shard" not in state or "iterator" not in state:
-                raise ShoalValueError(
-                    "state must be a StreamDataset.state_dict() or a list of them, got "
-                    f"{short_repr(state)}"
-                )
-            shard = state.get("shard")
-            if isinstance(shard, list) and len(shard) == 2 and shard[1] == 1:
-                # The one share of its run: all its shares, which any number split anew.
-                self._pending = _all_shares([state])
-                return
-            self._check_shard(shard)
-            # Checked again when the iteration starts: loaded here, it may run
-            # in DataLoader workers, each of which is another share.
-            self._pending = {"shard": shard, "iterator": state["iterator"]}
+            return _all_shares(state)
+        if not isinstance(state, dict):
+            raise ShoalTypeError(
+                "state must be a StreamDataset.state_dict() or a list of them, got "
+                f"{short_repr(state)} ({type(state).__name__})"
+            )
+        if not state:
+            raise ShoalValueError(
+                "state must be a StreamDataset.state_dict() or a list of them, got {}: an empty "
+                "state is no checkpoint (it resumes nothing). Where the dataset was iterated "
+                "by DataLoader workers, take the state from torchdata's StatefulDataLoader "
+                "(see StreamDataset.state_dict)"
+            )
+        if "shard" not in state or "iterator" not in state:
+            raise ShoalValueError(
+                "state must be a StreamDataset.state_dict() or a list of them, got "
+                f"{short_repr(state)}"
+            )
+        shard = state.get("shard")
+        if isinstance(shard, list) and len(shard) == 2 and shard[1] == 1:
+            # The one share of its run: all its shares, which any number split anew.
+            return _all_shares([state])
+        self._check_shard(shard)
+        # Checked again when the iteration starts: loaded here, it may run
+        # in DataLoader workers, each of which is another share.
+        return {"shard": shard, "iterator": state["iterator"]}
 
     def _check_shard(self, shard):
         if list(self.shard()) != shard:
@@ -225,25 +448,51 @@ class StreamDataset(_data.IterableDataset):
                 "all the shares"
             )
 
-    def _pending_state(self):
-        """The state this share starts from: its own, or its part of all the shares' states."""
-        pending = self._pending
+    def _pending_state(self, pending):
+        """The iterator state this share starts from, out of ``pending`` (None: the beginning).
+
+        ``pending`` is this share's state, or the states of all the shares of
+        a run (a share's is None if it had not started).
+        """
         if isinstance(pending, dict):
             self._check_shard(pending["shard"])
             return pending["iterator"]
         share, n_shares = self.shard()
         if len(pending) == n_shares:
             return pending[share]
+        if all(state is None for state in pending):
+            return None  # no share had started: every new one starts from the beginning
         try:
-            return reshard_states(self.stream, pending, n_shares)[share]
+            return reshard_states(self.stream, _with_starts(self.stream, pending), n_shares)[share]
         except ShoalValueError as exc:
             add_note(exc, f"while splitting the states of {len(pending)} shares (ranks x "
                           f"DataLoader workers) among {n_shares}")
             raise
 
 
+def _raising(exc):
+    """An iterator that raises ``exc`` at its first item."""
+    raise exc
+    yield  # a generator
+
+
+def _with_starts(stream, states):
+    """``states``, with the state of a share that had not started (None) as that of its start."""
+    states = list(states)
+    for share, state in enumerate(states):
+        if state is None:
+            with stream.shard(share, len(states)).iterator() as iterator:
+                states[share] = iterator.state_dict()
+    return states
+
+
 def _all_shares(states):
     """The iterator states of shares ``0..n-1``, from the dataset states of all ``n`` shares."""
+    if not states:
+        raise ShoalValueError(
+            "state must be a StreamDataset.state_dict() or a list of the states of all the "
+            "shares of a run, got an empty list"
+        )
     for index, state in enumerate(states):
         if not isinstance(state, dict) or not state:
             raise ShoalValueError(
