@@ -33,6 +33,8 @@ def check_contents(dist):
 
     modules = sorted(str(p.relative_to(ROOT / "src").as_posix())
                      for p in (ROOT / "src" / "shoal").rglob("*.py"))
+    # py.typed: the package's annotations are for type checkers of its users (PEP 561).
+    modules.append("shoal/py.typed")
     missing = sorted(set(modules) - set(package))
     assert not missing, f"the wheel lacks modules of the package: {missing}"
     extra = sorted(set(package) - set(modules))

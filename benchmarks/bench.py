@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 try:
     import numpy as np
     import pescador
+
     import shoal
 except ImportError as exc:  # pragma: no cover - a setup problem, not a result
     sys.exit(

@@ -28,7 +28,7 @@ repository root: ``python benchmarks/bench_floor.py``. Nothing here asserts.
 import statistics
 import time
 from bisect import bisect_right
-from itertools import accumulate, compress, islice, repeat
+from itertools import compress, islice, repeat
 
 import numpy as np
 import pescador

@@ -34,13 +34,13 @@ import tempfile
 import time
 from pathlib import Path
 
-
 import numpy as np
 import pescador
+
 import shoal
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-import parallel_sources as sources  # noqa: E402  (module-level: workers import it)
+import parallel_sources as sources
 
 
 def rate(iterable, n, warm_up=50):

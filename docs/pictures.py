@@ -6,10 +6,10 @@ from itertools import islice
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
 
-import shoal  # noqa: E402
+import shoal
 
 N_ITEMS = 300
 

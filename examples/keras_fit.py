@@ -25,11 +25,11 @@ import os
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import shoal  # noqa: E402
-import shoal.keras  # noqa: E402
+import shoal
+import shoal.keras
 
 N_FILES, M_EXAMPLES, BATCH_SIZE = 4, 6, 8
 VALIDATION_STEPS = N_FILES * M_EXAMPLES // BATCH_SIZE  # batches: B divides N*M

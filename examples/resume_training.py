@@ -59,7 +59,7 @@ def train(steps, checkpoint=None, resume_from=None):
         step = saved["step"]
         it.load_state_dict(saved["data"])
     seen = []
-    for step in range(step, steps):
+    for _ in range(step, steps):
         batch = next(it)
         x, y = batch["x"], batch["y"]
         w -= 0.05 * 2 * x.T @ (x @ w - y) / len(y)

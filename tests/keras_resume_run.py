@@ -17,11 +17,11 @@ import sys
 
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
-import keras  # noqa: E402
-import numpy as np  # noqa: E402
+import keras
+import numpy as np
 
-import shoal  # noqa: E402
-import shoal.keras  # noqa: E402
+import shoal
+import shoal.keras
 
 SEEN = []  # the ids of the batches the model trained on, not yet logged
 

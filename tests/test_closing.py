@@ -15,8 +15,8 @@ from hypothesis import strategies as st
 
 from shoal import (
     ChainMux,
-    ShoalError,
     RoundRobinMux,
+    ShoalError,
     ShuffledMux,
     StochasticMux,
     Streamer,
@@ -143,8 +143,8 @@ def build(tree, log, seed):
             streamers = Streamer(_given, streamers)
         if name == "stochastic" and settings_["mode"] != "with_replacement":
             settings_["n_active"] = min(settings_["n_active"], len(streamers))
-        if name != "chain" and name != "round_robin" or name == "round_robin" and \
-                settings_["mode"] == "permuted_cycle":
+        if (name != "chain" and name != "round_robin") or (name == "round_robin" and \
+                settings_["mode"] == "permuted_cycle"):
             settings_["random_state"] = seed
         return MUXES[name](streamers, **settings_)
     _, name, child = tree

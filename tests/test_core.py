@@ -141,7 +141,7 @@ def test_a_one_shot_source_is_not_closed_by_an_early_stop():
     tracker = Tracker(5)
     gen = tracker()
     stream = Streamer(gen)
-    for item in stream:
+    for _item in stream:
         break
     assert tracker.closed == 0
     assert list(stream) == [1, 2, 3, 4]

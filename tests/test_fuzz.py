@@ -14,17 +14,16 @@ from itertools import islice
 
 import numpy as np
 import pytest
+from hang_guard import no_hang
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
-
-import shoal
-from hang_guard import no_hang
 from pipelines import PIPELINES
+
 from shoal import (
     ChainMux,
+    DataError,
     ProcessStreamer,
     RoundRobinMux,
-    DataError,
     ShoalError,
     ShoalValueError,
     ShuffledMux,

@@ -19,8 +19,9 @@ keras = pytest.importorskip("keras", reason="Keras 3 is not installed (pip insta
 pytest.importorskip(BACKEND, reason=f"the Keras tests use the {BACKEND} backend (KERAS_BACKEND): "
                                     f"install it, or set KERAS_BACKEND to an installed one")
 
-import shoal  # noqa: E402
 from hang_guard import no_hang  # noqa: E402
+
+import shoal  # noqa: E402
 from shoal.keras import StreamAdapter, training_data, validation_data  # noqa: E402
 
 N_FILES, M_BATCHES = 3, 4
@@ -277,7 +278,8 @@ def test_without_validation_steps_a_wrapped_cycling_chain_validates_one_pass(wra
         model.evaluate(data, verbose=0)
         model.evaluate(data, verbose=0)
     assert sum("ran out of data" in message for message in caught) == 1  # in the first run
-    runs = [sum(seen[:len(seen) // 2], []), sum(seen[len(seen) // 2:], [])]
+    half = len(seen) // 2
+    runs = [[x for batch in seen[:half] for x in batch], [x for batch in seen[half:] for x in batch]]
     assert data.num_batches == 3
     assert runs[0] == runs[1]  # the same examples, in the same order, every run
     assert sorted(runs[0]) == EXAMPLE_IDS  # each example once

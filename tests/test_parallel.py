@@ -10,11 +10,11 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
-import shoal
 import worker_sources as sources
 from hang_guard import no_hang
 from resume_checker import assert_resumes_exactly, roundtrip
+
+import shoal
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])

@@ -10,11 +10,11 @@ import sys
 import threading
 import time
 
+import lifecycle_sources as sources
 import numpy as np
 import pytest
-
-import lifecycle_sources as sources
 from hang_guard import no_hang
+
 from shoal import ProcessStreamer, RoundRobinMux, Streamer, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
@@ -83,7 +83,7 @@ def test_a_break_closes_every_generator_every_worker_has_open(tmp_path, start_me
     mux = RoundRobinMux([Streamer(sources.producing, str(tmp_path), tag) for tag in range(6)])
     stream = ProcessStreamer(mux, n_workers=2, start_method=start_method, timeout=TIMEOUT)
     with no_hang(120):
-        for count, item in enumerate(stream):
+        for count, item in enumerate(stream):  # noqa: B007 (item is read after the loop)
             if count == 600:
                 break
     assert item["i"] > 1  # every streamer gave items

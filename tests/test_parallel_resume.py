@@ -14,13 +14,13 @@ from collections import Counter
 
 import numpy as np
 import pytest
-
-import shoal
-import shoal.parallel
 import worker_sources as sources
 from hang_guard import no_hang
 from pipelines import PIPELINES, plain
 from resume_checker import roundtrip
+
+import shoal
+import shoal.parallel
 from shoal import ProcessStreamer, ShoalValueError, Streamer, ZMQStreamer
 
 
@@ -164,7 +164,7 @@ def rows(items):
 def test_another_batch_size_is_refused_naming_the_difference(tmp_path, few_snapshots, load_with):
     paths = write_files(tmp_path, (1000,) * 4)
     with no_hang():
-        state, before = save_after(batches(paths, 4), 20, n_workers=2)
+        state, _before = save_after(batches(paths, 4), 20, n_workers=2)
         assert [share["skip"] for share in shares(state)] == [9, 9]
         resumed = load(load_with, batches(paths, 5), n_workers=2).iterator()
         resumed.load_state_dict(state)

@@ -9,10 +9,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-
-import shoal
 from pipelines import CYCLED, PIPELINES, count, forever, plain
 from resume_checker import assert_resumes_exactly, roundtrip
+
+import shoal
 from shoal import ShoalTypeError, ShoalValueError, Streamer
 
 TESTS = Path(__file__).resolve().parent
@@ -664,7 +664,7 @@ def test_a_stream_iterator_iterates_and_closes_like_an_iterator():
         assert "3 items given" in repr(it)
     assert closed == [True]
     it = Streamer(source).iterator()
-    for item in it:  # a break leaves it open: it can go on, as a file does
+    for _item in it:  # a break leaves it open: it can go on, as a file does
         break
     assert list(it) == [1, 2, 3, 4]
 

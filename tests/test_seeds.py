@@ -7,10 +7,10 @@ import numpy as np
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-
-import shoal
 from pipelines import count, forever, plain
 from resume_checker import assert_resumes_exactly
+
+import shoal
 from shoal import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux, Streamer
 
 

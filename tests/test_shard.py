@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
+from resume_checker import roundtrip
 
 import shoal
-from resume_checker import roundtrip
 from shoal import (
     ChainMux,
     RoundRobinMux,

@@ -15,10 +15,10 @@ import pytest
 torch = pytest.importorskip(
     "torch", reason="PyTorch is not installed (pip install torch, or pip install '.[torch]')"
 )
+import torch_sources as sources  # noqa: E402
 from torch.utils.data import DataLoader  # noqa: E402
 
 import shoal  # noqa: E402
-import torch_sources as sources  # noqa: E402
 from shoal.torch import StreamDataset  # noqa: E402
 
 TESTS = Path(__file__).resolve().parent

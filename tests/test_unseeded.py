@@ -10,14 +10,14 @@ each is deterministic; the false-failure rates stated are those of a test
 run with any other global seed.
 """
 
-from itertools import islice
+from itertools import islice, pairwise
 
 import numpy as np
 import pytest
-
-import shoal
 from pipelines import count, forever, lengths, plain
 from resume_checker import assert_resumes_exactly
+
+import shoal
 from shoal import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux, Streamer
 
 
@@ -176,7 +176,7 @@ def cache_passes(items):
     """The passes of a cache over ``count("a", n)``: each starts with its first 4 items."""
     first = [("a", i) for i in range(4)]
     starts = [k for k in range(len(items) - 3) if items[k:k + 4] == first]
-    return [tuple(items[a:b]) for a, b in zip(starts, starts[1:])]
+    return [tuple(items[a:b]) for a, b in pairwise(starts)]
 
 
 def test_a_cache_in_a_repeating_mux_under_an_unseeded_one_draws_each_pass_afresh():

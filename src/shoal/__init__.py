@@ -9,7 +9,7 @@ stream it as many times as you like; combine streamers with a mux
 Code written for pescador 3.0 runs with ``import shoal as pescador``.
 """
 
-from ._version import __version__
+from ._version import __version__ as __version__
 from .core import Streamer, resume_arg, streamable
 from .exceptions import (
     DataError,
@@ -23,8 +23,8 @@ from .exceptions import (
 )
 from .iterator import StreamIterator, reshard_states
 from .maps import buffer_stream, cache, keras_tuples, tuples
-from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
+from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
 from .util import batch_length
 
 __all__ = [

@@ -224,7 +224,7 @@ def _same_setting(was, now):
         return len(was) == len(now) and all(
             isinstance(w, (int, float)) and not isinstance(w, bool) for w in was) and bool(
             np.allclose(was, now, rtol=1e-9, atol=0.0))
-    return type(was) is type(now) and was == now or (
+    return (type(was) is type(now) and was == now) or (
         _is_number(was) and _is_number(now) and was == now)
 
 
@@ -435,9 +435,9 @@ def _check_field(key, value, path, n_streams, grows=False):
         if not any(value):
             raise _state_error(path, "a list of weights with one > 0 at least", value)
     elif key == "seed":
-        if not (value is None or isinstance(value, list) and value and all(
+        if not (value is None or (isinstance(value, list) and value and all(
                 isinstance(word, int) and not isinstance(word, bool) and 0 <= word < 2**64
-                for word in value)):
+                for word in value))):
             raise _state_error(path, "None or a list of ints in 0..2**64-1", value)
     elif key == "keys":
         if not isinstance(value, dict):

@@ -35,7 +35,7 @@ def close_all(iterators):
     for it in iterators:
         try:
             close_quietly(it)
-        except BaseException as exc:  # noqa: BLE001 - raised below, once all are closed
+        except BaseException as exc:
             if error is None:
                 error = exc
     if error is not None:

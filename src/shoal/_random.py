@@ -64,7 +64,8 @@ def as_seed_sequence(random_state, name="random_state"):
     if isinstance(random_state, _SeedSequence):
         return random_state
     if isinstance(random_state, (bool, np.bool_)):
-        raise ShoalTypeError(f"{name} must be None, an int, a SeedSequence, a Generator or a RandomState, got {random_state!r}")
+        raise ShoalTypeError(f"{name} must be None, an int, a SeedSequence, a Generator or a "
+                             f"RandomState, got {random_state!r}")
     if isinstance(random_state, numbers.Integral):
         if random_state < 0:
             raise ShoalValueError(f"{name} must be >= 0 when it is an int, got {int(random_state)}")
@@ -352,7 +353,7 @@ class PassRandom:
         return self._generator
 
 
-_SPARE = []  # PassRandom objects no iterator uses now
+_SPARE: list = []  # PassRandom objects no iterator uses now
 _MAX_SPARE = 64
 
 
@@ -529,11 +530,9 @@ class SlotPicks:
                 cum[:] = weights
             scale = 1.0 / sum(weights)
             total = 0.0
-            k = 0
-            for weight in weights:  # (faster than accumulate into cum[:] for a few slots)
+            for k, weight in enumerate(weights):  # (faster than accumulate for a few slots)
                 total += weight
                 cum[k] = total * scale
-                k += 1
             # The last entry is exactly 1.0, so every u < 1 picks a slot; it
             # may round off a hole's tiny share at the end, which the reader skips.
             cum[-1] = 1.0

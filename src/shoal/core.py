@@ -104,7 +104,7 @@ class Streamer:
     #: sits a layer above the recipes (it reads muxes), so the recipes never
     #: import it: ``shoal.iterator`` puts it here when imported, as
     #: ``import shoal`` does.
-    _stream_iterator = None
+    _stream_iterator: type | None = None
 
     def __init__(self, source, *args, **kwargs):
         if isinstance(source, Streamer):
@@ -185,7 +185,7 @@ class Streamer:
         kind = self._kind
         if kind == _DELEGATE:
             return self.source._open(max_iter)
-        if kind == _CALL or kind == _ITERATE:
+        if kind in (_CALL, _ITERATE):
             return self._run(self._source_iter(), max_iter)
         return self._open_one_shot(max_iter)
 

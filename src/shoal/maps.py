@@ -25,8 +25,8 @@ from ._random import (
     seed_to_plain,
     share_seed,
 )
-from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 from .core import Streamer
+from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
 
@@ -752,10 +752,13 @@ class _MapReader:
             close_quietly(self._input)
 
 
+# The protocol by which a Streamer over a map resumes, shards and reshards
+# through the map's input, carried by attributes of the map functions (the
+# redesign replaces it with map recipe classes).
 for _function in (buffer_stream, tuples, keras_tuples, cache):
-    _function._shoal_map_child = _map_child
-    _function._shoal_map_takes_key = _map_takes_key
-    _function._shoal_map_shard = _map_shard
-    _function._shoal_map_loaded_state = _map_loaded_state
-    _function._shoal_map_reshard = _map_reshard
+    _function._shoal_map_child = _map_child  # type: ignore[union-attr]
+    _function._shoal_map_takes_key = _map_takes_key  # type: ignore[union-attr]
+    _function._shoal_map_shard = _map_shard  # type: ignore[union-attr]
+    _function._shoal_map_loaded_state = _map_loaded_state  # type: ignore[union-attr]
+    _function._shoal_map_reshard = _map_reshard  # type: ignore[union-attr]
 del _function

@@ -44,8 +44,8 @@ from ._checks import check_choice, check_int, short_repr, state_difference
 from ._iterutil import END, add_note, limited
 from ._random import iteration_seed, share_seed
 from .core import Streamer
-from .iterator import loaded_root, reshard_states
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
+from .iterator import loaded_root, reshard_states
 from .mux._base import BaseMux, as_streamer, check_flag, restored_node
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
@@ -84,7 +84,7 @@ _WORKER = None  # (index, n_workers) inside a worker process
 # another process holds a copy, closing the consumer's end does not break the
 # pipe, and a worker writing into it would block, not fail, when the consumer
 # stops reading.
-_RECEIVERS = weakref.WeakSet()
+_RECEIVERS: weakref.WeakSet = weakref.WeakSet()
 
 
 def _close_inherited_receivers():

@@ -71,7 +71,7 @@ _LEDGER_SIZE = 512  # one page; workers with ids past the last slot are known by
 
 # Iterations a forked worker inherited from the main process: kept, never closed
 # nor collected here (their generators' `finally` would run in this process).
-_INHERITED = []
+_INHERITED: list = []
 
 
 def _new_ledger():
@@ -211,7 +211,7 @@ class StreamDataset(_data.IterableDataset):
         try:
             return self.stream.shard(share, n_shares)
         except ShoalValueError as exc:
-            rank, world_size = self.rank_and_world_size()
+            _, world_size = self.rank_and_world_size()
             add_note(exc, f"StreamDataset splits the stream into {n_shares} shares: "
                           f"{world_size} ranks x {n_shares // world_size} DataLoader workers")
             raise
