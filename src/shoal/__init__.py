@@ -25,7 +25,8 @@ from .iterator import StreamIterator, reshard_states
 from .maps import buffer_stream, cache, keras_tuples, tuples
 from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
-from .util import batch_length
+from .util import batch_length, get_rng
+from . import version, zmq_stream  # modules under pescador's names
 
 __all__ = [
     "Streamer",
@@ -43,6 +44,7 @@ __all__ = [
     "keras_tuples",
     "cache",
     "batch_length",
+    "get_rng",
     "ProcessStreamer",
     "ZMQStreamer",
     "worker_info",
@@ -58,7 +60,8 @@ __all__ = [
 ]
 
 # Submodules kept importable for code written for pescador (pescador.mux, ...).
-_PUBLIC_MODULES = ["core", "exceptions", "iterator", "maps", "mux", "parallel", "util"]
+_PUBLIC_MODULES = ["core", "exceptions", "iterator", "maps", "mux", "parallel", "util", "version",
+                   "zmq_stream"]
 
 
 def __dir__():

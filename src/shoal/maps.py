@@ -25,6 +25,7 @@ from ._random import (
 )
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
 from .core import Streamer
+from .util import get_rng  # noqa: F401 - pescador's maps module holds it too
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
 

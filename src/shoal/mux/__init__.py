@@ -14,5 +14,6 @@ from .chain import ChainMux
 from .round_robin import RoundRobinMux
 from .shuffled import ShuffledMux
 from .stochastic import StochasticMux
+from ..util import get_rng  # noqa: F401 - pescador's mux module holds it too
 
 __all__ = ["BaseMux", "ChainMux", "RoundRobinMux", "ShuffledMux", "StochasticMux"]
