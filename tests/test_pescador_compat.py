@@ -81,6 +81,66 @@ def test_keyword_arguments_by_pescador_names():
     assert next(pescador.buffer_stream(stream=streams[0], buffer_size=2, partial=False, axis=None)).tolist() == ["a", "b"]
 
 
+# -- Streamer.active ------------------------------------------------------------
+
+
+def test_active_counts_the_open_passes_as_pescador_does():
+    def count_up(n):
+        yield from range(n)
+
+    stream = pescador.Streamer(count_up, 3)
+    assert stream.active == 0
+    with stream:
+        assert stream.active == 1
+        with stream:
+            assert stream.active == 2
+        assert stream.active == 1
+    assert stream.active == 0
+    first = iter(stream)
+    assert stream.active == 0  # a pass counts from its first item
+    next(first)
+    second = stream.iterate()
+    next(second)
+    assert stream.active == 2
+    assert list(first) == [1, 2]
+    assert stream.active == 1  # ended
+    second.close()
+    assert stream.active == 0  # closed
+    cycling = stream.cycle()
+    assert [next(cycling) for _ in range(5)] == [0, 1, 2, 0, 1]
+    assert stream.active == 1  # one activation, pass after pass
+    cycling.close()
+    it = stream.iterator()
+    next(it)
+    assert stream.active == 1
+    it.close()
+    assert stream.active == 0
+
+
+def test_active_of_a_streamer_in_a_mux_is_the_muxs():
+    # pescador activates copies of a mux's streamers: their activations are not theirs.
+    inner = pescador.Streamer("abc")
+    mux = pescador.ChainMux([inner, pescador.Streamer("de")])
+    items = iter(mux)
+    next(items)
+    assert (inner.active, mux.active) == (0, 1)
+    items.close()
+    assert (inner.active, mux.active) == (0, 0)
+
+
+def test_active_after_an_error_in_the_pass():
+    def fails():
+        yield 1
+        raise OSError("disk")
+
+    stream = pescador.Streamer(fails)
+    items = iter(stream)
+    next(items)
+    with pytest.raises(OSError, match="disk"):
+        next(items)
+    assert stream.active == 0
+
+
 # -- pescador's modules and names -----------------------------------------------
 
 

@@ -4,6 +4,7 @@ import collections.abc
 import contextlib
 import inspect
 import sys
+import weakref
 from collections import deque
 from itertools import compress, islice, repeat
 
@@ -46,6 +47,9 @@ _CALL = "call"  # call source(*args, **kwargs): a generator function or any call
 _ITERATE = "iterate"  # iter(source): a re-iterable collection
 _ONE_SHOT = "one-shot"  # the source is itself an iterator: it streams once
 _DELEGATE = "delegate"  # the source is another Streamer
+
+# The states of a generator that has given an item and not ended: an open pass.
+_STARTED = (inspect.GEN_SUSPENDED, inspect.GEN_RUNNING)
 
 
 class Streamer:
@@ -162,10 +166,52 @@ class Streamer:
         """The source, under the attribute name pescador uses."""
         return self.source
 
+    @property
+    def active(self):
+        """The number of passes of this stream open now, as pescador counts them.
+
+        A ``with`` block counts from its start to its end; a pass of
+        :meth:`iterate`, :meth:`cycle`, a call or ``iter()``, and a
+        :meth:`iterator`, count from their first item until they end or are
+        closed. A pass that a mux or another streamer opens on this one is
+        theirs: it counts in their ``active``, not here (pescador counts it
+        on a copy).
+
+        Examples
+        --------
+        >>> stream = Streamer(range(3))
+        >>> stream.active
+        0
+        >>> with stream:
+        ...     with stream:
+        ...         print(stream.active)
+        2
+        >>> items = iter(stream)
+        >>> next(items), stream.active
+        (0, 1)
+        >>> items.close()
+        >>> stream.active
+        0
+        """
+        count = len(self.__dict__.get("_entered", ()))
+        passes = self.__dict__.get("_passes")
+        if passes:
+            count += sum(inspect.getgeneratorstate(gen) in _STARTED for gen in list(passes))
+        return count
+
+    def _opened(self, gen):
+        """Return ``gen``, a pass opened for the caller of this stream, counted in :attr:`active`."""
+        passes = self.__dict__.get("_passes")
+        if passes is None:
+            passes = self.__dict__["_passes"] = weakref.WeakSet()
+        passes.add(gen)
+        return gen
+
     def __getstate__(self):
         # A recipe pickles as its configuration (what a worker process needs).
         state = dict(self.__dict__)
         state.pop("_entered", None)  # passes open in `with` blocks stay here
+        state.pop("_passes", None)  # ... and so do the other open passes
         decorated = getattr(state.get("source"), STREAMABLE, None)
         if decorated is not None and _module_holds(decorated):
             # The module holds the @streamable function under the function's
@@ -355,7 +401,7 @@ class Streamer:
             A fresh generator. Closing it (or dropping it) closes the
             generator it opened on the source.
         """
-        return self._open(check_max_iter(max_iter))
+        return self._opened(self._open(check_max_iter(max_iter)))
 
     def cycle(self, max_iter=None):
         """Stream pass after pass, restarting the source whenever it ends.
@@ -374,7 +420,7 @@ class Streamer:
         EmptyStreamError
             When a pass yields no item, instead of spinning forever.
         """
-        return self._open_cycle(check_max_iter(max_iter))
+        return self._opened(self._open_cycle(check_max_iter(max_iter)))
 
     def _open_cycle(self, max_iter):
         gen = self._cycle()
@@ -466,7 +512,7 @@ class Streamer:
         return self.iterate(max_iter)
 
     def __iter__(self):
-        return self._open()
+        return self._opened(self._open())
 
     def __enter__(self):
         """Open a pass for a ``with`` block; it is closed when the block ends.

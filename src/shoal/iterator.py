@@ -71,7 +71,7 @@ class StreamIterator:
         counter = self._counter = counter_at(n_given)
         hand_counter(node, counter)
         self._node = node
-        self._gen = node.run()
+        self._gen = self.stream._opened(node.run())
         # The items pass through compress, which counts them at C speed, and
         # then through a chain of readers, which hands a loop over this
         # iteration the reader of a loaded state (see load_state_dict).
