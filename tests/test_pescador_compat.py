@@ -1,6 +1,9 @@
 """Code written for pescador 3.0 runs unchanged with ``import shoal as pescador``."""
 
+import collections
 import inspect
+import itertools
+import pickle
 import sys
 import warnings
 
@@ -8,6 +11,7 @@ import numpy as np
 import pytest
 
 import shoal as pescador
+from resume_checker import assert_resumes_exactly
 
 
 @pescador.streamable
@@ -223,3 +227,144 @@ def test_moved_and_deprecated_warn_at_the_functions_first_line_and_keep_its_sign
     ]
     assert (caught[0].filename, caught[0].lineno) == where
     assert inspect.signature(going) == inspect.signature(added)
+
+
+# -- iterators as sources ---------------------------------------------------------
+
+
+class Countdown:
+    """An iterator class that copies itself: each copy reads on on its own."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.n == 0:
+            raise StopIteration
+        self.n -= 1
+        return self.n
+
+    def __copy__(self):
+        return Countdown(self.n)
+
+
+def _partly_read():
+    it = iter([0, 1, 2, 3])
+    next(it)
+    return it
+
+
+COPYABLE = {
+    "list": (lambda: iter([1, 2]), [1, 2]),
+    "tuple": (lambda: iter((1, 2)), [1, 2]),
+    "range": (lambda: iter(range(3)), [0, 1, 2]),
+    "str": (lambda: iter("ab"), ["a", "b"]),
+    "non-ascii str": (lambda: iter("éa"), ["é", "a"]),
+    "bytes": (lambda: iter(b"ab"), [97, 98]),
+    "dict": (lambda: iter({"a": 1, "b": 2}), ["a", "b"]),
+    "dict items": (lambda: iter({"a": 1}.items()), [("a", 1)]),
+    "reversed dict": (lambda: reversed({"a": 1, "b": 2}), ["b", "a"]),
+    "set": (lambda: iter({5}), [5]),
+    "deque": (lambda: iter(collections.deque([1, 2])), [1, 2]),
+    "reversed list": (lambda: reversed([1, 2]), [2, 1]),
+    "array": (lambda: iter(np.arange(2)), [0, 1]),
+    "partly read": (_partly_read, [1, 2, 3]),
+    "class with __copy__": (lambda: Countdown(3), [2, 1, 0]),
+}
+if sys.version_info < (3, 12):  # itertools objects copy themselves until then
+    COPYABLE["itertools.repeat"] = (lambda: itertools.repeat("x", 2), ["x", "x"])
+    COPYABLE["itertools.product"] = (lambda: itertools.product("ab", repeat=1), [("a",), ("b",)])
+
+
+@pytest.mark.parametrize("name", sorted(COPYABLE))
+def test_an_iterator_that_copies_restarts_from_where_it_stood_as_in_pescador(name):
+    make, expected = COPYABLE[name]
+    source = make()
+    stream = pescador.Streamer(source)
+    assert [list(stream), list(stream), list(stream.iterate(max_iter=1))] == [
+        expected, expected, expected[:1]]
+    assert list(stream.cycle(max_iter=2 * len(expected))) == expected * 2
+    assert next(source) == expected[0]  # the iterator itself is not read
+    assert list(stream) == expected  # nor moved by being read elsewhere
+
+
+def test_an_iterator_is_copied_where_it_stood_when_the_streamer_was_made():
+    source = iter([0, 1, 2])
+    stream = pescador.Streamer(source)
+    next(source)
+    assert list(stream) == [0, 1, 2]
+
+
+def test_a_copied_iterator_resumes_exactly_and_in_a_mux():
+    assert_resumes_exactly(lambda: pescador.Streamer(iter(list(range(30)))), n_positions=30,
+                           n_after=10)
+    assert_resumes_exactly(lambda: pescador.Streamer(iter(range(12))), n_positions=12, n_after=20,
+                           cycle=True)
+    chain = pescador.ChainMux([pescador.Streamer(iter("ab")), pescador.Streamer(iter(range(2)))],
+                              mode="cycle")
+    assert list(chain(max_iter=6)) == ["a", "b", 0, 1, "a", "b"]
+    assert_resumes_exactly(lambda: pescador.StochasticMux(
+        [pescador.Streamer(iter(range(k, k + 9))) for k in (0, 100, 200)], 2, 3, random_state=1),
+        n_positions=40, n_after=10)
+
+
+def test_a_streamer_of_a_copied_iterator_pickles_with_its_start():
+    # What a worker process gets (spawn, forkserver).
+    source = iter([0, 1, 2])
+    next(source)
+    stream = pickle.loads(pickle.dumps(pescador.Streamer(source)))
+    assert [list(stream), list(stream)] == [[1, 2], [1, 2]]
+
+
+def numbers():
+    yield from range(3)
+
+
+ONE_SHOT = {
+    "generator": lambda: numbers(),
+    "map": lambda: map(int, "012"),  # its copy would share the str iterator inside it
+    "zip": lambda: zip(range(3), range(3)),
+    "enumerate": lambda: enumerate("abc"),
+    "filter": lambda: filter(None, [1, 2, 3]),
+    "itertools.chain": lambda: itertools.chain([0], [1, 2]),
+    "itertools.islice": lambda: itertools.islice(range(10), 3),
+    "callable iterator": lambda: iter(iter([1, 2, 3, None]).__next__, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_an_iterator_whose_copy_would_move_with_it_streams_once_then_says_so(name):
+    # pescador deep-copies these (and fails on a generator); a shallow copy of a
+    # map would share its input, and its second pass would silently be empty.
+    stream = pescador.Streamer(ONE_SHOT[name]())
+    assert len(list(stream)) == 3
+    with pytest.raises(pescador.SpentSourceError, match="streams once, and it has run out"):
+        list(stream)
+
+
+def test_an_endless_one_shot_iterator_goes_on_where_the_last_pass_stopped():
+    stream = pescador.Streamer(itertools.cycle("ab"))  # pescador restarts it: "aba" twice
+    assert "".join(stream.iterate(max_iter=3)) == "aba"
+    assert "".join(stream.iterate(max_iter=3)) == "bab"
+
+
+def test_an_iterator_class_without_copy_streams_once():
+    class Queue:  # a shallow copy would share the list it pops
+        def __init__(self):
+            self.items = [1, 2, 3]
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            if not self.items:
+                raise StopIteration
+            return self.items.pop(0)
+
+    stream = pescador.Streamer(Queue())
+    assert list(stream) == [1, 2, 3]
+    with pytest.raises(pescador.SpentSourceError, match="streams once"):
+        list(stream)

@@ -157,9 +157,9 @@ def test_a_state_with_no_root_loads_as_a_fresh_start_through_a_map():
 
 
 def test_a_one_shot_source_cannot_be_restored_and_says_so_at_the_load():
-    it = Streamer(iter(range(10))).iterator()
+    it = Streamer(i for i in range(10)).iterator()  # a generator: one-shot
     next(it)
-    resumed = Streamer(iter(range(10))).iterator()
+    resumed = Streamer(i for i in range(10)).iterator()
     with pytest.raises(ShoalValueError, match="wraps an iterator, which cannot be rewound"):
         resumed.load_state_dict(it.state_dict())
     assert list(resumed) == list(range(10))  # refused: it goes on as it was

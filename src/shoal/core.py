@@ -1,8 +1,11 @@
 """Streamer: a restartable stream over a generator function or an iterable."""
 
+import array
 import collections.abc
 import contextlib
+import copy
 import inspect
+import itertools
 import sys
 import weakref
 from collections import deque
@@ -46,10 +49,63 @@ class _Decorated:
 _CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
 _ITERATE = "iterate"  # iter(source): a re-iterable collection
 _ONE_SHOT = "one-shot"  # the source is itself an iterator: it streams once
+_COPY = "copy"  # an iterator with a copy of its start: each pass iterates a copy of that
 _DELEGATE = "delegate"  # the source is another Streamer
 
 # The states of a generator that has given an item and not ended: an open pass.
 _STARTED = (inspect.GEN_SUSPENDED, inspect.GEN_RUNNING)
+
+
+class _Indexable:
+    """An empty sequence without ``__iter__``: Python iterates it by index.
+
+    ``iter()`` and ``reversed()`` of it are Python's plain sequence iterators,
+    which numpy arrays, among others, use too.
+    """
+
+    def __len__(self):
+        return 0
+
+    def __getitem__(self, index):
+        raise IndexError(index)
+
+
+def _iterator_types(collections_, make=iter):
+    return {type(make(collection)) for collection in collections_}
+
+
+# Iterators whose copy (``copy.copy``) is a position in their own collection, or
+# in a snapshot of it: a copy reads on independently of the iterator, whatever
+# either gives. (A copy of an iterator over another iterator, such as ``map``,
+# ``zip`` or ``itertools.islice``, shares that one: reading it would move both.)
+_RESTARTABLE = frozenset(
+    _iterator_types([[], (), range(0), range(2**64), "", "\u00e9", b"", bytearray(), {},
+                     {}.values(), {}.items(), set(), frozenset(), array.array("b"), deque(),
+                     _Indexable()])
+    | _iterator_types([[], range(0), {}, {}.values(), {}.items(), deque(), _Indexable()],
+                      reversed)
+    # itertools' own copies (deprecated from Python 3.12 on, and gone in 3.14)
+    | ({itertools.count, itertools.repeat, itertools.product, itertools.permutations,
+        itertools.combinations, itertools.combinations_with_replacement}
+       if sys.version_info < (3, 12) else set())
+)
+
+
+def _restart_copy(iterator):
+    """A copy of ``iterator`` at its position now, independent of it; None if it has none.
+
+    An iterator of the types above has one, and so has one whose class
+    defines ``__copy__`` (its own promise of an independent copy); a
+    generator, a file or an iterator over another iterator has none.
+    """
+    kind = type(iterator)
+    if kind not in _RESTARTABLE and getattr(kind, "__copy__", None) is None:
+        return None
+    try:
+        start = copy.copy(iterator)
+    except Exception:  # noqa: BLE001 - a copy that fails: the iterator streams once
+        return None
+    return None if start is iterator else start
 
 
 class Streamer:
@@ -67,9 +123,23 @@ class Streamer:
           iteration.
         - A re-iterable collection (list, tuple, range, array, ...):
           iterated from the start at every iteration.
-        - An iterator, such as a generator object: a one-shot source. It
-          streams once; restarting it after it ran out raises
-          :class:`~shoal.SpentSourceError`.
+        - An iterator whose copy (``copy.copy``) reads on independently
+          of it: an iterator over a list, tuple, range, string, bytes,
+          dict, set, deque or array, an object of a class that defines
+          ``__copy__``, and ``itertools.count``, ``repeat``, ``product``,
+          ``permutations`` and ``combinations`` before Python 3.12. It is
+          copied now, where it stands, and every pass reads a copy of that
+          copy, so that every pass gives the same items, and a saved state
+          resumes exactly; the iterator itself is never read. (pescador
+          copies it at every pass too.)
+        - Any other iterator, such as a generator object, a file, or an
+          iterator over another iterator (``map``, ``zip``, ``enumerate``,
+          ``filter``, ``itertools.chain``, ...), whose copy would move with
+          it: a one-shot source. It streams once (a pass stopped early
+          leaves the rest for the next one); restarting it after it ran
+          out raises :class:`~shoal.SpentSourceError`. (pescador
+          deep-copies such an iterator at every pass, which fails for a
+          generator; shoal copies nothing deeply.)
         - Another ``Streamer`` (a mux included): streamed as it is.
     *args, **kwargs
         Arguments for ``source`` when it is callable.
@@ -133,6 +203,11 @@ class Streamer:
         self.source = source
         self.args = args
         self.kwargs = kwargs
+        if kind == _ONE_SHOT:
+            # An iterator that can be copied restarts from a copy of where it is now.
+            self._start = _restart_copy(source)
+            if self._start is not None:
+                kind = _COPY
         self._kind = kind
         # A map (buffer_stream, ...) knows how to resume through its input.
         self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
@@ -231,9 +306,9 @@ class Streamer:
         kind = self._kind
         if kind == _DELEGATE:
             return self.source._open(max_iter)
-        if kind == _CALL or kind == _ITERATE:
-            return self._run(self._source_iter(), max_iter)
-        return self._open_one_shot(max_iter)
+        if kind == _ONE_SHOT:
+            return self._open_one_shot(max_iter)
+        return self._run(self._source_iter(), max_iter)
 
     def _source_iter(self):
         """Start one pass: return an iterator over the source's items.
@@ -253,6 +328,8 @@ class Streamer:
                 ) from None
         if kind == _ITERATE:
             return iter(self.source)
+        if kind == _COPY:
+            return copy.copy(self._start)
         return self._open()
 
     def _child(self, state=None, track=False, key=None):
@@ -349,9 +426,10 @@ class Streamer:
     def _open_one_shot(self, max_iter):
         if self._spent:
             raise SpentSourceError(
-                f"{self!r} wraps an iterator, which streams once, and it has run out; "
-                "pass a generator function (with its arguments) or a collection "
-                "to stream it again"
+                f"{self!r} wraps an iterator, which streams once, and it has run out "
+                "(an iterator restarts only if a copy of it reads on by itself, as an "
+                "iterator over a list does; a generator, a map or a zip does not); pass a "
+                "generator function (with its arguments) or a collection to stream it again"
             )
         return self._run_one_shot(max_iter)
 
