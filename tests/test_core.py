@@ -123,7 +123,7 @@ def test_an_iterator_streams_once_then_refuses_to_restart():
 
 
 def test_a_partly_read_iterator_continues_where_it_stopped():
-    stream = Streamer(iter(range(5)))
+    stream = Streamer(i for i in range(5))  # a generator: one-shot
     assert list(stream.iterate(max_iter=2)) == [0, 1]
     assert list(stream.iterate(max_iter=2)) == [2, 3]
     assert list(stream) == [4]
@@ -132,7 +132,7 @@ def test_a_partly_read_iterator_continues_where_it_stopped():
 
 
 def test_cycle_over_a_one_shot_source_fails_instead_of_spinning():
-    stream = Streamer(iter([1, 2]))
+    stream = Streamer(i for i in [1, 2])  # a generator: one-shot
     with pytest.raises(SpentSourceError):
         list(stream.cycle())
 

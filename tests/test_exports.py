@@ -22,6 +22,7 @@ PUBLIC = {
     "keras_tuples",
     "cache",
     "batch_length",
+    "get_rng",
     "ProcessStreamer",
     "ZMQStreamer",
     "worker_info",
@@ -35,7 +36,8 @@ PUBLIC = {
     "EmptyStreamError",
     "SpentSourceError",
 }
-MODULES = {"core", "exceptions", "iterator", "maps", "mux", "parallel", "util"}
+MODULES = {"core", "exceptions", "iterator", "maps", "mux", "parallel", "util", "version",
+           "zmq_stream"}
 
 
 def test_all_is_exactly_the_public_api():
@@ -56,7 +58,7 @@ def test_every_exported_name_resolves():
 
 @pytest.mark.parametrize(
     "module", ["shoal.core", "shoal.exceptions", "shoal.iterator", "shoal.maps", "shoal.mux",
-               "shoal.util", "shoal.parallel",
+               "shoal.util", "shoal.parallel", "shoal.version", "shoal.zmq_stream",
                "shoal._checks", "shoal._counter", "shoal._iterutil", "shoal._random",
                "shoal.mux.chain", "shoal.mux.round_robin", "shoal.mux.shuffled",
                "shoal.mux.stochastic", "shoal.mux._base", "shoal.mux._shard"]
@@ -85,9 +87,37 @@ def test_version_is_a_string():
 def test_pescador_module_paths_import():
     from shoal.core import Streamer, streamable  # noqa: F401
     from shoal.exceptions import DataError, PescadorError  # noqa: F401
-    from shoal.maps import buffer_stream, cache, keras_tuples, tuples  # noqa: F401
-    from shoal.mux import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux  # noqa: F401
-    from shoal.util import batch_length  # noqa: F401
+    from shoal.maps import (  # noqa: F401
+        buffer_stream,
+        cache,
+        get_rng,
+        keras_tuples,
+        tuples,
+    )
+    from shoal.mux import (  # noqa: F401
+        ChainMux,
+        RoundRobinMux,
+        ShuffledMux,
+        StochasticMux,
+        get_rng,
+    )
+    from shoal.util import (  # noqa: F401
+        Deprecated,
+        batch_length,
+        deprecated,
+        get_rng,
+        moved,
+        rename_kw,
+    )
+    from shoal.version import short_version, version  # noqa: F401
+    from shoal.zmq_stream import ZMQStreamer  # noqa: F401
+
+
+def test_the_modules_pescador_names_are_attributes_of_the_package():
+    # import pescador; pescador.zmq_stream.ZMQStreamer, pescador.version.version, ...
+    for module in MODULES:
+        assert getattr(shoal, module).__name__ == f"shoal.{module}"
+    assert shoal.get_rng is shoal.util.get_rng is shoal.mux.get_rng is shoal.maps.get_rng
 
 
 def test_importing_shoal_imports_no_framework():

@@ -10,6 +10,7 @@ import copy
 import json
 import math
 import sys
+import warnings
 from itertools import islice
 
 import numpy as np
@@ -218,6 +219,80 @@ def test_maps(function, as_streamer, data):
 def test_tuples(keys, data):
     stream = data.draw(st.one_of(st.just(Streamer(_dict_items)), ODD))
     check(lambda: tuples(stream, *keys), ["keys", "key", "stream", "tuples"])
+
+
+# -- maps over items of mixed kinds ---------------------------------------------------
+
+
+# What a stream may give, on purpose or by mistake: values of every kind, and
+# items that are dicts of them, tuples, lists or the values themselves.
+_VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(-3, 3),
+    st.floats(allow_nan=False, width=32),
+    st.text(max_size=2),
+    st.binary(max_size=2),
+    st.sampled_from([np.zeros(2), np.ones(3), np.array(1.5), np.zeros((2, 2)), np.zeros(0),
+                     np.array(["a", "b"]), np.zeros(2, dtype=object), np.int64(2),
+                     np.float32(1.5), 1 + 2j]),
+    st.tuples(st.integers(0, 2), st.integers(0, 2)),
+    st.lists(st.integers(0, 2), max_size=3),
+)
+_NESTED = st.one_of(_VALUES, st.dictionaries(st.sampled_from("ab"), _VALUES, max_size=2))
+MIXED_ITEMS = st.lists(st.one_of(
+    _NESTED,
+    st.dictionaries(st.sampled_from(["x", "y", 0]), _NESTED, max_size=3),
+    st.tuples(_NESTED, _NESTED),
+    st.lists(_NESTED, max_size=3),
+), min_size=1, max_size=4)
+
+
+def works_or_names_the_item(call):
+    """``call()``, or None if it raised shoal's DataError naming the item (nothing else)."""
+    try:
+        return call()
+    except DataError as exc:
+        assert "item" in str(exc), f"no item named in: {exc}"
+        return None
+
+
+def numpy_batch(items, key):
+    """numpy's array of the items' values at ``key``, as pescador batches them; None if it fails."""
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            return np.array([item[key] for item in items])
+    except (ValueError, TypeError):
+        return None
+
+
+@FUZZ
+@given(MIXED_ITEMS, st.sampled_from([None, 0]))
+def test_maps_over_items_of_mixed_kinds(items, axis):
+    n = len(items)
+    works_or_names_the_item(lambda: list(Streamer(buffer_stream, Streamer(items), n, axis=axis)))
+    for stream in (items, Streamer(items)):
+        batches = works_or_names_the_item(
+            lambda s=stream: list(buffer_stream(s, n, partial=True, axis=axis)))
+        works_or_names_the_item(lambda s=stream: list(tuples(s, "x")))
+        works_or_names_the_item(lambda s=stream: list(tuples(s, "x", 0)))
+        works_or_names_the_item(lambda s=stream: list(keras_tuples(s, inputs="x", outputs=["y"])))
+        assert len(list(cache(stream, 2, random_state=0))) >= n  # any item is cached as it is
+    # Dicts with the same keys batch as pescador batches them, key by key: numpy's
+    # array of the values, where numpy makes one of numbers, or of strings alone.
+    if axis is None and all(type(item) is dict and item.keys() == items[0].keys()
+                            for item in items):
+        for key in items[0]:
+            expected = numpy_batch(items, key)
+            if expected is None or expected.dtype == object or (
+                    expected.dtype.kind in "US" and not all(
+                        isinstance(item[key], (str, bytes)) for item in items)):
+                continue
+            assert batches is not None, f"a batch pescador makes was refused: {items}"
+            got = batches[0][key]
+            assert got.dtype == expected.dtype and got.shape == expected.shape
+            np.testing.assert_array_equal(got, expected)
 
 
 # -- iterators: weights and states -------------------------------------------------

@@ -16,13 +16,13 @@ import shoal
 
 # Lowest first. A module added to shoal must be given its layer here.
 LAYERS = [
-    ("helpers", ["_version", "exceptions", "_checks", "_iterutil", "_counter", "_random",
-                 "util"]),
+    ("helpers", ["_version", "version", "exceptions", "_checks", "_iterutil", "_counter",
+                 "_random", "util"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
                         "mux.stochastic", "mux._shard", "mux", "maps"]),
     ("running state", ["iterator"]),
-    ("adapters", ["parallel", "keras", "torch"]),
+    ("adapters", ["parallel", "zmq_stream", "keras", "torch"]),
     ("package", [""]),
 ]
 LAYER_OF = {module: level for level, (_, modules) in enumerate(LAYERS) for module in modules}

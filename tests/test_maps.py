@@ -1,5 +1,7 @@
 """The maps: buffer_stream, tuples, keras_tuples, cache and batch_length."""
 
+import collections.abc
+
 import numpy as np
 import pytest
 
@@ -104,6 +106,73 @@ def test_buffer_of_mismatched_items_names_the_key(items, error, message):
     with pytest.raises(error, match=message) as info:
         list(buffer_stream(items, 2))
     assert isinstance(info.value, ShoalError)
+
+
+@pytest.mark.parametrize(
+    "items, message",
+    [
+        ([{}, None], r"item 1 of a batch is None \(NoneType\), but the first item is a dict"),
+        ([{"x": 1}, None], r"item 1 of a batch is None \(NoneType\), but the first item is a dict"),
+        ([{}, ""], r"item 1 of a batch is '' \(str\), but the first item is a dict"),
+        ([{0: 1}, [1]], r"item 1 of a batch is \[1\] \(list\), but the first item is a dict"),
+        ([{0: 1}, np.zeros((2, 2))], r"item 1 of a batch is array\(\[\[0\., 0\.\],"),
+        ([{"x": 1}, {"x": 2}, np.zeros(0)],
+         r"item 2 of a batch is array\(\[\], dtype=float64\) \(ndarray\), but the first"),
+        ([{0: 1}, [[1]], {}], r"item 1 of a batch is \[\[1\]\] \(list\), but the first item is a dict"),
+        ([{"x": np.zeros(3)}, {"x": np.zeros(3)}, {"x": np.zeros(4)}],
+         r"their shapes differ \(\[\(3,\), \(4,\)\]\); item 2 has array\(\[0\., 0\., 0\., 0\.\]\) "
+         r"\(shape \(4,\)\), item 0 has shape \(3,\)"),
+        ([1, 2, np.zeros(2)], r"their shapes differ \(\[\(\), \(2,\)\]\); item 2 is array\(\[0\., 0\.\]\) "
+         r"\(shape \(2,\)\), item 0 has shape \(\)"),
+        ([b"\x90", "a"], r"cannot batch the values: 'ascii' codec can't decode .*; item 1 is 'a' "
+         r"\(str\), item 0 is b'\\x90' \(bytes\)"),
+    ],
+)
+def test_a_batch_of_mixed_kinds_is_a_data_error_naming_the_item(items, message):
+    # [{}, None] raised a bare TypeError (len(None)); [{0: 1}, np.zeros((2, 2))] a
+    # TypeError (unhashable); [{}, ""] and [{0: 1}, [1]] were batched as if the
+    # str and the list were dicts; [{0: 1}, [[1]], {}] said the list lacked key 0.
+    with pytest.raises(DataError, match=message) as info:
+        list(buffer_stream(items, len(items)))
+    assert isinstance(info.value, ShoalError)
+    with pytest.raises(DataError, match=message):  # pescador's way, resumable in shoal
+        list(Streamer(buffer_stream, Streamer(items), len(items)))
+
+
+def test_an_error_of_a_mapping_item_itself_passes_through():
+    class Broken(collections.abc.Mapping):
+        def __getitem__(self, key):
+            raise RuntimeError("cannot read this record")
+
+        def __iter__(self):
+            return iter(["x"])
+
+        def __len__(self):
+            return 1
+
+    with pytest.raises(RuntimeError, match="cannot read this record"):
+        list(buffer_stream([{"x": 1}, Broken()], 2))
+
+
+def test_mappings_of_any_kind_and_empty_dicts_batch_as_in_pescador():
+    class Record(collections.abc.Mapping):
+        def __init__(self, **fields):
+            self.fields = fields
+
+        def __getitem__(self, key):
+            return self.fields[key]
+
+        def __iter__(self):
+            return iter(self.fields)
+
+        def __len__(self):
+            return len(self.fields)
+
+    batch = next(buffer_stream([Record(x=1, y=2.5), {"x": 3, "y": 4.5}], 2))
+    assert batch["x"].tolist() == [1, 3] and batch["y"].tolist() == [2.5, 4.5]
+    assert next(buffer_stream([{}, {}], 2)) == {}
+    batch = next(buffer_stream([{0: "a", 1: None}, {0: "b", 1: 2}], 2))
+    assert batch[0].tolist() == ["a", "b"] and batch[1].tolist() == [None, 2]
 
 
 def test_buffer_mismatch_along_an_axis_names_the_key():

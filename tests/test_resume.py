@@ -1,5 +1,6 @@
 """Saving and resuming iterations: every stream type, in and across processes."""
 
+import gc
 import json
 import subprocess
 import sys
@@ -156,9 +157,9 @@ def test_a_state_with_no_root_loads_as_a_fresh_start_through_a_map():
 
 
 def test_a_one_shot_source_cannot_be_restored_and_says_so_at_the_load():
-    it = Streamer(iter(range(10))).iterator()
+    it = Streamer(i for i in range(10)).iterator()  # a generator: one-shot
     next(it)
-    resumed = Streamer(iter(range(10))).iterator()
+    resumed = Streamer(i for i in range(10)).iterator()
     with pytest.raises(ShoalValueError, match="wraps an iterator, which cannot be rewound"):
         resumed.load_state_dict(it.state_dict())
     assert list(resumed) == list(range(10))  # refused: it goes on as it was
@@ -686,3 +687,96 @@ def test_iterator_needs_a_stream():
 
     with pytest.raises(ShoalTypeError, match=r"stream must be a Streamer or a mux, got \[1\] \(list\)"):
         StreamIterator([1])
+
+
+# -- a loop that loads a state -----------------------------------------------------
+
+
+LOOPED = ["streamer", "chain cycle", "shuffled of stochastic", "stochastic with_replacement poisson",
+          "buffer_stream", "tuples", "cache of a mux"]
+
+
+@pytest.mark.parametrize("cycle", [False, True])
+@pytest.mark.parametrize("name", LOOPED)
+def test_a_loop_goes_on_from_each_state_it_loads(name, cycle):
+    make = PIPELINES[name]
+    reference = [plain(item) for item in islice(make().iterator(cycle), 40)]
+    assert len(reference) >= 18  # long enough for the loads below
+    # One loop, three loads: back to item 4 at item 9; back to item 7 at item
+    # 10 and again at item 9; then on to the end (or to the reference's end).
+    expected = reference[:9] + reference[4:10] + reference[7:9] + reference[7:]
+    it = make().iterator(cycle)
+    got, first, second = [], None, None
+    for item in it:
+        got.append(plain(item))
+        if len(got) == 4:
+            first = it.state_dict()  # before item 4
+        elif len(got) == 9:
+            it.load_state_dict(first)
+        elif len(got) == 12:
+            second = it.state_dict()  # before item 7
+        elif len(got) in (15, 17):
+            it.load_state_dict(second)
+        elif len(got) == len(expected):
+            break
+    assert got == expected
+
+
+def test_a_loop_goes_on_from_a_state_of_another_iteration():
+    stream = PIPELINES["stochastic exhaustive poisson"]()  # a random mux that ends
+    other = stream.iterator()
+    before = [next(other) for _ in range(6)]
+    state = other.state_dict()
+    rest = list(other)
+    it = stream.iterator()
+    got = []
+    for item in it:
+        got.append(item)
+        if len(got) == 2:
+            it.load_state_dict(state)
+    assert got == before[:2] + rest
+    assert it.n_given == len(before) + len(rest)
+
+
+def test_a_loop_over_an_ended_iteration_goes_on_from_a_state_loaded_after_it():
+    it = Streamer(range(6)).iterator()
+    next(it)
+    state = it.state_dict()
+    assert list(it) == [1, 2, 3, 4, 5]
+    assert next(it, None) is None
+    it.load_state_dict(state)
+    assert next(it) == 1
+    assert list(it) == [2, 3, 4, 5]
+    it.load_state_dict(state)
+    assert [item for item in it] == [1, 2, 3, 4, 5]
+
+
+def test_a_loop_that_closes_its_iteration_ends_and_one_that_loads_goes_on():
+    it = Streamer(range(6)).iterator()
+    state = it.state_dict()
+    got = []
+    for item in it:
+        got.append(item)
+        if item == 2:
+            it.close()
+    assert got == [0, 1, 2]
+    got = []
+    for item in it:  # closed, then a state loaded: the loop runs from the state
+        got.append(item)
+    assert got == []
+    it.load_state_dict(state)
+    assert list(it) == [0, 1, 2, 3, 4, 5]
+
+
+def test_a_dropped_iteration_closes_its_generators_at_once():
+    closed = []
+    it = Streamer(closing_source(closed)).iterator()
+    for item in it:
+        if item == 1:
+            break
+    gc.disable()  # closed by its reference count, not by the garbage collector
+    try:
+        del it, item
+        assert closed == [True]
+    finally:
+        gc.enable()

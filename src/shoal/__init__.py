@@ -9,6 +9,7 @@ stream it as many times as you like; combine streamers with a mux
 Code written for pescador 3.0 runs with ``import shoal as pescador``.
 """
 
+from . import version, zmq_stream  # noqa: F401 (modules under pescador's names)
 from ._version import __version__ as __version__
 from .core import Streamer, resume_arg, streamable
 from .exceptions import (
@@ -25,7 +26,7 @@ from .iterator import StreamIterator, reshard_states
 from .maps import buffer_stream, cache, keras_tuples, tuples
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
 from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
-from .util import batch_length
+from .util import batch_length, get_rng
 
 __all__ = [
     "Streamer",
@@ -43,6 +44,7 @@ __all__ = [
     "keras_tuples",
     "cache",
     "batch_length",
+    "get_rng",
     "ProcessStreamer",
     "ZMQStreamer",
     "worker_info",
@@ -58,7 +60,8 @@ __all__ = [
 ]
 
 # Submodules kept importable for code written for pescador (pescador.mux, ...).
-_PUBLIC_MODULES = ["core", "exceptions", "iterator", "maps", "mux", "parallel", "util"]
+_PUBLIC_MODULES = ["core", "exceptions", "iterator", "maps", "mux", "parallel", "util", "version",
+                   "zmq_stream"]
 
 
 def __dir__():

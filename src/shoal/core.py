@@ -1,9 +1,13 @@
 """Streamer: a restartable stream over a generator function or an iterable."""
 
+import array
 import collections.abc
 import contextlib
+import copy
 import inspect
+import itertools
 import sys
+import weakref
 from collections import deque
 from itertools import compress, islice, repeat
 
@@ -45,7 +49,63 @@ class _Decorated:
 _CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
 _ITERATE = "iterate"  # iter(source): a re-iterable collection
 _ONE_SHOT = "one-shot"  # the source is itself an iterator: it streams once
+_COPY = "copy"  # an iterator with a copy of its start: each pass iterates a copy of that
 _DELEGATE = "delegate"  # the source is another Streamer
+
+# The states of a generator that has given an item and not ended: an open pass.
+_STARTED = (inspect.GEN_SUSPENDED, inspect.GEN_RUNNING)
+
+
+class _Indexable:
+    """An empty sequence without ``__iter__``: Python iterates it by index.
+
+    ``iter()`` and ``reversed()`` of it are Python's plain sequence iterators,
+    which numpy arrays, among others, use too.
+    """
+
+    def __len__(self):
+        return 0
+
+    def __getitem__(self, index):
+        raise IndexError(index)
+
+
+def _iterator_types(collections_, make=iter):
+    return {type(make(collection)) for collection in collections_}
+
+
+# Iterators whose copy (``copy.copy``) is a position in their own collection, or
+# in a snapshot of it: a copy reads on independently of the iterator, whatever
+# either gives. (A copy of an iterator over another iterator, such as ``map``,
+# ``zip`` or ``itertools.islice``, shares that one: reading it would move both.)
+_RESTARTABLE = frozenset(
+    _iterator_types([[], (), range(0), range(2**64), "", "\u00e9", b"", bytearray(), {},
+                     {}.values(), {}.items(), set(), frozenset(), array.array("b"), deque(),
+                     _Indexable()])
+    | _iterator_types([[], range(0), {}, {}.values(), {}.items(), deque(), _Indexable()],
+                      reversed)
+    # itertools' own copies (deprecated from Python 3.12 on, and gone in 3.14)
+    | ({itertools.count, itertools.repeat, itertools.product, itertools.permutations,
+        itertools.combinations, itertools.combinations_with_replacement}
+       if sys.version_info < (3, 12) else set())
+)
+
+
+def _restart_copy(iterator):
+    """A copy of ``iterator`` at its position now, independent of it; None if it has none.
+
+    An iterator of the types above has one, and so has one whose class
+    defines ``__copy__`` (its own promise of an independent copy); a
+    generator, a file or an iterator over another iterator has none.
+    """
+    kind = type(iterator)
+    if kind not in _RESTARTABLE and getattr(kind, "__copy__", None) is None:
+        return None
+    try:
+        start = copy.copy(iterator)
+    except Exception:
+        return None
+    return None if start is iterator else start
 
 
 class Streamer:
@@ -63,9 +123,23 @@ class Streamer:
           iteration.
         - A re-iterable collection (list, tuple, range, array, ...):
           iterated from the start at every iteration.
-        - An iterator, such as a generator object: a one-shot source. It
-          streams once; restarting it after it ran out raises
-          :class:`~shoal.SpentSourceError`.
+        - An iterator whose copy (``copy.copy``) reads on independently
+          of it: an iterator over a list, tuple, range, string, bytes,
+          dict, set, deque or array, an object of a class that defines
+          ``__copy__``, and ``itertools.count``, ``repeat``, ``product``,
+          ``permutations`` and ``combinations`` before Python 3.12. It is
+          copied now, where it stands, and every pass reads a copy of that
+          copy, so that every pass gives the same items, and a saved state
+          resumes exactly; the iterator itself is never read. (pescador
+          copies it at every pass too.)
+        - Any other iterator, such as a generator object, a file, or an
+          iterator over another iterator (``map``, ``zip``, ``enumerate``,
+          ``filter``, ``itertools.chain``, ...), whose copy would move with
+          it: a one-shot source. It streams once (a pass stopped early
+          leaves the rest for the next one); restarting it after it ran
+          out raises :class:`~shoal.SpentSourceError`. (pescador
+          deep-copies such an iterator at every pass, which fails for a
+          generator; shoal copies nothing deeply.)
         - Another ``Streamer`` (a mux included): streamed as it is.
     *args, **kwargs
         Arguments for ``source`` when it is callable.
@@ -129,6 +203,11 @@ class Streamer:
         self.source = source
         self.args = args
         self.kwargs = kwargs
+        if kind == _ONE_SHOT:
+            # An iterator that can be copied restarts from a copy of where it is now.
+            self._start = _restart_copy(source)
+            if self._start is not None:
+                kind = _COPY
         self._kind = kind
         # A map (buffer_stream, ...) knows how to resume through its input.
         self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
@@ -162,10 +241,52 @@ class Streamer:
         """The source, under the attribute name pescador uses."""
         return self.source
 
+    @property
+    def active(self):
+        """The number of passes of this stream open now, as pescador counts them.
+
+        A ``with`` block counts from its start to its end; a pass of
+        :meth:`iterate`, :meth:`cycle`, a call or ``iter()``, and a
+        :meth:`iterator`, count from their first item until they end or are
+        closed. A pass that a mux or another streamer opens on this one is
+        theirs: it counts in their ``active``, not here (pescador counts it
+        on a copy).
+
+        Examples
+        --------
+        >>> stream = Streamer(range(3))
+        >>> stream.active
+        0
+        >>> with stream:
+        ...     with stream:
+        ...         print(stream.active)
+        2
+        >>> items = iter(stream)
+        >>> next(items), stream.active
+        (0, 1)
+        >>> items.close()
+        >>> stream.active
+        0
+        """
+        count = len(self.__dict__.get("_entered", ()))
+        passes = self.__dict__.get("_passes")
+        if passes:
+            count += sum(inspect.getgeneratorstate(gen) in _STARTED for gen in list(passes))
+        return count
+
+    def _opened(self, gen):
+        """Return ``gen``, a pass opened for the caller of this stream, counted in :attr:`active`."""
+        passes = self.__dict__.get("_passes")
+        if passes is None:
+            passes = self.__dict__["_passes"] = weakref.WeakSet()
+        passes.add(gen)
+        return gen
+
     def __getstate__(self):
         # A recipe pickles as its configuration (what a worker process needs).
         state = dict(self.__dict__)
         state.pop("_entered", None)  # passes open in `with` blocks stay here
+        state.pop("_passes", None)  # ... and so do the other open passes
         decorated = getattr(state.get("source"), STREAMABLE, None)
         if decorated is not None and _module_holds(decorated):
             # The module holds the @streamable function under the function's
@@ -185,9 +306,9 @@ class Streamer:
         kind = self._kind
         if kind == _DELEGATE:
             return self.source._open(max_iter)
-        if kind in (_CALL, _ITERATE):
-            return self._run(self._source_iter(), max_iter)
-        return self._open_one_shot(max_iter)
+        if kind == _ONE_SHOT:
+            return self._open_one_shot(max_iter)
+        return self._run(self._source_iter(), max_iter)
 
     def _source_iter(self):
         """Start one pass: return an iterator over the source's items.
@@ -207,6 +328,8 @@ class Streamer:
                 ) from None
         if kind == _ITERATE:
             return iter(self.source)
+        if kind == _COPY:
+            return copy.copy(self._start)
         return self._open()
 
     def _child(self, state=None, track=False, key=None):
@@ -303,9 +426,10 @@ class Streamer:
     def _open_one_shot(self, max_iter):
         if self._spent:
             raise SpentSourceError(
-                f"{self!r} wraps an iterator, which streams once, and it has run out; "
-                "pass a generator function (with its arguments) or a collection "
-                "to stream it again"
+                f"{self!r} wraps an iterator, which streams once, and it has run out "
+                "(an iterator restarts only if a copy of it reads on by itself, as an "
+                "iterator over a list does; a generator, a map or a zip does not); pass a "
+                "generator function (with its arguments) or a collection to stream it again"
             )
         return self._run_one_shot(max_iter)
 
@@ -355,7 +479,7 @@ class Streamer:
             A fresh generator. Closing it (or dropping it) closes the
             generator it opened on the source.
         """
-        return self._open(check_max_iter(max_iter))
+        return self._opened(self._open(check_max_iter(max_iter)))
 
     def cycle(self, max_iter=None):
         """Stream pass after pass, restarting the source whenever it ends.
@@ -374,7 +498,7 @@ class Streamer:
         EmptyStreamError
             When a pass yields no item, instead of spinning forever.
         """
-        return self._open_cycle(check_max_iter(max_iter))
+        return self._opened(self._open_cycle(check_max_iter(max_iter)))
 
     def _open_cycle(self, max_iter):
         gen = self._cycle()
@@ -466,7 +590,7 @@ class Streamer:
         return self.iterate(max_iter)
 
     def __iter__(self):
-        return self._open()
+        return self._opened(self._open())
 
     def __enter__(self):
         """Open a pass for a ``with`` block; it is closed when the block ends.

@@ -1,7 +1,7 @@
 """StreamIterator: an iteration of a stream that can save its state and resume."""
 
 import copy
-from itertools import compress
+from itertools import chain, compress
 
 from ._checks import check_bool, check_int, check_state_tree, short_repr
 from ._counter import counted_if_needed, counter_at, given, hand_counter
@@ -70,7 +70,7 @@ class StreamIterator:
     True
     """
 
-    __slots__ = ("stream", "cycle", "_node", "_gen", "_reader", "_counter")
+    __slots__ = ("stream", "cycle", "_node", "_gen", "_counter", "_readers", "_items")
 
     def __init__(self, stream, cycle=False):
         if not isinstance(stream, Streamer):
@@ -81,6 +81,7 @@ class StreamIterator:
         self.stream = stream
         self.cycle = check_bool("cycle", cycle)
         self._gen = None
+        self._readers = None
         self._start(None, 0)
 
     def _start(self, state, n_given):
@@ -88,19 +89,28 @@ class StreamIterator:
         counter = self._counter = counter_at(n_given)
         hand_counter(node, counter)
         self._node = node
-        self._gen = node.run()
-        # The items pass through compress, which counts them at C speed.
-        self._reader = compress(self._gen, counter)
+        self._gen = self.stream._opened(node.run())
+        # The items pass through compress, which counts them at C speed, and
+        # then through a chain of readers, which hands a loop over this
+        # iteration the reader of a loaded state (see load_state_dict).
+        reader = compress(self._gen, counter)
+        if self._readers is None or self._readers.ended:
+            self._readers = _Readers(reader)
+            self._items = chain.from_iterable(iter(self._readers.take, None))
+        else:
+            self._readers.pending = reader
 
     def _new_node(self, state):
         """The root node of an iteration that starts where ``state`` says (opens nothing)."""
         return _new_node(self.stream, self.cycle, state)
 
     def __iter__(self):
-        return self._reader
+        # The chain itself, not this object: a loop over it runs at C speed,
+        # and it goes on with the items of a state loaded during the loop.
+        return self._items
 
     def __next__(self):
-        return next(self._reader)
+        return next(self._items)
 
     @property
     def n_given(self):
@@ -126,7 +136,8 @@ class StreamIterator:
         """Continue from ``state``, a :meth:`state_dict` of an iteration of the same stream.
 
         What this iteration had open is closed once ``state`` is accepted;
-        if it is refused, this iteration goes on as it was.
+        if it is refused, this iteration goes on as it was. A loop over this
+        iteration that loads a state goes on with the items of that state.
 
         Raises
         ------
@@ -244,6 +255,30 @@ def _ready_root(stream, root):
     if not isinstance(root, dict) or root.get("child") is None:
         return root  # nothing open to make ready (or a fresh start, as the trial read it)
     return {**root, "child": stream._loaded_state(root["child"])}
+
+
+class _Readers:
+    """The readers of a StreamIterator's chain of items: the one to read next.
+
+    The chain asks for a reader when the one it reads ends: a pass that
+    ended, or one closed because a state was loaded, whose reader is then
+    :attr:`pending`. With none pending, the chain ends, and this is
+    :attr:`ended`: a state loaded then starts a new chain. (It holds no
+    reference to its StreamIterator, so that no cycle delays closing a
+    dropped iteration's generators.)
+    """
+
+    __slots__ = ("pending", "ended")
+
+    def __init__(self, reader):
+        self.pending = reader
+        self.ended = False
+
+    def take(self):
+        reader, self.pending = self.pending, None
+        if reader is None:
+            self.ended = True
+        return reader
 
 
 class _LeafRoot:

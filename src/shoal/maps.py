@@ -27,6 +27,7 @@ from ._random import (
 )
 from .core import Streamer
 from .exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
+from .util import get_rng  # noqa: F401 - pescador's maps module holds it too
 
 __all__ = ["buffer_stream", "tuples", "keras_tuples", "cache"]
 
@@ -149,27 +150,60 @@ def _stack(items, axis):
 
 def _stack_dicts(items, first, axis):
     out = {}
+    str_keys = True  # a sequence or an array answers item[0] as a dict would
     for key in first:
+        if type(key) is not str:
+            str_keys = False
         try:
             values = list(map(itemgetter(key), items))
-        except KeyError:
-            at = next(i for i, item in enumerate(items) if key not in item)
+        except Exception as exc:
+            _check_mappings(items)
+            at = None
+            if isinstance(exc, KeyError):
+                at = next((i for i, item in enumerate(items) if key not in item), None)
+            if at is None:  # a mapping's own error: raised as it is
+                raise
             raise DataKeyError(
                 f"item {at} of a batch has no key {key!r} (its keys: "
                 f"{short_repr(list(items[at]))}); the first item has {short_repr(list(first))}"
             ) from None
-        except (TypeError, IndexError, OverflowError):  # an item is not a mapping
-            raise DataError(_mixed_kinds(items, collections.abc.Mapping, "dict")) from None
-        out[key] = _join(values, axis, key)
+        try:
+            out[key] = _join(values, axis, key)
+        except DataError:
+            if not str_keys:  # a sequence's values, say: that is the story
+                _check_mappings(items)
+            raise
     n_keys = len(first)
-    if sum(map(len, items)) != n_keys * len(items):
-        at, extra = next(
-            (i, set(item) - set(first)) for i, item in enumerate(items) if len(item) != n_keys
-        )
-        raise DataKeyError(
-            f"item {at} of a batch has keys the first item lacks: {short_repr(sorted(map(str, extra)))}"
-        )
+    try:
+        n_all = sum(map(len, items))
+    except TypeError:  # an item without a length: not a mapping
+        _check_mappings(items)
+        raise  # a mapping's own error
+    if n_all != n_keys * len(items) or not n_keys or not str_keys:
+        # Not every item has exactly the first's keys, or there are no keys to
+        # look up, or keys that index a sequence: see that every item is a
+        # mapping (a list, say, would pass for one).
+        _check_mappings(items)
+        if n_all != n_keys * len(items):
+            at, extra = next(
+                (i, set(item) - set(first)) for i, item in enumerate(items) if len(item) != n_keys
+            )
+            raise DataKeyError(
+                f"item {at} of a batch has keys the first item lacks: "
+                f"{short_repr(sorted(map(str, extra)))}"
+            )
     return out
+
+
+def _check_mappings(items):
+    """Raise the DataError that names the first item of ``items`` that is not a mapping, if any.
+
+    (Called while handling the error it explains, which it does not chain.)
+    """
+    if not all(isinstance(item, collections.abc.Mapping) for item in items):
+        error = DataError(_mixed_kinds(items, collections.abc.Mapping, "dict"))
+        error.__suppress_context__ = True
+        raise error
 
 
 def _stack_sequences(items, first, axis):
@@ -230,12 +264,31 @@ def _objects(values):
 
 
 def _unbatchable(values, key, exc):
-    where = "" if key is None else f" under key {key!r}"
-    shapes = {_shape(value) for value in values}
-    if len(shapes) > 1:  # a dict or None has the shape ()
-        shown = sorted(("ragged" if shape is None else shape for shape in shapes), key=str)
-        return f"cannot batch the values{where}: their shapes differ ({short_repr(shown)})"
-    return f"cannot batch the values{where}: {exc}"
+    """The message of a batch whose ``values`` (under ``key``) numpy cannot batch.
+
+    It names the first item that differs from the first item, in shape or
+    else in type, or else the first item.
+    """
+    where, has = ("", "is") if key is None else (f" under key {key!r}", "has")
+    shapes = [_shape(value) for value in values]
+    if len(set(shapes)) > 1:  # a dict or None has the shape ()
+        shown = sorted(("ragged" if shape is None else shape for shape in set(shapes)), key=str)
+        at = next(i for i, shape in enumerate(shapes) if shape != shapes[0])
+        return (f"cannot batch the values{where}: their shapes differ ({short_repr(shown)}); "
+                f"item {at} {has} {short_repr(values[at])} ({_shape_text(shapes[at])}), "
+                f"item 0 has {_shape_text(shapes[0])}")
+    kinds = [type(value) for value in values]
+    at = next((i for i, kind in enumerate(kinds) if kind is not kinds[0]), 0)
+    if at:
+        return (f"cannot batch the values{where}: {exc}; item {at} {has} "
+                f"{short_repr(values[at])} ({kinds[at].__name__}), item 0 {has} "
+                f"{short_repr(values[0])} ({kinds[0].__name__})")
+    return (f"cannot batch the values{where}: {exc}; item 0 {has} {short_repr(values[0])} "
+            f"({kinds[0].__name__})")
+
+
+def _shape_text(shape):
+    return "ragged" if shape is None else f"shape {shape}"
 
 
 def _check_keys(name, keys):

@@ -9,6 +9,7 @@
 =================  ========================================================
 """
 
+from ..util import get_rng  # noqa: F401 - pescador's mux module holds it too
 from ._base import BaseMux
 from .chain import ChainMux
 from .round_robin import RoundRobinMux
