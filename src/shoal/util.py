@@ -165,8 +165,10 @@ def rename_kw(old_name, old_value, new_name, new_value, version_deprecated, vers
     ...     warnings.simplefilter("always")
     ...     scale(2, multiplier=5)
     10
-    >>> str(caught[0].message).split("\\n\\t")
-    ["scale() keyword argument 'multiplier' has been renamed to 'factor' in version 1.0.", 'This alias will be removed in version 2.0.']
+    >>> for line in str(caught[0].message).split("\\n\\t"):
+    ...     print(line)
+    scale() keyword argument 'multiplier' has been renamed to 'factor' in version 1.0.
+    This alias will be removed in version 2.0.
     """
     if isinstance(old_value, Deprecated):
         return new_value
@@ -216,8 +218,11 @@ def moved(moved_from, version, version_removed):
     ...     warnings.simplefilter("always")
     ...     old_name(1)
     2
-    >>> str(caught[0].message).split("\\n\\t")
-    ['pkg.old_name', "This function was moved to 'shoal.util.new_name' in version 1.0.", 'This alias will be removed in version 2.0.']
+    >>> for line in str(caught[0].message).split("\\n\\t"):
+    ...     print(line)
+    pkg.old_name
+    This function was moved to 'shoal.util.new_name' in version 1.0.
+    This alias will be removed in version 2.0.
     """
     def mark(function):
         def warn_then_call(func, *args, **kwargs):
@@ -255,8 +260,11 @@ def deprecated(version, version_removed):
     ...     warnings.simplefilter("always")
     ...     old(3)
     3
-    >>> str(caught[0].message).split("\\n\\t")
-    ['shoal.util.old', 'Deprecated as of version 1.0.', 'It will be removed in version 2.0.']
+    >>> for line in str(caught[0].message).split("\\n\\t"):
+    ...     print(line)
+    shoal.util.old
+    Deprecated as of version 1.0.
+    It will be removed in version 2.0.
     """
     def mark(function):
         def warn_then_call(func, *args, **kwargs):
