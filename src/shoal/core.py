@@ -275,7 +275,7 @@ class Streamer:
         return count
 
     def _opened(self, gen):
-        """Return ``gen``, a pass opened for the caller of this stream, counted in :attr:`active`."""
+        """Return ``gen``, a pass opened for this stream's caller, counted in :attr:`active`."""
         passes = self.__dict__.get("_passes")
         if passes is None:
             passes = self.__dict__["_passes"] = weakref.WeakSet()

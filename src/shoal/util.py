@@ -260,8 +260,11 @@ def deprecated(version, version_removed):
     ...     warnings.simplefilter("always")
     ...     old(3)
     3
-    >>> str(caught[0].message).split("\\n\\t")
-    ['shoal.util.old', 'Deprecated as of version 1.0.', 'It will be removed in version 2.0.']
+    >>> for line in str(caught[0].message).split("\\n\\t"):
+    ...     print(line)
+    shoal.util.old
+    Deprecated as of version 1.0.
+    It will be removed in version 2.0.
     """
     def mark(function):
         def warn_then_call(func, *args, **kwargs):
