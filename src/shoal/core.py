@@ -205,8 +205,8 @@ class Streamer:
         self.kwargs = kwargs
         if kind == _ONE_SHOT:
             # An iterator that can be copied restarts from a copy of where it is now.
-            self._start = _restart_copy(source)
-            if self._start is not None:
+            self._start_copy = _restart_copy(source)
+            if self._start_copy is not None:
                 kind = _COPY
         self._kind = kind
         # A map (buffer_stream, ...) knows how to resume through its input.
@@ -329,7 +329,7 @@ class Streamer:
         if kind == _ITERATE:
             return iter(self.source)
         if kind == _COPY:
-            return copy.copy(self._start)
+            return copy.copy(self._start_copy)
         return self._open()
 
     def _child(self, state=None, track=False, key=None):
