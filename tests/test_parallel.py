@@ -12,28 +12,13 @@ import numpy as np
 import pytest
 import worker_sources as sources
 from hang_guard import no_hang
+from leaks import nothing_left_behind  # noqa: F401 (an autouse fixture)
 from resume_checker import assert_resumes_exactly, roundtrip
 
 import shoal
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
-
-
-def shared_memory_left():
-    """The shared-memory files this process made and did not remove."""
-    folder = "/dev/shm"
-    mine = f"shoal-{os.getpid()}-"
-    return [f for f in os.listdir(folder) if f.startswith(mine)] if os.path.isdir(folder) else []
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    """Every test must leave no worker process and no shared memory behind."""
-    yield
-    gc.collect()
-    assert multiprocessing.active_children() == []
-    assert shared_memory_left() == []
 
 
 # -- items ----------------------------------------------------------------------

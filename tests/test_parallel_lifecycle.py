@@ -1,6 +1,5 @@
 """ProcessStreamer's workers: how they stop, how they are seeded, what layout their arrays keep."""
 
-import gc
 import multiprocessing
 import os
 import pickle
@@ -14,26 +13,11 @@ import lifecycle_sources as sources
 import numpy as np
 import pytest
 from hang_guard import no_hang
+from leaks import nothing_left_behind, shared_memory_left  # noqa: F401 (an autouse fixture)
 
 from shoal import ProcessStreamer, RoundRobinMux, Streamer, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
-
-
-def shared_memory_left():
-    """The shared-memory rings this process made and did not remove."""
-    folder = "/dev/shm"
-    mine = f"shoal-{os.getpid()}-"
-    return [f for f in os.listdir(folder) if f.startswith(mine)] if os.path.isdir(folder) else []
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    """Every test must leave no worker process and no shared memory behind."""
-    yield
-    gc.collect()
-    assert multiprocessing.active_children() == []
-    assert shared_memory_left() == []
 
 
 # -- closing ----------------------------------------------------------------------

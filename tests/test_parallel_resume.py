@@ -7,32 +7,20 @@ something to skip), change what the workers would read, and check that the
 resume is exact or refused with a clear error, never silently off.
 """
 
-import gc
 import multiprocessing
-import os
 from collections import Counter
 
 import numpy as np
 import pytest
 import worker_sources as sources
 from hang_guard import no_hang
+from leaks import nothing_left_behind  # noqa: F401 (an autouse fixture)
 from pipelines import PIPELINES, plain
 from resume_checker import roundtrip
 
 import shoal
 import shoal.parallel
 from shoal import ProcessStreamer, ShoalValueError, Streamer, ZMQStreamer
-
-
-@pytest.fixture(autouse=True)
-def nothing_left_behind():
-    """Every test must leave no worker process and no shared memory behind."""
-    yield
-    gc.collect()
-    assert multiprocessing.active_children() == []
-    if os.path.isdir("/dev/shm"):
-        mine = f"shoal-{os.getpid()}-"
-        assert [f for f in os.listdir("/dev/shm") if f.startswith(mine)] == []
 
 
 @pytest.fixture
