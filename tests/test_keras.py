@@ -258,9 +258,10 @@ def counted_chain(reads, limit, mode="cycle"):
 WRAPS = {
     "Streamer": shoal.Streamer,
     "a map": lambda chain: shoal.Streamer(shoal.cache, shoal.Streamer(chain), 1, prob=1.0),
-    "ProcessStreamer": lambda chain: shoal.ProcessStreamer(chain, start_method="fork"),
-    "ProcessStreamer, 2 workers": lambda chain: shoal.ProcessStreamer(chain, n_workers=2,
-                                                                        start_method="fork"),
+    # forkserver, not fork: JAX warns at a fork once it runs (docs/parallel.md).
+    "ProcessStreamer": lambda chain: shoal.ProcessStreamer(chain, start_method="forkserver"),
+    "ProcessStreamer, 2 workers": lambda chain: shoal.ProcessStreamer(
+        chain, n_workers=2, start_method="forkserver"),
     "ZMQStreamer": shoal.ZMQStreamer,
 }
 
@@ -322,7 +323,7 @@ def _endless(reads, limit):
         "a Streamer over a StochasticMux": shoal.Streamer(shoal.StochasticMux(files, 2, 3,
                                                                               random_state=0)),
         "a ProcessStreamer over a RoundRobinMux": shoal.ProcessStreamer(
-            shoal.RoundRobinMux(files, mode="cycle"), start_method="fork"),
+            shoal.RoundRobinMux(files, mode="cycle"), start_method="forkserver"),
     }
 
 
