@@ -368,3 +368,14 @@ def test_an_iterator_class_without_copy_streams_once():
     assert list(stream) == [1, 2, 3]
     with pytest.raises(pescador.SpentSourceError, match="streams once"):
         list(stream)
+
+
+def test_exiting_a_streamer_more_times_than_it_was_entered_is_a_pescador_error():
+    stream = pescador.Streamer(range(3))
+    with pytest.raises(pescador.PescadorError, match=r"exited more times than it was entered"):
+        stream.__exit__(None, None, None)
+    with stream as items:  # a later block still works, and closes its pass
+        assert next(items) == 0
+    assert stream.active == 0
+    with pytest.raises(ValueError, match=r"exited more times than it was entered"):
+        stream.__exit__(None, None, None)

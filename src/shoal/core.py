@@ -606,7 +606,10 @@ class Streamer:
         return gen
 
     def __exit__(self, *exc_info):
-        self.__dict__["_entered"].pop().close()
+        entered = self.__dict__.get("_entered")
+        if not entered:  # as pescador: an error of its own, not a bare one
+            raise ShoalValueError(f"{self!r} was exited more times than it was entered")
+        entered.pop().close()
         return False
 
     def __repr__(self):
