@@ -192,6 +192,18 @@ def _warn_at(function, message):
                            filename=code.co_filename, lineno=code.co_firstlineno + 1)
 
 
+def _warning_on_call(message_of):
+    """A decorator: each call of the function warns ``message_of(function)``, then runs it."""
+    def mark(function):
+        def warn_then_call(func, *args, **kwargs):
+            _warn_at(func, message_of(func))
+            return func(*args, **kwargs)
+
+        return decorate(function, warn_then_call)
+
+    return mark
+
+
 def moved(moved_from, version, version_removed):
     """Mark a function as moved: each call warns that it lives elsewhere now.
 
@@ -224,16 +236,9 @@ def moved(moved_from, version, version_removed):
     This function was moved to 'shoal.util.new_name' in version 1.0.
     This alias will be removed in version 2.0.
     """
-    def mark(function):
-        def warn_then_call(func, *args, **kwargs):
-            _warn_at(func, f"{moved_from:s}\n\tThis function was moved to "
-                           f"'{func.__module__:s}.{func.__name__:s}' in version {version:s}."
-                           f"\n\tThis alias will be removed in version {version_removed:s}.")
-            return func(*args, **kwargs)
-
-        return decorate(function, warn_then_call)
-
-    return mark
+    return _warning_on_call(lambda func: (
+        f"{moved_from:s}\n\tThis function was moved to '{func.__module__:s}.{func.__name__:s}' "
+        f"in version {version:s}.\n\tThis alias will be removed in version {version_removed:s}."))
 
 
 def deprecated(version, version_removed):
@@ -266,12 +271,6 @@ def deprecated(version, version_removed):
     Deprecated as of version 1.0.
     It will be removed in version 2.0.
     """
-    def mark(function):
-        def warn_then_call(func, *args, **kwargs):
-            _warn_at(func, f"{func.__module__:s}.{func.__name__:s}\n\tDeprecated as of version "
-                           f"{version:s}.\n\tIt will be removed in version {version_removed:s}.")
-            return func(*args, **kwargs)
-
-        return decorate(function, warn_then_call)
-
-    return mark
+    return _warning_on_call(lambda func: (
+        f"{func.__module__:s}.{func.__name__:s}\n\tDeprecated as of version {version:s}."
+        f"\n\tIt will be removed in version {version_removed:s}."))
