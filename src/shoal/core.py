@@ -308,9 +308,9 @@ class Streamer:
             return self.source._open(max_iter)
         if kind == _ONE_SHOT:
             return self._open_one_shot(max_iter)
-        return self._run(self._source_iter(), max_iter)
+        return self._run(self._open_items(), max_iter)
 
-    def _source_iter(self):
+    def _open_items(self):
         """Start one pass: return an iterator over the source's items.
 
         Muxes read their streamers through this, without the generator layer
@@ -332,7 +332,7 @@ class Streamer:
             return copy.copy(self._start_copy)
         return self._open()
 
-    def _child(self, state=None, track=False, key=None):
+    def _open_node(self, state=None, track=False, key=None):
         """Open one pass for a reader that tracks state: return ``(node, iterator)``.
 
         ``node`` holds what the pass needs to report and restore its state;
@@ -343,7 +343,7 @@ class Streamer:
         """
         kind = self._kind
         if kind == _DELEGATE:
-            return self.source._child(state, track, key)
+            return self.source._open_node(state, track, key)
         if kind == _ONE_SHOT:
             if state is not None and state.get("given"):
                 raise self._not_rewindable()
@@ -354,10 +354,10 @@ class Streamer:
             opened = self._map_child(self, state, track, key)
             if opened is not None:
                 return opened
-        # A leaf has no node: its state is what _child_state says of its iterator.
-        return None, (self._source_iter() if state is None else self._resumed_iter(state))
+        # A leaf has no node: its state is what _node_state says of its iterator.
+        return None, (self._open_items() if state is None else self._resumed_iter(state))
 
-    def _loaded_state(self, state):
+    def _ready_state(self, state):
         """``state``, the state of a pass opened by :meth:`_child`, checked and made ready.
 
         An iteration calls it once, in ``load_state_dict``, with the state of
@@ -373,7 +373,7 @@ class Streamer:
             return None
         kind = getattr(self, "_kind", None)  # a mux has none: its state is ready
         if kind == _DELEGATE:
-            return self.source._loaded_state(state)
+            return self.source._ready_state(state)
         if kind == _ONE_SHOT and state.get("given"):
             raise self._not_rewindable()
         if kind == _CALL and self._map_child is not None:
@@ -399,7 +399,7 @@ class Streamer:
             return self.source._shoal_map_takes_key(self)
         return False
 
-    def _child_state(self, node, it, n_given):
+    def _node_state(self, node, it, n_given):
         """The state of a pass opened by :meth:`_child`, which gave ``n_given`` items."""
         if node is not None:
             return node.state_dict(n_given)
@@ -411,7 +411,7 @@ class Streamer:
     def _resumed_iter(self, state):
         """An iterator over the source, positioned as ``state`` says."""
         if "source" in state:  # the source's iterator keeps its own state
-            it = self._source_iter()
+            it = self._open_items()
             it.load_state_dict(state["source"])
             return it
         given = state["given"]
@@ -421,7 +421,7 @@ class Streamer:
             bound = inspect.signature(self.source).bind_partial(*self.args, **self.kwargs)
             bound.arguments[start] = given
             return iter(self.source(*bound.args, **bound.kwargs))
-        return skip_items(self, self._source_iter(), given)
+        return skip_items(self, self._open_items(), given)
 
     def _open_one_shot(self, max_iter):
         if self._spent:

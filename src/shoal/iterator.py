@@ -202,7 +202,7 @@ Streamer._stream_iterator = StreamIterator
 def _new_node(stream, cycle, state):
     """The root node of an iteration of ``stream`` that starts where ``state`` says (opens nothing)."""
     if isinstance(stream, BaseMux):
-        return stream._iterator(cycle, state, track=True)
+        return stream._make_node(cycle, state, track=True)
     return _LeafRoot(stream, cycle, state)
 
 
@@ -213,7 +213,7 @@ def loaded_root(stream, state, cycle=False):
     of :meth:`StreamIterator.load_state_dict`: it must be a state of an
     iteration of ``stream`` (its kind, its ``cycle``, each field as the
     stream reads it), and the stream prepares the state of its open pass
-    (see ``Streamer._loaded_state``). Opens nothing: a refused state
+    (see ``Streamer._ready_state``). Opens nothing: a refused state
     leaves everything as it was.
 
     Raises
@@ -245,16 +245,16 @@ def _ready_root(stream, root):
     """``root`` with the state of its open pass made ready; nothing is changed in place.
 
     A stream checks, and prepares, the state of its pass here, when the
-    state is loaded, not at the first item (see ``Streamer._loaded_state``):
+    state is loaded, not at the first item (see ``Streamer._ready_state``):
     a ProcessStreamer refuses here a state it cannot split exactly among
     another number of workers, and reshards once one it can; a mux
     refuses a state of a mux made otherwise, anywhere in its tree.
     """
     if isinstance(stream, BaseMux):
-        return stream._loaded_state(root)
+        return stream._ready_state(root)
     if not isinstance(root, dict) or root.get("child") is None:
         return root  # nothing open to make ready (or a fresh start, as the trial read it)
-    return {**root, "child": stream._loaded_state(root["child"])}
+    return {**root, "child": stream._ready_state(root["child"])}
 
 
 class _Readers:
@@ -322,7 +322,7 @@ class _LeafRoot:
     def state_dict(self, n_given):
         child = self.child_state  # restored, and not opened since
         if self.it is not None:
-            child = self.streamer._child_state(self.node, self.it, n_given - self.offset)
+            child = self.streamer._node_state(self.node, self.it, n_given - self.offset)
         return {"epoch": self.epoch, "offset": self.offset, "yielded": self.yielded,
                 "child": child, "ended": self.ended,
                 "seed": None if self.seed is None else list(self.seed.entropy)}
@@ -334,7 +334,7 @@ class _LeafRoot:
         try:
             while True:
                 key = None if self.seed is None else root_key(self.seed, self.epoch)
-                self.node, self.it = streamer._child(self.child_state, True, key)
+                self.node, self.it = streamer._open_node(self.child_state, True, key)
                 # A chain learns its progress from a counter of its own items.
                 # (The reader may be a counting wrapper: ``self.it`` is what to close.)
                 reader = counted_if_needed(self.node, self.it,

@@ -623,7 +623,7 @@ class _MapNode:
     __slots__ = ("name", "stream", "input_node", "counter", "cache_run", "it")
 
     def input_state(self, n):
-        return self.stream._child_state(self.input_node, self.it, n)
+        return self.stream._node_state(self.input_node, self.it, n)
 
     def state_dict(self, n_given=None):
         n = given(self.counter)
@@ -684,7 +684,7 @@ def _map_child(streamer, state, track, key=None):
     n_input = state["n_input"] if state else 0
     counter = node.counter = counter_at(n_input)
     input_key = None if key is None else below(key, 0, 0, 0)
-    input_node, input_it = stream._child(state and state["input"], track, input_key)
+    input_node, input_it = stream._open_node(state and state["input"], track, input_key)
     try:
         hand_counter(input_node, counter)
         node.stream = stream
@@ -715,7 +715,7 @@ def _map_child(streamer, state, track, key=None):
 def _map_loaded_state(streamer, state):
     """The state of ``Streamer(a map, stream, ...)``, its input's state made ready to load.
 
-    See ``Streamer._loaded_state``: the input (a ProcessStreamer, say) checks
+    See ``Streamer._ready_state``: the input (a ProcessStreamer, say) checks
     and prepares its own state. A state that is not a map's is left to
     :func:`_map_child` to refuse.
     """
@@ -726,7 +726,7 @@ def _map_loaded_state(streamer, state):
         seed = as_seed_sequence(arguments.get("random_state"))
         _check_cache_recipe(state["cache"], _cache_recipe(
             arguments["n_cache"], float(arguments.get("prob", 0.5)), seed))
-    return {**state, "input": stream._loaded_state(state["input"])}
+    return {**state, "input": stream._ready_state(state["input"])}
 
 
 def _map_shard(streamer, index, count):

@@ -293,7 +293,7 @@ class ProcessStreamer(Streamer):
         # Each worker stops after max_iter items; the consumer takes max_iter in all.
         return gen if max_iter is None or self.n_workers == 1 else limited(gen, max_iter)
 
-    def _source_iter(self):
+    def _open_items(self):
         return self._open()
 
     # Resumable iteration: the workers send their shares' states with their
@@ -302,12 +302,12 @@ class ProcessStreamer(Streamer):
     _plain_leaf = False
     _takes_key = False
 
-    def _child(self, state=None, track=False, key=None):
+    def _open_node(self, state=None, track=False, key=None):
         # The workers run the stream as a root: no key reaches another process.
         node = _ProcessIterator(self, None, track, state)
         return node, node.run()
 
-    def _loaded_state(self, state):
+    def _ready_state(self, state):
         # Checked when it is loaded, and a state saved with another number of
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
@@ -495,7 +495,7 @@ class _ProcessIterator:
         # A state a StreamIterator loaded is ready (checked, and resharded if
         # need be): this checks it again, which is cheap. One a mux restores
         # is made ready here.
-        state = recipe._loaded_state(state)
+        state = recipe._ready_state(state)
         self.starts = [(share["state"], share["skip"], share.get("ahead"))
                        for share in state["shares"]]
         self.running = list(state["running"])

@@ -2,11 +2,11 @@
 
 import copy
 import inspect
-from typing import NamedTuple
 
 import numpy as np
 
 from .._checks import check_recipe, check_share, check_weights, is_iterable, short_repr
+from .._contract import NEW, Progress
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence, seed_to_plain, share_seed
@@ -38,27 +38,11 @@ def open_child(streamer, state, track, counter, key=None):
 
     ``key`` is the activation's key (see ``TreeSeed.child``).
     """
-    node, it = streamer._child(state, track, key)
+    node, it = streamer._open_node(state, track, key)
     hand_counter(node, counter)
     return node, it
 
 
-class Progress(NamedTuple):
-    """How far one streamer is in a pass, when the pass is split anew among shares.
-
-    Not started: ``Progress(False, 0, None)``; in progress:
-    ``Progress(False, n, state, key)``, ``n`` items given, ``state`` its
-    pass's state and ``key`` the key it was opened with (as plain values,
-    None for a plain streamer), which it keeps; done: ``Progress(True, n, None)``.
-    """
-
-    done: bool
-    n: int
-    state: object
-    key: object = None
-
-
-NEW = Progress(False, 0, None)
 
 
 def weight_spec(weights, n_streams):
@@ -132,14 +116,14 @@ def open_counted(streamer, track, state=None, key=None):
     if track or streamer._takes_key:
         node, it = open_child(streamer, state and state["state"], track, counter, key)
     else:
-        node, it = None, streamer._source_iter()
+        node, it = None, streamer._open_items()
     return node, it, counter
 
 
 def counted_state(streamer, node, it, counter, track):
     """The state of a pass opened by :func:`open_counted`."""
     n = given(counter)
-    return {"n": n, "state": streamer._child_state(node, it, n) if track else None}
+    return {"n": n, "state": streamer._node_state(node, it, n) if track else None}
 
 
 def restored_node(stream, state, make):
@@ -272,7 +256,7 @@ class BaseMux(Streamer):
     def source(self):
         return self.streamers
 
-    def _iterator(self, cycle=False, state=None, track=False, key=None):
+    def _make_node(self, cycle=False, state=None, track=False, key=None):
         """Build the iterator object of one iteration (subclasses).
 
         With ``cycle``, the iterator starts a new pass whenever one ends;
@@ -284,21 +268,21 @@ class BaseMux(Streamer):
         raise NotImplementedError
 
     def _open(self, max_iter=None, cycle=False):
-        gen = self._iterator(cycle).run()
+        gen = self._make_node(cycle).run()
         return gen if max_iter is None else limited(gen, max_iter)
 
-    def _child(self, state=None, track=False, key=None):
+    def _open_node(self, state=None, track=False, key=None):
         if state is None:
-            node = self._iterator(False, state, track, key)
+            node = self._make_node(False, state, track, key)
         else:
-            node = restored_node(self, state, lambda: self._iterator(False, state, track, key))
+            node = restored_node(self, state, lambda: self._make_node(False, state, track, key))
         return node, node.run()
 
     def _open_cycle(self, max_iter):
         # The iterator starts each new pass itself: no generator layer on top.
         return self._open(max_iter, cycle=True)
 
-    def _source_iter(self):
+    def _open_items(self):
         return self._open()
 
     def _settings(self):
@@ -314,10 +298,10 @@ class BaseMux(Streamer):
         """
         return {"random_state": seed_to_plain(self._seed)}
 
-    def _loaded_state(self, state):
+    def _ready_state(self, state):
         """``state``, the state of a pass of this mux, checked and made ready.
 
-        See ``Streamer._loaded_state``: called once, in ``load_state_dict``.
+        See ``Streamer._ready_state``: called once, in ``load_state_dict``.
         The state must be of a mux made as this one (:func:`check_state`),
         and the states of its open streamers are handed to them, so that a
         state of a stream made otherwise, anywhere in the tree, is refused
@@ -326,25 +310,25 @@ class BaseMux(Streamer):
         if state is None:
             return None
         check_state(state, self)
-        return self._loaded_children(state)
+        return self._ready_children(state)
 
-    def _loaded_children(self, state):
-        """``state``, the states of its open streamers made ready (see :meth:`_loaded_state`)."""
+    def _ready_children(self, state):
+        """``state``, the states of its open streamers made ready (see :meth:`_ready_state`)."""
         children = state.get("children")
         if not isinstance(children, dict) or not children:
             return state
-        ready = {index: {**child, "state": self._loaded_child(int(index), child.get("state"))}
+        ready = {index: {**child, "state": self._ready_child(int(index), child.get("state"))}
                  for index, child in children.items()}
         return {**state, "children": ready}
 
-    def _loaded_child(self, index, state, streamer=None):
+    def _ready_child(self, index, state, streamer=None):
         """The state of streamer ``index`` of this mux (``streamer``), made ready by it."""
         if state is None:
             return None
         if streamer is None:
             streamer = self.streamers[index]
         try:
-            return streamer._loaded_state(state)
+            return streamer._ready_state(state)
         except ShoalError as exc:
             add_note(exc, f"in the state of streamers[{index}] of {self!r}")
             raise

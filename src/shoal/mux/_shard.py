@@ -9,18 +9,14 @@ passed over. That is exact when a streamer's items do not depend on the
 share it runs in, and each streamer runs once per pass.
 """
 
+from .._contract import FINISHED, NEW, Progress
 from .._iterutil import add_note
 from ..exceptions import ShoalValueError
-from ._base import NEW, Progress
 from .chain import ChainMux, _ChainIterator
 from .round_robin import RoundRobinMux, _RoundRobinIterator
 from .stochastic import StochasticMux, _StochasticIterator
 
 __all__ = ["FINISHED", "reshard_mux", "refusal"]
-
-#: The state of a share whose pass ended (every streamer done), where no
-#: state of the mux's own was kept.
-FINISHED = "finished"
 
 _ITERATORS = (
     (ChainMux, _ChainIterator),

@@ -172,7 +172,7 @@ class ChainMux(BaseMux):
         streamers = self.streamers
         return streamers[index] if index < len(streamers) else None
 
-    def _iterator(self, cycle=False, state=None, track=False, key=None):
+    def _make_node(self, cycle=False, state=None, track=False, key=None):
         return _ChainIterator(self, cycle or self.mode == "cycle", state, track, key)
 
     def _lazy_count(self):
@@ -224,21 +224,21 @@ class ChainMux(BaseMux):
     def _recipe(self):
         return {**super()._recipe(), "mode": self.mode}
 
-    def _loaded_children(self, state):
+    def _ready_children(self, state):
         # The open streamer's state, and those of streamers to resume (resharded).
         ready = {}
         index, child = state.get("index"), state.get("child")
         if child is not None and isinstance(index, int) and self._source is None:
             streamer = self._streamer(index)
             if streamer is not None:
-                ready["child"] = self._loaded_child(index, child, streamer)
+                ready["child"] = self._ready_child(index, child, streamer)
         resume = state.get("resume")
         if isinstance(resume, dict) and resume and self._source is None:
             entries = {}
             for j, entry in resume.items():
                 streamer = self._streamer(int(j))
                 if streamer is not None and isinstance(entry, dict):
-                    entry = {**entry, "state": self._loaded_child(int(j), entry.get("state"),
+                    entry = {**entry, "state": self._ready_child(int(j), entry.get("state"),
                                                                   streamer)}
                 entries[j] = entry
             ready["resume"] = entries
@@ -318,7 +318,7 @@ class _ChainIterator:
     def state_dict(self, n_given=None):
         child = self.child_state  # restored, and not opened since
         if self.sub is not None:
-            child = self.streamer._child_state(self.node, self.sub, self._given() - self.offset)
+            child = self.streamer._node_state(self.node, self.sub, self._given() - self.offset)
         state = {
             "type": "ChainMux",
             "n_streams": self.mux._lazy_count(),
@@ -403,13 +403,13 @@ class _ChainIterator:
         # muxes repeats exactly; in an unseeded tree, unseeded muxes draw afresh.
         key = self.seed.child(0, self.index, 0, self.epoch) if streamer._takes_key else None
         if not self.track or self.out_counter is None:
-            sub = streamer._source_iter() if key is None else streamer._child(None, False, key)[1]
+            sub = streamer._open_items() if key is None else streamer._open_node(None, False, key)[1]
             return sub, sub
         entry = self.resume.pop(self.index, None) if self.resume else None
         if entry is not None:  # resharded: it had given entry["n"] items
             self.child_state = entry["state"]
             self.offset = self._given() - entry["n"]
-        node, sub = streamer._child(self.child_state, True, key)
+        node, sub = streamer._open_node(self.child_state, True, key)
         self.child_state = None
         self.node = node
         self.sub = sub

@@ -63,7 +63,7 @@ class RoundRobinMux(BaseMux):
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle", "permuted_cycle"))
         super().__init__(streamers, random_state=random_state)
 
-    def _iterator(self, cycle=False, state=None, track=False, key=None):
+    def _make_node(self, cycle=False, state=None, track=False, key=None):
         return _RoundRobinIterator(self, cycle or self.mode != "exhaustive", state, track, key)
 
     def _settings(self):

@@ -90,7 +90,7 @@ class ShuffledMux(BaseMux):
         return {**super()._recipe(), "weights": weights_recipe(self),
                 "reseed_each_epoch": self.reseed_each_epoch}
 
-    def _iterator(self, cycle=False, state=None, track=False, key=None):
+    def _make_node(self, cycle=False, state=None, track=False, key=None):
         return _ShuffledIterator(self, cycle, state, track, key)
 
 

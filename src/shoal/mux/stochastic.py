@@ -211,7 +211,7 @@ class StochasticMux(BaseMux):
                 "holds an open iterator, and all are opened before the first item"
             )
 
-    def _iterator(self, cycle=False, state=None, track=False, key=None):
+    def _make_node(self, cycle=False, state=None, track=False, key=None):
         return _StochasticIterator(self, cycle, state, track, key)
 
     def _recipe(self):
@@ -226,21 +226,21 @@ class StochasticMux(BaseMux):
             "reseed_each_epoch": self.reseed_each_epoch,
         }
 
-    def _loaded_children(self, state):
+    def _ready_children(self, state):
         # The states of the open slots, and those of streamers to resume (resharded).
         ready = {}
         slots = state.get("slots")
         if isinstance(slots, list) and slots:
             ready["slots"] = [
                 slot if not isinstance(slot, list) or len(slot) < 4 or slot[3] is None
-                else [*slot[:3], self._loaded_child(slot[0], slot[3]), *slot[4:]]
+                else [*slot[:3], self._ready_child(slot[0], slot[3]), *slot[4:]]
                 for slot in slots
             ]
         resume = state.get("resume")
         if isinstance(resume, dict) and resume:
             ready["resume"] = {
                 sid: entry if not isinstance(entry, list) or len(entry) != 2
-                else [entry[0], self._loaded_child(int(sid), entry[1])]
+                else [entry[0], self._ready_child(int(sid), entry[1])]
                 for sid, entry in resume.items()
             }
         return {**state, **ready} if ready else state
@@ -513,7 +513,7 @@ class _StochasticIterator(Reweighable):
             n = given(self.counters[k])
             state = None
             if self.track:
-                state = self.streamers[sid]._child_state(self.nodes[k], self.iters[k], n)
+                state = self.streamers[sid]._node_state(self.nodes[k], self.iters[k], n)
             slots.append([sid, self.limits[k], n, state, self.activation_numbers[k]])
         draws = {name: supply.state() for name, supply in self._supplies().items()}
         if self.mux.mode == "exhaustive":
@@ -762,7 +762,7 @@ class _StochasticIterator(Reweighable):
                 key = self._child_key(sid, number)
                 node, it = open_child(streamer, None, self.track, counter, key)
             elif streamer._plain_leaf or not self.track:
-                node, it = None, streamer._source_iter()
+                node, it = None, streamer._open_items()
             else:
                 node, it = open_child(streamer, None, True, counter)
         except Exception as exc:
