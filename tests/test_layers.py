@@ -16,7 +16,7 @@ import shoal
 
 # Lowest first. A module added to shoal must be given its layer here.
 LAYERS = [
-    ("helpers", ["_version", "version", "exceptions", "_checks", "_iterutil", "_counter", "_contract",
+    ("helpers", ["_version", "version", "exceptions", "_checks", "_iterutil", "_counter", "_schema", "_contract",
                  "_random", "util"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",

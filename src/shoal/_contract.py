@@ -52,11 +52,16 @@ What a recipe offers
 ``_node_state(node, iterator, n_given) -> state``
     The state of a pass opened by ``_open_node``, which gave ``n_given``
     items: plain values (JSON-able), of the same shape for the pass's life.
-``_ready_state(state) -> state``
+``_ready_state(state, path="state", n_given=None) -> state``
     Check a saved state of a pass, once, when a state is loaded, and make
-    it ready (a worker stream reshards it here). Refuses, with a
-    :class:`~shoal.ShoalValueError` naming the field, a state that does not
-    fit, anywhere down the tree; opens nothing and runs no user code.
+    it ready (a worker stream reshards it here). The kind checks its own
+    fields with its schema (``shoal._schema``), then hands each child's
+    state to the child's recipe. ``path`` says where the state is in the
+    saved tree, for the message; ``n_given`` is the count of items its
+    parent recorded for it (None where unknown), which a leaf must match.
+    Refuses, with a :class:`~shoal.ShoalValueError` naming the path, a
+    state that does not fit, anywhere down the tree; opens nothing and runs
+    no user code.
 ``_root_node(cycle, state) -> node``
     The node of a whole iteration (:class:`~shoal.StreamIterator`).
 ``_takes_key``
@@ -146,7 +151,7 @@ class Recipe:
     def _node_state(self, node, it, n_given):
         return node.state_dict(n_given)
 
-    def _ready_state(self, state):
+    def _ready_state(self, state, path="state", n_given=None):
         return state
 
     def _share_refusal(self, count):
