@@ -40,13 +40,13 @@ from itertools import islice
 
 import numpy as np
 
-from ._checks import check_choice, check_int, short_repr, state_difference
-from ._iterutil import END, add_note, limited
-from ._random import iteration_seed, share_seed
-from .core import Streamer
-from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
-from .iterator import loaded_root, reshard_states
-from .mux._base import BaseMux, as_streamer, check_flag, restored_node
+from .._checks import check_choice, check_int, short_repr, state_difference
+from .._iterutil import END, add_note, limited
+from .._random import iteration_seed, share_seed
+from ..core import Streamer
+from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
+from ..iterator import loaded_root, reshard_states
+from ..mux._base import BaseMux, as_streamer, check_flag, restored_node
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 
