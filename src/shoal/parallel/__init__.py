@@ -30,7 +30,6 @@ import random
 import resource
 import signal
 import sys
-import tempfile
 import threading
 import time
 import traceback
@@ -47,24 +46,16 @@ from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from ..iterator import loaded_root, reshard_states
 from ..mux._base import BaseMux, as_streamer, check_flag, restored_node
+from ._ring import SHARED_MIN_BYTES, InRing, Ring, Writer, keep_small, max_ring_bytes
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 
-#: Buffers at least this large cross through shared memory, not the pipe.
-SHARED_MIN_BYTES = 64 * 1024
 #: A worker sends a batch when it holds this many items...
 BATCH_ITEMS = 64
 #: ...or this many seconds after its first item, whatever its generator does next.
 BATCH_SECONDS = 0.002
 #: ...or when its arrays fill this many bytes of the ring (or an eighth of it).
 RING_FLUSH_BYTES = 2**20
-#: A worker's ring is handed out in chunks of this many bytes (or the whole
-#: ring, if it is smaller).
-CHUNK_BYTES = 64 * 1024
-#: A worker keeps at most this many bytes of arrays in flight in its ring, or
-#: WINDOW_ITEMS of its largest item, whichever is more.
-RING_WINDOW_BYTES = 4 * 2**20
-WINDOW_ITEMS = 4
 #: A worker takes its share's state at most once per this many times what it costs.
 SNAPSHOT_RATIO = 100
 #: The most workers a ProcessStreamer runs (each is a process with a pipe and a ring).
@@ -74,7 +65,6 @@ _POLL = 0.05
 #: How often a worker checks that its consumer is alive.
 _WATCH = 0.1
 _PR_SET_PDEATHSIG = 1
-_SHM_PREFIX = "shoal-"
 _SEM_VALUE_MAX = 2**31 - 1  # what a semaphore can count to (SEM_VALUE_MAX on Linux)
 
 _WORKER = None  # (index, n_workers) inside a worker process
@@ -260,7 +250,7 @@ class ProcessStreamer(Streamer):
                                                                              item_timeout)
         self.shared_memory_bytes = check_int("shared_memory_bytes", shared_memory_bytes,
                                              minimum=mmap.PAGESIZE)
-        limit = _max_ring_bytes(self.n_workers)
+        limit = max_ring_bytes(self.n_workers)
         if self.shared_memory_bytes > limit:
             raise ShoalValueError(
                 f"shared_memory_bytes must be <= {limit} (the shared-memory file system holds "
@@ -380,16 +370,6 @@ def _max_workers():
     return max(1, min(MAX_WORKERS, (soft - 64) // 4))
 
 
-def _max_ring_bytes(n_workers):
-    """The largest ring each of ``n_workers`` may have: their rings share the file system."""
-    try:
-        stat = os.statvfs(_shared_memory_folder())
-        total = stat.f_blocks * stat.f_frsize
-    except (AttributeError, OSError):
-        total = 2**48
-    return max(mmap.PAGESIZE, total // n_workers // mmap.PAGESIZE * mmap.PAGESIZE)
-
-
 class ZMQStreamer(ProcessStreamer):
     """pescador's ZMQStreamer: a stream in one background process.
 
@@ -459,8 +439,7 @@ class _Worker:
     (see :func:`_resumed_share`), or None.
     """
 
-    __slots__ = ("index", "process", "conn", "credits", "ring", "ring_path", "taken", "chunks",
-                 "view", "chunk", "copy_out",
+    __slots__ = ("index", "process", "conn", "credits", "ring",
                  "queue", "ready", "done", "error", "since", "received", "snapshots", "base",
                  "ahead")
 
@@ -561,7 +540,7 @@ class _ProcessIterator:
         queue = worker.queue
         for _ in range(len(queue)):
             item = queue.popleft()
-            queue.append(item.load() if type(item) is _InRing else item)
+            queue.append(item.load() if type(item) is InRing else item)
 
     # -- starting and stopping
 
@@ -569,7 +548,6 @@ class _ProcessIterator:
         recipe = self.recipe
         context = recipe._context()
         self.stop = context.Event()
-        folder = _shared_memory_folder()
         # A worker dies with its consumer (see _guard_parent): through the
         # kernel, where the thread that starts it is the main thread.
         parent = os.getpid() if context.get_start_method() in ("fork", "spawn") else None
@@ -580,24 +558,10 @@ class _ProcessIterator:
         for index in self.running:
             worker = _Worker()
             worker.index = index
-            worker.ring = worker.conn = worker.view = None
-            # Named after this process, so that what it leaves can be found.
-            fd, worker.ring_path = tempfile.mkstemp(prefix=f"{_SHM_PREFIX}{os.getpid()}-",
-                                                    dir=folder)
+            worker.ring = worker.conn = None
             receiver = sender = None
             try:
-                try:
-                    os.ftruncate(fd, recipe.shared_memory_bytes)
-                    worker.ring = mmap.mmap(fd, recipe.shared_memory_bytes)
-                finally:
-                    os.close(fd)
-                worker.taken = context.RawValue("Q", 0)  # ring bytes the consumer took
-                worker.chunk = min(CHUNK_BYTES, recipe.shared_memory_bytes)
-                # Which chunks of the ring hold an item's arrays (1) or are free
-                # (0): the worker marks them used, the consumer frees them.
-                worker.chunks = context.RawArray("B", recipe.shared_memory_bytes // worker.chunk)
-                worker.view = memoryview(worker.ring)
-                worker.copy_out = recipe._copy_out
+                ring = worker.ring = Ring(context, recipe.shared_memory_bytes, recipe._copy_out)
                 worker.credits = context.Semaphore(recipe.prefetch)
                 receiver, sender = context.Pipe(duplex=False)
                 _RECEIVERS.add(receiver)  # no process forked from now on keeps it open
@@ -607,13 +571,13 @@ class _ProcessIterator:
                     "index": index, "n_workers": recipe.n_workers, "share": recipe._shares[index],
                     "max_iter": self.max_iter, "track": self.track, "start": start, "skip": skip,
                     "ahead": ahead,
-                    "prefetch": recipe.prefetch, "chunk": worker.chunk,
-                    "ring_path": worker.ring_path, "ring_size": recipe.shared_memory_bytes,
+                    "prefetch": recipe.prefetch, "chunk": ring.chunk,
+                    "ring_path": ring.path, "ring_size": ring.size,
                     "parent": parent, "pdeathsig": use_pdeathsig, "seed": seed,
                 }
                 worker.process = context.Process(
                     target=_worker_main,
-                    args=(config, sender, worker.credits, self.stop, worker.taken, worker.chunks),
+                    args=(config, sender, worker.credits, self.stop, ring.taken, ring.chunks),
                     daemon=True,
                     name=f"shoal-worker-{index}",
                 )
@@ -625,12 +589,8 @@ class _ProcessIterator:
                 for end in (receiver, sender):
                     if end is not None:
                         end.close()
-                if worker.view is not None:
-                    worker.view.release()
                 if worker.ring is not None:
                     worker.ring.close()
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(worker.ring_path)
                 raise
             sender.close()  # the worker has its own end now
             worker.queue = collections.deque()
@@ -644,10 +604,7 @@ class _ProcessIterator:
 
     def _unlink_rings(self):
         for worker in self.workers:
-            if worker.ring_path is not None:
-                with contextlib.suppress(FileNotFoundError):
-                    os.unlink(worker.ring_path)
-                worker.ring_path = None
+            worker.ring.unlink()
 
     def _shut_down(self):
         try:
@@ -693,12 +650,7 @@ class _ProcessIterator:
         for worker in self.workers:
             with contextlib.suppress(Exception):
                 worker.conn.close()
-            # Arrays the consumer still holds keep their part of the ring
-            # mapped (then these raise, and the ring goes with the last of them).
-            with contextlib.suppress(Exception):
-                worker.view.release()
-            with contextlib.suppress(Exception):
-                worker.ring.close()
+            worker.ring.close()
             with contextlib.suppress(Exception):
                 worker.process.close()
 
@@ -767,7 +719,7 @@ class _ProcessIterator:
                     queue.append(loads(segment[1]))
                     received += 1
                 elif tag == "r":  # read out of the ring when the consumer takes it
-                    queue.append(_InRing(worker, *segment[1:]))
+                    queue.append(InRing(worker.ring, *segment[1:]))
                     received += 1
                 else:  # "s": the share's state after the worker's k-th item
                     worker.snapshots.append(segment[1:])
@@ -834,7 +786,7 @@ class _ProcessIterator:
             # Take this worker's turn, then the next one's, as long as their items are here.
             while True:
                 item = queue.popleft()
-                if type(item) is _InRing:
+                if type(item) is InRing:
                     item = item.load()
                 credits.release()
                 position += 1
@@ -858,7 +810,7 @@ class _ProcessIterator:
                     release = worker.credits.release
                     while queue:
                         item = queue.popleft()
-                        if type(item) is _InRing:
+                        if type(item) is InRing:
                             item = item.load()
                         release()
                         yield item
@@ -885,55 +837,6 @@ class _ProcessIterator:
             for worker in waiting:
                 if worker.conn in ready or worker.process.sentinel in ready:
                     self._receive(worker)
-
-
-class _InRing:
-    """An item whose large buffers wait in chunks of its worker's ring.
-
-    When the consumer takes the item, its arrays are views into the ring
-    (writable, and the worker does not touch their chunks until they are
-    freed): the chunks are freed when the last array using them is garbage.
-    While half the ring or more is in use, they are copied out instead and
-    the chunks freed at once, so that arrays a consumer keeps (in a cache, a
-    list) never hold the whole ring; and a worker that finds no room while
-    the consumer has taken all it sent sends through the pipe instead.
-    """
-
-    __slots__ = ("worker", "data", "table", "size")
-
-    def __init__(self, worker, data, table, size):
-        self.worker = worker
-        self.data = data
-        self.table = table
-        self.size = size  # the bytes it holds in the ring
-
-    def load(self):
-        worker = self.worker
-        view, chunks, chunk = worker.view, worker.chunks, worker.chunk
-        buffers = []
-        if not worker.copy_out and 2 * bytes(chunks).count(0) >= len(chunks):
-            pid = os.getpid()
-            for offset, size in self.table:
-                holder = np.frombuffer(view[offset:offset + size], dtype=np.uint8)
-                weakref.finalize(holder, _free_chunks, chunks, offset // chunk,
-                                 -(-size // chunk), pid)
-                buffers.append(holder)
-        else:
-            for offset, size in self.table:
-                buffers.append(bytearray(view[offset:offset + size]))
-                _free_chunks(chunks, offset // chunk, -(-size // chunk))
-        worker.taken.value += self.size
-        return pickle.loads(self.data, buffers=buffers)
-
-
-def _free_chunks(chunks, first, count, pid=None):
-    """Mark ``count`` chunks of a ring free from ``first`` on (the worker may reuse them).
-
-    Only in the consumer's process (``pid``): a process forked from it
-    shares the arrays, and dropping its references frees nothing.
-    """
-    if pid is None or pid == os.getpid():
-        chunks[first:first + count] = bytes(count)
 
 
 def _saved_shares(state):
@@ -1137,11 +1040,9 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
     parent = _guard_parent(config["parent"], config["pdeathsig"])
     sender = source = None
     try:
-        with open(config["ring_path"], "r+b") as f:
-            ring = mmap.mmap(f.fileno(), config["ring_size"])
+        ring = Writer(config["ring_path"], config["ring_size"], config["chunk"], chunks, taken)
         conn.send_bytes(pickle.dumps(("ready", None)))
-        sender = _Sender(conn, ring, config["ring_size"], taken, chunks, config["chunk"], stop,
-                         parent, credits, config["prefetch"])
+        sender = _Sender(conn, ring, stop, parent, credits, config["prefetch"])
         share = config["share"]
 
         credit = sender.credit
@@ -1243,8 +1144,7 @@ class _Sender:
     the consumer: if it dies, the worker kills itself.
     """
 
-    def __init__(self, conn, ring, ring_size, taken, chunks, chunk, stop, parent, credits,
-                 prefetch):
+    def __init__(self, conn, ring, stop, parent, credits, prefetch):
         self.conn = conn
         # One credit per item: the consumer returns it when it takes the item
         # (after it freed the item's ring space). A worker out of credit
@@ -1255,19 +1155,7 @@ class _Sender:
         self.try_credit = functools.partial(credits.acquire, False)
         self.held = 0  # credits taken and not used yet
         self.refill = max(1, min(prefetch // 4, BATCH_ITEMS))
-        self.ring = ring
-        self.ring_size = ring_size
-        # The ring is handed out in chunks: an array goes in the first run
-        # of free chunks that holds it, so a ring the consumer keeps up with
-        # reuses its first chunks, which stay in the processor's cache.
-        self.chunks = chunks  # shared: 1 used, 0 free (the consumer frees them)
-        self.chunk = chunk  # bytes: as the consumer counts them
-        # A worker keeps at most WINDOW_ITEMS of its largest item, or
-        # RING_WINDOW_BYTES, in the ring ahead of the consumer: so the
-        # consumer reads what the worker wrote while it is still in cache.
-        self.taken = taken  # ring bytes the consumer took (shared)
-        self.sent = 0  # ring bytes sent
-        self.window = min(ring_size, RING_WINDOW_BYTES)
+        self.ring = ring  # a Writer
         self.stop = stop
         self.parent = parent
         # The batch: pickled items (data, their buffers' (offset, size) in the
@@ -1279,7 +1167,7 @@ class _Sender:
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
         self.ring_bytes = 0  # bytes the batch holds in the ring
         # Send a large share of the ring at once: the consumer can start on it.
-        self.ring_flush = min(RING_FLUSH_BYTES, ring_size // 8)
+        self.ring_flush = min(RING_FLUSH_BYTES, ring.size // 8)
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set when a batch starts
         self.closing = False
@@ -1367,56 +1255,17 @@ class _Sender:
 
     def _add_pickled(self, item):
         large = []
-        data = pickle.dumps(item, protocol=5, buffer_callback=lambda b: _keep_small(b, large))
+        data = pickle.dumps(item, protocol=5, buffer_callback=lambda b: keep_small(b, large))
         if large:
-            views = [buffer.raw() for buffer in large]
-            places = self._place([view.nbytes for view in views])
-            if places is not None:
-                ring = self.ring
-                for (offset, size), view in zip(places, views):
-                    ring[offset:offset + size] = view
-                total = sum(size for _, size in places)
+            written = self.ring.put([buffer.raw() for buffer in large], self._wait_for_consumer)
+            if written is not None:
+                places, total = written
                 self.batch.append(("r", data, places, total))
-                self.sent += total
                 self.ring_bytes += total
                 return
             # No room in the ring for it: it goes in the pipe.
             data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
         self.batch.append(("p", data))
-
-    def _place(self, sizes):
-        """Chunks of the ring for buffers of ``sizes`` bytes: their ``(offset, size)``, or None.
-
-        Waits for the consumer to take the items in flight while there is
-        no room; None if the item does not fit even then (larger than the
-        ring, or the arrays the consumer holds leave no room for it).
-        """
-        total = sum(sizes)
-        if total > self.ring_size:
-            return None
-        if WINDOW_ITEMS * total > self.window:
-            self.window = min(self.ring_size, WINDOW_ITEMS * total)
-        chunk, chunks, taken = self.chunk, self.chunks, self.taken
-        while True:
-            if self.sent + total - taken.value > self.window:
-                self._wait_for_consumer()
-                continue
-            free = bytearray(chunks)
-            places = []
-            for size in sizes:
-                count = -(-size // chunk)
-                first = free.find(bytes(count))
-                if first < 0:
-                    break
-                free[first:first + count] = b"\x01" * count
-                places.append((first, count, size))
-            else:
-                for first, count, _ in places:
-                    chunks[first:first + count] = b"\x01" * count
-                return [(first * chunk, size) for first, _, size in places]
-            if taken.value >= self.sent:
-                return None  # nothing in flight: the consumer holds the rest
-            self._wait_for_consumer()
 
     def _wait_for_consumer(self):
         """Send the batch, and wait for the consumer to take an item."""
@@ -1487,15 +1336,3 @@ def _unpack_run(keys, layouts, n, blocks):
             column = [column[i:i + 1].reshape(()) for i in range(n)]
         columns.append(column)
     return [dict(zip(keys, row)) for row in zip(*columns)]
-
-
-def _keep_small(buffer, large):
-    """pickle's buffer_callback: small buffers stay in the pickle, large ones are collected."""
-    if memoryview(buffer).nbytes < SHARED_MIN_BYTES:
-        return True
-    large.append(buffer)
-    return False
-
-
-def _shared_memory_folder():
-    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()

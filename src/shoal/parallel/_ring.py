@@ -1,0 +1,278 @@
+"""The ring: the shared memory through which a worker sends large buffers.
+
+A worker sends the large buffers of its items (those of SHARED_MIN_BYTES or
+more: the data of large numpy arrays) through a ring of shared memory, not
+through its pipe: it copies each buffer into the ring, and the consumer's
+arrays are views of it. Both sides are here: :class:`Ring` and
+:class:`InRing` are the consumer's, :class:`Writer` is the worker's.
+
+Who owns which chunk
+--------------------
+The ring is a file of ``size`` bytes in shared memory, handed out in chunks
+of ``chunk`` bytes (CHUNK_BYTES, or the whole ring if it is smaller). A
+table in shared memory, ``chunks``, has a byte per chunk that says whose the
+chunk is:
+
+0: free
+    The worker's. The consumer holds nothing there; the worker may write it.
+1: used
+    The consumer's. It holds part of a buffer the worker sent (of an item on
+    its way, in the consumer's queue, or in an array the consumer's code
+    holds); the worker does not touch it.
+
+Each side turns a chunk only one way, so no lock is needed:
+
+- the worker turns free chunks used (:meth:`Writer.put`), then writes the
+  buffer there, then sends the item, which names where its buffers are. A
+  buffer takes a run of consecutive chunks, the first run of free ones
+  that holds it: a ring the consumer keeps up with reuses its first
+  chunks, which stay in the processor's cache.
+- the consumer turns them free (:func:`free_chunks`) once it holds nothing
+  there: when the last array viewing them is garbage, or at once when it
+  copies the buffer out. It copies out while half the ring or more is
+  used, so that arrays a consumer keeps (in a cache, a list) never hold the
+  whole ring, and always where asked to (a ZMQStreamer with ``copy=True``).
+  Only the consumer's process frees chunks: a process forked from it shares
+  its arrays, and dropping them there frees nothing.
+
+The window
+----------
+``taken``, a count in shared memory, is the ring bytes of the items the
+consumer took; the worker counts those it sent. It keeps at most ``window``
+bytes in flight (sent, not taken): RING_WINDOW_BYTES, or WINDOW_ITEMS of its
+largest item, so that the consumer reads what the worker wrote while it is
+still in the processor's cache. While there is no room (the window is full,
+or no run of free chunks holds the buffer), the worker sends what it holds
+and waits for the consumer to take an item. If nothing is in flight and
+there is still no room (the consumer's arrays hold the rest), or the
+buffers are larger than the ring, the item goes through the pipe instead.
+
+The file
+--------
+The consumer makes the file, named after its process (``shoal-<pid>-...``)
+so that what a crash leaves can be found, and maps it; the worker maps it
+and says it is ready; the consumer removes the file once every worker is
+ready, or when the iteration stops. A mapping lives on while arrays view it.
+"""
+
+import contextlib
+import mmap
+import os
+import pickle
+import tempfile
+import weakref
+
+import numpy as np
+
+__all__ = [
+    "SHARED_MIN_BYTES",
+    "CHUNK_BYTES",
+    "RING_WINDOW_BYTES",
+    "WINDOW_ITEMS",
+    "Ring",
+    "InRing",
+    "Writer",
+    "free_chunks",
+    "keep_small",
+    "shared_memory_folder",
+    "max_ring_bytes",
+]
+
+#: Buffers at least this large cross through shared memory, not the pipe.
+SHARED_MIN_BYTES = 64 * 1024
+#: A worker's ring is handed out in chunks of this many bytes (or the whole
+#: ring, if it is smaller).
+CHUNK_BYTES = 64 * 1024
+#: A worker keeps at most this many bytes of buffers in flight in its ring, or
+#: WINDOW_ITEMS of its largest item, whichever is more.
+RING_WINDOW_BYTES = 4 * 2**20
+WINDOW_ITEMS = 4
+_SHM_PREFIX = "shoal-"
+
+
+class Ring:
+    """The consumer's side of a worker's ring: the file, its mapping and the shared counts.
+
+    ``chunks`` (the table of who owns which chunk) and ``taken`` (the ring
+    bytes the consumer took) are in shared memory of ``context``, for the
+    worker to be started with. With ``copy_out``, every buffer is copied out
+    of the ring.
+    """
+
+    __slots__ = ("path", "size", "chunk", "chunks", "taken", "map", "view", "copy_out")
+
+    def __init__(self, context, size, copy_out):
+        self.size = size
+        self.chunk = min(CHUNK_BYTES, size)
+        self.copy_out = copy_out
+        self.map = self.view = None
+        # Named after this process, so that what it leaves can be found.
+        fd, self.path = tempfile.mkstemp(prefix=f"{_SHM_PREFIX}{os.getpid()}-",
+                                         dir=shared_memory_folder())
+        try:
+            try:
+                os.ftruncate(fd, size)
+                self.map = mmap.mmap(fd, size)
+            finally:
+                os.close(fd)
+            self.view = memoryview(self.map)
+            self.taken = context.RawValue("Q", 0)
+            self.chunks = context.RawArray("B", size // self.chunk)  # all free
+        except BaseException:
+            self.close()
+            raise
+
+    def unlink(self):
+        """Remove the file: the worker has mapped it, or will never."""
+        if self.path is not None:
+            with contextlib.suppress(FileNotFoundError):
+                os.unlink(self.path)
+            self.path = None
+
+    def close(self):
+        """Remove the file and let go of the mapping."""
+        self.unlink()
+        # Arrays the consumer still holds keep their part of the ring
+        # mapped (then these raise, and the ring goes with the last of them).
+        with contextlib.suppress(Exception):
+            self.view.release()
+        with contextlib.suppress(Exception):
+            self.map.close()
+
+
+class InRing:
+    """An item whose large buffers wait in chunks of its worker's ring.
+
+    :meth:`load` it when the consumer takes it: its arrays are then views
+    into the ring (writable: the worker does not touch their chunks until
+    they are freed), and the chunks are freed when the last array using them
+    is garbage; or, while half the ring or more is used, copies, and the
+    chunks freed at once.
+    """
+
+    __slots__ = ("ring", "data", "table", "size")
+
+    def __init__(self, ring, data, table, size):
+        self.ring = ring
+        self.data = data  # the item, pickled without its large buffers
+        self.table = table  # where they are: [(offset, size)]
+        self.size = size  # the bytes it holds in the ring
+
+    def load(self):
+        ring = self.ring
+        view, chunks, chunk = ring.view, ring.chunks, ring.chunk
+        buffers = []
+        if not ring.copy_out and 2 * bytes(chunks).count(0) >= len(chunks):
+            pid = os.getpid()
+            for offset, size in self.table:
+                holder = np.frombuffer(view[offset:offset + size], dtype=np.uint8)
+                weakref.finalize(holder, free_chunks, chunks, offset // chunk,
+                                 -(-size // chunk), pid)
+                buffers.append(holder)
+        else:
+            for offset, size in self.table:
+                buffers.append(bytearray(view[offset:offset + size]))
+                free_chunks(chunks, offset // chunk, -(-size // chunk))
+        ring.taken.value += self.size
+        return pickle.loads(self.data, buffers=buffers)
+
+
+def free_chunks(chunks, first, count, pid=None):
+    """Mark ``count`` chunks of a ring free from ``first`` on: the worker may reuse them.
+
+    Only in the consumer's process (``pid``): a process forked from it
+    shares the arrays, and dropping its references frees nothing.
+    """
+    if pid is None or pid == os.getpid():
+        chunks[first:first + count] = bytes(count)
+
+
+class Writer:
+    """The worker's side of its ring: it places buffers in free chunks and writes them there.
+
+    It maps the file at ``path``; ``chunks`` and ``taken`` are the shared
+    table and count the consumer made (see :class:`Ring`).
+    """
+
+    __slots__ = ("map", "size", "chunk", "chunks", "taken", "sent", "window")
+
+    def __init__(self, path, size, chunk, chunks, taken):
+        with open(path, "r+b") as f:
+            self.map = mmap.mmap(f.fileno(), size)
+        self.size = size
+        self.chunk = chunk  # bytes: as the consumer counts them
+        self.chunks = chunks  # shared: 1 used, 0 free (the consumer frees them)
+        self.taken = taken  # ring bytes the consumer took (shared)
+        self.sent = 0  # ring bytes sent
+        self.window = min(size, RING_WINDOW_BYTES)
+
+    def put(self, views, wait):
+        """Write ``views``, the large buffers of one item, into the ring: ``(places, total)``, or None.
+
+        ``places`` are their ``(offset, size)`` and ``total`` their bytes.
+        While there is no room, calls ``wait()``, which sends what the worker
+        holds and waits for the consumer to take an item. None if they do not
+        fit even then (larger than the ring, or the arrays the consumer holds
+        leave no room): the item goes through the pipe.
+        """
+        places = self._place([view.nbytes for view in views], wait)
+        if places is None:
+            return None
+        ring = self.map
+        for (offset, size), view in zip(places, views):
+            ring[offset:offset + size] = view
+        total = sum(size for _, size in places)
+        self.sent += total
+        return places, total
+
+    def _place(self, sizes, wait):
+        """Turn free chunks used for buffers of ``sizes`` bytes: their ``(offset, size)``, or None."""
+        total = sum(sizes)
+        if total > self.size:
+            return None
+        if WINDOW_ITEMS * total > self.window:
+            self.window = min(self.size, WINDOW_ITEMS * total)
+        chunk, chunks, taken = self.chunk, self.chunks, self.taken
+        while True:
+            if self.sent + total - taken.value > self.window:
+                wait()
+                continue
+            free = bytearray(chunks)
+            places = []
+            for size in sizes:
+                count = -(-size // chunk)
+                first = free.find(bytes(count))
+                if first < 0:
+                    break
+                free[first:first + count] = b"\x01" * count
+                places.append((first, count, size))
+            else:
+                for first, count, _ in places:
+                    chunks[first:first + count] = b"\x01" * count
+                return [(first * chunk, size) for first, _, size in places]
+            if taken.value >= self.sent:
+                return None  # nothing in flight: the consumer holds the rest
+            wait()
+
+
+def keep_small(buffer, large):
+    """pickle's buffer_callback: small buffers stay in the pickle, large ones are collected."""
+    if memoryview(buffer).nbytes < SHARED_MIN_BYTES:
+        return True
+    large.append(buffer)
+    return False
+
+
+def shared_memory_folder():
+    """Where the rings' files are made: a file system in memory, where there is one."""
+    return "/dev/shm" if os.path.isdir("/dev/shm") else tempfile.gettempdir()
+
+
+def max_ring_bytes(n_workers):
+    """The largest ring each of ``n_workers`` may have: their rings share the file system."""
+    try:
+        stat = os.statvfs(shared_memory_folder())
+        total = stat.f_blocks * stat.f_frsize
+    except (AttributeError, OSError):
+        total = 2**48
+    return max(mmap.PAGESIZE, total // n_workers // mmap.PAGESIZE * mmap.PAGESIZE)
