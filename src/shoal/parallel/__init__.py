@@ -46,6 +46,21 @@ from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from ..iterator import loaded_root, reshard_states
 from ..mux._base import BaseMux, as_streamer, check_flag, restored_node
+from ._protocol import (
+    DONE,
+    ERROR,
+    IN_RING,
+    ITEMS,
+    PICKLED,
+    READY,
+    RUN,
+    SNAPSHOT,
+    WorkerConfig,
+    decode,
+    encode,
+    pack_run,
+    unpack_run,
+)
 from ._ring import SHARED_MIN_BYTES, InRing, Ring, Writer, keep_small, max_ring_bytes
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
@@ -567,14 +582,13 @@ class _ProcessIterator:
                 _RECEIVERS.add(receiver)  # no process forked from now on keeps it open
                 worker.conn = receiver
                 start, skip, ahead = self.starts[index]
-                config = {
-                    "index": index, "n_workers": recipe.n_workers, "share": recipe._shares[index],
-                    "max_iter": self.max_iter, "track": self.track, "start": start, "skip": skip,
-                    "ahead": ahead,
-                    "prefetch": recipe.prefetch, "chunk": ring.chunk,
-                    "ring_path": ring.path, "ring_size": ring.size,
-                    "parent": parent, "pdeathsig": use_pdeathsig, "seed": seed,
-                }
+                config = WorkerConfig(
+                    index=index, n_workers=recipe.n_workers, share=recipe._shares[index],
+                    max_iter=self.max_iter, track=self.track, start=start, skip=skip,
+                    ahead=ahead, prefetch=recipe.prefetch, ring_path=ring.path,
+                    ring_size=ring.size, chunk=ring.chunk, parent=parent,
+                    pdeathsig=use_pdeathsig, seed=seed,
+                )
                 worker.process = context.Process(
                     target=_worker_main,
                     args=(config, sender, worker.credits, self.stop, ring.taken, ring.chunks),
@@ -705,23 +719,23 @@ class _ProcessIterator:
         raise WorkerError(f"worker {worker.index} (pid {process.pid}) of {self.recipe!r} {how}")
 
     def _handle(self, worker, message):
-        kind, payload = pickle.loads(message)
-        if kind == "items":
+        kind, payload = decode(message)
+        if kind == ITEMS:
             queue = worker.queue
             loads = pickle.loads
             received = 0
             for segment in payload:
                 tag = segment[0]
-                if tag == "c":
-                    queue.extend(_unpack_run(*segment[1:]))
+                if tag == RUN:
+                    queue.extend(unpack_run(*segment[1:]))
                     received += segment[3]
-                elif tag == "p":
+                elif tag == PICKLED:
                     queue.append(loads(segment[1]))
                     received += 1
-                elif tag == "r":  # read out of the ring when the consumer takes it
+                elif tag == IN_RING:  # read out of the ring when the consumer takes it
                     queue.append(InRing(worker.ring, *segment[1:]))
                     received += 1
-                else:  # "s": the share's state after the worker's k-th item
+                else:  # SNAPSHOT: the share's state after the worker's k-th item
                     worker.snapshots.append(segment[1:])
             worker.received += received
             snapshots = worker.snapshots
@@ -731,13 +745,13 @@ class _ProcessIterator:
                     snapshots.popleft()
                 if snapshots[0][0] <= taken:
                     worker.base = (*snapshots.popleft(), 0)
-        elif kind == "ready":
+        elif kind == READY:
             worker.ready = True
             if all(w.ready for w in self.workers):
                 self._unlink_rings()
-        elif kind == "end":
+        elif kind == DONE:
             worker.done = True
-        else:  # "error": raised once the items the worker gave before it are taken
+        else:  # ERROR: raised once the items the worker gave before it are taken
             worker.done = True
             exc_bytes, name, text, trace = payload
             exc = None
@@ -1032,27 +1046,27 @@ def _seed_globals(seed, index):
 
 def _worker_main(config, conn, credits, stop, taken, chunks):
     global _WORKER
-    _WORKER = (config["index"], config["n_workers"])
+    _WORKER = (config.index, config.n_workers)
     # Not what a forked worker inherits: each worker draws apart.
-    _seed_globals(config["seed"], config["index"])
+    _seed_globals(config.seed, config.index)
     # The consumer decides when to stop: a Ctrl-C reaches it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = _guard_parent(config["parent"], config["pdeathsig"])
+    parent = _guard_parent(config.parent, config.pdeathsig)
     sender = source = None
     try:
-        ring = Writer(config["ring_path"], config["ring_size"], config["chunk"], chunks, taken)
-        conn.send_bytes(pickle.dumps(("ready", None)))
-        sender = _Sender(conn, ring, stop, parent, credits, config["prefetch"])
-        share = config["share"]
+        ring = Writer(config.ring_path, config.ring_size, config.chunk, chunks, taken)
+        conn.send_bytes(encode(READY, None))
+        sender = _Sender(conn, ring, stop, parent, credits, config.prefetch)
+        share = config.share
 
         credit = sender.credit
-        if not config["track"]:
-            source = share.iterate(config["max_iter"])
+        if not config.track:
+            source = share.iterate(config.max_iter)
             for item in source:
                 credit()
                 sender.add(item)
         else:
-            it, held, _ = _resumed_share(share, config["start"], config["skip"], config["ahead"])
+            it, held, _ = _resumed_share(share, config.start, config.skip, config.ahead)
             source = it
             for item in held:  # the items after the consumer's position, checked
                 credit()
@@ -1082,7 +1096,7 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
                     next_snapshot = done + SNAPSHOT_RATIO * (done - now)
             sender.add_snapshot(pickle.dumps(it.state_dict(), protocol=5))
         sender.finish()
-        conn.send_bytes(pickle.dumps(("end", None)))
+        conn.send_bytes(encode(DONE, None))
     except (BrokenPipeError, ConnectionResetError, _Stopped):
         return  # the consumer went away or asked to stop
     except BaseException as exc:  # sent to the consumer, never swallowed
@@ -1094,14 +1108,14 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
             exc_bytes = pickle.dumps(exc)
         except Exception:
             exc_bytes = None
-        message = ("error", (exc_bytes, type(exc).__name__, str(exc), trace))
+        message = encode(ERROR, (exc_bytes, type(exc).__name__, str(exc), trace))
         with contextlib.suppress(Exception):
-            conn.send_bytes(pickle.dumps(message))
+            conn.send_bytes(message)
     finally:
         if source is not None:
             # As in one process, the generators are closed when the stream
             # stops: their `finally` runs before the consumer's close returns.
-            _close_source(source, config["index"])
+            _close_source(source, config.index)
         if sender is not None:
             sender.close()
         with contextlib.suppress(Exception):
@@ -1232,7 +1246,7 @@ class _Sender:
     def add_snapshot(self, state):
         with self.lock:
             self.run = None
-            self.batch.append(("s", self.n_added, state))
+            self.batch.append((SNAPSHOT, self.n_added, state))
             if not self.n_items:  # sent in time, even if the next item takes long
                 self.wake.set()
 
@@ -1260,12 +1274,12 @@ class _Sender:
             written = self.ring.put([buffer.raw() for buffer in large], self._wait_for_consumer)
             if written is not None:
                 places, total = written
-                self.batch.append(("r", data, places, total))
+                self.batch.append((IN_RING, data, places, total))
                 self.ring_bytes += total
                 return
             # No room in the ring for it: it goes in the pipe.
             data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
-        self.batch.append(("p", data))
+        self.batch.append((PICKLED, data))
 
     def _wait_for_consumer(self):
         """Send the batch, and wait for the consumer to take an item."""
@@ -1305,34 +1319,18 @@ class _Sender:
                 return False
             layouts.append((value.dtype, value.shape, value.strides))
         self.run = [list(item), layouts, 1, [[value.tobytes()] for value in values]]
-        self.batch.append(("c", self.run))
+        self.batch.append((RUN, self.run))
         return True
 
     def _flush(self):
         """Send the batch (the caller holds the lock)."""
         if not self.batch:
             return
-        segments = []
-        for segment in self.batch:
-            if segment[0] == "c":
-                keys, layouts, n, columns = segment[1]
-                # The dtype itself, not its string: a record's fields survive.
-                segment = ("c", keys, layouts, n, [b"".join(column) for column in columns])
-            segments.append(segment)
-        message = pickle.dumps(("items", segments), protocol=5)
+        segments = [pack_run(segment[1]) if segment[0] == RUN else segment
+                    for segment in self.batch]
+        message = encode(ITEMS, segments)
         self.ring_bytes = 0
         self.batch = []
         self.run = None
         self.n_items = 0
         self.conn.send_bytes(message)
-
-
-def _unpack_run(keys, layouts, n, blocks):
-    """The dicts of a run: each key's block becomes one writable array, sliced by item."""
-    columns = []
-    for (dtype, shape, _), block in zip(layouts, blocks):
-        column = np.frombuffer(bytearray(block), dtype=dtype).reshape((n, *shape))
-        if not shape:  # 0-d arrays: rows of a 1-d column would be numpy scalars
-            column = [column[i:i + 1].reshape(()) for i in range(n)]
-        columns.append(column)
-    return [dict(zip(keys, row)) for row in zip(*columns)]
