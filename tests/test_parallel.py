@@ -16,6 +16,7 @@ from leaks import nothing_left_behind  # noqa: F401 (an autouse fixture)
 from resume_checker import assert_resumes_exactly, roundtrip
 
 import shoal
+import shoal.parallel._state
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
@@ -770,13 +771,13 @@ def test_a_refused_state_leaves_a_new_iteration_unstarted():
 @pytest.mark.parametrize("wrap", list(WRAPS))
 def test_an_elastic_load_reshards_once_at_the_call_and_starts_no_worker(wrap, monkeypatch):
     calls = []
-    reshard = shoal.parallel.reshard_states
+    reshard = shoal.parallel._state.reshard_states
 
     def counted(stream, states, new_count):
         calls.append((len(states), new_count))
         return reshard(stream, states, new_count)
 
-    monkeypatch.setattr(shoal.parallel, "reshard_states", counted)
+    monkeypatch.setattr(shoal.parallel._state, "reshard_states", counted)
 
     def make(n_workers):
         return WRAPS[wrap](ProcessStreamer(elastic_mux("chain"), n_workers=n_workers,

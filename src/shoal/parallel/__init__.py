@@ -34,18 +34,15 @@ import threading
 import time
 import traceback
 import weakref
-from collections import deque
-from itertools import islice
 
 import numpy as np
 
-from .._checks import check_choice, check_int, short_repr, state_difference
-from .._iterutil import END, add_note, limited
+from .._checks import check_choice, check_int, short_repr
+from .._iterutil import add_note, limited
 from .._random import iteration_seed, share_seed
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
-from ..iterator import loaded_root, reshard_states
-from ..mux._base import BaseMux, as_streamer, check_flag, restored_node
+from ..mux._base import as_streamer, check_flag
 from ._protocol import (
     DONE,
     ERROR,
@@ -62,6 +59,7 @@ from ._protocol import (
     unpack_run,
 )
 from ._ring import SHARED_MIN_BYTES, InRing, Ring, Writer, keep_small, max_ring_bytes
+from ._state import ready_state, resumed_share, share_entry, shares_of
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 
@@ -127,21 +125,6 @@ def worker_info():
     [0, 1, 2, 3, 4, 5]
     """
     return _WORKER
-
-
-def _split(stream, index, n_workers):
-    """The share of ``stream`` that worker ``index`` of ``n_workers`` runs."""
-    if n_workers == 1:
-        return stream
-    if isinstance(stream, BaseMux):
-        # Too few streamers is refused: copies of the mux would repeat its items.
-        return stream.shard(index, n_workers)
-    try:
-        return stream.shard(index, n_workers)  # a map over a mux: the mux's share
-    except ShoalValueError as exc:
-        if "is one stream" not in str(exc):
-            raise
-        return stream  # one generator: each worker runs it, and reads worker_info()
 
 
 class ProcessStreamer(Streamer):
@@ -272,7 +255,7 @@ class ProcessStreamer(Streamer):
                 f"{limit * self.n_workers} bytes, for the rings of {self.n_workers} "
                 f"worker(s)), got {self.shared_memory_bytes}"
             )
-        self._shares = [_split(stream, w, self.n_workers) for w in range(self.n_workers)]
+        self._shares = shares_of(stream, self.n_workers)
         self._copy_out = False  # copy every received array out of the ring
         if self._context().get_start_method() != "fork":
             for share in self._shares:
@@ -316,23 +299,7 @@ class ProcessStreamer(Streamer):
         # Checked when it is loaded, and a state saved with another number of
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
-        shares = restored_node(self, state, lambda: _saved_shares(state))
-        if len(shares) != self.n_workers:
-            return _reshard(self, shares)
-        # Each worker loads its share's states: they are checked here, as one
-        # process checks a state, so that one of another stream is refused at
-        # the call and the iteration goes on.
-        for index, share in enumerate(shares):
-            ahead = share.get("ahead")
-            for saved in (share["state"], ahead and ahead["state"]):
-                if saved is not None:
-                    try:
-                        loaded_root(self._shares[index], saved)
-                    except ShoalError as exc:
-                        add_note(exc, f"in the state of worker {index}'s share, "
-                                      f"{self._shares[index]!r}, of {self!r}")
-                        raise
-        return state
+        return ready_state(self, state)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
@@ -451,7 +418,7 @@ class _Worker:
     reached, ``(k, state or pickled state, skip)``: the share is there after
     ``k`` items, plus ``skip`` items. ``ahead`` is ``(k, state)``, the
     state after its ``k``-th item that its loaded state said it reaches
-    (see :func:`_resumed_share`), or None.
+    (see :func:`~shoal.parallel._state.resumed_share`), or None.
     """
 
     __slots__ = ("index", "process", "conn", "credits", "ring",
@@ -496,7 +463,7 @@ class _ProcessIterator:
         self.position = state["position"] if recipe.ordered and state["ordered"] else 0
 
     def state_dict(self, n_given=None):
-        shares = [_share(state, skip, ahead) for state, skip, ahead in self.starts]
+        shares = [share_entry(state, skip, ahead) for state, skip, ahead in self.starts]
         for worker in self.workers:
             shares[worker.index] = self._share_state(worker)
         # Before its first item (a mux opened it, and has not read it yet), as loaded.
@@ -516,7 +483,7 @@ class _ProcessIterator:
         It is the worker's last snapshot the consumer reached, and the
         number of items the consumer took after it; with those, the next
         snapshot, so that the worker checks, when it resumes, that its share
-        goes through those items as it did (see :func:`_resumed_share`). If
+        goes through those items as it did (see :func:`~shoal.parallel._state.resumed_share`). If
         none has arrived yet, this waits for it: the worker takes one a few
         milliseconds on, or after its next item if that takes longer, and
         before it waits for the consumer (whose items waiting in the ring
@@ -547,7 +514,7 @@ class _ProcessIterator:
             worker.base = (worker.base[0], share_state, worker.base[2])
         if ahead is not None and ahead[0] <= taken:
             ahead = None
-        return _share(share_state, skip, ahead and {"n": ahead[0] - taken, "state": ahead[1]})
+        return share_entry(share_state, skip, ahead and {"n": ahead[0] - taken, "state": ahead[1]})
 
     @staticmethod
     def _load_ring_items(worker):
@@ -853,160 +820,6 @@ class _ProcessIterator:
                     self._receive(worker)
 
 
-def _saved_shares(state):
-    """The shares of ``state``, the state of a ProcessStreamer pass; refused if it is not one."""
-    if not isinstance(state, dict) or state.get("type") != "ProcessStreamer":
-        got = state.get("type") if isinstance(state, dict) else type(state).__name__
-        raise ShoalValueError(f"state must be the state of a ProcessStreamer iteration, got one of {got!r}")
-    missing = [field for field in ("n_workers", "ordered", "running", "position", "shares")
-               if field not in state]
-    if missing:
-        raise ShoalValueError(
-            f"state of a ProcessStreamer iteration lacks {', '.join(map(repr, missing))}")
-    shares, running = state["shares"], state["running"]
-    if not isinstance(shares, list) or not shares or not all(
-            isinstance(share, dict) and "state" in share and "skip" in share for share in shares):
-        raise ShoalValueError(
-            "state of a ProcessStreamer iteration is corrupted: its 'shares' must be a list "
-            f"of {{'state': ..., 'skip': ...}}, one per worker, got {short_repr(shares)}")
-    for index, share in enumerate(shares):
-        ahead = share.get("ahead")
-        if ahead is None:
-            continue
-        # The state the share had ahead["n"] items after the skip: so it counts them.
-        start = share["state"]
-        expected = (start["n_given"] if isinstance(start, dict) else 0) + share["skip"] + (
-            ahead["n"] if isinstance(ahead, dict) else 0)
-        if not (isinstance(ahead, dict) and type(ahead.get("n")) is int and ahead["n"] >= 1
-                and isinstance(ahead.get("state"), dict)
-                and ahead["state"].get("n_given") == expected):
-            raise ShoalValueError(
-                f"state of a ProcessStreamer iteration is corrupted: the 'ahead' of its share "
-                f"{index} must be {{'n': n >= 1, 'state': the share's state {expected} items "
-                f"in}}, got {short_repr(ahead)}")
-    if not isinstance(running, list) or not all(
-            type(index) is int and 0 <= index < len(shares) for index in running):
-        raise ShoalValueError(
-            "state of a ProcessStreamer iteration is corrupted: its 'running' must list "
-            f"workers in 0..{len(shares) - 1}, got {short_repr(running)}")
-    return shares
-
-
-def _reshard(recipe, shares):
-    """The state of a pass of ``recipe`` from the shares of one saved with another n_workers.
-
-    Each saved share is first brought to exactly where its consumer was (its
-    snapshot, then the items after it, run here: a bounded number), then
-    :func:`~shoal.reshard_states` splits what the old shares had left among
-    the new ones. A pass that cannot be split exactly is refused, saying why.
-    """
-    stream, n_saved, n_new = recipe.stream, len(shares), recipe.n_workers
-    where = f"a state saved with n_workers={n_saved} into {recipe!r}"
-    try:
-        states = []
-        for index, share in enumerate(shares):
-            it, _, state = _resumed_share(_split(stream, index, n_saved), share["state"],
-                                          share["skip"], share.get("ahead"), at_position=True)
-            it.close()
-            states.append(state)
-    except ShoalError as exc:
-        add_note(exc, f"while loading {where}")
-        raise
-    try:
-        new = reshard_states(stream, states, n_new)
-    except ShoalValueError as exc:
-        raise ShoalValueError(f"cannot load {where}: {exc}") from exc
-    return {"type": "ProcessStreamer", "n_workers": n_new, "ordered": recipe.ordered,
-            "running": list(range(n_new)), "position": 0,
-            "shares": [{"state": state, "skip": 0} for state in new]}
-
-
-def _share(state, skip, ahead=None):
-    """A share's entry in a ProcessStreamer state (see :func:`_resumed_share`)."""
-    share = {"state": state, "skip": skip}
-    if ahead is not None:
-        share["ahead"] = ahead
-    return share
-
-
-def _resumed_share(share, start, skip, ahead, at_position=False):
-    """An iteration of ``share`` at a worker's saved position, checked: ``(iterator, held, state)``.
-
-    A worker's saved state is a snapshot of its share, ``start`` (None: the
-    start), and the ``skip`` items its consumer took after it; and, when
-    ``skip`` is not 0, ``ahead``: ``{"n": n, "state": s}``, the state the
-    share had ``n`` items further on. The share is resumed from the
-    snapshot, skips ``skip`` items, and reads ``n`` more, which it holds
-    (``held``: the items after the consumer's position); then its state
-    must be ``s``. A share that ends sooner, or gets elsewhere, gives other
-    items than when the state was saved (a file was rewritten), or is not
-    the stream that saved it (a map with another ``buffer_size``): that is
-    refused, as one process refuses a source that now yields fewer items,
-    rather than go on with items lost or repeated. ``state`` is the state
-    at the position (with ``at_position``), else None.
-    """
-    it = share.iterator()
-    try:
-        if start is not None:
-            it.load_state_dict(start)
-        first = it.n_given
-        if skip:
-            deque(islice(it, skip), maxlen=0)
-            if it.n_given - first < skip:
-                raise _not_where_it_was(share, ahead, (
-                    f"it now yields only {it.n_given - first} of the {skip} items its consumer "
-                    "had taken after its saved state"))
-        state = it.state_dict() if at_position else None
-        held = []
-        if ahead is not None:
-            n = ahead["n"]
-            held = list(islice(it, n))
-            if len(held) < n:
-                raise _not_where_it_was(share, ahead, (
-                    f"it now yields only {skip + len(held)} of the {skip + n} items it gave "
-                    "after its saved state when that state was saved"))
-            difference = state_difference(it.state_dict(), ahead["state"])
-            if difference is not None and next(it, END) is END:
-                # A worker's last snapshot is taken once its share has ended.
-                difference = state_difference(it.state_dict(), ahead["state"])
-            if difference is not None:
-                raise _not_where_it_was(share, ahead, (
-                    f"{skip + n} items after its saved state, it is not where it was when the "
-                    f"state was saved ({difference})"))
-    except BaseException:
-        it.close()
-        raise
-    return it, held, state
-
-
-def _not_where_it_was(share, ahead, what):
-    """The error for a share that does not go on from a saved state as it did when it was saved.
-
-    The error one process gives for the state the share was saved at
-    further on, if it gives one (a source that now yields fewer items
-    than that state says it gave); else one that says ``what``.
-    """
-    note = (f"raised while resuming {share!r} from a worker's saved state: it did not give "
-            "again the items it gave when the state was saved")
-    if ahead is not None:
-        probe = share.iterator()
-        try:
-            probe.load_state_dict(ahead["state"])
-            next(probe, None)
-        except ShoalValueError as exc:
-            add_note(exc, note)
-            return exc
-        except BaseException as exc:  # the user's code: raised as itself
-            add_note(exc, note)
-            raise
-        finally:
-            probe.close()
-    return ShoalValueError(
-        f"cannot restore {share!r} from a worker's saved state: {what}. A source resumed by "
-        "skipping must yield the same items every time it is started, and a worker's state "
-        "goes on only in the stream that saved it (not in a map with another buffer_size, say)")
-
-
 # -- the worker ----------------------------------------------------------------
 
 
@@ -1066,7 +879,7 @@ def _worker_main(config, conn, credits, stop, taken, chunks):
                 credit()
                 sender.add(item)
         else:
-            it, held, _ = _resumed_share(share, config.start, config.skip, config.ahead)
+            it, held, _ = resumed_share(share, config.start, config.skip, config.ahead)
             source = it
             for item in held:  # the items after the consumer's position, checked
                 credit()

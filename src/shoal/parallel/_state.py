@@ -1,0 +1,233 @@
+"""The state of a ProcessStreamer's pass: its workers' shares, checked, resumed and resharded.
+
+A worker runs a share of the stream (:func:`shares_of`). The state of a pass
+holds, for each worker, the state of its share up to the items the consumer
+took::
+
+    {"type": "ProcessStreamer", "n_workers": 2, "ordered": True,
+     "running": [0, 1],  # the workers still giving items, in turn order
+     "position": 1,  # ordered: whose turn is next, in "running"
+     "shares": [share, ...]}  # one per worker
+
+A share (:func:`share_entry`) is ``{"state": s, "skip": k}``, with
+``"ahead": {"n": n, "state": a}`` when ``k`` is not 0: ``s`` is a snapshot of
+the share's iteration that its worker sent (None: its start), ``k`` the items
+the consumer took after it, and ``a`` the snapshot the worker sent ``n``
+items further on. A worker resumes by loading ``s``, skipping ``k`` items and
+checking that ``n`` items on its share is at ``a`` (:func:`resumed_share`):
+a share that does not give again the items it gave is refused, never run
+with items lost or repeated.
+
+A state saved with another number of workers is resharded when it is
+loaded (:func:`reshard`), through :func:`~shoal.reshard_states`.
+"""
+
+from collections import deque
+from itertools import islice
+
+from .._checks import short_repr, state_difference
+from .._iterutil import END, add_note
+from ..exceptions import ShoalError, ShoalValueError
+from ..iterator import loaded_root, reshard_states
+from ..mux._base import BaseMux, restored_node
+
+__all__ = ["shares_of", "ready_state", "share_entry", "reshard", "resumed_share"]
+
+
+def shares_of(stream, n_workers):
+    """The shares of ``stream`` that ``n_workers`` workers run: one each."""
+    return [_split(stream, index, n_workers) for index in range(n_workers)]
+
+
+def _split(stream, index, n_workers):
+    """The share of ``stream`` that worker ``index`` of ``n_workers`` runs."""
+    if n_workers == 1:
+        return stream
+    if isinstance(stream, BaseMux):
+        # Too few streamers is refused: copies of the mux would repeat its items.
+        return stream.shard(index, n_workers)
+    try:
+        return stream.shard(index, n_workers)  # a map over a mux: the mux's share
+    except ShoalValueError as exc:
+        if "is one stream" not in str(exc):
+            raise
+        return stream  # one generator: each worker runs it, and reads worker_info()
+
+
+def ready_state(recipe, state):
+    """``state``, of a pass of ``recipe`` (a ProcessStreamer), checked and made ready to load.
+
+    A state saved with another number of workers is resharded here, once,
+    in this process (no worker starts); one that cannot be split exactly is
+    refused. Each worker's share states are checked here, as one process
+    checks a state, so that one of another stream is refused at
+    ``load_state_dict`` and the iteration goes on.
+    """
+    shares = restored_node(recipe, state, lambda: _saved_shares(state))
+    if len(shares) != recipe.n_workers:
+        return reshard(recipe, shares)
+    for index, share in enumerate(shares):
+        ahead = share.get("ahead")
+        for saved in (share["state"], ahead and ahead["state"]):
+            if saved is not None:
+                try:
+                    loaded_root(recipe._shares[index], saved)
+                except ShoalError as exc:
+                    add_note(exc, f"in the state of worker {index}'s share, "
+                                  f"{recipe._shares[index]!r}, of {recipe!r}")
+                    raise
+    return state
+
+
+def _saved_shares(state):
+    """The shares of ``state``, the state of a ProcessStreamer pass; refused if it is not one."""
+    if not isinstance(state, dict) or state.get("type") != "ProcessStreamer":
+        got = state.get("type") if isinstance(state, dict) else type(state).__name__
+        raise ShoalValueError(f"state must be the state of a ProcessStreamer iteration, got one of {got!r}")
+    missing = [field for field in ("n_workers", "ordered", "running", "position", "shares")
+               if field not in state]
+    if missing:
+        raise ShoalValueError(
+            f"state of a ProcessStreamer iteration lacks {', '.join(map(repr, missing))}")
+    shares, running = state["shares"], state["running"]
+    if not isinstance(shares, list) or not shares or not all(
+            isinstance(share, dict) and "state" in share and "skip" in share for share in shares):
+        raise ShoalValueError(
+            "state of a ProcessStreamer iteration is corrupted: its 'shares' must be a list "
+            f"of {{'state': ..., 'skip': ...}}, one per worker, got {short_repr(shares)}")
+    for index, share in enumerate(shares):
+        ahead = share.get("ahead")
+        if ahead is None:
+            continue
+        # The state the share had ahead["n"] items after the skip: so it counts them.
+        start = share["state"]
+        expected = (start["n_given"] if isinstance(start, dict) else 0) + share["skip"] + (
+            ahead["n"] if isinstance(ahead, dict) else 0)
+        if not (isinstance(ahead, dict) and type(ahead.get("n")) is int and ahead["n"] >= 1
+                and isinstance(ahead.get("state"), dict)
+                and ahead["state"].get("n_given") == expected):
+            raise ShoalValueError(
+                f"state of a ProcessStreamer iteration is corrupted: the 'ahead' of its share "
+                f"{index} must be {{'n': n >= 1, 'state': the share's state {expected} items "
+                f"in}}, got {short_repr(ahead)}")
+    if not isinstance(running, list) or not all(
+            type(index) is int and 0 <= index < len(shares) for index in running):
+        raise ShoalValueError(
+            "state of a ProcessStreamer iteration is corrupted: its 'running' must list "
+            f"workers in 0..{len(shares) - 1}, got {short_repr(running)}")
+    return shares
+
+
+def reshard(recipe, shares):
+    """The state of a pass of ``recipe`` from the shares of one saved with another n_workers.
+
+    Each saved share is first brought to exactly where its consumer was (its
+    snapshot, then the items after it, run here: a bounded number), then
+    :func:`~shoal.reshard_states` splits what the old shares had left among
+    the new ones. A pass that cannot be split exactly is refused, saying why.
+    """
+    stream, n_saved, n_new = recipe.stream, len(shares), recipe.n_workers
+    where = f"a state saved with n_workers={n_saved} into {recipe!r}"
+    try:
+        states = []
+        for saved, share in zip(shares_of(stream, n_saved), shares):
+            it, _, state = resumed_share(saved, share["state"], share["skip"],
+                                         share.get("ahead"), at_position=True)
+            it.close()
+            states.append(state)
+    except ShoalError as exc:
+        add_note(exc, f"while loading {where}")
+        raise
+    try:
+        new = reshard_states(stream, states, n_new)
+    except ShoalValueError as exc:
+        raise ShoalValueError(f"cannot load {where}: {exc}") from exc
+    return {"type": "ProcessStreamer", "n_workers": n_new, "ordered": recipe.ordered,
+            "running": list(range(n_new)), "position": 0,
+            "shares": [share_entry(state, 0) for state in new]}
+
+
+def share_entry(state, skip, ahead=None):
+    """A share's entry in a ProcessStreamer state (see :func:`resumed_share`)."""
+    share = {"state": state, "skip": skip}
+    if ahead is not None:
+        share["ahead"] = ahead
+    return share
+
+
+def resumed_share(share, start, skip, ahead, at_position=False):
+    """An iteration of ``share`` at a worker's saved position, checked: ``(iterator, held, state)``.
+
+    A worker's saved state is a snapshot of its share, ``start`` (None: the
+    start), and the ``skip`` items its consumer took after it; and, when
+    ``skip`` is not 0, ``ahead``: ``{"n": n, "state": s}``, the state the
+    share had ``n`` items further on. The share is resumed from the
+    snapshot, skips ``skip`` items, and reads ``n`` more, which it holds
+    (``held``: the items after the consumer's position); then its state
+    must be ``s``. A share that ends sooner, or gets elsewhere, gives other
+    items than when the state was saved (a file was rewritten), or is not
+    the stream that saved it (a map with another ``buffer_size``): that is
+    refused, as one process refuses a source that now yields fewer items,
+    rather than go on with items lost or repeated. ``state`` is the state
+    at the position (with ``at_position``), else None.
+    """
+    it = share.iterator()
+    try:
+        if start is not None:
+            it.load_state_dict(start)
+        first = it.n_given
+        if skip:
+            deque(islice(it, skip), maxlen=0)
+            if it.n_given - first < skip:
+                raise _not_where_it_was(share, ahead, (
+                    f"it now yields only {it.n_given - first} of the {skip} items its consumer "
+                    "had taken after its saved state"))
+        state = it.state_dict() if at_position else None
+        held = []
+        if ahead is not None:
+            n = ahead["n"]
+            held = list(islice(it, n))
+            if len(held) < n:
+                raise _not_where_it_was(share, ahead, (
+                    f"it now yields only {skip + len(held)} of the {skip + n} items it gave "
+                    "after its saved state when that state was saved"))
+            difference = state_difference(it.state_dict(), ahead["state"])
+            if difference is not None and next(it, END) is END:
+                # A worker's last snapshot is taken once its share has ended.
+                difference = state_difference(it.state_dict(), ahead["state"])
+            if difference is not None:
+                raise _not_where_it_was(share, ahead, (
+                    f"{skip + n} items after its saved state, it is not where it was when the "
+                    f"state was saved ({difference})"))
+    except BaseException:
+        it.close()
+        raise
+    return it, held, state
+
+
+def _not_where_it_was(share, ahead, what):
+    """The error for a share that does not go on from a saved state as it did when it was saved.
+
+    The error one process gives for the state the share was saved at
+    further on, if it gives one (a source that now yields fewer items
+    than that state says it gave); else one that says ``what``.
+    """
+    note = (f"raised while resuming {share!r} from a worker's saved state: it did not give "
+            "again the items it gave when the state was saved")
+    if ahead is not None:
+        probe = share.iterator()
+        try:
+            probe.load_state_dict(ahead["state"])
+            next(probe, None)
+        except ShoalValueError as exc:
+            add_note(exc, note)
+            return exc
+        except BaseException as exc:  # the user's code: raised as itself
+            add_note(exc, note)
+            raise
+        finally:
+            probe.close()
+    return ShoalValueError(
+        f"cannot restore {share!r} from a worker's saved state: {what}. A source resumed by "
+        "skipping must yield the same items every time it is started, and a worker's state "
+        "goes on only in the stream that saved it (not in a map with another buffer_size, say)")
