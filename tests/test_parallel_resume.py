@@ -19,8 +19,8 @@ from pipelines import PIPELINES, plain
 from resume_checker import roundtrip
 
 import shoal
-import shoal.parallel
 import shoal.parallel._state
+import shoal.parallel._worker
 from shoal import ProcessStreamer, ShoalValueError, Streamer, ZMQStreamer
 
 
@@ -31,7 +31,7 @@ def few_snapshots(monkeypatch):
     So a state saved after a few items has items to skip, whatever the
     speed of the machine.
     """
-    monkeypatch.setattr(shoal.parallel, "SNAPSHOT_RATIO", 10**9)
+    monkeypatch.setattr(shoal.parallel._worker, "SNAPSHOT_RATIO", 10**9)
 
 
 # How a saved state is loaded: by a ProcessStreamer whose workers fork or

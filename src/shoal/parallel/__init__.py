@@ -19,68 +19,35 @@ consumer that dies takes its workers with it.
 
 import collections
 import contextlib
-import functools
-import gc
 import mmap
 import multiprocessing
 import multiprocessing.connection
 import os
 import pickle
-import random
 import resource
 import signal
-import sys
 import threading
 import time
-import traceback
 import weakref
 
 import numpy as np
 
 from .._checks import check_choice, check_int, short_repr
 from .._iterutil import add_note, limited
-from .._random import iteration_seed, share_seed
+from .._random import iteration_seed
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from ..mux._base import as_streamer, check_flag
-from ._protocol import (
-    DONE,
-    ERROR,
-    IN_RING,
-    ITEMS,
-    PICKLED,
-    READY,
-    RUN,
-    SNAPSHOT,
-    WorkerConfig,
-    decode,
-    encode,
-    pack_run,
-    unpack_run,
-)
-from ._ring import SHARED_MIN_BYTES, InRing, Ring, Writer, keep_small, max_ring_bytes
-from ._state import ready_state, resumed_share, share_entry, shares_of
+from ._protocol import DONE, IN_RING, ITEMS, PICKLED, READY, RUN, WorkerConfig, decode, unpack_run
+from ._ring import InRing, Ring, max_ring_bytes
+from ._state import ready_state, share_entry, shares_of
+from ._worker import worker_info, worker_main
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 
-#: A worker sends a batch when it holds this many items...
-BATCH_ITEMS = 64
-#: ...or this many seconds after its first item, whatever its generator does next.
-BATCH_SECONDS = 0.002
-#: ...or when its arrays fill this many bytes of the ring (or an eighth of it).
-RING_FLUSH_BYTES = 2**20
-#: A worker takes its share's state at most once per this many times what it costs.
-SNAPSHOT_RATIO = 100
 #: The most workers a ProcessStreamer runs (each is a process with a pipe and a ring).
 MAX_WORKERS = 1024
-#: How often a waiting worker checks that it should go on.
-_POLL = 0.05
-#: How often a worker checks that its consumer is alive.
-_WATCH = 0.1
-_PR_SET_PDEATHSIG = 1
 _SEM_VALUE_MAX = 2**31 - 1  # what a semaphore can count to (SEM_VALUE_MAX on Linux)
-
-_WORKER = None  # (index, n_workers) inside a worker process
 
 # The consumer's ends of its workers' pipes. A process forked from the
 # consumer (a worker, or any other) closes its copies of them at once: while
@@ -107,24 +74,6 @@ class WorkerError(ShoalError, RuntimeError):
     It died (killed, or crashed), or raised an exception that cannot be sent
     to the consumer; the message says which worker and how.
     """
-
-
-def worker_info():
-    """``(index, n_workers)`` inside a ProcessStreamer's worker, else None.
-
-    A generator function can use it to read its own share of the data.
-
-    Examples
-    --------
-    >>> worker_info() is None  # not in a worker
-    True
-    >>> def my_share(n):
-    ...     index, n_workers = worker_info() or (0, 1)
-    ...     yield from range(index, n, n_workers)
-    >>> sorted(ProcessStreamer(Streamer(my_share, 6), n_workers=2, start_method="fork"))
-    [0, 1, 2, 3, 4, 5]
-    """
-    return _WORKER
 
 
 class ProcessStreamer(Streamer):
@@ -557,7 +506,7 @@ class _ProcessIterator:
                     pdeathsig=use_pdeathsig, seed=seed,
                 )
                 worker.process = context.Process(
-                    target=_worker_main,
+                    target=worker_main,
                     args=(config, sender, worker.credits, self.stop, ring.taken, ring.chunks),
                     daemon=True,
                     name=f"shoal-worker-{index}",
@@ -818,332 +767,3 @@ class _ProcessIterator:
             for worker in waiting:
                 if worker.conn in ready or worker.process.sentinel in ready:
                     self._receive(worker)
-
-
-# -- the worker ----------------------------------------------------------------
-
-
-def _guard_parent(parent, use_pdeathsig):
-    """Make this worker die with its consumer, even while it is stuck in user code.
-
-    On Linux, the kernel kills it when the thread that started it ends
-    (PR_SET_PDEATHSIG), so only where that thread is the consumer's main
-    thread. Everywhere, the sender's thread watches for a change of parent.
-    Returns the parent's pid to watch.
-    """
-    expected = parent if parent is not None else os.getppid()
-    if use_pdeathsig and sys.platform.startswith("linux"):
-        with contextlib.suppress(Exception):
-            import ctypes
-
-            libc = ctypes.CDLL(None, use_errno=True)
-            libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
-    if os.getppid() != expected:  # the consumer died before the guard was up
-        os._exit(1)
-    return expected
-
-
-def _seed_globals(seed, index):
-    """Seed the global random states of worker ``index`` from ``seed``, the consumer's draw.
-
-    numpy's legacy global state and ``random``'s get seeds of their own
-    (both are Mersenne Twisters: the same seed would give the same numbers),
-    derived from ``seed`` and ``index`` as numpy derives a child's seed:
-    the workers of one pass draw apart, and ``np.random.seed`` in the
-    consumer repeats them.
-    """
-    numpy_seed, random_seed = share_seed(seed, index).spawn(2)
-    np.random.seed(numpy_seed.generate_state(8))
-    random.seed(int.from_bytes(random_seed.generate_state(8).tobytes(), "little"))
-
-
-def _worker_main(config, conn, credits, stop, taken, chunks):
-    global _WORKER
-    _WORKER = (config.index, config.n_workers)
-    # Not what a forked worker inherits: each worker draws apart.
-    _seed_globals(config.seed, config.index)
-    # The consumer decides when to stop: a Ctrl-C reaches it too.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    parent = _guard_parent(config.parent, config.pdeathsig)
-    sender = source = None
-    try:
-        ring = Writer(config.ring_path, config.ring_size, config.chunk, chunks, taken)
-        conn.send_bytes(encode(READY, None))
-        sender = _Sender(conn, ring, stop, parent, credits, config.prefetch)
-        share = config.share
-
-        credit = sender.credit
-        if not config.track:
-            source = share.iterate(config.max_iter)
-            for item in source:
-                credit()
-                sender.add(item)
-        else:
-            it, held, _ = resumed_share(share, config.start, config.skip, config.ahead)
-            source = it
-            for item in held:  # the items after the consumer's position, checked
-                credit()
-                sender.add(item)
-            if held:
-                sender.add_snapshot(pickle.dumps(it.state_dict(), protocol=5))
-            del held
-            try_credit = sender.try_credit
-            next_snapshot = 0.0
-            clock = time.perf_counter
-            for item in it:
-                credit()
-                sender.add(item)
-                now = clock()
-                if not sender.held:  # the credit for the next item, taken now if there is one
-                    if try_credit():
-                        sender.held = 1
-                    else:
-                        # It will wait for the consumer: a snapshot first, since a
-                        # consumer saving its state waits for one after the items it took.
-                        next_snapshot = 0.0
-                if now >= next_snapshot:
-                    # The share's state after this item. Taking it costs time,
-                    # so it is taken at most once per SNAPSHOT_RATIO times that.
-                    sender.add_snapshot(pickle.dumps(it.state_dict(), protocol=5))
-                    done = clock()
-                    next_snapshot = done + SNAPSHOT_RATIO * (done - now)
-            sender.add_snapshot(pickle.dumps(it.state_dict(), protocol=5))
-        sender.finish()
-        conn.send_bytes(encode(DONE, None))
-    except (BrokenPipeError, ConnectionResetError, _Stopped):
-        return  # the consumer went away or asked to stop
-    except BaseException as exc:  # sent to the consumer, never swallowed
-        trace = traceback.format_exc()
-        if sender is not None:  # the items made before the error go first
-            with contextlib.suppress(Exception):
-                sender.finish()
-        try:
-            exc_bytes = pickle.dumps(exc)
-        except Exception:
-            exc_bytes = None
-        message = encode(ERROR, (exc_bytes, type(exc).__name__, str(exc), trace))
-        with contextlib.suppress(Exception):
-            conn.send_bytes(message)
-    finally:
-        if source is not None:
-            # As in one process, the generators are closed when the stream
-            # stops: their `finally` runs before the consumer's close returns.
-            _close_source(source, config.index)
-        if sender is not None:
-            sender.close()
-        with contextlib.suppress(Exception):
-            conn.close()
-        # The stream is closed: what is left is the interpreter's exit, which
-        # the consumer's close waits for. Its last garbage collection walks
-        # every object (numpy's, the user's) and takes most of that time in
-        # a spawned worker; leave them out of it. (A forked worker ends with
-        # os._exit, which collects nothing.)
-        gc.freeze()
-
-
-def _close_source(source, index):
-    """Close the worker's iteration; an error doing so goes to the worker's standard error.
-
-    The consumer has stopped reading by then (or read the end or the error
-    of the stream, after which this closes nothing).
-    """
-    try:
-        source.close()
-    except BaseException:
-        with contextlib.suppress(Exception):
-            sys.stderr.write(f"shoal: closing the stream of worker {index} raised:\n"
-                             f"{traceback.format_exc()}")
-            sys.stderr.flush()
-
-
-class _Stopped(Exception):
-    """The consumer asked the worker to stop while it waited."""
-
-
-class _Sender:
-    """Sends a worker's items in batches, large buffers through the ring.
-
-    Each item is pickled when it is added, and its large buffers copied into
-    the ring then: a generator may reuse its output buffer for the next item.
-    A thread sends what was added within BATCH_SECONDS, whatever the
-    generator does next (sleep, block on I/O, compute); the worker's main
-    thread sends a batch itself when it is full. The same thread watches
-    the consumer: if it dies, the worker kills itself.
-    """
-
-    def __init__(self, conn, ring, stop, parent, credits, prefetch):
-        self.conn = conn
-        # One credit per item: the consumer returns it when it takes the item
-        # (after it freed the item's ring space). A worker out of credit
-        # waits for a batch of them, not for one: an ordered consumer returns
-        # each worker's credits one by one, and a worker woken for each
-        # would send its items one message at a time.
-        self.credits = credits
-        self.try_credit = functools.partial(credits.acquire, False)
-        self.held = 0  # credits taken and not used yet
-        self.refill = max(1, min(prefetch // 4, BATCH_ITEMS))
-        self.ring = ring  # a Writer
-        self.stop = stop
-        self.parent = parent
-        # The batch: pickled items (data, their buffers' (offset, size) in the
-        # ring), runs of dicts of small arrays stored column by column, and
-        # snapshots of the share's state.
-        self.batch = []
-        self.n_items = 0  # items in the batch
-        self.n_added = 0  # items ever added
-        self.run = None  # the open run of dicts: [keys, layouts, n, columns]
-        self.ring_bytes = 0  # bytes the batch holds in the ring
-        # Send a large share of the ring at once: the consumer can start on it.
-        self.ring_flush = min(RING_FLUSH_BYTES, ring.size // 8)
-        self.lock = threading.Lock()
-        self.wake = threading.Event()  # set when a batch starts
-        self.closing = False
-        self.failure = None  # what stopped the thread from sending
-        self.thread = threading.Thread(target=self._send_in_time, name="shoal-sender",
-                                       daemon=True)
-        self.thread.start()
-
-    def _send_in_time(self):
-        wake, lock = self.wake, self.lock
-        while True:
-            wake.wait(_WATCH)
-            if os.getppid() != self.parent:  # the consumer is dead
-                os.kill(os.getpid(), signal.SIGKILL)
-            if self.closing:
-                return
-            if not wake.is_set():
-                continue
-            time.sleep(BATCH_SECONDS)  # let a burst gather
-            with lock:
-                wake.clear()
-                try:
-                    self._flush()
-                except BaseException as exc:  # the main thread raises it
-                    self.failure = exc
-                    return
-
-    def credit(self):
-        """Take the credit for one more item; without one, wait for a batch of them."""
-        if self.held:
-            self.held -= 1
-        elif not self.try_credit():
-            self.flush()  # never sit on items while waiting for credits
-            got = 0
-            while got < self.refill:
-                got += self._wait_for_credit()
-            self.held = got - 1  # one is for the item at hand
-
-    def _wait_for_credit(self):
-        """1 when a credit was taken, 0 after a while without one; _Stopped once told to stop."""
-        got = self.credits.acquire(timeout=_POLL)
-        if self.stop.is_set():  # the consumer gives a credit to wake a worker it stops
-            raise _Stopped
-        return 1 if got else 0
-
-    def add(self, item):
-        with self.lock:
-            if self.failure is not None:
-                raise self.failure
-            if type(item) is not dict or not self._add_to_run(item):
-                self.run = None
-                self._add_pickled(item)
-            self.n_added += 1
-            self.n_items += 1
-            if self.n_items >= BATCH_ITEMS or self.ring_bytes >= self.ring_flush:
-                self._flush()
-            elif self.n_items == 1:
-                # Only a batch that is not sent at once wakes the thread: waking
-                # it costs the main thread a hand-over of the interpreter lock.
-                self.wake.set()
-
-    def add_snapshot(self, state):
-        with self.lock:
-            self.run = None
-            self.batch.append((SNAPSHOT, self.n_added, state))
-            if not self.n_items:  # sent in time, even if the next item takes long
-                self.wake.set()
-
-    def flush(self):
-        with self.lock:
-            if self.failure is not None:
-                raise self.failure
-            self._flush()
-
-    def finish(self):
-        """Send what is left and stop the thread (before the worker's last message)."""
-        self.flush()
-        self.close()
-
-    def close(self):
-        # No join: whatever the thread is sending, it sends under the lock,
-        # which whoever sends next takes first.
-        self.closing = True
-        self.wake.set()
-
-    def _add_pickled(self, item):
-        large = []
-        data = pickle.dumps(item, protocol=5, buffer_callback=lambda b: keep_small(b, large))
-        if large:
-            written = self.ring.put([buffer.raw() for buffer in large], self._wait_for_consumer)
-            if written is not None:
-                places, total = written
-                self.batch.append((IN_RING, data, places, total))
-                self.ring_bytes += total
-                return
-            # No room in the ring for it: it goes in the pipe.
-            data = pickle.dumps(pickle.loads(data, buffers=large), protocol=5)
-        self.batch.append((PICKLED, data))
-
-    def _wait_for_consumer(self):
-        """Send the batch, and wait for the consumer to take an item."""
-        self._flush()  # the consumer frees chunks as it takes what was sent...
-        # ...and then returns a credit: wait for one, not for a fixed time.
-        self.held += self._wait_for_credit()
-
-    def _add_to_run(self, item):
-        """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
-
-        A run sends each key's arrays as one block of bytes: a few numpy
-        calls a batch instead of pickling every array. The bytes are copied
-        now, so a generator may reuse its arrays. They arrive in C order, so
-        a run takes C-contiguous arrays only (those of one key have the same
-        strides): any other layout (Fortran order, a strided view) is pickled,
-        and arrives as pickle gives it.
-        """
-        run = self.run
-        values = list(item.values())
-        if run is not None and run[0] == list(item):
-            layouts = run[1]
-            ndarray = np.ndarray
-            for value, (dtype, shape, strides) in zip(values, layouts):
-                if (type(value) is not ndarray or value.strides != strides or value.shape != shape
-                        or (value.dtype is not dtype and value.dtype != dtype)):
-                    break
-            else:
-                for column, value in zip(run[3], values):
-                    column.append(value.tobytes())
-                run[2] += 1
-                return True
-        layouts = []
-        for value in values:
-            if type(value) is not np.ndarray or value.nbytes >= SHARED_MIN_BYTES or value.dtype.hasobject:
-                return False
-            if not value.flags.c_contiguous:
-                return False
-            layouts.append((value.dtype, value.shape, value.strides))
-        self.run = [list(item), layouts, 1, [[value.tobytes()] for value in values]]
-        self.batch.append((RUN, self.run))
-        return True
-
-    def _flush(self):
-        """Send the batch (the caller holds the lock)."""
-        if not self.batch:
-            return
-        segments = [pack_run(segment[1]) if segment[0] == RUN else segment
-                    for segment in self.batch]
-        message = encode(ITEMS, segments)
-        self.ring_bytes = 0
-        self.batch = []
-        self.run = None
-        self.n_items = 0
-        self.conn.send_bytes(message)
