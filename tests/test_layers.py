@@ -22,7 +22,9 @@ LAYERS = [
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
                         "mux.stochastic", "mux._shard", "mux", "maps"]),
     ("running state", ["iterator"]),
-    ("adapters", ["parallel._protocol", "parallel._ring", "parallel._state", "parallel._worker", "parallel", "zmq_stream", "keras", "torch"]),
+    ("adapters", ["parallel._protocol", "parallel._ring", "parallel._state", "parallel._worker",
+                  "parallel._lifecycle", "parallel._consumer", "parallel._recipe", "parallel",
+                  "zmq_stream", "keras", "torch"]),
     ("package", [""]),
 ]
 LAYER_OF = {module: level for level, (_, modules) in enumerate(LAYERS) for module in modules}

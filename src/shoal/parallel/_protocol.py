@@ -90,7 +90,7 @@ SNAPSHOT = "snapshot"
 class WorkerConfig(NamedTuple):
     """What a worker process is started with, besides what it shares with its consumer."""
 
-    index: int
+    worker_index: int
     n_workers: int
     share: Any  # the recipe the worker runs: its share of the stream
     max_iter: int | None  # the most items it gives (None: its whole pass)
@@ -99,12 +99,13 @@ class WorkerConfig(NamedTuple):
     skip: int  # ...and the items its consumer took after it
     ahead: dict | None  # where its share must be further on (see _state.resumed_share)
     prefetch: int
-    ring_path: str
-    ring_size: int
-    chunk: int  # the ring's chunks, in bytes
-    parent: int | None  # the consumer's pid (None: the worker's parent when it starts)
-    pdeathsig: bool  # may the kernel kill it when the thread that started it ends?
     seed: Any  # the consumer's draw the worker seeds its global random states from
+    # Filled in when the worker starts (see _lifecycle.Crew.start):
+    ring_path: str = ""
+    ring_size: int = 0
+    chunk: int = 0  # the ring's chunks, in bytes
+    parent: int | None = None  # the consumer's pid (None: the worker's parent when it starts)
+    pdeathsig: bool = False  # may the kernel kill it when the thread that started it ends?
 
 
 def encode(kind, payload):

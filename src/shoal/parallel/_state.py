@@ -31,7 +31,7 @@ from ..exceptions import ShoalError, ShoalValueError
 from ..iterator import loaded_root, reshard_states
 from ..mux._base import BaseMux, restored_node
 
-__all__ = ["shares_of", "ready_state", "share_entry", "reshard", "resumed_share"]
+__all__ = ["shares_of", "pass_state", "share_entry", "ready_state", "reshard", "resumed_share"]
 
 
 def shares_of(stream, n_workers):
@@ -142,9 +142,19 @@ def reshard(recipe, shares):
         new = reshard_states(stream, states, n_new)
     except ShoalValueError as exc:
         raise ShoalValueError(f"cannot load {where}: {exc}") from exc
-    return {"type": "ProcessStreamer", "n_workers": n_new, "ordered": recipe.ordered,
-            "running": list(range(n_new)), "position": 0,
-            "shares": [share_entry(state, 0) for state in new]}
+    return pass_state(recipe, list(range(n_new)), 0, [share_entry(state, 0) for state in new])
+
+
+def pass_state(recipe, running, position, shares):
+    """The state of a pass of ``recipe``, a ProcessStreamer (see the module docstring)."""
+    return {
+        "type": "ProcessStreamer",
+        "n_workers": recipe.n_workers,
+        "ordered": recipe.ordered,
+        "running": running,
+        "position": position,
+        "shares": shares,
+    }
 
 
 def share_entry(state, skip, ahead=None):

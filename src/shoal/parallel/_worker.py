@@ -74,9 +74,9 @@ def worker_main(config, conn, credits, stop, taken, chunks):
     ``taken`` and ``chunks`` its ring's shared count and table.
     """
     global _WORKER
-    _WORKER = (config.index, config.n_workers)
+    _WORKER = (config.worker_index, config.n_workers)
     # Not what a forked worker inherits: each worker draws apart.
-    _seed_globals(config.seed, config.index)
+    _seed_globals(config.seed, config.worker_index)
     # The consumer decides when to stop: a Ctrl-C reaches it too.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     parent = _guard_parent(config.parent, config.pdeathsig)
@@ -114,7 +114,7 @@ def worker_main(config, conn, credits, stop, taken, chunks):
         if source is not None:
             # As in one process, the generators are closed when the stream
             # stops: their `finally` runs before the consumer's close returns.
-            _close_source(source, config.index)
+            _close_source(source, config.worker_index)
         if sender is not None:
             sender.close()
         with contextlib.suppress(Exception):

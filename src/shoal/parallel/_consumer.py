@@ -1,0 +1,303 @@
+"""The consumer's side of a ProcessStreamer: the node that takes the workers' items.
+
+A :class:`ProcessIterator` is the running state of one pass: it starts the
+workers (through a ``_lifecycle.Crew``), receives their messages (see
+``shoal.parallel._protocol``) into a queue per worker, and gives their
+items, in strict turn (ordered) or as they come, returning a credit for
+each. It raises a worker's error after the items the worker gave before
+it, and a :class:`~shoal.WorkerError` for a worker that dies or, with an
+``item_timeout``, is silent too long. Tracked, it keeps the snapshots of
+each worker's share state and reports the state of the pass at the items
+the consumer took (the shape is in ``shoal.parallel._state``).
+"""
+
+import contextlib
+import multiprocessing.connection
+import pickle
+import time
+
+from .._iterutil import add_note
+from .._random import iteration_seed
+from ._lifecycle import Crew, WorkerError
+from ._protocol import DONE, IN_RING, ITEMS, PICKLED, READY, RUN, WorkerConfig, decode, unpack_run
+from ._ring import InRing
+from ._state import pass_state, share_entry
+
+__all__ = ["ProcessIterator"]
+
+
+class ProcessIterator:
+    """The running state of one iteration of a ProcessStreamer.
+
+    With ``track``, the workers send the states of their shares along with
+    their items and :meth:`state_dict` reports, for every worker, the state
+    of its share up to the items the consumer took.
+    """
+
+    def __init__(self, recipe, max_iter=None, track=False, state=None):
+        self.recipe = recipe
+        self.max_iter = max_iter
+        self.track = track or state is not None
+        self.crew = None  # the worker processes, once started
+        self.workers = []  # their handles
+        self.live = None  # the workers still giving items, in turn order
+        self.position = 0  # ordered: whose turn is next, in ``live``
+        # Where each share starts: (state or None, skip, ahead or None), and which ones run.
+        n = recipe.n_workers
+        self.starts = [(None, 0, None)] * n
+        self.running = list(range(n))
+        if state is not None:
+            self._load(state)
+
+    # -- state
+
+    def _load(self, state):
+        recipe = self.recipe
+        # A state a StreamIterator loaded is ready (checked, and resharded if
+        # need be): this checks it again, which is cheap. One a mux restores
+        # is made ready here.
+        state = recipe._ready_state(state)
+        self.starts = [(share["state"], share["skip"], share.get("ahead"))
+                       for share in state["shares"]]
+        self.running = list(state["running"])
+        self.position = state["position"] if recipe.ordered and state["ordered"] else 0
+
+    def state_dict(self, n_given=None):
+        shares = [share_entry(state, skip, ahead) for state, skip, ahead in self.starts]
+        for worker in self.workers:
+            shares[worker.index] = self._share_state(worker)
+        # Before its first item (a mux opened it, and has not read it yet), as loaded.
+        running = list(self.running) if self.live is None else [w.index for w in self.live]
+        return pass_state(self.recipe, running, self.position, shares)
+
+    def _share_state(self, worker):
+        """The state of the share of ``worker``, at the items the consumer took.
+
+        It is the worker's last snapshot the consumer reached, and the
+        number of items the consumer took after it; with those, the next
+        snapshot, so that the worker checks, when it resumes, that its share
+        goes through those items as it did (see :func:`~shoal.parallel._state.resumed_share`). If
+        none has arrived yet, this waits for it: the worker takes one a few
+        milliseconds on, or after its next item if that takes longer, and
+        before it waits for the consumer (whose items waiting in the ring
+        are read meanwhile, so that it does not wait for room there).
+        """
+        taken = worker.received - len(worker.queue)
+        snapshots = worker.snapshots
+        while True:
+            worker.pass_snapshots(taken)
+            k, share_state, skip = worker.base
+            skip += taken - k
+            if not skip:
+                ahead = None
+                break
+            if snapshots:
+                ahead = snapshots[0]
+                if isinstance(ahead[1], bytes):
+                    ahead = snapshots[0] = (ahead[0], pickle.loads(ahead[1]))
+                break
+            ahead = worker.ahead
+            if (ahead is not None and ahead[0] > taken) or worker.done or worker.conn.closed:
+                break  # (a worker that failed sends no more: its state goes unchecked)
+            self._load_ring_items(worker)  # a worker waiting for room in its ring goes on
+            self._receive(worker)
+        if isinstance(share_state, bytes):
+            share_state = pickle.loads(share_state)
+            worker.base = (worker.base[0], share_state, worker.base[2])
+        if ahead is not None and ahead[0] <= taken:
+            ahead = None
+        return share_entry(share_state, skip, ahead and {"n": ahead[0] - taken, "state": ahead[1]})
+
+    @staticmethod
+    def _load_ring_items(worker):
+        """Read the items of ``worker`` that wait in its ring, so that it can reuse the room."""
+        queue = worker.queue
+        for _ in range(len(queue)):
+            item = queue.popleft()
+            queue.append(item.load() if type(item) is InRing else item)
+
+    # -- starting and stopping
+
+    def _start(self):
+        recipe = self.recipe
+        crew = self.crew = Crew(recipe)
+        self.workers = crew.workers
+        # The seed of the workers' global random states (see _worker._seed_globals):
+        # one draw from numpy's global state, so that np.random.seed repeats it.
+        seed = iteration_seed(None)
+        for index in self.running:
+            start, skip, ahead = self.starts[index]
+            crew.start(WorkerConfig(
+                worker_index=index, n_workers=recipe.n_workers, share=recipe._shares[index],
+                max_iter=self.max_iter, track=self.track, start=start, skip=skip, ahead=ahead,
+                prefetch=recipe.prefetch, seed=seed,
+            ))
+
+    def _shut_down(self):
+        if self.crew is not None:
+            self.crew.shut_down()
+
+    # -- receiving
+
+    def _silent(self, worker):
+        """The WorkerError for a worker silent for longer than item_timeout."""
+        silent = time.monotonic() - worker.since
+        return WorkerError(
+            f"worker {worker.index} (pid {worker.process.pid}) of {self.recipe!r} has sent "
+            f"nothing for {silent:.1f} s while the consumer waited for its next item "
+            f"(item_timeout={self.recipe.item_timeout} s)"
+        )
+
+    def _receive(self, worker):
+        """Wait for the next message of ``worker`` and handle it."""
+        conn, process = worker.conn, worker.process
+        item_timeout = self.recipe.item_timeout
+        if item_timeout is None:
+            ready = multiprocessing.connection.wait([conn, process.sentinel])
+        else:
+            if worker.since is None:
+                worker.since = time.monotonic()
+            left = worker.since + item_timeout - time.monotonic()
+            ready = multiprocessing.connection.wait([conn, process.sentinel], max(left, 0.0))
+            if not ready:
+                raise self._silent(worker)
+        if conn in ready:
+            try:
+                message = conn.recv_bytes()
+            except EOFError:
+                pass  # the worker closed its end without a word: it died
+            else:
+                worker.since = None
+                self._handle(worker, message)
+                return
+        # The worker is gone without saying that its stream ended.
+        raise self.crew.ended(worker)
+
+    def _handle(self, worker, message):
+        kind, payload = decode(message)
+        if kind == ITEMS:
+            queue = worker.queue
+            loads = pickle.loads
+            received = 0
+            for segment in payload:
+                tag = segment[0]
+                if tag == RUN:
+                    queue.extend(unpack_run(*segment[1:]))
+                    received += segment[3]
+                elif tag == PICKLED:
+                    queue.append(loads(segment[1]))
+                    received += 1
+                elif tag == IN_RING:  # read out of the ring when the consumer takes it
+                    queue.append(InRing(worker.ring, *segment[1:]))
+                    received += 1
+                else:  # SNAPSHOT: the share's state after the worker's k-th item
+                    worker.snapshots.append(segment[1:])
+            worker.received += received
+            if len(worker.snapshots) > 1:  # forget those the consumer went past
+                worker.pass_snapshots(worker.received - len(queue))
+        elif kind == READY:
+            worker.ready = True
+            if all(w.ready for w in self.workers):
+                self.crew.unlink_rings()
+        elif kind == DONE:
+            worker.done = True
+        else:  # ERROR: raised once the items the worker gave before it are taken
+            worker.done = True
+            exc_bytes, name, text, trace = payload
+            exc = None
+            if exc_bytes is not None:
+                with contextlib.suppress(Exception):
+                    exc = pickle.loads(exc_bytes)
+            where = f"in worker {worker.index} (pid {worker.process.pid}) of {self.recipe!r}"
+            if exc is None:
+                exc = WorkerError(f"{name}: {text} (raised {where}, and it cannot be sent)")
+            add_note(exc, f"raised {where}; the worker's traceback:\n{trace.rstrip()}")
+            worker.error = exc
+
+    @staticmethod
+    def _raise_error(worker):
+        exc, worker.error = worker.error, None
+        raise exc
+
+    # -- iterating
+
+    def run(self):
+        try:
+            self._start()
+            if self.recipe.ordered:
+                yield from self._ordered()
+            else:
+                yield from self._as_they_come()
+        finally:
+            self._shut_down()
+
+    def _ordered(self):
+        live = self.live = list(self.workers)
+        while live:
+            position = self.position
+            if position >= len(live):
+                position = self.position = 0
+            worker = live[position]
+            queue = worker.queue
+            while not queue and not worker.done:
+                self._receive(worker)
+            if not queue:
+                if worker.error is not None:
+                    self._raise_error(worker)
+                del live[position]
+                continue
+            credits = worker.credits
+            # Take this worker's turn, then the next one's, as long as their items are here.
+            while True:
+                item = queue.popleft()
+                if type(item) is InRing:
+                    item = item.load()
+                credits.release()
+                position += 1
+                if position == len(live):
+                    position = 0
+                self.position = position
+                yield item
+                worker = live[position]
+                queue = worker.queue
+                if not queue:
+                    break
+                credits = worker.credits
+
+    def _as_they_come(self):
+        live = self.live = list(self.workers)
+        item_timeout = self.recipe.item_timeout
+        while live:
+            for worker in live:
+                queue = worker.queue
+                if queue:
+                    release = worker.credits.release
+                    while queue:
+                        item = queue.popleft()
+                        if type(item) is InRing:
+                            item = item.load()
+                        release()
+                        yield item
+                    worker.since = None  # waiting for it starts now
+                if worker.error is not None:
+                    self._raise_error(worker)
+            live = self.live = [w for w in live if not w.done or w.queue]
+            if not live:
+                return
+            waiting = [w for w in live if not w.queue]
+            objects = [w.conn for w in waiting] + [w.process.sentinel for w in waiting]
+            if item_timeout is None:
+                ready = multiprocessing.connection.wait(objects)
+            else:
+                now = time.monotonic()
+                for worker in waiting:
+                    if worker.since is None:
+                        worker.since = now
+                first = min(waiting, key=lambda w: w.since)
+                ready = multiprocessing.connection.wait(
+                    objects, max(first.since + item_timeout - now, 0.0))
+                if not ready:
+                    raise self._silent(first)
+            for worker in waiting:
+                if worker.conn in ready or worker.process.sentinel in ready:
+                    self._receive(worker)

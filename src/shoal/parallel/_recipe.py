@@ -1,0 +1,285 @@
+"""The recipes: ProcessStreamer, and pescador's ZMQStreamer over it.
+
+A recipe holds its settings and the shares its workers run (see
+``shoal.parallel._state.shares_of``), all checked when it is made; each
+iteration opens a ``_consumer.ProcessIterator``, which starts the workers.
+"""
+
+import mmap
+import multiprocessing
+import pickle
+import resource
+import threading
+
+import numpy as np
+
+from .._checks import check_choice, check_int, short_repr
+from .._iterutil import limited
+from ..core import Streamer
+from ..exceptions import ShoalTypeError, ShoalValueError
+from ..mux._base import as_streamer, check_flag
+from ._consumer import ProcessIterator
+from ._ring import max_ring_bytes
+from ._state import ready_state, shares_of
+
+__all__ = ["ProcessStreamer", "ZMQStreamer", "MAX_WORKERS", "max_workers", "check_seconds"]
+
+#: The most workers a ProcessStreamer runs (each is a process with a pipe and a ring).
+MAX_WORKERS = 1024
+_SEM_VALUE_MAX = 2**31 - 1  # what a semaphore can count to (SEM_VALUE_MAX on Linux)
+
+
+class ProcessStreamer(Streamer):
+    """Run a stream in background worker processes.
+
+    Parameters
+    ----------
+    stream : Streamer
+        The stream to run: a streamer or a mux.
+    n_workers : int, 1 to MAX_WORKERS (1024)
+        The number of worker processes. A mux (or a map over a mux, such
+        as ``Streamer(buffer_stream, mux, 32)``) is split with
+        :meth:`~shoal.Streamer.shard`: worker ``w`` runs share ``w``, a mux
+        of the same kind over ``streamers[w::n_workers]``, seeded from the
+        mux's seed and ``w``; a mux with fewer streamers than workers is
+        refused, since copies of it would repeat its items. Any other stream
+        (one generator function) runs whole in every worker, which reads its
+        own share through :func:`worker_info`.
+    prefetch : int >= 1
+        The most items each worker may have produced and the consumer not
+        yet taken: it bounds the memory in flight (arrays of 64 KiB or more
+        also wait for room in the worker's ring). The default keeps about a
+        scheduler's time slice of small items in hand, so that an ordered
+        consumer does not stall when the system pauses one of its workers.
+    ordered : bool
+        Take items from the workers in strict turn (deterministic: two runs
+        of a seeded stream give the same items), or as they come (faster when
+        the workers' speeds vary).
+    start_method : None or {"fork", "spawn", "forkserver"}
+        How workers start; ``None`` is multiprocessing's default. With
+        ``spawn`` and ``forkserver`` the stream must be picklable, which is
+        checked here.
+    timeout : float > 0
+        Seconds to wait, when the stream is closed, for a worker busy in its
+        generator's code to stop, before it is terminated. Finite. A worker
+        waiting for the consumer stops at once; either way, as in one
+        process, the workers' generators are closed (their ``finally``
+        runs) before ``close()`` returns, unless terminated.
+    shared_memory_bytes : int
+        The size of each worker's shared-memory ring for large arrays. An
+        item whose arrays do not fit is sent through the pipe instead. The
+        rings of all workers must fit in the shared-memory file system.
+    item_timeout : None or float > 0
+        The most seconds the consumer waits for a worker's next item; a
+        worker silent for longer raises :class:`WorkerError`. The default,
+        ``None``, waits as long as it takes (a worker that dies is still
+        detected at once). It counts from when the consumer starts waiting,
+        so include the time a worker takes to start (to import its modules
+        with ``spawn``) and to make an item.
+
+    Raises
+    ------
+    WorkerError
+        While iterating, if a worker dies, fails with an exception that
+        cannot be sent, or is silent for longer than ``item_timeout``. An
+        exception a worker raises is raised as itself, with the worker's
+        traceback in a note, after the items the worker gave before it.
+        Also from ``state_dict()``, which may wait for a worker's next
+        snapshot, if the worker dies or is silent meanwhile.
+    ShoalValueError
+        From ``load_state_dict`` of an iteration of it (or of a Streamer or
+        a map over it), for a state of another stream (each worker's share
+        state is checked there, as one process checks a state, and the
+        message says what does not fit), or saved with another
+        ``n_workers`` whose pass cannot be split exactly among these
+        workers (see :func:`~shoal.reshard_states`): the message names both
+        numbers of workers and the stream, and says why. The iteration goes
+        on as it was. A state that can be split is resharded there, once,
+        and the workers start at the next item.
+
+        While iterating, from a worker resumed from a state, before any of
+        its items, if its share does not give again the items it gave
+        between its last snapshot and the consumer's position when the
+        state was saved: a source now yields fewer or other items (a file
+        was rewritten), or the stream is not the one that saved it (a map
+        with another ``buffer_size``, say). One process raises the same
+        error for a source that now yields fewer items than its state
+        says; a worker never goes on with items lost or repeated.
+
+    Notes
+    -----
+    Each worker's global random states (numpy's legacy one and ``random``'s)
+    are seeded, when the stream starts, from one draw from the consumer's
+    numpy global state (as ``np.random.randint(0, 2**32, size=4)`` would
+    draw) and the worker's index, apart: ``np.random.seed`` in the consumer
+    makes the workers' draws repeat, each pass draws anew, and no two
+    workers draw the same numbers.
+
+    Examples
+    --------
+    >>> import numpy as np
+    >>> @streamable
+    ... def squares(n):
+    ...     for i in range(n):
+    ...         yield {"x": np.full(3, i * i)}
+    >>> stream = ProcessStreamer(squares(4), start_method="fork")
+    >>> [item["x"].tolist() for item in stream]
+    [[0, 0, 0], [1, 1, 1], [4, 4, 4], [9, 9, 9]]
+    """
+
+    def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
+                 timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
+        stream = as_streamer(stream, "stream")
+        self.stream = stream
+        self.n_workers = check_int("n_workers", n_workers, minimum=1)
+        limit = max_workers()
+        if self.n_workers > limit:
+            raise ShoalValueError(
+                f"n_workers must be <= {limit} (each worker is a process with its own pipe "
+                f"and shared memory), got {self.n_workers}"
+            )
+        self.prefetch = check_int("prefetch", prefetch, minimum=1)
+        if self.prefetch > _SEM_VALUE_MAX:
+            raise ShoalValueError(f"prefetch must be <= {_SEM_VALUE_MAX}, got {self.prefetch}")
+        self.ordered = check_flag("ordered", ordered)
+        if start_method is not None:
+            check_choice("start_method", start_method, tuple(multiprocessing.get_all_start_methods()))
+        self.start_method = start_method
+        self.timeout = check_seconds("timeout", timeout)
+        self.item_timeout = None if item_timeout is None else check_seconds("item_timeout",
+                                                                             item_timeout)
+        self.shared_memory_bytes = check_int("shared_memory_bytes", shared_memory_bytes,
+                                             minimum=mmap.PAGESIZE)
+        limit = max_ring_bytes(self.n_workers)
+        if self.shared_memory_bytes > limit:
+            raise ShoalValueError(
+                f"shared_memory_bytes must be <= {limit} (the shared-memory file system holds "
+                f"{limit * self.n_workers} bytes, for the rings of {self.n_workers} "
+                f"worker(s)), got {self.shared_memory_bytes}"
+            )
+        self._shares = shares_of(stream, self.n_workers)
+        self._copy_out = False  # copy every received array out of the ring
+        if self._context().get_start_method() != "fork":
+            for share in self._shares:
+                try:
+                    pickle.dumps(share)
+                except Exception as exc:
+                    raise ShoalTypeError(
+                        f"stream {stream!r} cannot be sent to a worker started with "
+                        f"{self._context().get_start_method()!r}: {type(exc).__name__}: {exc}; "
+                        "use module-level generator functions and picklable arguments, "
+                        "or start_method='fork' where it is available"
+                    ) from exc
+
+    def _context(self):
+        return multiprocessing.get_context(self.start_method)
+
+    @property
+    def source(self):
+        return self.stream
+
+    def _open(self, max_iter=None):
+        gen = ProcessIterator(self, max_iter).run()
+        # Each worker stops after max_iter items; the consumer takes max_iter in all.
+        return gen if max_iter is None or self.n_workers == 1 else limited(gen, max_iter)
+
+    def _open_items(self):
+        return self._open()
+
+    # Resumable iteration: the workers send their shares' states with their
+    # items, and a pass's state holds each share's state up to the items the
+    # consumer took. It resumes by starting each worker where its share was.
+    _plain_leaf = False
+    _takes_key = False
+
+    def _open_node(self, state=None, track=False, key=None):
+        # The workers run the stream as a root: no key reaches another process.
+        node = ProcessIterator(self, None, track, state)
+        return node, node.run()
+
+    def _ready_state(self, state):
+        # Checked when it is loaded, and a state saved with another number of
+        # workers resharded then, once, in this process (no worker starts): one
+        # that cannot be split exactly is refused at load_state_dict.
+        return ready_state(self, state)
+
+    def __repr__(self):
+        return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
+
+
+def check_seconds(name, value):
+    """``value`` as a float number of seconds, > 0, finite and within what waits accept."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, float, np.number)):
+        raise ShoalTypeError(
+            f"{name} must be a number of seconds, got {short_repr(value)} ({type(value).__name__})"
+        )
+    if not 0 < value <= threading.TIMEOUT_MAX:  # also refuses nan and inf
+        raise ShoalValueError(
+            f"{name} must be a number of seconds > 0 and <= {threading.TIMEOUT_MAX:.0f}, got {value!r}"
+        )
+    return float(value)
+
+
+def max_workers():
+    """The most workers: MAX_WORKERS, or fewer if this process may open fewer files."""
+    try:
+        soft = resource.getrlimit(resource.RLIMIT_NOFILE)[0]
+    except (ValueError, OSError):
+        return MAX_WORKERS
+    if soft == resource.RLIM_INFINITY:
+        return MAX_WORKERS
+    # A worker holds about 4 of the consumer's file descriptors while it starts.
+    return max(1, min(MAX_WORKERS, (soft - 64) // 4))
+
+
+class ZMQStreamer(ProcessStreamer):
+    """pescador's ZMQStreamer: a stream in one background process.
+
+    Code written for pescador runs unchanged. No sockets or ports are used
+    (the transport is a pipe and shared memory), so the port arguments are
+    only checked. Received arrays are writable; with ``copy=True`` they are
+    always copies of the consumer's own, else views into shared memory (as
+    for :class:`ProcessStreamer`), as pescador's ``copy=False`` gives views
+    of the received message.
+
+    Parameters
+    ----------
+    streamer : Streamer
+    min_port, max_port : int
+        Accepted for compatibility: ``1 <= min_port < max_port <= 65535``.
+    max_tries : int > 0
+        Accepted for compatibility.
+    copy : bool
+        Copy every received array out of shared memory.
+    timeout : float > 0
+        Seconds to wait for the worker to stop when the stream is closed.
+
+    Examples
+    --------
+    >>> def numbers(n):
+    ...     for i in range(n):
+    ...         yield {"x": np.arange(i, i + 2)}
+    >>> stream = ZMQStreamer(Streamer(numbers, 3))
+    >>> [item["x"].tolist() for item in stream]
+    [[0, 1], [1, 2], [2, 3]]
+    """
+
+    def __init__(self, streamer, min_port=49152, max_port=65535, max_tries=100, copy=False,
+                 timeout=5):
+        streamer = as_streamer(streamer, "streamer")
+        min_port = check_int("min_port", min_port, minimum=1)
+        max_port = check_int("max_port", max_port, minimum=1)
+        if not min_port < max_port <= 65535:
+            raise ShoalValueError(
+                f"ports must satisfy 1 <= min_port < max_port <= 65535, got "
+                f"min_port={min_port}, max_port={max_port}"
+            )
+        self.min_port, self.max_port = min_port, max_port
+        self.max_tries = check_int("max_tries", max_tries, minimum=1)
+        self.copy = check_flag("copy", copy)
+        super().__init__(streamer, n_workers=1, timeout=timeout if timeout is not None else 5.0)
+        self._copy_out = self.copy
+
+    @property
+    def streamer(self):
+        return self.stream
