@@ -18,6 +18,7 @@ from resume_checker import assert_resumes_exactly, roundtrip
 import shoal
 import shoal.parallel._state
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
+from shoal._contract import OneStream
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 
@@ -278,6 +279,44 @@ def test_a_mux_with_fewer_streamers_than_workers_is_refused_at_the_call():
         ProcessStreamer(shoal.ChainMux(["ab", "cd"]), n_workers=3)
     with pytest.raises(ValueError, match="streamers"):
         ProcessStreamer(Streamer(shoal.tuples, shoal.ChainMux([[{"x": 1}]]), "x"), n_workers=2)
+
+
+ONE_STREAM_OR_NOT = {
+    "generator function": (lambda: Streamer(sources.numbered, 4), True),
+    "list": (lambda: Streamer([1, 2, 3]), True),
+    "streamer over a generator function": (lambda: Streamer(Streamer(sources.numbered, 4)), True),
+    "map over a generator function": (
+        lambda: Streamer(shoal.tuples, Streamer(sources.numbered, 4), "i"), True),
+    "map over a list": (lambda: Streamer(shoal.buffer_stream, [1, 2, 3, 4], 2), True),
+    "worker stream": (lambda: ProcessStreamer(tagged_mux(), n_workers=2, start_method="fork"), True),
+    "mux": (tagged_mux, False),
+    "streamer over a mux": (lambda: Streamer(tagged_mux()), False),
+    "map over a mux": (lambda: Streamer(shoal.tuples, tagged_mux(), "tag", "i"), False),
+}
+
+
+@pytest.mark.parametrize("kind", list(ONE_STREAM_OR_NOT))
+def test_workers_run_one_stream_whole_and_split_what_the_stream_says_can_be_split(kind):
+    # Decided by what the stream says of its shares (the recipe contract's
+    # share refusal), not by the text of the error its shard() raises.
+    make, is_one_stream = ONE_STREAM_OR_NOT[kind]
+    stream = make()
+    refusal = stream._share_refusal(2)
+    shares = ProcessStreamer(stream, n_workers=2, start_method="fork")._shares
+    if is_one_stream:
+        assert isinstance(refusal, OneStream) and "is one stream" in refusal
+        assert shares[0] is stream and shares[1] is stream  # each worker reads worker_info
+    else:
+        assert refusal is None
+        assert [type(share) for share in shares] == [type(stream)] * 2
+        assert shares[0] is not stream and shares[0] is not shares[1]
+
+
+def test_a_mux_too_small_for_the_workers_is_not_one_stream():
+    for stream in (shoal.ChainMux(["ab"]), Streamer(shoal.buffer_stream, shoal.ChainMux(["ab"]), 2)):
+        refusal = stream._share_refusal(2)
+        assert not isinstance(refusal, OneStream)
+        assert "every share needs at least one streamer" in refusal
 
 
 def test_a_generator_function_can_read_its_own_share():

@@ -68,7 +68,9 @@ What a recipe offers
     Whether a pass draws from the key its parent hands it.
 ``shard(index, count)``
     The recipe of one share; :meth:`Recipe._share_refusal` says first why
-    there is none, if there is none.
+    there is none, if there is none: a :class:`OneStream` for a stream that
+    is one stream (each share would give the same items), which a worker
+    stream runs whole in every worker instead.
 ``_progress(state, n_given)`` and ``_elastic_state(progress)``
     Resharding: the progress of each streamer in the state of one share,
     and the state of a share that goes on from given progress.
@@ -89,7 +91,7 @@ from typing import Any, NamedTuple, Protocol
 
 from .exceptions import ShoalValueError
 
-__all__ = ["Recipe", "Node", "Progress", "NEW", "FINISHED", "NotResharded"]
+__all__ = ["Recipe", "Node", "Progress", "NEW", "FINISHED", "NotResharded", "OneStream"]
 
 
 class Node(Protocol):
@@ -129,6 +131,15 @@ class NotResharded(ShoalValueError):
     """The states of a stream's shares cannot be split anew exactly (the message says why)."""
 
 
+class OneStream(str):
+    """A share refusal (see :meth:`Recipe._share_refusal`) that says the stream is one stream.
+
+    Its shares would each give the same items: a generator function, a
+    collection, an iterator, and a streamer or a map over one. The text is
+    the refusal's message.
+    """
+
+
 class Recipe:
     """The base of every recipe: what the code that runs a stream may ask of it.
 
@@ -156,7 +167,7 @@ class Recipe:
 
     def _share_refusal(self, count):
         """Why this stream has no ``count`` shares, or None if it has (``count > 1``)."""
-        return (
+        return OneStream(
             f"{self!r} is one stream: it cannot be split into {count} shares without "
             "giving each the same items; shard a mux of several streamers (or a map over one)"
         )

@@ -14,6 +14,7 @@ from itertools import compress, islice, repeat
 from decorator import decorate
 
 from ._checks import check_bool, check_max_iter, check_share, is_iterable, short_repr
+from ._contract import Recipe
 from ._iterutil import END, add_note, close_quietly, limited
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
 
@@ -564,6 +565,22 @@ class Streamer:
             f"{self!r} is one stream: it cannot be split into {count} shares without "
             "giving each the same items; shard a mux of several streamers (or a map over one)"
         )
+
+    def _share_refusal(self, count):
+        """Why this stream has no ``count`` shares, or None (see ``shoal._contract.Recipe``).
+
+        A streamer over a stream, and a map over one, answer as that stream
+        does; any other streamer is one stream (a ``_contract.OneStream``).
+        """
+        kind = getattr(self, "_kind", None)
+        if kind == _DELEGATE:
+            return self.source._share_refusal(count)
+        if kind == _CALL and self._map_child is not None:
+            bound = inspect.signature(self.source).bind(*self.args, **self.kwargs)
+            stream = bound.arguments["stream"]
+            if isinstance(stream, Streamer):
+                return stream._share_refusal(count)
+        return Recipe._share_refusal(self, count)
 
     def iterator(self, cycle=False):
         """Iterate in a way that can save its state and resume from it.

@@ -384,12 +384,9 @@ class BaseMux(Streamer):
         index, count = check_share(index, count)
         if count == 1:
             return self
-        n_streams = self._lazy_count()
-        if n_streams < count:
-            raise ShoalValueError(
-                f"count must be at most the number of streamers of {self!r} ({n_streams}), "
-                f"got {count}: every share needs at least one streamer"
-            )
+        refusal = self._share_refusal(count)
+        if refusal is not None:
+            raise ShoalValueError(refusal)
         part = copy.copy(self)
         part.__dict__.pop("_pass_key", None)
         part.__dict__.pop("_entered", None)
@@ -413,6 +410,14 @@ class BaseMux(Streamer):
         if part._seed is not None:
             part.random_state = part._seed
         return part
+
+    def _share_refusal(self, count):
+        """Why this mux has no ``count`` shares, or None: every share needs a streamer."""
+        n_streams = self._lazy_count()
+        if n_streams is not None and n_streams < count:
+            return (f"count must be at most the number of streamers of {self!r} ({n_streams}), "
+                    f"got {count}: every share needs at least one streamer")
+        return None
 
     def __repr__(self):
         parts = [f"<{len(self.streamers)} streamers>"]

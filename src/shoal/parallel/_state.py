@@ -26,32 +26,30 @@ from collections import deque
 from itertools import islice
 
 from .._checks import short_repr, state_difference
+from .._contract import OneStream
 from .._iterutil import END, add_note
 from ..exceptions import ShoalError, ShoalValueError
 from ..iterator import loaded_root, reshard_states
-from ..mux._base import BaseMux, restored_node
+from ..mux._base import restored_node
 
 __all__ = ["shares_of", "pass_state", "share_entry", "ready_state", "reshard", "resumed_share"]
 
 
 def shares_of(stream, n_workers):
-    """The shares of ``stream`` that ``n_workers`` workers run: one each."""
-    return [_split(stream, index, n_workers) for index in range(n_workers)]
+    """The shares of ``stream`` that ``n_workers`` workers run: one each.
 
-
-def _split(stream, index, n_workers):
-    """The share of ``stream`` that worker ``index`` of ``n_workers`` runs."""
+    A stream that can be split (a mux, a map over one) gives worker ``w``
+    ``stream.shard(w, n_workers)``, which refuses too few streamers: copies
+    of a mux would repeat its items. A stream that is one stream (a
+    generator function: its share refusal is a ``_contract.OneStream``)
+    runs whole in every worker, which reads its own share through
+    :func:`~shoal.worker_info`.
+    """
     if n_workers == 1:
-        return stream
-    if isinstance(stream, BaseMux):
-        # Too few streamers is refused: copies of the mux would repeat its items.
-        return stream.shard(index, n_workers)
-    try:
-        return stream.shard(index, n_workers)  # a map over a mux: the mux's share
-    except ShoalValueError as exc:
-        if "is one stream" not in str(exc):
-            raise
-        return stream  # one generator: each worker runs it, and reads worker_info()
+        return [stream]
+    if isinstance(stream._share_refusal(n_workers), OneStream):
+        return [stream] * n_workers
+    return [stream.shard(index, n_workers) for index in range(n_workers)]
 
 
 def ready_state(recipe, state):
