@@ -319,6 +319,17 @@ def test_a_mux_too_small_for_the_workers_is_not_one_stream():
         assert "every share needs at least one streamer" in refusal
 
 
+def test_a_worker_stream_is_a_streamer_over_its_stream_and_one_stream_to_shard():
+    mux = tagged_mux()
+    for stream in (ProcessStreamer(mux, n_workers=2, start_method="fork"), ZMQStreamer(mux)):
+        # Made by Streamer's own initialiser, as every recipe is.
+        assert stream.source is mux and stream.streamer is mux
+        assert stream.args == () and stream.kwargs == {}
+        assert stream.shard(0, 1) is stream
+        with pytest.raises(ShoalValueError, match="is one stream: it cannot be split into 2 shares"):
+            stream.shard(1, 2)
+
+
 def test_a_generator_function_can_read_its_own_share():
     assert shoal.worker_info() is None
     with no_hang():

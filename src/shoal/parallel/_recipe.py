@@ -13,7 +13,8 @@ import threading
 
 import numpy as np
 
-from .._checks import check_choice, check_int, short_repr
+from .._checks import check_choice, check_int, check_share, short_repr
+from .._contract import Recipe
 from .._iterutil import limited
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
@@ -130,6 +131,7 @@ class ProcessStreamer(Streamer):
     def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
                  timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
         stream = as_streamer(stream, "stream")
+        super().__init__(stream)  # a streamer over ``stream``: its source
         self.stream = stream
         self.n_workers = check_int("n_workers", n_workers, minimum=1)
         limit = max_workers()
@@ -174,10 +176,6 @@ class ProcessStreamer(Streamer):
     def _context(self):
         return multiprocessing.get_context(self.start_method)
 
-    @property
-    def source(self):
-        return self.stream
-
     def _open(self, max_iter=None):
         gen = ProcessIterator(self, max_iter).run()
         # Each worker stops after max_iter items; the consumer takes max_iter in all.
@@ -202,6 +200,20 @@ class ProcessStreamer(Streamer):
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
         return ready_state(self, state)
+
+    def shard(self, index, count):
+        """Refused for ``count > 1``: a worker stream is one stream (its workers split the stream).
+
+        Shard the stream it runs instead, and run each share in its own
+        worker stream.
+        """
+        index, count = check_share(index, count)
+        if count == 1:
+            return self
+        raise ShoalValueError(self._share_refusal(count))
+
+    def _share_refusal(self, count):
+        return Recipe._share_refusal(self, count)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
@@ -279,7 +291,3 @@ class ZMQStreamer(ProcessStreamer):
         self.copy = check_flag("copy", copy)
         super().__init__(streamer, n_workers=1, timeout=timeout if timeout is not None else 5.0)
         self._copy_out = self.copy
-
-    @property
-    def streamer(self):
-        return self.stream
