@@ -671,12 +671,12 @@ def test_a_worker_state_holds_its_share_state_not_a_count():
     assert node["type"] == "ProcessStreamer" and node["n_workers"] == 2
     for index, share in enumerate(node["shares"]):
         # The state an iteration of the worker's share saves, and a few items after it.
-        assert share["state"]["stream"] == "ChainMux" and share["skip"] >= 0
+        assert share["state"]["stream"] == "ChainMux" and share["n_skip"] >= 0
         own = files().shard(index, 2).iterator()
         own.load_state_dict(share["state"])
-        rows = [row for _, row in zip(range(share["skip"] + 1), own)]
+        rows = [row for _, row in zip(range(share["n_skip"] + 1), own)]
         # Each worker had given 1500 items: its share goes on at its item 1500.
-        assert share["state"]["n_given"] + share["skip"] == 1500
+        assert share["state"]["n_given"] + share["n_skip"] == 1500
         assert rows[-1][0] in range(index, 8, 2)
 
 
@@ -861,8 +861,30 @@ def test_a_corrupted_worker_state_is_refused_at_load():
         it.close()
     del state["state"]["child"]["running"]
     resumed = ProcessStreamer(files(), n_workers=2, start_method="fork").iterator()
-    with pytest.raises(ShoalValueError, match="state of a ProcessStreamer iteration lacks 'running'"):
+    with pytest.raises(ShoalValueError, match=r"state is corrupted at .*it must be a state with 'running'"):
         resumed.load_state_dict(state)
+    resumed.close()
+
+
+@pytest.mark.parametrize("field, value, message", [
+    ("type", "ChainMux", r"\['type'\]: it must be 'ProcessStreamer', got 'ChainMux'"),
+    ("n_workers", 3, r"\['n_workers'\]: it must be 2, the number of its shares, got 3"),
+    ("ordered", "yes", r"\['ordered'\]: it must be True or False, got 'yes'"),
+    ("running", [0, 2], r"\['running'\]: it must be a list of worker numbers below 2"),
+    ("position", -1, r"\['position'\]: it must be a whole number"),
+    ("shares", [], r"\['shares'\]: it must be a list of the workers' shares, one per worker"),
+])
+def test_each_field_of_a_worker_state_is_checked_at_load(field, value, message):
+    with no_hang():
+        it = ProcessStreamer(files(), n_workers=2, start_method="fork").iterator()
+        next(it)
+        state = it.state_dict()
+        it.close()
+    state["state"]["child"][field] = value
+    resumed = ProcessStreamer(files(), n_workers=2, start_method="fork").iterator()
+    with pytest.raises(ShoalValueError, match=r"state is corrupted at .*" + message):
+        resumed.load_state_dict(state)
+    assert multiprocessing.active_children() == []  # nothing started for it
     resumed.close()
 
 

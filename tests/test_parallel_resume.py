@@ -101,7 +101,7 @@ def test_a_file_now_shorter_is_refused_not_skipped_into_the_next_file(tmp_path, 
         state, before = save_after(files(paths), 20)
         assert before == [(0, i) for i in range(20)]
         # The worker resumes from its snapshot after item 1 and skips 19 items.
-        assert [(share["state"]["n_given"], share["skip"]) for share in shares(state)] == [(1, 19)]
+        assert [(share["state"]["n_given"], share["n_skip"]) for share in shares(state)] == [(1, 19)]
         resumed = load(load_with, files(paths)).iterator()
         resumed.load_state_dict(state)
         assert [next(resumed) for _ in range(5)] == [(0, i) for i in range(20, 25)]  # exact
@@ -127,7 +127,7 @@ def test_a_file_now_longer_is_refused_not_read_again(tmp_path, few_snapshots, lo
     paths = write_files(tmp_path, (10, 1000))
     with no_hang():
         state, before = save_after(files(paths), 20)
-        assert before[-1] == (1, 9) and shares(state)[0]["skip"] == 19
+        assert before[-1] == (1, 9) and shares(state)[0]["n_skip"] == 19
         sources.write_lines(paths[0], 12)  # two lines more
         resumed = load(load_with, files(paths)).iterator()
         resumed.load_state_dict(state)
@@ -154,7 +154,7 @@ def test_another_batch_size_is_refused_naming_the_difference(tmp_path, few_snaps
     paths = write_files(tmp_path, (1000,) * 4)
     with no_hang():
         state, _before = save_after(batches(paths, 4), 20, n_workers=2)
-        assert [share["skip"] for share in shares(state)] == [9, 9]
+        assert [share["n_skip"] for share in shares(state)] == [9, 9]
         resumed = load(load_with, batches(paths, 5), n_workers=2).iterator()
         resumed.load_state_dict(state)
         # Skipping 9 batches of 5 would lose 9 rows in each worker.
@@ -173,7 +173,7 @@ def test_another_batch_size_goes_on_exactly_from_a_state_at_the_snapshots(tmp_pa
     with no_hang():
         # One batch from each worker: each is at its snapshot, with nothing to skip.
         state, before = save_after(batches(paths, 4), 2, n_workers=2)
-        assert [share["skip"] for share in shares(state)] == [0, 0]
+        assert [share["n_skip"] for share in shares(state)] == [0, 0]
         resumed = load("fork", batches(paths, 5), n_workers=2).iterator()
         resumed.load_state_dict(state)
         after = list(resumed)
@@ -218,7 +218,8 @@ def test_a_corrupted_share_ahead_is_refused_at_the_call(tmp_path, few_snapshots)
         state, _ = save_after(files(paths), 20)
     shares(state)[0]["ahead"]["n"] += 1  # it no longer counts the items to its state
     resumed = load("fork", files(paths)).iterator()
-    with pytest.raises(ShoalValueError, match="the 'ahead' of its share 0 must be"):
+    with pytest.raises(ShoalValueError, match=r"state is corrupted at .*\['shares'\]\[0\]\['ahead'\]: "
+                                              r"it must be \{'n': n >= 1, 'state': the share's state"):
         resumed.load_state_dict(state)
     resumed.close()
 
@@ -237,7 +238,7 @@ def test_a_state_saved_while_a_worker_waits_for_room_in_its_ring_resumes_exactly
         it = make_big().iterator()
         before = [next(it)["i"] for _ in range(2)]
         state = roundtrip(it.state_dict())
-        assert shares(state)[0]["skip"] == 1
+        assert shares(state)[0]["n_skip"] == 1
         rest = [item["i"] for item in it]
         resumed = make_big().iterator()
         resumed.load_state_dict(state)

@@ -42,7 +42,7 @@ class ProcessIterator:
         self.workers = []  # their handles
         self.live = None  # the workers still giving items, in turn order
         self.position = 0  # ordered: whose turn is next, in ``live``
-        # Where each share starts: (state or None, skip, ahead or None), and which ones run.
+        # Where each share starts: (state or None, n_skip, ahead or None), and which ones run.
         n = recipe.n_workers
         self.starts = [(None, 0, None)] * n
         self.running = list(range(n))
@@ -57,13 +57,13 @@ class ProcessIterator:
         # need be): this checks it again, which is cheap. One a mux restores
         # is made ready here.
         state = recipe._ready_state(state)
-        self.starts = [(share["state"], share["skip"], share.get("ahead"))
+        self.starts = [(share["state"], share["n_skip"], share.get("ahead"))
                        for share in state["shares"]]
         self.running = list(state["running"])
         self.position = state["position"] if recipe.ordered and state["ordered"] else 0
 
     def state_dict(self, n_given=None):
-        shares = [share_entry(state, skip, ahead) for state, skip, ahead in self.starts]
+        shares = [share_entry(*start) for start in self.starts]
         for worker in self.workers:
             shares[worker.index] = self._share_state(worker)
         # Before its first item (a mux opened it, and has not read it yet), as loaded.
@@ -86,9 +86,9 @@ class ProcessIterator:
         snapshots = worker.snapshots
         while True:
             worker.pass_snapshots(taken)
-            k, share_state, skip = worker.base
-            skip += taken - k
-            if not skip:
+            k, share_state, n_skip = worker.base
+            n_skip += taken - k
+            if not n_skip:
                 ahead = None
                 break
             if snapshots:
@@ -106,7 +106,7 @@ class ProcessIterator:
             worker.base = (worker.base[0], share_state, worker.base[2])
         if ahead is not None and ahead[0] <= taken:
             ahead = None
-        return share_entry(share_state, skip, ahead and {"n": ahead[0] - taken, "state": ahead[1]})
+        return share_entry(share_state, n_skip, ahead and {"n": ahead[0] - taken, "state": ahead[1]})
 
     @staticmethod
     def _load_ring_items(worker):
@@ -126,10 +126,10 @@ class ProcessIterator:
         # one draw from numpy's global state, so that np.random.seed repeats it.
         seed = iteration_seed(None)
         for index in self.running:
-            start, skip, ahead = self.starts[index]
+            start, n_skip, ahead = self.starts[index]
             crew.start(WorkerConfig(
                 worker_index=index, n_workers=recipe.n_workers, share=recipe._shares[index],
-                max_iter=self.max_iter, track=self.track, start=start, skip=skip, ahead=ahead,
+                max_iter=self.max_iter, track=self.track, start=start, n_skip=n_skip, ahead=ahead,
                 prefetch=recipe.prefetch, seed=seed,
             ))
 

@@ -74,8 +74,8 @@ class Worker:
     Its share's states: ``snapshots`` holds those the worker sent, ``(k,
     state or pickled state)`` for the state after its ``k``-th item, not yet
     reached by the consumer; ``base`` is the latest reached, ``(k, state or
-    pickled state, skip)``: the share is there after ``k`` items, plus
-    ``skip`` items. ``ahead`` is ``(k, state)``, the state after its ``k``-th
+    pickled state, n_skip)``: the share is there after ``k`` items, plus
+    ``n_skip`` items. ``ahead`` is ``(k, state)``, the state after its ``k``-th
     item that its loaded state said it reaches (see
     ``shoal.parallel._state.resumed_share``), or None.
     """
@@ -84,7 +84,7 @@ class Worker:
                  "queue", "ready", "done", "error", "since", "received", "snapshots", "base",
                  "ahead")
 
-    def __init__(self, index, start, skip, ahead):
+    def __init__(self, index, start, n_skip, ahead):
         self.index = index
         self.process = self.conn = self.credits = self.ring = None
         self.queue = collections.deque()
@@ -93,7 +93,7 @@ class Worker:
         self.since = None
         self.received = 0
         self.snapshots = collections.deque()
-        self.base = (0, start, skip)
+        self.base = (0, start, n_skip)
         self.ahead = ahead and (ahead["n"], ahead["state"])
 
     def pass_snapshots(self, taken):
@@ -126,7 +126,7 @@ class Crew:
         stays.
         """
         recipe, context = self.recipe, self.context
-        worker = Worker(config.worker_index, config.start, config.skip, config.ahead)
+        worker = Worker(config.worker_index, config.start, config.n_skip, config.ahead)
         receiver = sender = None
         try:
             ring = worker.ring = Ring(context, recipe.shared_memory_bytes, recipe._copy_out)

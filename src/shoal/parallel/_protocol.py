@@ -96,7 +96,7 @@ class WorkerConfig(NamedTuple):
     max_iter: int | None  # the most items it gives (None: its whole pass)
     track: bool  # send SNAPSHOTs of its share's state
     start: dict | None  # the state its share resumes from (None: its start)...
-    skip: int  # ...and the items its consumer took after it
+    n_skip: int  # ...and the items its consumer took after it
     ahead: dict | None  # where its share must be further on (see _state.resumed_share)
     prefetch: int
     seed: Any  # the consumer's draw the worker seeds its global random states from

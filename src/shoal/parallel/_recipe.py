@@ -195,11 +195,11 @@ class ProcessStreamer(Streamer):
         node = ProcessIterator(self, None, track, state)
         return node, node.run()
 
-    def _ready_state(self, state):
+    def _ready_state(self, state, path="state", n_given=None):
         # Checked when it is loaded, and a state saved with another number of
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
-        return ready_state(self, state)
+        return ready_state(self, state, path)
 
     def shard(self, index, count):
         """Refused for ``count > 1``: a worker stream is one stream (its workers split the stream).

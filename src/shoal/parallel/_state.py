@@ -9,7 +9,7 @@ took::
      "position": 1,  # ordered: whose turn is next, in "running"
      "shares": [share, ...]}  # one per worker
 
-A share (:func:`share_entry`) is ``{"state": s, "skip": k}``, with
+A share (:func:`share_entry`) is ``{"state": s, "n_skip": k}``, with
 ``"ahead": {"n": n, "state": a}`` when ``k`` is not 0: ``s`` is a snapshot of
 the share's iteration that its worker sent (None: its start), ``k`` the items
 the consumer took after it, and ``a`` the snapshot the worker sent ``n``
@@ -25,14 +25,15 @@ loaded (:func:`reshard`), through :func:`~shoal.reshard_states`.
 from collections import deque
 from itertools import islice
 
-from .._checks import short_repr, state_difference
+from .._checks import state_difference
 from .._contract import OneStream
 from .._iterutil import END, add_note
+from .._schema import check_fields, child, count, count_list, flag, state_error, stream_state
 from ..exceptions import ShoalError, ShoalValueError
 from ..iterator import loaded_root, reshard_states
-from ..mux._base import restored_node
 
-__all__ = ["shares_of", "pass_state", "share_entry", "ready_state", "reshard", "resumed_share"]
+__all__ = ["shares_of", "pass_state", "share_entry", "ready_state", "check_pass_state", "SCHEMA",
+           "reshard", "resumed_share"]
 
 
 def shares_of(stream, n_workers):
@@ -52,16 +53,18 @@ def shares_of(stream, n_workers):
     return [stream.shard(index, n_workers) for index in range(n_workers)]
 
 
-def ready_state(recipe, state):
+def ready_state(recipe, state, path="state"):
     """``state``, of a pass of ``recipe`` (a ProcessStreamer), checked and made ready to load.
 
-    A state saved with another number of workers is resharded here, once,
-    in this process (no worker starts); one that cannot be split exactly is
-    refused. Each worker's share states are checked here, as one process
-    checks a state, so that one of another stream is refused at
-    ``load_state_dict`` and the iteration goes on.
+    Its fields are checked with :data:`SCHEMA`, naming the ``path`` of what
+    does not fit. A state saved with another number of workers is
+    resharded here, once, in this process (no worker starts); one that
+    cannot be split exactly is refused. Each worker's share states are
+    checked here, as one process checks a state, so that one of another
+    stream is refused at ``load_state_dict`` and the iteration goes on.
     """
-    shares = restored_node(recipe, state, lambda: _saved_shares(state))
+    check_pass_state(state, path)
+    shares = state["shares"]
     if len(shares) != recipe.n_workers:
         return reshard(recipe, shares)
     for index, share in enumerate(shares):
@@ -77,43 +80,66 @@ def ready_state(recipe, state):
     return state
 
 
-def _saved_shares(state):
-    """The shares of ``state``, the state of a ProcessStreamer pass; refused if it is not one."""
-    if not isinstance(state, dict) or state.get("type") != "ProcessStreamer":
-        got = state.get("type") if isinstance(state, dict) else type(state).__name__
-        raise ShoalValueError(f"state must be the state of a ProcessStreamer iteration, got one of {got!r}")
-    missing = [field for field in ("n_workers", "ordered", "running", "position", "shares")
-               if field not in state]
-    if missing:
-        raise ShoalValueError(
-            f"state of a ProcessStreamer iteration lacks {', '.join(map(repr, missing))}")
-    shares, running = state["shares"], state["running"]
-    if not isinstance(shares, list) or not shares or not all(
-            isinstance(share, dict) and "state" in share and "skip" in share for share in shares):
-        raise ShoalValueError(
-            "state of a ProcessStreamer iteration is corrupted: its 'shares' must be a list "
-            f"of {{'state': ..., 'skip': ...}}, one per worker, got {short_repr(shares)}")
-    for index, share in enumerate(shares):
-        ahead = share.get("ahead")
-        if ahead is None:
-            continue
-        # The state the share had ahead["n"] items after the skip: so it counts them.
-        start = share["state"]
-        expected = (start["n_given"] if isinstance(start, dict) else 0) + share["skip"] + (
-            ahead["n"] if isinstance(ahead, dict) else 0)
-        if not (isinstance(ahead, dict) and type(ahead.get("n")) is int and ahead["n"] >= 1
-                and isinstance(ahead.get("state"), dict)
-                and ahead["state"].get("n_given") == expected):
-            raise ShoalValueError(
-                f"state of a ProcessStreamer iteration is corrupted: the 'ahead' of its share "
-                f"{index} must be {{'n': n >= 1, 'state': the share's state {expected} items "
-                f"in}}, got {short_repr(ahead)}")
-    if not isinstance(running, list) or not all(
-            type(index) is int and 0 <= index < len(shares) for index in running):
-        raise ShoalValueError(
-            "state of a ProcessStreamer iteration is corrupted: its 'running' must list "
-            f"workers in 0..{len(shares) - 1}, got {short_repr(running)}")
-    return shares
+def check_pass_state(state, path):
+    """Refuse ``state`` if it is not the state of a ProcessStreamer pass, naming the path of what is not."""
+    if not isinstance(state, dict):
+        raise state_error(path, "the state of a ProcessStreamer pass", state)
+    if state.get("type") != "ProcessStreamer":
+        raise state_error(f"{path}['type']", "'ProcessStreamer'", state.get("type"))
+    shares = state.get("shares")
+    check_fields(state, SCHEMA, path, len(shares) if isinstance(shares, list) else None)
+
+
+def _shares(value, path, n_workers=None):
+    """The workers' shares: one per worker, at least one."""
+    if not isinstance(value, list) or not value:
+        raise state_error(path, "a list of the workers' shares, one per worker", value)
+    for index, share in enumerate(value):
+        _share(share, f"{path}[{index}]")
+
+
+def _share(value, path):
+    """A worker's share: see :func:`share_entry`."""
+    if not isinstance(value, dict):
+        raise state_error(path, "a worker's share, {'state': ..., 'n_skip': ...}", value)
+    check_fields(value, {"state": stream_state, "n_skip": count}, path)
+    ahead = value.get("ahead")
+    if ahead is None:
+        return
+    # The share's state ahead["n"] items after those it skips: so it counts them.
+    start = value["state"]
+    if start is not None:
+        count(start.get("n_given"), f"{path}['state']['n_given']")
+    child(ahead, f"{path}['ahead']")
+    expected = (start["n_given"] if start is not None else 0) + value["n_skip"] + ahead["n"]
+    if not (ahead["n"] >= 1 and isinstance(ahead["state"], dict)
+            and ahead["state"].get("n_given") == expected):
+        raise state_error(f"{path}['ahead']",
+                          f"{{'n': n >= 1, 'state': the share's state {expected} items in}}", ahead)
+
+
+def _n_workers(value, path, n_workers=None):
+    """The number of workers: as many as the shares."""
+    count(value, path)
+    if n_workers is not None and value != n_workers:
+        raise state_error(path, f"{n_workers}, the number of its shares", value)
+
+
+def _running(value, path, n_workers=None):
+    """The workers still giving items, in turn order."""
+    count_list(value, path)
+    if n_workers is not None and any(index >= n_workers for index in value):
+        raise state_error(path, f"a list of worker numbers below {n_workers}", value)
+
+
+#: The fields of the state of a ProcessStreamer pass, and their checkers.
+SCHEMA = {
+    "shares": _shares,
+    "n_workers": _n_workers,
+    "ordered": flag,
+    "running": _running,
+    "position": count,
+}
 
 
 def reshard(recipe, shares):
@@ -129,7 +155,7 @@ def reshard(recipe, shares):
     try:
         states = []
         for saved, share in zip(shares_of(stream, n_saved), shares):
-            it, _, state = resumed_share(saved, share["state"], share["skip"],
+            it, _, state = resumed_share(saved, share["state"], share["n_skip"],
                                          share.get("ahead"), at_position=True)
             it.close()
             states.append(state)
@@ -155,22 +181,22 @@ def pass_state(recipe, running, position, shares):
     }
 
 
-def share_entry(state, skip, ahead=None):
+def share_entry(state, n_skip, ahead=None):
     """A share's entry in a ProcessStreamer state (see :func:`resumed_share`)."""
-    share = {"state": state, "skip": skip}
+    share = {"state": state, "n_skip": n_skip}
     if ahead is not None:
         share["ahead"] = ahead
     return share
 
 
-def resumed_share(share, start, skip, ahead, at_position=False):
+def resumed_share(share, start, n_skip, ahead, at_position=False):
     """An iteration of ``share`` at a worker's saved position, checked: ``(iterator, held, state)``.
 
     A worker's saved state is a snapshot of its share, ``start`` (None: the
-    start), and the ``skip`` items its consumer took after it; and, when
-    ``skip`` is not 0, ``ahead``: ``{"n": n, "state": s}``, the state the
+    start), and the ``n_skip`` items its consumer took after it; and, when
+    ``n_skip`` is not 0, ``ahead``: ``{"n": n, "state": s}``, the state the
     share had ``n`` items further on. The share is resumed from the
-    snapshot, skips ``skip`` items, and reads ``n`` more, which it holds
+    snapshot, skips ``n_skip`` items, and reads ``n`` more, which it holds
     (``held``: the items after the consumer's position); then its state
     must be ``s``. A share that ends sooner, or gets elsewhere, gives other
     items than when the state was saved (a file was rewritten), or is not
@@ -184,11 +210,11 @@ def resumed_share(share, start, skip, ahead, at_position=False):
         if start is not None:
             it.load_state_dict(start)
         first = it.n_given
-        if skip:
-            deque(islice(it, skip), maxlen=0)
-            if it.n_given - first < skip:
+        if n_skip:
+            deque(islice(it, n_skip), maxlen=0)
+            if it.n_given - first < n_skip:
                 raise _not_where_it_was(share, ahead, (
-                    f"it now yields only {it.n_given - first} of the {skip} items its consumer "
+                    f"it now yields only {it.n_given - first} of the {n_skip} items its consumer "
                     "had taken after its saved state"))
         state = it.state_dict() if at_position else None
         held = []
@@ -197,7 +223,7 @@ def resumed_share(share, start, skip, ahead, at_position=False):
             held = list(islice(it, n))
             if len(held) < n:
                 raise _not_where_it_was(share, ahead, (
-                    f"it now yields only {skip + len(held)} of the {skip + n} items it gave "
+                    f"it now yields only {n_skip + len(held)} of the {n_skip + n} items it gave "
                     "after its saved state when that state was saved"))
             difference = state_difference(it.state_dict(), ahead["state"])
             if difference is not None and next(it, END) is END:
@@ -205,7 +231,7 @@ def resumed_share(share, start, skip, ahead, at_position=False):
                 difference = state_difference(it.state_dict(), ahead["state"])
             if difference is not None:
                 raise _not_where_it_was(share, ahead, (
-                    f"{skip + n} items after its saved state, it is not where it was when the "
+                    f"{n_skip + n} items after its saved state, it is not where it was when the "
                     f"state was saved ({difference})"))
     except BaseException:
         it.close()

@@ -92,7 +92,8 @@ def worker_main(config, conn, credits, stop, taken, chunks):
                 credit()
                 sender.add(item)
         else:
-            source, held, _ = resumed_share(config.share, config.start, config.skip, config.ahead)
+            source, held, _ = resumed_share(config.share, config.start, config.n_skip,
+                                            config.ahead)
             _send_tracked(source, held, sender)
         sender.finish()
         conn.send_bytes(encode(DONE, None))
