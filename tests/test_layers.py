@@ -18,10 +18,11 @@ import shoal
 LAYERS = [
     ("helpers", ["_version", "version", "exceptions", "_checks", "_iterutil", "_counter", "_schema", "_contract",
                  "_random", "util"]),
+    ("running state", ["iterator"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
-                        "mux.stochastic", "mux._shard", "mux", "maps"]),
-    ("running state", ["iterator"]),
+                        "mux.stochastic", "mux", "maps"]),
+    ("resharding", ["reshard"]),
     ("adapters", ["parallel._protocol", "parallel._ring", "parallel._state", "parallel._worker",
                   "parallel._lifecycle", "parallel._consumer", "parallel._recipe", "parallel",
                   "zmq_stream", "keras", "torch"]),

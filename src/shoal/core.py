@@ -14,9 +14,10 @@ from itertools import compress, islice, repeat
 from decorator import decorate
 
 from ._checks import check_bool, check_max_iter, check_share, is_iterable, short_repr
-from ._contract import Recipe
+from ._contract import NotResharded, Recipe
 from ._iterutil import END, add_note, close_quietly, limited
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
+from .iterator import LeafRoot, StreamIterator
 
 __all__ = ["Streamer", "streamable", "resume_arg"]
 
@@ -52,6 +53,7 @@ _ITERATE = "iterate"  # iter(source): a re-iterable collection
 _ONE_SHOT = "one-shot"  # the source is itself an iterator: it streams once
 _COPY = "copy"  # an iterator with a copy of its start: each pass iterates a copy of that
 _DELEGATE = "delegate"  # the source is another Streamer
+_LEAF_KINDS = (_CALL, _ITERATE, _ONE_SHOT, _COPY)
 
 # The states of a generator that has given an item and not ended: an open pass.
 _STARTED = (inspect.GEN_SUSPENDED, inspect.GEN_RUNNING)
@@ -109,7 +111,7 @@ def _restart_copy(iterator):
     return None if start is iterator else start
 
 
-class Streamer:
+class Streamer(Recipe):
     """A recipe for a stream that can be iterated again and again.
 
     Every iteration calls the source afresh (or iterates it afresh), so a
@@ -175,14 +177,14 @@ class Streamer:
     [0, 1, 2, 3, 4, 0, 1]
     """
 
-    #: The class :meth:`iterator` builds: :class:`~shoal.StreamIterator`. It
-    #: sits a layer above the recipes (it reads muxes), so the recipes never
-    #: import it: ``shoal.iterator`` puts it here when imported, as
-    #: ``import shoal`` does.
-    _stream_iterator: type | None = None
+    #: How a recipe of this class makes its passes, for a subclass that makes
+    #: them itself (a mux, a worker stream); None: as its source's type says.
+    _OWN_KIND: str | None = None
 
     def __init__(self, source, *args, **kwargs):
-        if isinstance(source, Streamer):
+        if self._OWN_KIND is not None:
+            kind = self._OWN_KIND
+        elif isinstance(source, Streamer):
             kind = _DELEGATE
         elif callable(source):
             kind = _CALL
@@ -215,9 +217,9 @@ class Streamer:
         if kind == _CALL:
             self._check_call()
         # Does a pass need no node to report its state (see _child)?
-        self._plain_leaf = kind != _DELEGATE and self._map_child is None
-        # Only a one-shot source can run out for good; set once it has.
-        self._spent = False
+        self._plain_leaf = kind in _LEAF_KINDS and self._map_child is None
+        # Only a one-shot source can run out for good: it says so once it has.
+        self._one_shot = _OneShot() if kind == _ONE_SHOT else None
 
     def _check_call(self):
         """Refuse now arguments the source cannot be called with (not at the first item)."""
@@ -269,25 +271,20 @@ class Streamer:
         >>> stream.active
         0
         """
-        count = len(self.__dict__.get("_entered", ()))
-        passes = self.__dict__.get("_passes")
-        if passes:
-            count += sum(inspect.getgeneratorstate(gen) in _STARTED for gen in list(passes))
-        return count
+        opened = _OPENED.get(self)
+        if opened is None:
+            return 0
+        return len(opened.entered) + sum(
+            inspect.getgeneratorstate(gen) in _STARTED for gen in list(opened.passes))
 
     def _opened(self, gen):
         """Return ``gen``, a pass opened for this stream's caller, counted in :attr:`active`."""
-        passes = self.__dict__.get("_passes")
-        if passes is None:
-            passes = self.__dict__["_passes"] = weakref.WeakSet()
-        passes.add(gen)
+        _opened_passes(self).passes.add(gen)
         return gen
 
     def __getstate__(self):
         # A recipe pickles as its configuration (what a worker process needs).
         state = dict(self.__dict__)
-        state.pop("_entered", None)  # passes open in `with` blocks stay here
-        state.pop("_passes", None)  # ... and so do the other open passes
         decorated = getattr(state.get("source"), STREAMABLE, None)
         if decorated is not None and _module_holds(decorated):
             # The module holds the @streamable function under the function's
@@ -409,6 +406,32 @@ class Streamer:
             return {"source": own()}
         return {"given": n_given}
 
+    def _root_node(self, cycle, state):
+        """The node of a whole iteration: its passes, one by one (see ``LeafRoot``)."""
+        return LeafRoot(self, cycle, state)
+
+    def _ready_root(self, root):
+        """``root``, a saved ``LeafRoot`` state, with its open pass's state made ready."""
+        if not isinstance(root, dict) or root.get("child") is None:
+            return root  # nothing open to make ready (or a fresh start, as the trial read it)
+        return {**root, "child": self._ready_state(root["child"])}
+
+    def _pass_of_root(self, root, n_given):
+        return LeafRoot.pass_of(root, n_given)
+
+    def _root_of_pass(self, state, n_given):
+        return LeafRoot.root_of(state, n_given)
+
+    def _reshard_pass(self, passes, count, new_count):
+        """The passes of ``new_count`` shares that go on from those of ``count`` (see
+        ``shoal.reshard_states``): ``passes[i]`` is ``(state, n_given)`` of share ``i``."""
+        if self._kind == _DELEGATE:
+            return self.source._reshard_pass(passes, count, new_count)
+        hook = getattr(self.source, "_shoal_map_reshard", None)
+        if hook is not None:
+            return hook(self, passes, count, new_count)
+        raise NotResharded(f"cannot reshard the states of {self!r}: it is one stream")
+
     def _resumed_iter(self, state):
         """An iterator over the source, positioned as ``state`` says."""
         if "source" in state:  # the source's iterator keeps its own state
@@ -425,7 +448,7 @@ class Streamer:
         return skip_items(self, self._open_items(), given)
 
     def _open_one_shot(self, max_iter):
-        if self._spent:
+        if self._one_shot.spent:
             raise SpentSourceError(
                 f"{self!r} wraps an iterator, which streams once, and it has run out "
                 "(an iterator restarts only if a copy of it reads on by itself, as an "
@@ -463,7 +486,7 @@ class Streamer:
         except Exception as exc:
             add_note(exc, f"raised while iterating {self!r}")
             raise
-        self._spent = True
+        self._one_shot.spent = True
 
     def iterate(self, max_iter=None):
         """Stream one pass over the source.
@@ -580,7 +603,7 @@ class Streamer:
             stream = bound.arguments["stream"]
             if isinstance(stream, Streamer):
                 return stream._share_refusal(count)
-        return Recipe._share_refusal(self, count)
+        return super()._share_refusal(count)
 
     def iterator(self, cycle=False):
         """Iterate in a way that can save its state and resume from it.
@@ -595,7 +618,7 @@ class Streamer:
         StreamIterator
             An iterator with ``state_dict()`` and ``load_state_dict(state)``.
         """
-        return self._stream_iterator(self, cycle)
+        return StreamIterator(self, cycle)
 
     def __call__(self, max_iter=None, cycle=False):
         """Stream one pass, or cycle if ``cycle`` is true.
@@ -619,11 +642,12 @@ class Streamer:
         0
         """
         gen = self._open()
-        self.__dict__.setdefault("_entered", []).append(gen)
+        _opened_passes(self).entered.append(gen)
         return gen
 
     def __exit__(self, *exc_info):
-        entered = self.__dict__.get("_entered")
+        opened = _OPENED.get(self)
+        entered = opened.entered if opened is not None else None
         if not entered:  # as pescador: an error of its own, not a bare one
             raise ShoalValueError(f"{self!r} was exited more times than it was entered")
         entered.pop().close()
@@ -638,6 +662,37 @@ class Streamer:
         parts = [name, *map(short_repr, self.args)]
         parts += [f"{key}={short_repr(value)}" for key, value in self.kwargs.items()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class _OneShot:
+    """Whether a one-shot source (an iterator) has run out: it streams once."""
+
+    __slots__ = ("spent",)
+
+    def __init__(self):
+        self.spent = False
+
+
+class _Opened:
+    """The passes of a recipe open for its callers: ``with`` blocks, and the others."""
+
+    __slots__ = ("entered", "passes", "__weakref__")
+
+    def __init__(self):
+        self.entered = []  # the passes of the `with` blocks open, innermost last
+        self.passes = weakref.WeakSet()  # the passes of iterate(), cycle(), iter(), ...
+
+
+# The passes open for each recipe's callers (pescador's `active`): kept here, not on
+# the recipe, which never changes while it is iterated.
+_OPENED: "weakref.WeakKeyDictionary[Streamer, _Opened]" = weakref.WeakKeyDictionary()
+
+
+def _opened_passes(recipe):
+    opened = _OPENED.get(recipe)
+    if opened is None:
+        opened = _OPENED[recipe] = _Opened()
+    return opened
 
 
 def _make_streamer(function, *args, **kwargs):

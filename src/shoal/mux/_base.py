@@ -6,10 +6,11 @@ import inspect
 import numpy as np
 
 from .._checks import check_recipe, check_share, check_weights, is_iterable, short_repr
-from .._contract import NEW, Progress
+from .._contract import FINISHED, NEW, NotResharded, Progress
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
-from .._random import as_seed_sequence, seed_to_plain, share_seed
+from .._random import as_seed_sequence, pass_key, seed_to_plain, share_seed
+from .._schema import restored_node
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 
@@ -28,8 +29,7 @@ __all__ = [
     "Reweighable",
     "weight_spec",
     "scheduled_weights",
-    "Progress",
-    "NEW",
+    "weighted_share_settings",
 ]
 
 
@@ -126,24 +126,6 @@ def counted_state(streamer, node, it, counter, track):
     return {"n": n, "state": streamer._node_state(node, it, n) if track else None}
 
 
-def restored_node(stream, state, make):
-    """``make()``, the node of ``stream`` restored from ``state``; a state it cannot read
-    is a ShoalValueError.
-
-    Building a node reads its state and opens nothing (no user code runs), so
-    any error there is the state's.
-    """
-    try:
-        return make()
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        if isinstance(exc, ShoalError):
-            raise
-        what = f"it lacks {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
-        raise ShoalValueError(
-            f"state does not fit {stream!r}: {what}; state={short_repr(state)}"
-        ) from exc
-
-
 def check_state(state, mux, fields=()):
     """Check that ``state`` is a state of an iterator of ``mux``: a dict with ``fields``.
 
@@ -235,13 +217,38 @@ class BaseMux(Streamer):
         its state) and draws afresh at every pass, as in pescador.
     """
 
+    _OWN_KIND = "mux"  # a mux makes its own passes (see Streamer)
     _plain_leaf = False  # a pass of a mux has a node
     _takes_key = True  # ... and draws from the key its parent hands it
 
     def __init__(self, streamers, random_state=None):
-        self.streamers = as_streamers(streamers)
+        self.streamers = self._streamers_of(streamers)
+        super().__init__(self.streamers)
         self.random_state = random_state
-        self._seed = as_seed_sequence(random_state)
+        self._set_seed(as_seed_sequence(random_state))
+
+    def _streamers_of(self, streamers):
+        """The mux's ``streamers``, checked: a tuple of Streamers (a kind may take others)."""
+        return as_streamers(streamers)
+
+    def _set_seed(self, seed):
+        """Set the mux's own seed, and its key, computed once (see ``TreeSeed``)."""
+        self._seed = seed
+        self._seed_key = None if seed is None else pass_key(seed)
+
+    def _derive(self, streamers=None, seed=None, **settings):
+        """A new mux of this kind made as this one, with these streamers, seed and settings.
+
+        Shares and a chain in another mode are made so: this mux is not changed.
+        """
+        part = copy.copy(self)
+        part.__dict__.update(settings)
+        if streamers is not None:
+            part.streamers = part.source = streamers
+        if seed is not None:
+            part._set_seed(seed)
+            part.random_state = seed
+        return part
 
     @property
     def n_streams(self):
@@ -251,10 +258,6 @@ class BaseMux(Streamer):
     def _lazy_count(self):
         """The number of streamers, or None while it is not known yet."""
         return len(self.streamers)
-
-    @property
-    def source(self):
-        return self.streamers
 
     def _make_node(self, cycle=False, state=None, track=False, key=None):
         """Build the iterator object of one iteration (subclasses).
@@ -277,6 +280,60 @@ class BaseMux(Streamer):
         else:
             node = restored_node(self, state, lambda: self._make_node(False, state, track, key))
         return node, node.run()
+
+    def _root_node(self, cycle, state):
+        return self._make_node(cycle, state, track=True)
+
+    def _ready_root(self, root):
+        return self._ready_state(root)
+
+    def _pass_of_root(self, root, n_given):
+        return root, n_given
+
+    def _root_of_pass(self, state, n_given):
+        return state
+
+    def _reshard_pass(self, passes, count, new_count):
+        """The states of ``new_count`` shares of this mux that go on from those of ``count``.
+
+        ``passes[i]`` is ``(state, n_given)``: the state of a pass of
+        ``self.shard(i, count)`` (None if it had not started,
+        :data:`~shoal._contract.FINISHED` if it ended) and the items it had
+        given. Each share's state says, for each of its streamers, whether
+        it is done, in progress or not started (its kind's ``_progress``);
+        together they describe the whole mux's pass, and the new shares
+        take the streamers ``k::new_count`` with their progress (their
+        kind's ``_elastic_state``). That is exact when a streamer's items do
+        not depend on the share it runs in, and each streamer runs once per
+        pass; a kind where that fails says why in ``_reshard_refusal``.
+        Returns ``(state, n_given)`` for ``self.shard(k, new_count)``, ``k``
+        in ``range(new_count)``.
+        """
+        why = self._reshard_refusal()
+        if why is not None:
+            raise NotResharded(f"cannot reshard the states of {self!r} exactly: {why}")
+        progress = [NEW] * len(self.streamers)
+        for i, (state, n_given) in enumerate(passes):
+            share = self.shard(i, count)
+            if state is None:
+                local = [NEW] * len(share.streamers)
+            elif state == FINISHED:
+                local = [Progress(True, 0, None)] * len(share.streamers)
+            else:
+                try:
+                    local = share._progress(state, n_given)
+                except ShoalValueError as exc:
+                    add_note(exc, f"in the state of share {i} of {count} of {self!r}")
+                    raise
+            progress[i::count] = local
+        out = []
+        for k in range(new_count):
+            local = progress[k::new_count]
+            out.append((self.shard(k, new_count)._elastic_state(local), sum(p.n for p in local)))
+        return out
+
+    def _reshard_refusal(self):
+        return f"there is no exact way known to split the pass of a {type(self).__name__}"
 
     def _open_cycle(self, max_iter):
         # The iterator starts each new pass itself: no generator layer on top.
@@ -387,29 +444,12 @@ class BaseMux(Streamer):
         refusal = self._share_refusal(count)
         if refusal is not None:
             raise ShoalValueError(refusal)
-        part = copy.copy(self)
-        part.__dict__.pop("_pass_key", None)
-        part.__dict__.pop("_entered", None)
-        part.streamers = self.streamers[index::count]
-        weights = getattr(self, "weights", None)
-        if weights is not None:
-            share = weights[index::count]
-            if not share.any():
-                raise ShoalValueError(
-                    f"share {index} of {count} of {self!r} has only streamers of weight 0 "
-                    f"(weights[{index}::{count}]): it would give nothing"
-                )
-            part.weights = share / share.sum()
-            part.weights.flags.writeable = False
-        if getattr(self, "weight_schedule", None) is not None:
-            part.weight_schedule = _ShareSchedule(self.weight_schedule, len(self.streamers),
-                                                  index, count)
-        if getattr(self, "n_active", None) is not None and self.mode != "with_replacement":
-            part.n_active = min(self.n_active, len(part.streamers))
-        part._seed = share_seed(self._seed, index)
-        if part._seed is not None:
-            part.random_state = part._seed
-        return part
+        return self._derive(self.streamers[index::count], share_seed(self._seed, index),
+                            **self._share_settings(index, count))
+
+    def _share_settings(self, index, count):
+        """The settings of share ``index`` of ``count`` that differ from this mux's."""
+        return {}
 
     def _share_refusal(self, count):
         """Why this mux has no ``count`` shares, or None: every share needs a streamer."""
@@ -423,6 +463,27 @@ class BaseMux(Streamer):
         parts = [f"<{len(self.streamers)} streamers>"]
         parts += [f"{key}={value!r}" for key, value in self._settings().items()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def weighted_share_settings(mux, index, count):
+    """The weights of share ``index`` of ``count`` of a weighted ``mux``: those of its streamers."""
+    settings = _normalised(mux, index, count)
+    if mux.weight_schedule is not None:
+        settings["weight_schedule"] = _ShareSchedule(mux.weight_schedule, len(mux.streamers),
+                                                     index, count)
+    return settings
+
+
+def _normalised(mux, index, count):
+    share = mux.weights[index::count]
+    if not share.any():
+        raise ShoalValueError(
+            f"share {index} of {count} of {mux!r} has only streamers of weight 0 "
+            f"(weights[{index}::{count}]): it would give nothing"
+        )
+    weights = share / share.sum()
+    weights.flags.writeable = False
+    return {"weights": weights}
 
 
 class _ShareSchedule:

@@ -13,8 +13,7 @@ import threading
 
 import numpy as np
 
-from .._checks import check_choice, check_int, check_share, short_repr
-from .._contract import Recipe
+from .._checks import check_choice, check_int, short_repr
 from .._iterutil import limited
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
@@ -128,10 +127,14 @@ class ProcessStreamer(Streamer):
     [[0, 0, 0], [1, 1, 1], [4, 4, 4], [9, 9, 9]]
     """
 
+    #: It makes its own passes, in its workers (see Streamer): to whoever shards
+    #: or reshards it, it is one stream.
+    _OWN_KIND = "workers"
+
     def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
                  timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
         stream = as_streamer(stream, "stream")
-        super().__init__(stream)  # a streamer over ``stream``: its source
+        super().__init__(stream)  # its source is the stream, which its workers run
         self.stream = stream
         self.n_workers = check_int("n_workers", n_workers, minimum=1)
         limit = max_workers()
@@ -187,11 +190,10 @@ class ProcessStreamer(Streamer):
     # Resumable iteration: the workers send their shares' states with their
     # items, and a pass's state holds each share's state up to the items the
     # consumer took. It resumes by starting each worker where its share was.
-    _plain_leaf = False
+    # The workers run the stream as a root: no key reaches another process.
     _takes_key = False
 
     def _open_node(self, state=None, track=False, key=None):
-        # The workers run the stream as a root: no key reaches another process.
         node = ProcessIterator(self, None, track, state)
         return node, node.run()
 
@@ -200,20 +202,6 @@ class ProcessStreamer(Streamer):
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
         return ready_state(self, state, path)
-
-    def shard(self, index, count):
-        """Refused for ``count > 1``: a worker stream is one stream (its workers split the stream).
-
-        Shard the stream it runs instead, and run each share in its own
-        worker stream.
-        """
-        index, count = check_share(index, count)
-        if count == 1:
-            return self
-        raise ShoalValueError(self._share_refusal(count))
-
-    def _share_refusal(self, count):
-        return Recipe._share_refusal(self, count)
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"

@@ -30,7 +30,8 @@ from .._contract import OneStream
 from .._iterutil import END, add_note
 from .._schema import check_fields, child, count, count_list, flag, state_error, stream_state
 from ..exceptions import ShoalError, ShoalValueError
-from ..iterator import loaded_root, reshard_states
+from ..iterator import loaded_root
+from ..reshard import reshard_states
 
 __all__ = ["shares_of", "pass_state", "share_entry", "ready_state", "check_pass_state", "SCHEMA",
            "reshard", "resumed_share"]
