@@ -2,6 +2,7 @@
 
 import numpy as np
 import pytest
+from muxes import ALL_MUXES, Opened, endless, letters, make_mux, make_muxes
 
 from shoal import (
     ChainMux,
@@ -14,63 +15,6 @@ from shoal import (
     StochasticMux,
     Streamer,
 )
-
-
-def letters(letter, n):
-    for _ in range(n):
-        yield letter
-
-
-def forever(tag):
-    while True:
-        yield tag
-
-
-class Opened:
-    """Generator functions that count how many of their generators are open."""
-
-    def __init__(self):
-        self.open = 0
-        self.started = 0
-
-    def stream(self, tag, n=None):
-        self.open += 1
-        self.started += 1
-        try:
-            i = 0
-            while n is None or i < n:
-                yield tag
-                i += 1
-        finally:
-            self.open -= 1
-
-
-KINDS = [
-    (ChainMux, {}),
-    (ChainMux, {"mode": "cycle"}),
-    (RoundRobinMux, {}),
-    (RoundRobinMux, {"mode": "cycle"}),
-    (RoundRobinMux, {"mode": "permuted_cycle", "random_state": 1}),
-    (ShuffledMux, {"random_state": 1}),
-    (StochasticMux, {"n_active": 2, "rate": 3, "random_state": 1}),
-    (StochasticMux, {"n_active": 2, "rate": 3, "mode": "single_active", "random_state": 1}),
-    (StochasticMux, {"n_active": 2, "rate": 3, "mode": "exhaustive", "random_state": 1}),
-]
-
-
-def make_mux(index, streamers):
-    mux_type, kwargs = KINDS[index]
-    return mux_type(streamers, **kwargs)
-
-
-def make_muxes(streamers):
-    """One of each mux (and mode) over the same streamers."""
-    streamers = list(streamers)
-    return [make_mux(index, streamers) for index in range(len(KINDS))]
-
-
-ALL_MUXES = pytest.mark.parametrize("index", range(9))
-
 
 # -- ChainMux ----------------------------------------------------------------
 
@@ -179,7 +123,7 @@ def test_shuffled_drops_empty_streamers_and_ends_when_all_are_dropped():
 
 
 def test_shuffled_never_draws_a_zero_weight_streamer():
-    mux = ShuffledMux([Streamer(forever, "a"), Streamer(forever, "b")], weights=[0, 1], random_state=0)
+    mux = ShuffledMux([Streamer(endless, "a"), Streamer(endless, "b")], weights=[0, 1], random_state=0)
     assert set(mux(max_iter=2000)) == {"b"}
 
 
@@ -208,7 +152,7 @@ def test_stochastic_closes_an_activation_as_soon_as_it_reaches_its_count():
 
 
 def test_stochastic_with_replacement_can_exceed_the_number_of_streamers():
-    mux = StochasticMux([Streamer(forever, 1)], n_active=5, rate=2, random_state=0)
+    mux = StochasticMux([Streamer(endless, 1)], n_active=5, rate=2, random_state=0)
     assert list(mux(max_iter=10)) == [1] * 10
 
 
@@ -426,12 +370,12 @@ def test_weights_whose_sum_overflows_are_normalised_safely(mux_type):
 @pytest.mark.parametrize("mux_type", [ShuffledMux, StochasticMux])
 def test_new_weights_or_a_schedule_whose_sum_overflows_are_normalised_safely(mux_type):
     extra = (2, 3) if mux_type is StochasticMux else ()
-    it = mux_type([forever("a"), forever("b")], *extra, random_state=0).iterator()
+    it = mux_type([endless("a"), endless("b")], *extra, random_state=0).iterator()
     next(it)
     it.set_weights([1e308, 1e308])
     np.testing.assert_array_equal(it.state_dict()["state"]["base_weights"], [0.5, 0.5])
     assert {next(it) for _ in range(100)} == {"a", "b"}
-    scheduled = mux_type([forever("a"), forever("b")], *extra, weights=lambda n: [1e308, 1e308],
+    scheduled = mux_type([endless("a"), endless("b")], *extra, weights=lambda n: [1e308, 1e308],
                          random_state=0)
     np.testing.assert_array_equal(scheduled.weights, [0.5, 0.5])
     assert set(scheduled(max_iter=100)) == {"a", "b"}

@@ -8,7 +8,8 @@ import numpy as np
 import pytest
 from hypothesis import given
 from hypothesis import strategies as st
-from resume_checker import roundtrip
+from pipelines import tagged
+from resume_checker import rest, roundtrip, take
 
 import shoal
 from shoal import (
@@ -22,12 +23,6 @@ from shoal import (
     keras_tuples,
     tuples,
 )
-
-
-def tagged(n_streams, length=3):
-    """Streamers whose items say where they come from: (streamer, position)."""
-    return [Streamer([(k, i) for i in range(length)]) for k in range(n_streams)]
-
 
 FINITE = {
     "chain": lambda s, seed: ChainMux(s),
@@ -233,23 +228,6 @@ EXACT = {
     "unseeded stochastic": lambda s, seed: StochasticMux(s, min(len(s), 2), None,
                                                          mode="exhaustive"),
 }
-
-
-def take(stream, state, n):
-    """Iterate ``stream`` from ``state``; take ``n`` items: (items, new state)."""
-    it = stream.iterator()
-    if state is not None:
-        it.load_state_dict(roundtrip(state))
-    items = list(islice(it, n))
-    saved = it.state_dict()
-    it.close()
-    return items, saved
-
-
-def rest(stream, state):
-    it = stream.iterator()
-    it.load_state_dict(roundtrip(state))
-    return list(it)
 
 
 # An unseeded chain hands no seed down: a child not started yet draws its own

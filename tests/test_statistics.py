@@ -10,12 +10,14 @@ correct implementation passes.
 
 import itertools
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from itertools import islice
 
 import numpy as np
 import pytest
+from muxes import endless
 from scipy import stats
+from tracking import DISTS, CallCounter, Tracker, activation_counts, tagged_streamers
 
 import shoal
 
@@ -24,62 +26,8 @@ import shoal
 # (at most, asymptotically) 1e-3.
 ALPHA = 1e-3
 
-DISTS = ["constant", "poisson", "binomial"]
-
 
 # -- helpers -----------------------------------------------------------------
-
-
-def forever(tag):
-    """An infinite stream of ``tag``."""
-    while True:
-        yield tag
-
-
-def tagged_streamers(n, length=None):
-    """``n`` streamers; streamer i yields ``i`` forever, or ``length`` times."""
-    if length is None:
-        return [shoal.Streamer(forever, i) for i in range(n)]
-    return [shoal.Streamer([i] * length) for i in range(n)]
-
-
-class Tracker:
-    """Streamers that record every activation (start of their generator body).
-
-    Streamer i yields ``(i, activation_id, k)`` for k = 0, 1, ... (forever, or
-    ``length`` items); ``activation_id`` is unique per activation. The tracker
-    records, per streamer, how many activations started and the largest
-    number of its activations that were open at once (started and not yet
-    closed or run out).
-    """
-
-    def __init__(self, n):
-        self.n = n
-        self.ids = itertools.count()
-        self.starts = [0] * n
-        self.open = [0] * n
-        self.max_open = [0] * n
-        self.max_total_open = 0
-        self.open_ids = set()
-
-    def streamers(self, length=None):
-        return [shoal.Streamer(self._gen, i, length) for i in range(self.n)]
-
-    def _gen(self, i, length):
-        aid = next(self.ids)
-        self.starts[i] += 1
-        self.open[i] += 1
-        self.max_open[i] = max(self.max_open[i], self.open[i])
-        self.open_ids.add(aid)
-        self.max_total_open = max(self.max_total_open, len(self.open_ids))
-        try:
-            k = 0
-            while length is None or k < length:
-                yield (i, aid, k)
-                k += 1
-        finally:
-            self.open[i] -= 1
-            self.open_ids.discard(aid)
 
 
 def count_variance(dist, rate, n_active):
@@ -118,14 +66,6 @@ def assert_weighted_shares(counts, weights, dispersion=1.0):
         f"shares {counts / counts.sum()} do not match {probs} "
         f"(chi2={result.statistic:.2f}, p={result.pvalue:.2e})"
     )
-
-
-@pytest.fixture
-def global_numpy_state():
-    """Restore numpy's global random state after a test that reseeds it."""
-    state = np.random.get_state()
-    yield
-    np.random.set_state(state)
 
 
 # -- 1. shares of the items follow the weights -------------------------------
@@ -348,27 +288,6 @@ def test_exhaustive_order_follows_weights(global_numpy_state):
 # -- 2. the number of items per activation -----------------------------------
 
 
-def activation_counts(n_active, rate, dist, seed, n_items=50_000, n_streams=4):
-    """The number of items of every completed activation of a StochasticMux."""
-    tracker = Tracker(n_streams)
-    mux = shoal.StochasticMux(
-        tracker.streamers(), n_active=n_active, rate=rate, dist=dist, random_state=seed
-    )
-    it = iter(mux)
-    items = list(islice(it, n_items))
-    still_open = set(tracker.open_ids)  # cut off by the end of the sample
-    it.close()
-    assert len(items) == n_items
-    per_activation = defaultdict(int)
-    for _, aid, k in items:
-        # Within an activation the items come in order and none is skipped.
-        assert k == per_activation[aid]
-        per_activation[aid] += 1
-    counts = np.array([c for aid, c in per_activation.items() if aid not in still_open])
-    assert len(counts) > 0.9 * n_items / rate
-    return counts
-
-
 @pytest.mark.parametrize("n_active", [1, 3])
 @pytest.mark.parametrize("rate", [5, 4.5])
 @pytest.mark.parametrize("dist", DISTS)
@@ -562,35 +481,6 @@ def test_exhaustive_activates_each_streamer_once(rate, n_active):
 # -- 4. empty streamers --------------------------------------------------------
 
 
-class CallCounter:
-    """Sources that count how often they are called (how often a mux opens them).
-
-    ``empty(tag)`` returns an iterator that yields nothing and records, when
-    it is found to be empty, that ``tag`` is known empty; ``late_calls``
-    counts the calls made after that, which a pruning mux must never make.
-    """
-
-    def __init__(self):
-        self.calls = Counter()
-        self.known_empty = set()
-        self.late_calls = Counter()
-
-    def empty(self, tag):
-        self.calls[tag] += 1
-        if tag in self.known_empty:
-            self.late_calls[tag] += 1
-        return self._empty_body(tag)
-
-    def _empty_body(self, tag):
-        self.known_empty.add(tag)
-        return
-        yield  # pragma: no cover  (makes this a generator function)
-
-    def full(self, tag):
-        self.calls[tag] += 1
-        return forever(tag)
-
-
 @pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
 def test_stochastic_prunes_empty_streamers(mode):
     calls = CallCounter()
@@ -706,7 +596,7 @@ def test_shuffled_finite_streamers_dropped_when_restart_is_empty():
 
 
 def shuffled_factory(random_state):
-    streamers = [shoal.Streamer(range, 0, 7), shoal.Streamer(forever, "f"), shoal.Streamer("abc")]
+    streamers = [shoal.Streamer(range, 0, 7), shoal.Streamer(endless, "f"), shoal.Streamer("abc")]
     return shoal.ShuffledMux(streamers, weights=[1, 2, 3], random_state=random_state)
 
 
@@ -742,6 +632,7 @@ FACTORIES = {
     "stochastic-constant": stochastic_factory("with_replacement", "constant"),
     "round_robin-permuted_cycle": permuted_factory,
 }
+
 
 N_REPRO = 2000
 
