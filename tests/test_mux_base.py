@@ -16,33 +16,6 @@ from shoal import (
     Streamer,
 )
 
-# -- RoundRobinMux -----------------------------------------------------------
-
-
-def test_round_robin_takes_turns_and_drops_finished_streamers():
-    assert "".join(RoundRobinMux(["abc", "d", "ef"])) == "adebfc"
-
-
-def test_round_robin_cycle_restarts_all_in_the_same_order():
-    assert "".join(RoundRobinMux(["ab", "c"], mode="cycle")(max_iter=9)) == "acbacbacb"
-
-
-def test_round_robin_permuted_cycle_keeps_the_first_pass_and_permutes_later_ones():
-    mux = RoundRobinMux(list("abcde"), mode="permuted_cycle", random_state=3)
-    items = "".join(mux(max_iter=50))
-    passes = [items[i:i + 5] for i in range(0, 50, 5)]
-    assert passes[0] == "abcde"
-    assert all(sorted(p) == list("abcde") for p in passes)
-    assert len(set(passes)) > 3
-    assert "".join(mux(max_iter=50)) == items
-
-
-def test_round_robin_cycle_of_empty_streamers_raises():
-    with pytest.raises(EmptyStreamError, match="a whole pass yielded no item"):
-        next(iter(RoundRobinMux([[], []], mode="cycle")))
-    assert list(RoundRobinMux([[], []])) == []
-
-
 # -- ShuffledMux -------------------------------------------------------------
 
 
@@ -232,7 +205,6 @@ def test_muxes_never_copy_their_streamers_arguments():
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda: RoundRobinMux(["a"], mode="permuted"), ShoalValueError, "got 'permuted'"),
         (lambda: RoundRobinMux([]), ShoalValueError, "streamers must not be empty"),
         (lambda: ShuffledMux([]), ShoalValueError, "streamers must not be empty"),
         (lambda: StochasticMux([], 1, 2), ShoalValueError, "streamers must not be empty"),

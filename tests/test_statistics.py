@@ -803,20 +803,3 @@ def test_permuted_cycle_passes_are_permutations():
         [shoal.Streamer([j]) for j in range(n)], mode="permuted_cycle", random_state=13
     )
     assert list(other(max_iter=n * n_passes)) != items
-
-
-def test_permuted_cycle_with_unequal_lengths():
-    # Each pass runs every streamer to its end, in the pass's order, round
-    # robin; so each pass holds each streamer's items exactly once.
-    lengths = [1, 3, 2, 4]
-    streamers = [shoal.Streamer([(j, k) for k in range(m)]) for j, m in enumerate(lengths)]
-    mux = shoal.RoundRobinMux(streamers, mode="permuted_cycle", random_state=0)
-    per_pass = sum(lengths)
-    items = list(mux(max_iter=per_pass * 50))
-    first_round_orders = set()
-    for p in range(50):
-        chunk = items[p * per_pass:(p + 1) * per_pass]
-        assert sorted(chunk) == sorted((j, k) for j, m in enumerate(lengths) for k in range(m))
-        first_round_orders.add(tuple(j for j, k in chunk[: len(lengths)]))
-    assert tuple(j for j, _ in items[:4]) == (0, 1, 2, 3)
-    assert len(first_round_orders) > 5
