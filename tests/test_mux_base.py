@@ -16,31 +16,6 @@ from shoal import (
     Streamer,
 )
 
-# -- ShuffledMux -------------------------------------------------------------
-
-
-def test_shuffled_restarts_streamers_that_run_out():
-    items = list(ShuffledMux([[1, 2], [3]], random_state=0)(max_iter=300))
-    assert set(items) == {1, 2, 3}
-    # a restarted [1, 2] always gives 1 before 2
-    ones_and_twos = [i for i in items if i != 3]
-    assert ones_and_twos[:2] == [1, 2]
-
-
-def test_shuffled_drops_empty_streamers_and_ends_when_all_are_dropped():
-    opened = Opened()
-    mux = ShuffledMux([Streamer(opened.stream, "e", 0), Streamer(letters, "x", 2)], random_state=0)
-    items = list(mux(max_iter=50))
-    assert items == ["x"] * 50
-    assert opened.started == 1
-    assert list(ShuffledMux([[], []], random_state=0)) == []
-
-
-def test_shuffled_never_draws_a_zero_weight_streamer():
-    mux = ShuffledMux([Streamer(endless, "a"), Streamer(endless, "b")], weights=[0, 1], random_state=0)
-    assert set(mux(max_iter=2000)) == {"b"}
-
-
 # -- StochasticMux -----------------------------------------------------------
 
 
@@ -360,22 +335,6 @@ def test_cycling_a_stochastic_mux_that_ends_restarts_it():
     one_pass = "".join(mux)
     assert sorted(one_pass) == sorted("abcdef")
     assert "".join(mux.cycle(max_iter=18)) == one_pass * 3
-
-
-def test_cycling_a_shuffled_mux_restarts_it_when_every_streamer_is_dropped():
-    # The source gives "xy" on odd calls and nothing on even ones: each pass
-    # streams "xy", restarts it, finds it empty and drops it, which ends the pass.
-    calls = []
-
-    def every_other_time():
-        calls.append(None)
-        return iter("xy" if len(calls) % 2 else "")
-
-    mux = ShuffledMux([Streamer(every_other_time)], random_state=0)
-    assert "".join(mux) == "xy"
-    calls.clear()
-    assert "".join(mux.cycle(max_iter=6)) == "xyxyxy"
-    assert len(calls) == 5  # the third pass stops at max_iter, before its restart
 
 
 @pytest.mark.parametrize(

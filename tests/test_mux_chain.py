@@ -7,14 +7,7 @@ Streamer that gives streamers) is in test_mux_chain_source.py.
 import pytest
 from muxes import letters
 
-from shoal import (
-    ChainMux,
-    EmptyStreamError,
-    ShoalError,
-    ShoalTypeError,
-    ShoalValueError,
-    Streamer,
-)
+from shoal import ChainMux, EmptyStreamError, ShoalError, ShoalTypeError, ShoalValueError, Streamer
 
 
 def test_chain_runs_each_streamer_to_the_end_in_turn():

@@ -3,12 +3,7 @@
 import pytest
 
 import shoal
-from shoal import (
-    EmptyStreamError,
-    RoundRobinMux,
-    ShoalError,
-    ShoalValueError,
-)
+from shoal import EmptyStreamError, RoundRobinMux, ShoalError, ShoalValueError
 
 
 def test_round_robin_takes_turns_and_drops_finished_streamers():

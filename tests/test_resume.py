@@ -232,19 +232,6 @@ def test_set_weights_changes_the_mixture_from_then_on(mux_type):
     np.testing.assert_allclose(it.state_dict()["state"]["base_weights"], [0.9, 0.1])
 
 
-@pytest.mark.parametrize("position", [1, 63, 64, 100, 1500])
-def test_set_weights_on_a_shuffled_mux_applies_to_the_very_next_item(position):
-    # The picks drawn with the old weights, left in the block being read,
-    # are dropped (they used to be used up first: tens to hundreds of items).
-    mux = shoal.ShuffledMux([Streamer(forever, "a"), Streamer(forever, "b")], random_state=0)
-    it = mux.iterator()
-    list(islice(it, position))
-    it.set_weights([0, 1])
-    assert {tag for tag, _ in islice(it, 300)} == {"b"}
-    it.set_weights([1, 0])
-    assert {tag for tag, _ in islice(it, 300)} == {"a"}
-
-
 @pytest.mark.parametrize("mux_type", ["shuffled", "with_replacement", "single_active",
                                       "exhaustive"])
 def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
@@ -342,22 +329,6 @@ def test_changed_weights_survive_a_resume():
     resumed.load_state_dict(state)
     assert [next(resumed) for _ in range(500)] == expected
     assert "a" not in {tag for tag, _ in expected[50:]}  # a's last activation ends early on
-
-
-def test_a_weights_schedule_is_called_with_the_items_given():
-    calls = []
-
-    def schedule(n):
-        calls.append(n)
-        return [1, 0] if n < 2000 else [0, 1]
-
-    mux = shoal.ShuffledMux([Streamer(forever, t) for t in "ab"], weights=schedule, random_state=1)
-    items = list(islice(mux, 6000))
-    assert calls[0] == 0
-    assert calls == sorted(calls) and all(n <= 6000 for n in calls)
-    switch = next(i for i, (tag, _) in enumerate(items) if tag == "b")
-    assert 2000 <= switch <= 2000 + 1024  # applied at the next block, within 1024 items
-    assert {tag for tag, _ in items[switch:]} == {"b"}
 
 
 def test_a_bad_schedule_or_bad_new_weights_are_refused_clearly():

@@ -567,31 +567,6 @@ def test_shuffled_drops_empty_streamers():
     assert_weighted_shares([items.count("a"), items.count("b")], [1, 1])
 
 
-def test_shuffled_all_empty_ends():
-    calls = CallCounter()
-    mux = shoal.ShuffledMux([shoal.Streamer(calls.empty, j) for j in range(3)], random_state=0)
-    assert list(mux) == []
-    assert calls.calls == {0: 1, 1: 1, 2: 1}
-
-
-def test_shuffled_finite_streamers_dropped_when_restart_is_empty():
-    # A streamer that yields items on its first pass but nothing when
-    # restarted is dropped; the mux ends when all have been.
-    passes = Counter()
-
-    def once(tag, n):
-        passes[tag] += 1
-        if passes[tag] == 1:
-            yield from [tag] * n
-
-    mux = shoal.ShuffledMux(
-        [shoal.Streamer(once, "x", 30), shoal.Streamer(once, "y", 50)], random_state=8
-    )
-    items = list(mux)
-    assert Counter(items) == {"x": 30, "y": 50}
-    assert passes == {"x": 2, "y": 2}
-
-
 # -- 5. seeds and reproducibility -----------------------------------------------
 
 
