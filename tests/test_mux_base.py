@@ -16,43 +16,6 @@ from shoal import (
     Streamer,
 )
 
-# -- StochasticMux -----------------------------------------------------------
-
-
-def test_stochastic_exhaustive_with_rate_none_gives_every_item_once():
-    streams = [Streamer(range, k * 100, k * 100 + k + 1) for k in range(10)]
-    items = list(StochasticMux(streams, 3, None, mode="exhaustive", random_state=0))
-    assert sorted(items) == sorted(i for k in range(10) for i in range(k * 100, k * 100 + k + 1))
-
-
-def test_stochastic_closes_an_activation_as_soon_as_it_reaches_its_count():
-    opened = Opened()
-    streams = [Streamer(opened.stream, tag) for tag in "abc"]
-    mux = StochasticMux(streams, 1, 4, dist="constant", random_state=0)
-    gen = iter(mux)
-    for _ in range(4):
-        next(gen)
-    assert opened.open == 1
-    next(gen)  # the fifth item comes from the next activation
-    assert opened.open == 1
-    assert opened.started == 2
-    gen.close()
-    assert opened.open == 0
-
-
-def test_stochastic_with_replacement_can_exceed_the_number_of_streamers():
-    mux = StochasticMux([Streamer(endless, 1)], n_active=5, rate=2, random_state=0)
-    assert list(mux(max_iter=10)) == [1] * 10
-
-
-def test_stochastic_prunes_empty_streamers_or_raises_without_pruning():
-    assert list(StochasticMux([[], []], 2, 3, random_state=0)) == []
-    with pytest.raises(EmptyStreamError, match="prune_empty_streams=False"):
-        list(StochasticMux([[], []], 2, 3, prune_empty_streams=False, random_state=0))
-    mux = StochasticMux([[], [1]], 1, 3, prune_empty_streams=False, random_state=0)
-    assert list(mux(max_iter=20)) == [1] * 20
-
-
 # -- every mux ---------------------------------------------------------------
 
 
@@ -191,20 +154,6 @@ def test_muxes_never_copy_their_streamers_arguments():
         (lambda: ShuffledMux(["a"], random_state=1.5), ShoalTypeError, r"got 1.5 \(float\)"),
         (lambda: ShuffledMux(["a"], random_state=-3), ShoalValueError, "random_state must be >= 0.*got -3"),
         (lambda: ShuffledMux(["a"], random_state=True), ShoalTypeError, "got True"),
-        (lambda: StochasticMux(["a"], 0, 2), ShoalValueError, "n_active must be >= 1, got 0"),
-        (lambda: StochasticMux(["a"], 1.5, 2), ShoalTypeError, r"n_active must be an integer, got 1.5"),
-        (lambda: StochasticMux(["a"], True, 2), ShoalTypeError, "n_active must be an integer, got True"),
-        (lambda: StochasticMux(["a", "b"], 3, 2, mode="single_active"), ShoalValueError,
-         r"n_active must be at most the number of streamers \(2\) with mode='single_active', got 3"),
-        (lambda: StochasticMux(["a", "b"], 3, 2, mode="exhaustive"), ShoalValueError, "at most the number"),
-        (lambda: StochasticMux(["a"], 1, 0), ShoalValueError, "rate must be None or a finite number >= 1.*got 0"),
-        (lambda: StochasticMux(["a"], 1, 0.5), ShoalValueError, "got 0.5"),
-        (lambda: StochasticMux(["a"], 1, float("nan")), ShoalValueError, "got nan"),
-        (lambda: StochasticMux(["a"], 1, float("inf")), ShoalValueError, "got inf"),
-        (lambda: StochasticMux(["a"], 1, "5"), ShoalTypeError, r"rate must be None or a number >= 1, got '5'"),
-        (lambda: StochasticMux(["a"], 1, 2, mode="with"), ShoalValueError, "mode must be one of 'with_replacement'"),
-        (lambda: StochasticMux(["a"], 1, 2, dist="normal"), ShoalValueError, "dist must be one of 'binomial', 'constant', 'poisson', got 'normal'"),
-        (lambda: StochasticMux(["a"], 1, 2, prune_empty_streams="yes"), ShoalTypeError, "prune_empty_streams must be True or False, got 'yes'"),
     ],
 )
 def test_bad_arguments_fail_at_construction_naming_parameter_and_value(make, error, message):
@@ -328,13 +277,6 @@ def test_cycling_a_finite_mux_repeats_its_pass(index):
     one_pass = list(mux)
     assert one_pass  # a finite, seeded pass
     assert list(mux.cycle(max_iter=3 * len(one_pass))) == one_pass * 3
-
-
-def test_cycling_a_stochastic_mux_that_ends_restarts_it():
-    mux = StochasticMux(["ab", "cd", "ef"], 2, None, mode="exhaustive", random_state=5)
-    one_pass = "".join(mux)
-    assert sorted(one_pass) == sorted("abcdef")
-    assert "".join(mux.cycle(max_iter=18)) == one_pass * 3
 
 
 @pytest.mark.parametrize(

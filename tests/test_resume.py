@@ -165,46 +165,6 @@ def test_a_one_shot_source_cannot_be_restored_and_says_so_at_the_load():
     assert list(resumed) == list(range(10))  # refused: it goes on as it was
 
 
-# -- epochs --------------------------------------------------------------------
-
-
-def passes(mux, n_passes, size):
-    it = mux.iterator(cycle=True)
-    return [[next(it) for _ in range(size)] for _ in range(n_passes)]
-
-
-def test_a_seeded_mux_repeats_its_order_on_every_pass_by_default():
-    mux = shoal.StochasticMux([Streamer(count, t, 4) for t in "abcd"], 2, 2,
-                              mode="exhaustive", dist="constant", random_state=1)
-    first, second, third = passes(mux, 3, 8)
-    assert first == second == third
-
-
-def reseedable(reseed):
-    return shoal.StochasticMux([Streamer(count, t, 4) for t in "abcd"], 2, 2, mode="exhaustive",
-                               dist="constant", random_state=1, reseed_each_epoch=reseed)
-
-
-def test_reseed_each_epoch_gives_each_pass_its_own_reproducible_order():
-    reseeded = passes(reseedable(True), 6, 8)
-    assert all(sorted(p) == sorted(reseeded[0]) for p in reseeded)  # each pass is complete
-    assert len({tuple(p) for p in reseeded}) > 3  # and they differ
-    assert passes(reseedable(True), 6, 8) == reseeded  # reproducibly
-    assert passes(reseedable(False), 6, 8) == [reseeded[0]] * 6
-
-
-def test_the_pass_number_is_part_of_the_state():
-    it = reseedable(True).iterator(cycle=True)
-    for _ in range(20):
-        next(it)
-    state = roundtrip(it.state_dict())
-    assert state["state"]["epoch"] == 2
-    rest = [next(it) for _ in range(30)]
-    resumed = reseedable(True).iterator(cycle=True)
-    resumed.load_state_dict(state)
-    assert [next(resumed) for _ in range(30)] == rest
-
-
 # -- weights that change -----------------------------------------------------------
 
 
@@ -264,71 +224,6 @@ def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
         # The resumed iteration gets no later change: compare up to the next one.
         end = min([m for m in changes if m > n] + [n + 40])
         assert [next(resumed) for _ in range(end - n)] == items[n:end], n
-
-
-@pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
-@pytest.mark.parametrize("position", [1, 10, 100, 1500])
-def test_set_weights_on_a_stochastic_mux_applies_to_the_very_next_item(mode, position):
-    # The active slots take the new weights at once: a streamer whose new
-    # weight is 0 is closed, and the next pick among the active slots and
-    # the next activation follow the new weights.
-    mux = shoal.StochasticMux([Streamer(forever, t) for t in "abc"], 2, 50, mode=mode,
-                              random_state=0)
-    it = mux.iterator()
-    list(islice(it, position))
-    it.set_weights([0, 1, 0])
-    assert {tag for tag, _ in islice(it, 300)} == {"b"}
-    it.set_weights([1, 0, 1])
-    assert {tag for tag, _ in islice(it, 300)} == {"a", "c"}
-
-
-def test_set_weights_on_an_exhaustive_stochastic_mux_reweighs_the_active_slots_at_once():
-    # The order of the pass's activations was drawn when it started; the
-    # picks among the active slots follow the new weights from the next item.
-    # A streamer of weight 0 stays active and gives its items once no active
-    # streamer has a positive weight: nothing is lost.
-    mux = shoal.StochasticMux([Streamer(count, t, 200) for t in "ab"], 2, None,
-                              mode="exhaustive", random_state=0)
-    it = mux.iterator()
-    first = list(islice(it, 10))
-    it.set_weights([0, 1])
-    rest = list(it)
-    b_left = 200 - sum(tag == "b" for tag, _ in first)
-    assert [tag for tag, _ in rest] == ["b"] * b_left + ["a"] * (400 - 10 - b_left)
-
-
-def test_a_weights_schedule_of_a_stochastic_mux_applies_at_its_call():
-    calls = []
-
-    def schedule(n):
-        calls.append(n)
-        return [1, 0] if n < 2000 else [0, 1]
-
-    mux = shoal.StochasticMux([Streamer(forever, t) for t in "ab"], 2, 30, weights=schedule,
-                              random_state=1)
-    items = list(islice(mux, 6000))
-    switch = next(i for i, (tag, _) in enumerate(items) if tag == "b")
-    assert switch in calls  # called with the number of items given so far, at a block start
-    assert 2000 <= switch <= 2000 + 1024
-    assert {tag for tag, _ in items[switch:]} == {"b"}
-
-
-def test_changed_weights_survive_a_resume():
-    def make():
-        return shoal.StochasticMux([Streamer(forever, t) for t in "abc"], 2, 3, random_state=3)
-
-    it = make().iterator()
-    for _ in range(50):
-        next(it)
-    it.set_weights([0, 1, 1])
-    for _ in range(50):
-        next(it)
-    state = roundtrip(it.state_dict())
-    expected = [next(it) for _ in range(500)]
-    resumed = make().iterator()
-    resumed.load_state_dict(state)
-    assert [next(resumed) for _ in range(500)] == expected
-    assert "a" not in {tag for tag, _ in expected[50:]}  # a's last activation ends early on
 
 
 def test_a_bad_schedule_or_bad_new_weights_are_refused_clearly():
