@@ -1,9 +1,19 @@
-"""The four muxes: order, modes, nesting, closing, errors and arguments."""
+"""What every mux shares (mux/_base.py): the Streamer methods, nesting, errors, arguments, weights.
+
+The tests run over one mux of each kind and mode (tests/muxes.py), or over
+the two weighted ones (ShuffledMux, StochasticMux); a test of one kind alone
+is in that kind's file, test_mux_<kind>.py.
+"""
+
+from collections import Counter
 
 import numpy as np
 import pytest
-from muxes import ALL_MUXES, Opened, endless, letters, make_mux, make_muxes
+from muxes import ALL_MUXES, endless, letters, make_mux, make_muxes
+from pipelines import count, forever
+from resume_checker import roundtrip
 
+import shoal
 from shoal import (
     ChainMux,
     EmptyStreamError,
@@ -69,30 +79,6 @@ def test_simultaneous_iterations_of_a_mux_are_independent(index):
         interleaved_b.append(y)
     # Deterministic or seeded: each iteration gives the same sequence as one alone.
     assert interleaved_a == interleaved_b == alone
-
-
-@ALL_MUXES
-def test_stopping_early_closes_every_generator_the_mux_opened(index):
-    opened = Opened()
-    mux = make_muxes([Streamer(opened.stream, t, 50) for t in "abc"])[index]
-    for count, _ in enumerate(mux, 1):
-        if count == 10:
-            break
-    assert opened.open == 0
-
-    gen = iter(mux)
-    next(gen)
-    assert opened.open >= 1
-    gen.close()
-    assert opened.open == 0
-
-    def consume():
-        for _ in mux:
-            raise KeyError("consumer failed")
-
-    with pytest.raises(KeyError):
-        consume()
-    assert opened.open == 0
 
 
 @ALL_MUXES
@@ -293,3 +279,98 @@ def test_cycling_a_finite_mux_repeats_its_pass(index):
 def test_cycling_a_mux_that_yields_nothing_raises_instead_of_spinning(mux):
     with pytest.raises(EmptyStreamError, match="a whole pass yielded no item"):
         next(mux.cycle())
+
+
+# -- weights that change -------------------------------------------------------
+
+
+def shares(items, tags):
+    counts = Counter(tag for tag, _ in items)
+    total = sum(counts.values())
+    return [counts[tag] / total for tag in tags]
+
+
+@pytest.mark.parametrize("mux_type", ["shuffled", "stochastic"])
+def test_set_weights_changes_the_mixture_from_then_on(mux_type):
+    streams = [Streamer(forever, t) for t in "ab"]
+    if mux_type == "shuffled":
+        mux = shoal.ShuffledMux(streams, weights=[1, 1], random_state=0)
+    else:
+        mux = shoal.StochasticMux(streams, 2, 4, weights=[1, 1], random_state=0)
+    it = mux.iterator()
+    before = [next(it) for _ in range(20_000)]
+    it.set_weights([9, 1])
+    after = [next(it) for _ in range(20_000)]
+    # With 20000 items, each share is within 0.03 of its target except with a
+    # probability far below 1e-6 (fixed seed: deterministic).
+    assert shares(before, "ab") == pytest.approx([0.5, 0.5], abs=0.03)
+    assert shares(after, "ab") == pytest.approx([0.9, 0.1], abs=0.03)
+    np.testing.assert_allclose(it.state_dict()["state"]["base_weights"], [0.9, 0.1])
+
+
+@pytest.mark.parametrize("mux_type", ["shuffled", "with_replacement", "single_active",
+                                      "exhaustive"])
+def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
+    def make():
+        streams = [Streamer(forever, t) for t in "abc"]
+        if mux_type == "shuffled":
+            return shoal.ShuffledMux(streams, weights=[1, 2, 3], random_state=5)
+        if mux_type == "exhaustive":
+            streams = [Streamer(count, t, 70) for t in "abc"]
+        rate = None if mux_type == "exhaustive" else 4
+        return shoal.StochasticMux(streams, 2, rate, weights=[1, 2, 3], mode=mux_type,
+                                   random_state=5)
+
+    it = make().iterator()
+    changes = {40: [3, 0, 1], 41: [1, 1, 5], 90: [0, 0, 1]}
+    states, items = [], []
+    for n in range(160):
+        if n in changes:
+            it.set_weights(changes[n])
+        if n % 7 == 0 or n in changes:
+            states.append(roundtrip(it.state_dict()))  # after any change at n
+        items.append(next(it))
+    items += [next(it) for _ in range(40)]
+    if mux_type != "exhaustive":
+        assert {tag for tag, _ in items[90:]} == {"c"}
+    for state in states:
+        resumed = make().iterator()
+        resumed.load_state_dict(state)
+        n = state["n_given"]
+        # The resumed iteration gets no later change: compare up to the next one.
+        end = min([m for m in changes if m > n] + [n + 40])
+        assert [next(resumed) for _ in range(end - n)] == items[n:end], n
+
+
+@pytest.mark.parametrize("kind", ["shuffled", "stochastic"])
+def test_new_weights_given_after_a_load_are_in_the_state_at_once(kind):
+    # The way to change the weights on resuming: load, then set_weights.
+    def make():
+        streams = [Streamer(forever, tag) for tag in "abc"]
+        if kind == "shuffled":
+            return shoal.ShuffledMux(streams, random_state=0)
+        return shoal.StochasticMux(streams, 2, 4, random_state=0)
+
+    it = make().iterator()
+    for _ in range(10):
+        next(it)
+    resumed = make().iterator()
+    resumed.load_state_dict(it.state_dict())
+    resumed.set_weights([0, 1, 3])
+    state = roundtrip(resumed.state_dict())  # saved before the next item
+    assert state["state"]["base_weights"] == [0.0, 0.25, 0.75]
+    expected = [next(resumed) for _ in range(100)]
+    assert {tag for tag, _ in expected[10:]} == {"b", "c"}
+    again = make().iterator()
+    again.load_state_dict(state)
+    assert [next(again) for _ in range(100)] == expected
+
+
+def test_a_bad_schedule_or_bad_new_weights_are_refused_clearly():
+    with pytest.raises(ShoalValueError, match=r"weights\(0\) must have one entry per streamer"):
+        shoal.ShuffledMux(["a", "b"], weights=lambda n: [1])
+    it = shoal.ShuffledMux(["a", "b"], random_state=0).iterator()
+    with pytest.raises(ShoalValueError, match=r"weights must be finite and >= 0, got \[1.0, -1.0\]"):
+        it.set_weights([1, -1])
+    with pytest.raises(ShoalTypeError, match="set_weights\\(\\) is for ShuffledMux and StochasticMux"):
+        shoal.ChainMux(["a"]).iterator().set_weights([1])

@@ -165,77 +165,6 @@ def test_a_one_shot_source_cannot_be_restored_and_says_so_at_the_load():
     assert list(resumed) == list(range(10))  # refused: it goes on as it was
 
 
-# -- weights that change -----------------------------------------------------------
-
-
-def shares(items, tags):
-    counts = Counter(tag for tag, _ in items)
-    total = sum(counts.values())
-    return [counts[tag] / total for tag in tags]
-
-
-@pytest.mark.parametrize("mux_type", ["shuffled", "stochastic"])
-def test_set_weights_changes_the_mixture_from_then_on(mux_type):
-    streams = [Streamer(forever, t) for t in "ab"]
-    if mux_type == "shuffled":
-        mux = shoal.ShuffledMux(streams, weights=[1, 1], random_state=0)
-    else:
-        mux = shoal.StochasticMux(streams, 2, 4, weights=[1, 1], random_state=0)
-    it = mux.iterator()
-    before = [next(it) for _ in range(20_000)]
-    it.set_weights([9, 1])
-    after = [next(it) for _ in range(20_000)]
-    # With 20000 items, each share is within 0.03 of its target except with a
-    # probability far below 1e-6 (fixed seed: deterministic).
-    assert shares(before, "ab") == pytest.approx([0.5, 0.5], abs=0.03)
-    assert shares(after, "ab") == pytest.approx([0.9, 0.1], abs=0.03)
-    np.testing.assert_allclose(it.state_dict()["state"]["base_weights"], [0.9, 0.1])
-
-
-@pytest.mark.parametrize("mux_type", ["shuffled", "with_replacement", "single_active",
-                                      "exhaustive"])
-def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
-    def make():
-        streams = [Streamer(forever, t) for t in "abc"]
-        if mux_type == "shuffled":
-            return shoal.ShuffledMux(streams, weights=[1, 2, 3], random_state=5)
-        if mux_type == "exhaustive":
-            streams = [Streamer(count, t, 70) for t in "abc"]
-        rate = None if mux_type == "exhaustive" else 4
-        return shoal.StochasticMux(streams, 2, rate, weights=[1, 2, 3], mode=mux_type,
-                                   random_state=5)
-
-    it = make().iterator()
-    changes = {40: [3, 0, 1], 41: [1, 1, 5], 90: [0, 0, 1]}
-    states, items = [], []
-    for n in range(160):
-        if n in changes:
-            it.set_weights(changes[n])
-        if n % 7 == 0 or n in changes:
-            states.append(roundtrip(it.state_dict()))  # after any change at n
-        items.append(next(it))
-    items += [next(it) for _ in range(40)]
-    if mux_type != "exhaustive":
-        assert {tag for tag, _ in items[90:]} == {"c"}
-    for state in states:
-        resumed = make().iterator()
-        resumed.load_state_dict(state)
-        n = state["n_given"]
-        # The resumed iteration gets no later change: compare up to the next one.
-        end = min([m for m in changes if m > n] + [n + 40])
-        assert [next(resumed) for _ in range(end - n)] == items[n:end], n
-
-
-def test_a_bad_schedule_or_bad_new_weights_are_refused_clearly():
-    with pytest.raises(ShoalValueError, match=r"weights\(0\) must have one entry per streamer"):
-        shoal.ShuffledMux(["a", "b"], weights=lambda n: [1])
-    it = shoal.ShuffledMux(["a", "b"], random_state=0).iterator()
-    with pytest.raises(ShoalValueError, match=r"weights must be finite and >= 0, got \[1.0, -1.0\]"):
-        it.set_weights([1, -1])
-    with pytest.raises(ShoalTypeError, match="set_weights\\(\\) is for ShuffledMux and StochasticMux"):
-        shoal.ChainMux(["a"]).iterator().set_weights([1])
-
-
 # -- the mixture report --------------------------------------------------------
 
 
@@ -464,30 +393,6 @@ def test_a_state_saved_after_set_weights_loads_into_the_stream_as_it_was_made():
     with pytest.raises(ShoalValueError, match=r"weights: the state was saved with \[0.25, "
                                               r"0.25, 0.5\], this stream has \[0.8333"):
         _stochastic(weights=[5, 1, 0]).iterator().load_state_dict(state)
-
-
-@pytest.mark.parametrize("kind", ["shuffled", "stochastic"])
-def test_new_weights_given_after_a_load_are_in_the_state_at_once(kind):
-    # The way to change the weights on resuming: load, then set_weights.
-    def make():
-        streams = [Streamer(forever, tag) for tag in "abc"]
-        if kind == "shuffled":
-            return shoal.ShuffledMux(streams, random_state=0)
-        return shoal.StochasticMux(streams, 2, 4, random_state=0)
-
-    it = make().iterator()
-    for _ in range(10):
-        next(it)
-    resumed = make().iterator()
-    resumed.load_state_dict(it.state_dict())
-    resumed.set_weights([0, 1, 3])
-    state = roundtrip(resumed.state_dict())  # saved before the next item
-    assert state["state"]["base_weights"] == [0.0, 0.25, 0.75]
-    expected = [next(resumed) for _ in range(100)]
-    assert {tag for tag, _ in expected[10:]} == {"b", "c"}
-    again = make().iterator()
-    again.load_state_dict(state)
-    assert [next(again) for _ in range(100)] == expected
 
 
 def test_a_state_of_another_version_is_refused_naming_both():
