@@ -145,17 +145,6 @@ def test_a_skipped_source_must_give_the_same_items():
         next(resumed)
 
 
-def test_a_state_with_no_root_loads_as_a_fresh_start_through_a_map():
-    # The load-time check of a map's input once read the root of a state
-    # without looking: a root of None raised a bare TypeError.
-    batches = Streamer(shoal.buffer_stream, shoal.ChainMux([Streamer(range(6))]), 2)
-    state = batches.iterator().state_dict()
-    state["state"] = None
-    resumed = batches.iterator()
-    resumed.load_state_dict(state)
-    assert [batch.tolist() for batch in resumed] == [[0, 1], [2, 3], [4, 5]]
-
-
 def test_a_one_shot_source_cannot_be_restored_and_says_so_at_the_load():
     it = Streamer(i for i in range(10)).iterator()  # a generator: one-shot
     next(it)

@@ -562,41 +562,6 @@ def test_cache_takes_new_items_with_probability_prob(prob):
     assert result.pvalue > ALPHA, (new / steps, prob, result.pvalue)
 
 
-def test_cache_first_items_pass_in_order_and_ends_with_stream():
-    stream = shoal.Streamer(range, 200)
-    out = list(shoal.cache(stream, n_cache=10, prob=0.4, random_state=2))
-    assert out[:10] == list(range(10))
-    assert set(out) == set(range(200))  # every item of the stream is used
-    first_seen = list(dict.fromkeys(out))
-    assert first_seen == list(range(200))  # new items come in order
-    assert len(out) > 200
-    # Shorter than the cache: just the stream.
-    assert list(shoal.cache(range(3), n_cache=10, prob=0.4, random_state=2)) == [0, 1, 2]
-    assert list(shoal.cache(range(0), n_cache=10, prob=0.4, random_state=2)) == []
-    # prob=1 caches nothing: the stream as it is.
-    assert list(shoal.cache(range(500), n_cache=10, prob=1, random_state=2)) == list(range(500))
-
-
-def test_cache_reuses_only_cached_items():
-    # The cache only changes when a new item comes in, so between two new
-    # items at most n_cache distinct items are reused, all seen before.
-    n_cache = 8
-    out = list(islice(shoal.cache(itertools.count(), n_cache, 0.2, random_state=6), 20_000))
-    seen = set(out[:n_cache])
-    highest = n_cache - 1
-    window = []  # distinct reused items since the last new item
-    for item in out[n_cache:]:
-        if item > highest:
-            highest = item
-            window = []
-        else:
-            assert item in seen
-            if item not in window:
-                window.append(item)
-            assert len(window) <= n_cache
-        seen.add(item)
-
-
 # -- 7. RoundRobinMux permuted_cycle ----------------------------------------------
 
 
