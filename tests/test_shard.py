@@ -475,19 +475,3 @@ def test_the_counts_of_resharded_iterations_are_what_each_streamer_gave(kind):
     for it in resumed:
         list(it)
         assert it.counts() == [4, 4]
-
-
-@pytest.mark.parametrize("make", [
-    lambda: ChainMux(tagged(3)),
-    lambda: RoundRobinMux(tagged(3)),
-    lambda: ShuffledMux(tagged(3), random_state=0),
-    lambda: StochasticMux(tagged(3), 2, None, mode="exhaustive", random_state=0),
-    lambda: StochasticMux(tagged(3), 2, 2, random_state=0),
-], ids=["chain", "round robin", "shuffled", "stochastic", "stochastic with replacement"])
-def test_counts_of_an_iteration_restored_and_not_run_yet_are_the_saved_counts(make):
-    it = make().iterator()
-    list(islice(it, 4))
-    restored = make().iterator()
-    restored.load_state_dict(roundtrip(it.state_dict()))
-    assert sum(it.counts()) == 4
-    assert restored.counts() == it.counts()
