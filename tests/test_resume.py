@@ -1,4 +1,9 @@
-"""Saving and resuming iterations: every stream type, in and across processes."""
+"""Saving and resuming: every kind of stream resumes exactly, from any position, in and across
+processes; a state that does not fit the stream is refused at the load.
+
+The pipelines of every kind are in tests/pipelines.py and the checker in
+tests/resume_checker.py; a resume test of one kind alone is in that kind's file.
+"""
 
 import json
 import subprocess
@@ -8,11 +13,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from pipelines import CYCLED, PIPELINES, count, forever, plain
-from resume_checker import assert_resumes_exactly, roundtrip
+from pipelines import CYCLED, PIPELINES, count, forever, plain, tagged
+from resume_checker import assert_resumes_exactly, rest, roundtrip, take
 
 import shoal
-from shoal import ShoalValueError, Streamer
+from shoal import (
+    ChainMux,
+    RoundRobinMux,
+    ShoalValueError,
+    ShuffledMux,
+    StochasticMux,
+    Streamer,
+    buffer_stream,
+    tuples,
+)
 
 TESTS = Path(__file__).resolve().parent
 
@@ -285,3 +299,56 @@ def test_a_state_of_another_version_is_refused_naming_both():
     with pytest.raises(ShoalValueError, match=r"states\[0\] must be .* of version 2, got one of "
                                               "version 1"):
         shoal.reshard_states(PIPELINES["chain"](), [old, state], 1)
+
+
+# -- at the end of a pass, and right after a load ------------------------------
+
+
+@pytest.mark.parametrize("make", [
+    lambda: Streamer(buffer_stream, ChainMux(tagged(2)), 2, partial=True),
+    lambda: Streamer(tuples, ChainMux([[{"a": 1}], [{"a": 2}]]), "a"),
+    lambda: Streamer(ChainMux(tagged(2))),
+    lambda: Streamer(range(3)),
+], ids=["buffer_stream", "tuples", "streamer over a mux", "list"])
+def test_a_stream_resumed_from_the_end_of_its_pass_gives_nothing_more(make):
+    # Before: a Streamer (a map over a mux, or a leaf) resumed from the state
+    # saved at the end of its pass gave the whole pass again.
+    it = make().iterator()
+    assert list(it)
+    assert rest(make(), it.state_dict()) == []
+    cycling = make().iterator(cycle=True)
+    first = list(islice(cycling, 7))
+    resumed = make().iterator(cycle=True)
+    resumed.load_state_dict(roundtrip(cycling.state_dict()))
+    assert len(list(islice(resumed, 3))) == 3 and first
+
+
+def test_a_finished_round_robin_is_not_started_again():
+    # Before: a RoundRobinMux resumed from the state saved at the end of its
+    # pass gave the whole pass again.
+    mux = RoundRobinMux(["ab", "c"])
+    it = mux.iterator()
+    assert list(it) == ["a", "c", "b"]
+    assert rest(mux, it.state_dict()) == []
+
+
+@pytest.mark.parametrize("make", [
+    lambda: ChainMux(tagged(3)),
+    lambda: RoundRobinMux(tagged(3)),
+    lambda: ShuffledMux(tagged(3), random_state=0),
+    lambda: StochasticMux(tagged(3), 2, None, mode="exhaustive", random_state=0),
+    lambda: ShuffledMux([ChainMux(tagged(2)), RoundRobinMux(tagged(2))], random_state=1),
+    lambda: Streamer(tuples, ChainMux([[{"a": k * 10 + i} for i in range(3)] for k in range(3)]),
+                     "a"),
+], ids=["chain", "round robin", "shuffled", "stochastic", "nested", "map"])
+def test_a_state_saved_right_after_restoring_is_the_state_restored(make):
+    # Before: an iteration restored and saved before its next item lost the
+    # progress of what it had not reopened yet (items repeated or lost).
+    it = make().iterator()
+    list(islice(it, 4))
+    expected = list(islice(it, 4))
+    restored = make().iterator()
+    restored.load_state_dict(roundtrip(take(make(), None, 4)[1]))
+    again = make().iterator()
+    again.load_state_dict(roundtrip(restored.state_dict()))
+    assert list(islice(again, 4)) == expected
