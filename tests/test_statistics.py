@@ -1,4 +1,7 @@
-"""Statistical and behavioural checks of the random muxes and of ``cache``.
+"""Statistical checks of the random muxes and of ``cache``, each with its false-failure rate.
+
+Only the tests that state a false-failure rate are here; the behaviour of
+each kind is tested in its own file (test_mux_stochastic.py, test_maps.py, ...).
 
 Every test uses a fixed seed, so every test is deterministic: it passes or
 fails the same way on every run. The statistical tests reject at a stated
@@ -15,7 +18,6 @@ from itertools import islice
 
 import numpy as np
 import pytest
-from muxes import endless
 from scipy import stats
 from tracking import DISTS, CallCounter, Tracker, activation_counts, tagged_streamers
 
@@ -394,7 +396,7 @@ def test_poisson_counts_variance():
         assert abs(counts.var(ddof=1) - (rate - 1)) < 0.1 * (rate - 1), rate
 
 
-# -- 4. empty streamers --------------------------------------------------------
+# -- 3. empty streamers --------------------------------------------------------
 
 
 def test_shuffled_drops_empty_streamers():
@@ -417,127 +419,7 @@ def test_shuffled_drops_empty_streamers():
     assert_weighted_shares([items.count("a"), items.count("b")], [1, 1])
 
 
-# -- 5. seeds and reproducibility -----------------------------------------------
-
-
-def shuffled_factory(random_state):
-    streamers = [shoal.Streamer(range, 0, 7), shoal.Streamer(endless, "f"), shoal.Streamer("abc")]
-    return shoal.ShuffledMux(streamers, weights=[1, 2, 3], random_state=random_state)
-
-
-def stochastic_factory(mode, dist="binomial"):
-    def make(random_state):
-        streamers = [shoal.Streamer(range, 10 * j, 10 * j + 3 + j) for j in range(5)]
-        return shoal.StochasticMux(
-            streamers,
-            n_active=3,
-            rate=2.5,
-            weights=[1, 2, 3, 4, 5],
-            mode=mode,
-            dist=dist,
-            random_state=random_state,
-        )
-
-    return make
-
-
-def permuted_factory(random_state):
-    return shoal.RoundRobinMux(
-        [shoal.Streamer(range, 10 * j, 10 * j + 1 + j) for j in range(5)],
-        mode="permuted_cycle",
-        random_state=random_state,
-    )
-
-
-FACTORIES = {
-    "shuffled": shuffled_factory,
-    "stochastic-with_replacement": stochastic_factory("with_replacement"),
-    "stochastic-single_active": stochastic_factory("single_active"),
-    "stochastic-poisson": stochastic_factory("with_replacement", "poisson"),
-    "stochastic-constant": stochastic_factory("with_replacement", "constant"),
-    "round_robin-permuted_cycle": permuted_factory,
-}
-
-
-N_REPRO = 2000
-
-
-def first_items(mux):
-    return list(mux(max_iter=N_REPRO))
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-def test_same_int_seed_same_sequence(make):
-    first = first_items(make(42))
-    assert len(first) == N_REPRO
-    assert first_items(make(42)) == first  # another mux object
-    mux = make(42)
-    assert first_items(mux) == first
-    assert first_items(mux) == first  # another pass of the same mux
-    assert list(islice(iter(mux), N_REPRO)) == first  # plain iteration too
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-def test_different_seeds_different_sequences(make):
-    sequences = [tuple(first_items(make(seed))) for seed in (0, 1, 2, 3)]
-    assert len(set(sequences)) == 4
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-@pytest.mark.parametrize(
-    "seed_maker",
-    [np.random.SeedSequence, np.random.default_rng, np.random.RandomState],
-    ids=["SeedSequence", "Generator", "RandomState"],
-)
-def test_numpy_seed_objects_are_repeatable(make, seed_maker):
-    mux = make(seed_maker(5))
-    first = first_items(mux)
-    assert len(first) == N_REPRO
-    assert first_items(mux) == first  # the same on every pass
-    # An equal seed object gives the same sequence in another mux.
-    assert first_items(make(seed_maker(5))) == first
-    assert first_items(make(seed_maker(6))) != first
-
-
-def test_generator_seed_is_read_once():
-    # The mux draws its seed from the Generator once, when it is built: later
-    # use of the generator does not change the mux's sequence.
-    rng = np.random.default_rng(5)
-    mux = shuffled_factory(rng)
-    first = first_items(mux)
-    rng.random(100)
-    assert first_items(mux) == first
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-def test_unseeded_mux_follows_numpy_global_seed(make, global_numpy_state):
-    mux = make(None)
-    np.random.seed(0)
-    first = first_items(mux)
-    np.random.seed(0)
-    assert first_items(mux) == first
-    # Without reseeding, the next pass draws a new seed and differs.
-    assert first_items(mux) != first
-    np.random.seed(1)
-    assert first_items(mux) != first
-
-
-def test_cache_seeds_are_repeatable(global_numpy_state):
-    def run(random_state):
-        return list(shoal.cache(range(3000), n_cache=20, prob=0.3, random_state=random_state))
-
-    first = run(42)
-    assert run(42) == first
-    assert run(43) != first
-    for maker in (np.random.SeedSequence, np.random.default_rng, np.random.RandomState):
-        assert run(maker(5)) == run(maker(5))
-    np.random.seed(0)
-    unseeded = run(None)
-    np.random.seed(0)
-    assert run(None) == unseeded
-
-
-# -- 6. cache ------------------------------------------------------------------
+# -- 4. cache ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("prob", [0.1, 0.5, 0.9])
@@ -562,7 +444,7 @@ def test_cache_takes_new_items_with_probability_prob(prob):
     assert result.pvalue > ALPHA, (new / steps, prob, result.pvalue)
 
 
-# -- 7. RoundRobinMux permuted_cycle ----------------------------------------------
+# -- 5. RoundRobinMux permuted_cycle ----------------------------------------------
 
 
 def test_permuted_cycle_passes_are_permutations():
