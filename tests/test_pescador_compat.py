@@ -1,4 +1,9 @@
-"""Code written for pescador 3.0 runs unchanged with ``import shoal as pescador``."""
+"""Code written for pescador 3.0 runs unchanged with ``import shoal as pescador``.
+
+What a pescador user counts on from one module is tested in that module's
+file: Streamer.active and iterators as sources in test_core.py, get_rng and
+the deprecation helpers in test_util.py.
+"""
 
 import numpy as np
 import pytest

@@ -97,6 +97,18 @@ def test_a_state_of_another_stream_is_refused_clearly():
         other.iterator().load_state_dict(state)
 
 
+def test_a_state_of_another_version_is_refused_naming_both():
+    state = PIPELINES["shuffled"]().iterator().state_dict()
+    assert state["version"] == shoal.iterator.STATE_VERSION == 2
+    old = {**state, "version": 1}
+    with pytest.raises(ShoalValueError, match="state must be a dict from StreamIterator.state_dict "
+                                              "of version 2, got one of version 1"):
+        PIPELINES["shuffled"]().iterator().load_state_dict(old)
+    with pytest.raises(ShoalValueError, match=r"states\[0\] must be .* of version 2, got one of "
+                                              "version 1"):
+        shoal.reshard_states(PIPELINES["chain"](), [old, state], 1)
+
+
 # -- a state records what its stream was made with -------------------------------
 
 
@@ -287,19 +299,6 @@ def test_a_state_saved_after_set_weights_loads_into_the_stream_as_it_was_made():
     with pytest.raises(ShoalValueError, match=r"weights: the state was saved with \[0.25, "
                                               r"0.25, 0.5\], this stream has \[0.8333"):
         _stochastic(weights=[5, 1, 0]).iterator().load_state_dict(state)
-
-
-def test_a_state_of_another_version_is_refused_naming_both():
-    state = PIPELINES["shuffled"]().iterator().state_dict()
-    assert state["version"] == shoal.iterator.STATE_VERSION == 2
-    old = {**state, "version": 1}
-    with pytest.raises(ShoalValueError, match="state must be a dict from StreamIterator.state_dict "
-                                              "of version 2, got one of version 1"):
-        PIPELINES["shuffled"]().iterator().load_state_dict(old)
-    with pytest.raises(ShoalValueError, match=r"states\[0\] must be .* of version 2, got one of "
-                                              "version 1"):
-        shoal.reshard_states(PIPELINES["chain"](), [old, state], 1)
-
 
 # -- at the end of a pass, and right after a load ------------------------------
 
