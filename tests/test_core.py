@@ -10,11 +10,21 @@ import traceback
 
 import numpy as np
 import pytest
+from pipelines import tagged
 from resume_checker import assert_resumes_exactly, roundtrip
 
 import shoal
 import shoal as pescador
-from shoal import EmptyStreamError, ShoalError, ShoalTypeError, ShoalValueError, SpentSourceError, Streamer
+from shoal import (
+    ChainMux,
+    EmptyStreamError,
+    ShoalError,
+    ShoalTypeError,
+    ShoalValueError,
+    SpentSourceError,
+    Streamer,
+    buffer_stream,
+)
 
 
 def count_up(n, start=0):
@@ -673,3 +683,25 @@ def test_a_one_shot_source_cannot_be_restored_and_says_so_at_the_load():
     with pytest.raises(ShoalValueError, match="wraps an iterator, which cannot be rewound"):
         resumed.load_state_dict(it.state_dict())
     assert list(resumed) == list(range(10))  # refused: it goes on as it was
+
+
+# -- shard: a Streamer over a mux shards the mux, any other is one stream ------
+
+
+def test_a_streamer_over_a_mux_shards_the_mux():
+    wrapped = Streamer(ChainMux(tagged(4)))
+    assert list(wrapped.shard(1, 2)) == [(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]
+
+
+def one_stream():
+    yield from range(3)
+
+
+@pytest.mark.parametrize("stream", [Streamer(one_stream), Streamer([1, 2]),
+                                    Streamer(buffer_stream, [1, 2, 3, 4], 2)],
+                         ids=["function", "list", "map over a list"])
+def test_one_stream_cannot_be_split(stream):
+    with pytest.raises(shoal.ShoalValueError,
+                       match="is one stream: it cannot be split into 2 shares without giving "
+                             "each the same items"):
+        stream.shard(0, 2)

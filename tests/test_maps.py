@@ -9,6 +9,7 @@ import pytest
 
 import shoal
 from shoal import (
+    ChainMux,
     DataError,
     DataKeyError,
     ShoalError,
@@ -454,3 +455,30 @@ def test_arrays_of_one_shape_stack_as_before():
 def test_ragged_or_mixed_batches_are_a_data_error_naming_the_key(items, message):
     with pytest.raises(DataError, match=message):
         _batch(items)
+
+
+# -- a map over a mux is split by sharding the mux -----------------------------
+
+
+def test_a_map_over_a_mux_is_split_by_sharding_the_mux():
+    mux = ChainMux([Streamer([{"x": k * 10 + i} for i in range(4)]) for k in range(4)])
+    batches = Streamer(buffer_stream, mux, 2)
+    shares = [batches.shard(i, 2) for i in range(2)]
+    assert all(type(share) is Streamer and share.source is buffer_stream for share in shares)
+    got = [batch["x"].tolist() for share in shares for batch in share]
+    assert sorted(x for batch in got for x in batch) == sorted(item["x"] for item in mux)
+    assert [b["x"].tolist() for b in shares[1]] == [[10, 11], [12, 13], [30, 31], [32, 33]]
+    assert [pair for pair in Streamer(tuples, mux, "x").shard(1, 2)] == [
+        (10,), (11,), (12,), (13,), (30,), (31,), (32,), (33,)]
+    assert list(Streamer(keras_tuples, mux, inputs="x").shard(0, 2))[:2] == [(0, None),
+                                                                             (1, None)]
+
+
+def test_a_shared_cache_is_reseeded_for_each_share():
+    mux = ChainMux([Streamer(range(k * 100, k * 100 + 50)) for k in range(4)])
+    cached = Streamer(cache, mux, 4, 0.5, random_state=3)
+    first, second = (list(cached.shard(i, 2)) for i in range(2))
+    assert set(first) == set(range(0, 50)) | set(range(200, 250))
+    assert set(second) == set(range(100, 150)) | set(range(300, 350))
+    assert list(cached.shard(0, 2)) == first  # deterministic
+    assert [x % 100 for x in first] != [x % 100 for x in second]  # not the same pattern

@@ -11,7 +11,7 @@ from itertools import islice
 import numpy as np
 import pytest
 from muxes import Opened, endless
-from pipelines import count, forever
+from pipelines import count, forever, tagged
 from resume_checker import roundtrip
 from tracking import DISTS, CallCounter, Tracker, activation_counts
 
@@ -348,3 +348,19 @@ def test_bad_arguments_fail_at_construction_naming_parameter_and_value(make, err
         make()
     assert isinstance(info.value, ShoalError)
     assert isinstance(info.value, (ValueError, TypeError))
+
+
+# -- sharing -------------------------------------------------------------------
+
+
+def test_a_share_keeps_the_settings():
+    mux = StochasticMux(tagged(5), 4, 2.5, weights=[1, 2, 3, 4, 5], mode="single_active",
+                        dist="poisson", random_state=0, reseed_each_epoch=True)
+    share = mux.shard(1, 2)
+    assert share.streamers == mux.streamers[1::2]
+    assert share.weights.tolist() == [2 / 6, 4 / 6]
+    assert share.n_active == 2  # capped: at most one slot per streamer
+    assert (share.rate, share.mode, share.dist, share.reseed_each_epoch) == (
+        2.5, "single_active", "poisson", True)
+    assert mux.shard(1, 2).n_active == 2 and mux.n_active == 4  # the mux is unchanged
+    assert StochasticMux(tagged(5), 4, 2).shard(0, 2).n_active == 4  # with replacement

@@ -20,10 +20,6 @@ from shoal import (
     ShuffledMux,
     StochasticMux,
     Streamer,
-    buffer_stream,
-    cache,
-    keras_tuples,
-    tuples,
 )
 
 FINITE = {
@@ -65,19 +61,6 @@ def test_a_share_is_deterministic_from_the_seed_and_differs_by_index():
     assert other_seed != first  # 60 draws among 2 streamers: equal by chance with p = 2**-60
 
 
-def test_a_share_keeps_the_settings():
-    mux = StochasticMux(tagged(5), 4, 2.5, weights=[1, 2, 3, 4, 5], mode="single_active",
-                        dist="poisson", random_state=0, reseed_each_epoch=True)
-    share = mux.shard(1, 2)
-    assert share.streamers == mux.streamers[1::2]
-    assert share.weights.tolist() == [2 / 6, 4 / 6]
-    assert share.n_active == 2  # capped: at most one slot per streamer
-    assert (share.rate, share.mode, share.dist, share.reseed_each_epoch) == (
-        2.5, "single_active", "poisson", True)
-    assert mux.shard(1, 2).n_active == 2 and mux.n_active == 4  # the mux is unchanged
-    assert StochasticMux(tagged(5), 4, 2).shard(0, 2).n_active == 4  # with replacement
-
-
 def test_the_share_of_one_is_the_stream_itself():
     mux = ChainMux(tagged(2))
     assert mux.shard(0, 1) is mux
@@ -116,13 +99,6 @@ def test_fewer_streamers_than_shares_is_refused(mux):
         mux.shard(0, 4)
 
 
-def test_a_chain_over_an_iterator_of_streamers_cannot_be_sharded():
-    chain = ChainMux(iter(tagged(4)))
-    with pytest.raises(shoal.ShoalValueError, match="streamers are not known until they are read"):
-        chain.shard(0, 2)
-    assert chain.shard(0, 1) is chain
-
-
 def test_a_share_of_streamers_of_weight_zero_is_refused():
     mux = ShuffledMux(tagged(4), weights=[1, 0, 1, 0])
     with pytest.raises(shoal.ShoalValueError,
@@ -155,46 +131,3 @@ def test_a_share_follows_its_streamers_weights_in_a_schedule():
     with pytest.raises(shoal.ShoalValueError, match=r"weights\(\d+\) must contain at least one "
                                                     "positive value, got \\[0.0, 0.0\\]"):
         list(mux.shard(1, 2)(max_iter=2000))
-
-
-def test_a_map_over_a_mux_is_split_by_sharding_the_mux():
-    mux = ChainMux([Streamer([{"x": k * 10 + i} for i in range(4)]) for k in range(4)])
-    batches = Streamer(buffer_stream, mux, 2)
-    shares = [batches.shard(i, 2) for i in range(2)]
-    assert all(type(share) is Streamer and share.source is buffer_stream for share in shares)
-    got = [batch["x"].tolist() for share in shares for batch in share]
-    assert sorted(x for batch in got for x in batch) == sorted(item["x"] for item in mux)
-    assert [b["x"].tolist() for b in shares[1]] == [[10, 11], [12, 13], [30, 31], [32, 33]]
-    assert [pair for pair in Streamer(tuples, mux, "x").shard(1, 2)] == [
-        (10,), (11,), (12,), (13,), (30,), (31,), (32,), (33,)]
-    assert list(Streamer(keras_tuples, mux, inputs="x").shard(0, 2))[:2] == [(0, None),
-                                                                             (1, None)]
-
-
-def test_a_shared_cache_is_reseeded_for_each_share():
-    mux = ChainMux([Streamer(range(k * 100, k * 100 + 50)) for k in range(4)])
-    cached = Streamer(cache, mux, 4, 0.5, random_state=3)
-    first, second = (list(cached.shard(i, 2)) for i in range(2))
-    assert set(first) == set(range(0, 50)) | set(range(200, 250))
-    assert set(second) == set(range(100, 150)) | set(range(300, 350))
-    assert list(cached.shard(0, 2)) == first  # deterministic
-    assert [x % 100 for x in first] != [x % 100 for x in second]  # not the same pattern
-
-
-def test_a_streamer_over_a_mux_shards_the_mux():
-    wrapped = Streamer(ChainMux(tagged(4)))
-    assert list(wrapped.shard(1, 2)) == [(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]
-
-
-def one_stream():
-    yield from range(3)
-
-
-@pytest.mark.parametrize("stream", [Streamer(one_stream), Streamer([1, 2]),
-                                    Streamer(buffer_stream, [1, 2, 3, 4], 2)],
-                         ids=["function", "list", "map over a list"])
-def test_one_stream_cannot_be_split(stream):
-    with pytest.raises(shoal.ShoalValueError,
-                       match="is one stream: it cannot be split into 2 shares without giving "
-                             "each the same items"):
-        stream.shard(0, 2)
