@@ -138,3 +138,55 @@ def recipe_figure(n_files=3, n_items=5, n_epochs=3):
            6, N_ITEMS)
     axes[1].set_xlabel("item")
     fig.tight_layout()
+
+
+def _box(ax, x, y, text, color, width=2.6, height=0.55):
+    ax.add_patch(matplotlib.patches.FancyBboxPatch(
+        (x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.04",
+        facecolor=color, edgecolor="0.3", linewidth=0.8))
+    ax.text(x, y, text, ha="center", va="center", fontsize=7.5, family="monospace")
+
+
+def _arrow(ax, start, end, text="", color="0.3", offset=(0.0, 0.12)):
+    ax.annotate("", xy=end, xytext=start,
+                arrowprops={"arrowstyle": "->", "color": color, "linewidth": 0.9})
+    if text:
+        ax.text((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1], text,
+                ha="center", va="bottom", fontsize=7, color=color, style="italic")
+
+
+def architecture_figure():
+    """Recipes (configuration) on the left, the nodes one iteration builds on the right."""
+    fig, ax = plt.subplots(figsize=(8.2, 4.2))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0, 5.4)
+    ax.axis("off")
+    recipe, node, state = "#dbe9f6", "#fde9cf", "#e3f1df"
+    ax.text(1.8, 5.15, "recipes: configuration, never changed", ha="center", fontsize=8.5,
+            weight="bold")
+    ax.text(6.2, 5.15, "nodes: the running state of one iteration", ha="center", fontsize=8.5,
+            weight="bold")
+    rows = [
+        (4.4, "Streamer(buffer_stream,\n  mux, 32)", "StreamIterator"),
+        (3.3, "StochasticMux(..., n_active=2)", "map node\n(counts its input)"),
+        (2.2, "Streamer(read, file_k)  x N", "slot node: policy,\ncounts, 2 slots"),
+        (1.1, "", "generator read(file_k)\n(an activation)"),
+    ]
+    for y, left, right in rows:
+        if left:
+            _box(ax, 1.8, y, left, recipe)
+        _box(ax, 6.2, y, right, node)
+    for (y0, *_), (y1, *_) in zip(rows[:2], rows[1:3]):
+        _arrow(ax, (1.8, y0 - 0.3), (1.8, y1 + 0.3))
+    for (y0, *_), (y1, *_) in zip(rows, rows[1:]):
+        _arrow(ax, (6.2, y0 - 0.3), (6.2, y1 + 0.3))
+    _arrow(ax, (3.15, 4.4), (4.85, 4.4), "iterator()", "C0")
+    _arrow(ax, (3.15, 3.3), (4.85, 3.3), "_open_node(state, track, key)", "C0")
+    _arrow(ax, (3.15, 2.2), (4.85, 1.3), "_open_node(state, key=...)", "C0", (0.2, 0.1))
+    _box(ax, 9.0, 2.75, "state_dict()\n{version, n_given,\n state: {map: ...,\n  input: {slots:"
+                        "\n  [{n, state}...]}}}", state, width=1.9, height=1.9)
+    _arrow(ax, (7.55, 4.4), (8.3, 3.75), "", "C2")
+    _arrow(ax, (8.3, 1.8), (7.55, 1.1), "load_state_dict:\n_ready_state", "C2", (0.45, -0.55))
+    ax.text(6.2, 0.35, "items flow up: generator -> slot -> map -> StreamIterator -> you",
+            ha="center", fontsize=7.5, color="0.35")
+    fig.tight_layout()
