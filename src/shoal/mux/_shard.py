@@ -14,14 +14,13 @@ from .._iterutil import add_note
 from ..exceptions import ShoalValueError
 from .chain import ChainMux, _ChainIterator
 from .round_robin import RoundRobinMux, _RoundRobinIterator
-from .stochastic import StochasticMux, _StochasticIterator
+from .stochastic import StochasticMux
 
 __all__ = ["FINISHED", "reshard_mux", "refusal"]
 
 _ITERATORS = (
     (ChainMux, _ChainIterator),
     (RoundRobinMux, _RoundRobinIterator),
-    (StochasticMux, _StochasticIterator),
 )
 
 
@@ -42,18 +41,7 @@ def refusal(mux):
             )
         return None
     if isinstance(mux, StochasticMux):
-        if mode != "exhaustive":
-            return (
-                f"in mode={mode!r} a StochasticMux activates streamers again and again: "
-                "it has no pass whose items could be split"
-            )
-        if mux.rate is not None:
-            return (
-                f"with rate={mux.rate!r} each activation stops after a random number of "
-                "items, so the items of a pass depend on the split; use rate=None to run "
-                "every streamer to its end"
-            )
-        return None
+        return mux._reshard_refusal()
     if kind == "ShuffledMux":
         return (
             "a ShuffledMux restarts each streamer as soon as it ends: it has no pass whose "
@@ -62,10 +50,14 @@ def refusal(mux):
     return f"there is no exact way known to split the pass of a {kind}"
 
 
-def _iterator_class(mux):
+def _rules(mux):
+    """``(progress, elastic_state)``, called as ``progress(share, state, n_given)`` and
+    ``elastic_state(share, progress)``."""
+    if isinstance(mux, StochasticMux):
+        return type(mux)._progress, type(mux)._elastic_state
     for mux_class, iterator_class in _ITERATORS:
         if isinstance(mux, mux_class):
-            return iterator_class
+            return iterator_class.progress, iterator_class.elastic_state
     raise AssertionError(f"no iterator class for {type(mux).__name__}")  # refusal() said so
 
 
@@ -80,7 +72,7 @@ def reshard_mux(mux, nodes, count, new_count):
     why = refusal(mux)
     if why is not None:
         raise ShoalValueError(f"cannot reshard the states of {mux!r} exactly: {why}")
-    iterator_class = _iterator_class(mux)
+    progress_of, elastic_state = _rules(mux)
     progress = [NEW] * len(mux.streamers)
     for i, (state, n_given) in enumerate(nodes):
         share = mux.shard(i, count)
@@ -90,7 +82,7 @@ def reshard_mux(mux, nodes, count, new_count):
             local = [Progress(True, 0, None)] * len(share.streamers)
         else:
             try:
-                local = iterator_class.progress(share, state, n_given)
+                local = progress_of(share, state, n_given)
             except ShoalValueError as exc:
                 add_note(exc, f"in the state of share {i} of {count} of {mux!r}")
                 raise
@@ -98,6 +90,6 @@ def reshard_mux(mux, nodes, count, new_count):
     out = []
     for k in range(new_count):
         local = progress[k::new_count]
-        state = iterator_class.elastic_state(mux.shard(k, new_count), local)
+        state = elastic_state(mux.shard(k, new_count), local)
         out.append((state, sum(p.n for p in local)))
     return out
