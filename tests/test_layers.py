@@ -18,11 +18,13 @@ import shoal
 LAYERS = [
     ("helpers", ["_version", "version", "exceptions", "_checks", "_iterutil", "_counter", "_schema", "_contract",
                  "_random", "util"]),
+    ("running state", ["iterator"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
                         "mux._stochastic_counts", "mux._stochastic_policy",
-                        "mux._stochastic_slots", "mux._stochastic_node", "mux.stochastic", "mux._shard", "mux", "maps"]),
-    ("running state", ["iterator"]),
+                        "mux._stochastic_slots", "mux._stochastic_node", "mux.stochastic",
+                        "mux", "maps"]),
+    ("resharding", ["reshard"]),
     ("adapters", ["parallel", "zmq_stream", "keras", "torch"]),
     ("package", [""]),
 ]

@@ -746,7 +746,7 @@ def _map_shard(streamer, index, count):
     return Streamer(function, *bound.args, **bound.kwargs)
 
 
-def _map_reshard(streamer, nodes, count, new_count, reshard_input):
+def _map_reshard(streamer, nodes, count, new_count):
     """Reshard the states of shares of ``Streamer(a map, stream, ...)`` through its input.
 
     A map's state is its input's: ``buffer_stream`` holds no item between
@@ -770,7 +770,7 @@ def _map_reshard(streamer, nodes, count, new_count, reshard_input):
             raise ShoalValueError(f"state is of a {state.get('map')!r} map, not of {name!r}")
         inputs.append((state["input"], state["n_input"]))
     return [({"map": name, "n_input": n, "input": state}, 0)
-            for state, n in reshard_input(stream, inputs, count, new_count)]
+            for state, n in stream._reshard_pass(inputs, count, new_count)]
 
 
 class _MapReader:

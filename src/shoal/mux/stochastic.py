@@ -232,7 +232,7 @@ class StochasticMux(BaseMux):
             **({"reseed_each_epoch": True} if self.reseed_each_epoch else {}),
         }
 
-    # -- resharding (see mux/_shard.py) -----------------------------------------
+    # -- resharding (see shoal.reshard) -------------------------------------------
 
     def _reshard_refusal(self):
         """Why the states of this mux's shares cannot be split anew exactly, or None."""
