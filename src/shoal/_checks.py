@@ -250,16 +250,17 @@ def _seed_words(plain):
 
 _STATE_MAX = 2**62  # no count in a state comes near it (see _counter.BIG)
 _STATE_COUNTS = frozenset({
-    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left", "given_in_pass",
+    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left",
     "base", "n_input", "position",
 })
 _STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
-_STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead"})
-_STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations", "picks"})
+_STATE_INDEX_LISTS = frozenset({"dropped", "last_empty", "live", "dead"})
+_STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations"})
 _STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
 _STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
 # The supplies of draws whose state is [blocks made, draws left in the last].
-_STATE_DRAWS = frozenset({"activations", "choices", "uniforms", "sizes", "slot", "take_new"})
+_STATE_DRAWS = frozenset({"picks", "activations", "choices", "uniforms", "sizes", "slot",
+                          "take_new"})
 
 
 def _state_error(path, what, value):
@@ -324,12 +325,9 @@ def _check_counts(node, expected, path):
         _check_counts(entry.get("state"), entry["n"], f"{path}['children'][{j!r}]['state']")
     for k, slot in enumerate(node.get("slots") or ()):
         if slot is not None:
-            _check_counts(slot[3], slot[2], f"{path}['slots'][{k}][3]")
+            _check_counts(slot["state"], slot["n"], f"{path}['slots'][{k}]['state']")
     for j, entry in (node.get("resume") or {}).items():
-        if isinstance(entry, list):
-            _check_counts(entry[1], entry[0], f"{path}['resume'][{j!r}][1]")
-        else:
-            _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
+        _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
 
 
 def _check_node(value, path, n_streams):
@@ -413,8 +411,6 @@ def _check_field(key, value, path, n_streams, grows=False):
         if key in _STATE_INDEX_LISTS and n_streams is not None and any(
                 j >= n_streams for j in value):
             raise _state_error(path, f"a list of streamer numbers below {n_streams}", value)
-        if key == "picks" and (len(value) != 2 or value[1] > _STATE_MAX_LEFT):
-            raise _state_error(path, "[blocks, draws left in the block]", value)
         if key in ("totals", "n_activations") and n_streams is not None and (
                 len(value) > n_streams if grows else len(value) != n_streams):
             raise _state_error(path, f"a list of {n_streams} counts, one per streamer", value)
@@ -476,11 +472,8 @@ def _check_field(key, value, path, n_streams, grows=False):
             raise _state_error(path, "a dict of the streamers to resume", value)
         for j, entry in value.items():
             _check_streamer_key(j, path, n_streams)
-            if isinstance(entry, list) and len(entry) == 2 and _is_count(entry[0]):
-                _check_stream_state(entry[1], f"{path}[{j!r}][1]")  # [n, state]
-            elif not isinstance(entry, dict) or not _is_count(entry.get("n")):
-                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n', or [n, state]",
-                                   entry)
+            if not isinstance(entry, dict) or not _is_count(entry.get("n")):
+                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", entry)
             _check_node(entry, f"{path}[{j!r}]", None)
         return
     elif key == "children":
@@ -499,30 +492,26 @@ def _check_field(key, value, path, n_streams, grows=False):
             where = f"{path}[{k}]"
             if slot is None:
                 continue
-            if not isinstance(slot, list) or len(slot) < 4:
-                raise _state_error(where, "None or [streamer, limit, n, state, ...]", slot)
-            sid, limit, n = slot[:3]
+            fields = ("streamer", "limit", "n", "state", "number")
+            if not isinstance(slot, dict) or any(field not in slot for field in fields):
+                raise _state_error(where, f"None or a dict with {', '.join(map(repr, fields))}",
+                                   slot)
+            sid, limit, n = slot["streamer"], slot["limit"], slot["n"]
             if not _is_count(sid) or (n_streams is not None and sid >= n_streams):
-                raise _state_error(f"{where}[0]", "a streamer number", sid)
+                raise _state_error(f"{where}['streamer']", "a streamer number", sid)
             if not (limit is None or _is_count(limit)) or not _is_count(n) or (
                     limit is not None and n > limit):
-                raise _state_error(where, "[streamer, None or a count, n <= that count, ...]",
-                                   slot)
-            _check_stream_state(slot[3], f"{where}[3]")
-            if not all(extra is None or _is_count(extra) for extra in slot[4:]):
-                raise _state_error(f"{where}[4:]", "counts or None", slot[4:])
-            _check_node(slot[3:], where, None)
+                raise _state_error(where, "a slot with 'n' at most its 'limit'", slot)
+            _check_stream_state(slot["state"], f"{where}['state']")
+            if not (slot["number"] is None or _is_count(slot["number"])):
+                raise _state_error(f"{where}['number']", "a count or None", slot["number"])
+            _check_node(slot["state"], f"{where}['state']", None)
         return
     elif key == "draws":
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of draw counters", value)
         for name, draw in value.items():
-            if name == "plan":
-                if not _is_count(draw):
-                    raise _state_error(f"{path}[{name!r}]", "a count", draw)
-            elif name == "plan_weights":  # the weights an exhaustive pass was drawn with
-                _check_field("base_weights", draw, f"{path}[{name!r}]", n_streams)
-            elif name in _STATE_DRAWS and not (
+            if name in _STATE_DRAWS and not (
                     isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
                     and draw[1] <= _STATE_MAX_LEFT):
                 raise _state_error(f"{path}[{name!r}]", "[blocks, draws left]: two counts", draw)

@@ -39,7 +39,7 @@ class StochasticNode(Reweighable):
     """
 
     __slots__ = (
-        "mux", "streamers", "cycle", "track", "seed", "random", "epoch", "n_given_pass",
+        "mux", "streamers", "cycle", "track", "seed", "random", "epoch", "yielded",
         "base_weights", "pick_list", "policy", "next_activation", "to_limit", "equal_share",
         "slots", "totals", "restored", "n_activations", "resume",
     )
@@ -60,11 +60,11 @@ class StochasticNode(Reweighable):
         self.equal_share = 1.0 / mux.n_active
         self.totals = [0] * n  # items of finished activations
         self.restored = None
-        self.resume = None  # resharded: streamer -> [n, state], resumed when activated
+        self.resume = None  # resharded: streamer -> {"n", "state"}, resumed when activated
         self.base_weights = mux.weights  # as set by the recipe, a schedule or set_weights
         if state is not None:
-            check_state(state, mux, ("epoch", "base_weights", "pruned", "slots", "picks",
-                                     "draws", "totals", "n_activations"))
+            check_state(state, mux, ("epoch", "base_weights", "dropped", "slots", "draws",
+                                     "totals", "n_activations"))
             self.epoch = state["epoch"]
             self.random.rekey(self.seed.pass_key(mux, self.epoch))
             self.base_weights = np.array(state["base_weights"], dtype=float)
@@ -74,7 +74,7 @@ class StochasticNode(Reweighable):
             self._load(state)
 
     def _start_pass(self):
-        self.n_given_pass = 0
+        self.yielded = False  # has an activation of this pass that ended given an item?
         self.n_activations = [0] * len(self.streamers)  # of each streamer in this pass
         self.slots.clear()
         self.policy.start_pass(self.base_weights)
@@ -119,18 +119,18 @@ class StochasticNode(Reweighable):
     def state_dict(self, n_given=None):
         if self.restored is not None:  # restored, not run since: the state it was given
             return copy.deepcopy(self.restored)
+        slots = self.slots.state(self.streamers, self.track)
         state = {
             "type": "StochasticMux",
             "n_streams": len(self.streamers),
             "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
-            "started": bool(self.slots.sids),
-            "given_in_pass": self.n_given_pass,
+            "started": bool(slots),
+            "yielded": self.yielded or any(slot["n"] for slot in slots if slot is not None),
             "base_weights": self.base_weights.tolist(),
-            "slots": self.slots.state(self.streamers, self.track),
-            "picks": self.slots.picks.state(),
-            "draws": {},
+            "slots": slots,
+            "draws": {"picks": self.slots.picks.state()},
             "totals": list(self.totals),
             "n_activations": list(self.n_activations),
         }
@@ -142,7 +142,7 @@ class StochasticNode(Reweighable):
         return state
 
     def _load(self, state):
-        self.n_given_pass = state["given_in_pass"]
+        self.yielded = state["yielded"]
         self.policy.load(state)
         self.pick_list = self.policy.base_list
         self.totals = list(state["totals"])
@@ -150,7 +150,7 @@ class StochasticNode(Reweighable):
         if "resume" in state:  # resharded: who resumes is in the state
             self.resume = {int(sid): entry for sid, entry in state["resume"].items()}
         self.restored = state if state["started"] else None
-        self.slots.picks.restore(state["picks"], len(state["slots"]))
+        self.slots.picks.restore(state["draws"]["picks"], len(state["slots"]))
 
     def _open_restored_slots(self):
         saved = self.restored["slots"]
@@ -159,8 +159,8 @@ class StochasticNode(Reweighable):
         for k, slot in enumerate(saved):
             slots.append()
             if slot is not None:
-                sid, limit, n, child, number = slot
-                self._fill(k, sid, limit, n, child, number)
+                self._fill(k, slot["streamer"], slot["limit"], slot["n"], slot["state"],
+                           slot["number"])
                 slots.n_live += 1
         slots.changed()
         if self.policy.reactivates:
@@ -172,9 +172,9 @@ class StochasticNode(Reweighable):
         if self.restored is not None:  # slots not reopened yet
             for slot in self.restored["slots"]:
                 if slot is not None:
-                    counts[slot[0]] += slot[2]
-        for sid, (n, _) in (self.resume or {}).items():  # resharded, not resumed yet
-            counts[sid] += n
+                    counts[slot["streamer"]] += slot["n"]
+        for sid, entry in (self.resume or {}).items():  # resharded, not resumed yet
+            counts[sid] += entry["n"]
         return counts
 
     # -- activations ---------------------------------------------------------
@@ -229,8 +229,8 @@ class StochasticNode(Reweighable):
                 return False
         sid, drawn = activation
         if self.resume and sid in self.resume:  # resharded: it goes on where it was
-            n, state = self.resume.pop(sid)
-            self._fill(k, sid, drawn, n, state, 0)
+            entry = self.resume.pop(sid)
+            self._fill(k, sid, drawn, entry["n"], entry["state"], 0)
             return True
         limit = drawn if self.to_limit is None else self._limit(k, sid, drawn, total)
         streamer = self.streamers[sid]
@@ -296,7 +296,8 @@ class StochasticNode(Reweighable):
             except Exception as exc:
                 note_streamer(exc, self.mux, sid)
                 raise
-        self.n_given_pass += n
+        if n:
+            self.yielded = True
         if not n or self.policy.n_last_empty:
             self.policy.ended(sid, n)
         return n
@@ -340,7 +341,7 @@ class StochasticNode(Reweighable):
                             slots.drop(k)
                 if not self.cycle:
                     return
-                if not self.n_given_pass:
+                if not self.yielded:
                     raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
                 self.epoch += 1
                 self.random.rekey(self.seed.pass_key(mux, self.epoch))

@@ -17,9 +17,11 @@ slot is free; the three policies have the same few members:
     ``(streamer, drawn count)`` or None if none is left; an activation
     ended after ``n`` items; new base weights (from the next activation on).
 ``save(state)``, ``load(state)``
-    Its part of the node's state: the streamers dropped, those whose last
-    activation was empty, its supplies of draws under ``state["draws"]``,
-    and, in exhaustive mode, the pass's plan.
+    Its part of the node's state: the streamers dropped (``dropped``), those
+    whose last activation gave nothing (``last_empty``), its supplies of
+    draws under ``state["draws"]``, and, in exhaustive mode, the pass's plan
+    (``plan``: the activations of it made, ``n``, and the ``base_weights``
+    it was drawn with, or, for a resharded pass, its ``streamers``).
 
 Random draws come in numbered blocks of the pass's :class:`~shoal._random.PassRandom`,
 one purpose each, so a state holds counters, not generators.
@@ -150,13 +152,13 @@ class ActivationPolicy:
 
     def save(self, state):
         """Put its part of the node's state in ``state``."""
-        state["pruned"] = list(self.dropped)
+        state["dropped"] = list(self.dropped)
         state["last_empty"] = [j for j, empty in enumerate(self.last_empty) if empty]
         state["draws"].update(self.draws_state())
 
     def load(self, state):
         """Go on from ``state`` (a pass was started with its base weights)."""
-        self.dropped = list(state["pruned"])
+        self.dropped = list(state["dropped"])
         self._weigh()
         for j in state["last_empty"]:
             self.last_empty[j] = True
@@ -270,21 +272,23 @@ class Exhaustive(ActivationPolicy):
 
     def save(self, state):
         super().save(state)
-        state["draws"]["plan"] = len(self.plan) - self.activations.__length_hint__()
-        state["draws"]["plan_weights"] = self.plan_weights.tolist()
+        n = len(self.plan) - self.activations.__length_hint__()
         if self.given:
-            state["plan"] = [sid for sid, _ in self.plan]
+            state["plan"] = {"n": n, "streamers": [sid for sid, _ in self.plan]}
+        else:
+            state["plan"] = {"n": n, "base_weights": self.plan_weights.tolist()}
 
     def load(self, state):
         super().load(state)
-        if "plan" in state:  # resharded: the plan is in the state
-            self.plan = [(sid, None) for sid in state["plan"]]
+        plan = state["plan"]
+        if "streamers" in plan:  # resharded: the plan is in the state
+            self.plan = [(sid, None) for sid in plan["streamers"]]
             self.given = True
-        elif "plan_weights" in state["draws"]:
-            weights = np.array(state["draws"]["plan_weights"], dtype=float)
+        else:
+            weights = np.array(plan["base_weights"], dtype=float)
             if not np.array_equal(weights, self.plan_weights):
                 self._draw_plan(weights)  # the weights changed since the pass started
-        self.activations = iter(self.plan[state["draws"]["plan"]:])
+        self.activations = iter(self.plan[plan["n"]:])
 
 
 def fresh_order(random, weights):

@@ -131,9 +131,11 @@ class Slots:
                 counts[sid] += given(self.counters[k])
 
     def state(self, streamers, track):
-        """The slots' states: ``[streamer, limit, n, its pass's state, number]``, None for a hole.
+        """The slots' states, None for a hole.
 
-        ``track``: the states of the passes are kept (else they are None).
+        A slot's is ``{"streamer": j, "limit": count or None, "n": items given,
+        "state": its pass's state, "number": its number or None}``; the
+        states of the passes are kept where ``track`` says (else None).
         """
         out = []
         for k, sid in enumerate(self.sids):
@@ -142,5 +144,6 @@ class Slots:
                 continue
             n = given(self.counters[k])
             state = streamers[sid]._node_state(self.nodes[k], self.iters[k], n) if track else None
-            out.append([sid, self.limits[k], n, state, self.numbers[k]])
+            out.append({"streamer": sid, "limit": self.limits[k], "n": n, "state": state,
+                        "number": self.numbers[k]})
         return out

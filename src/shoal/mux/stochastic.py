@@ -210,15 +210,15 @@ class StochasticMux(BaseMux):
         slots = state.get("slots")
         if isinstance(slots, list) and slots:
             ready["slots"] = [
-                slot if not isinstance(slot, list) or len(slot) < 4 or slot[3] is None
-                else [*slot[:3], self._ready_child(slot[0], slot[3]), *slot[4:]]
+                slot if not isinstance(slot, dict) or slot.get("state") is None
+                else {**slot, "state": self._ready_child(slot["streamer"], slot["state"])}
                 for slot in slots
             ]
         resume = state.get("resume")
         if isinstance(resume, dict) and resume:
             ready["resume"] = {
-                sid: entry if not isinstance(entry, list) or len(entry) != 2
-                else [entry[0], self._ready_child(int(sid), entry[1])]
+                sid: entry if not isinstance(entry, dict)
+                else {**entry, "state": self._ready_child(int(sid), entry.get("state"))}
                 for sid, entry in resume.items()
             }
         return {**state, **ready} if ready else state
@@ -267,11 +267,11 @@ class StochasticMux(BaseMux):
         out = [Progress(True, total, None) for total in state["totals"]]
         for slot in state["slots"]:
             if slot is not None:
-                sid, _, n, child, number = slot
-                out[sid] = Progress(False, n, child, key(sid, number))
+                sid = slot["streamer"]
+                out[sid] = Progress(False, slot["n"], slot["state"], key(sid, slot["number"]))
         for sid in left:
             if sid in resume:
-                out[sid] = Progress(False, *resume[sid], key(sid, 0))
+                out[sid] = Progress(False, resume[sid]["n"], resume[sid]["state"], key(sid, 0))
             else:
                 out[sid] = NEW
         return out
@@ -295,16 +295,16 @@ class StochasticMux(BaseMux):
             "seed": seed.saved(),
             "epoch": 0,
             "started": False,
-            "given_in_pass": sum(p.n for p in progress),
+            "yielded": any(p.n for p in progress),
             "base_weights": self.weights.tolist(),
-            "pruned": [],
+            "dropped": [],
             "last_empty": [],
             "slots": [],
-            "picks": [0, 0],
-            "draws": {"plan": 0},
+            "draws": {"picks": [0, 0]},
             "totals": [p.n if p.done else 0 for p in progress],
             "n_activations": [0 if p == NEW else 1 for p in progress],
-            "plan": running + order,
-            "resume": {str(sid): [progress[sid].n, progress[sid].state] for sid in running},
+            "plan": {"n": 0, "streamers": running + order},
+            "resume": {str(sid): {"n": progress[sid].n, "state": progress[sid].state}
+                       for sid in running},
             "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
         }
