@@ -254,13 +254,10 @@ _STATE_COUNTS = frozenset({
     "base", "n_input", "position",
 })
 _STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
-_STATE_INDEX_LISTS = frozenset({"dropped", "last_empty", "live", "dead"})
+_STATE_INDEX_LISTS = frozenset({"dropped", "live", "dead"})
 _STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations"})
 _STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
 _STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
-# The supplies of draws whose state is [blocks made, draws left in the last].
-_STATE_DRAWS = frozenset({"picks", "activations", "choices", "uniforms", "sizes", "slot",
-                          "take_new"})
 
 
 def _state_error(path, what, value):
@@ -323,8 +320,9 @@ def _check_counts(node, expected, path):
         _check_counts(node["child"], child, f"{path}['child']")
     for j, entry in (node.get("children") or {}).items():
         _check_counts(entry.get("state"), entry["n"], f"{path}['children'][{j!r}]['state']")
-    for k, slot in enumerate(node.get("slots") or ()):
-        if slot is not None:
+    slots = node.get("slots")
+    for k, slot in enumerate(slots if isinstance(slots, list) else ()):
+        if isinstance(slot, dict) and "state" in slot and _is_count(slot.get("n")):
             _check_counts(slot["state"], slot["n"], f"{path}['slots'][{k}]['state']")
     for j, entry in (node.get("resume") or {}).items():
         _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
@@ -485,38 +483,13 @@ def _check_field(key, value, path, n_streams, grows=False):
                 raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", child)
             _check_node(child, f"{path}[{j!r}]", None)
         return
-    elif key == "slots":
-        if not isinstance(value, list):
-            raise _state_error(path, "a list of slots", value)
-        for k, slot in enumerate(value):
-            where = f"{path}[{k}]"
-            if slot is None:
-                continue
-            fields = ("streamer", "limit", "n", "state", "number")
-            if not isinstance(slot, dict) or any(field not in slot for field in fields):
-                raise _state_error(where, f"None or a dict with {', '.join(map(repr, fields))}",
-                                   slot)
-            sid, limit, n = slot["streamer"], slot["limit"], slot["n"]
-            if not _is_count(sid) or (n_streams is not None and sid >= n_streams):
-                raise _state_error(f"{where}['streamer']", "a streamer number", sid)
-            if not (limit is None or _is_count(limit)) or not _is_count(n) or (
-                    limit is not None and n > limit):
-                raise _state_error(where, "a slot with 'n' at most its 'limit'", slot)
-            _check_stream_state(slot["state"], f"{where}['state']")
-            if not (slot["number"] is None or _is_count(slot["number"])):
-                raise _state_error(f"{where}['number']", "a count or None", slot["number"])
-            _check_node(slot["state"], f"{where}['state']", None)
-        return
-    elif key == "draws":
+    elif key == "draws":  # a node's supplies of draws, each [blocks made, draws left in the last]
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of draw counters", value)
         for name, draw in value.items():
-            if name in _STATE_DRAWS and not (
-                    isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
+            if not (isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
                     and draw[1] <= _STATE_MAX_LEFT):
                 raise _state_error(f"{path}[{name!r}]", "[blocks, draws left]: two counts", draw)
-            else:
-                _check_node(draw, f"{path}[{name!r}]", n_streams)
         return
     _check_node(value, path, n_streams if key != "state" else None)
 

@@ -227,9 +227,12 @@ def loaded_root(stream, state, cycle=False):
         if key not in state:
             raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
     check_state_tree(state)
-    # A trial: it opens nothing, and this iteration goes on if the state is refused.
-    restored_node(stream, state, lambda: stream._root_node(cycle, state["state"]))
-    return stream._ready_root(state["state"])
+    # Each kind checks its own fields first, so that no node is built from a field
+    # it has not checked; then a trial: it opens nothing, and this iteration goes
+    # on if the state is refused.
+    root = stream._ready_root(state["state"])
+    restored_node(stream, state, lambda: stream._root_node(cycle, root))
+    return root
 
 
 class _Readers:

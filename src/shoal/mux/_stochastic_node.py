@@ -14,12 +14,88 @@ import numpy as np
 from .._counter import BIG, counter_at
 from .._iterutil import close_all
 from .._random import PassRandom, TreeSeed
+from .._schema import (
+    check_fields,
+    children,
+    count,
+    draws,
+    flag,
+    is_count,
+    keys,
+    optional_count,
+    per_streamer,
+    seed,
+    state_error,
+    stream_state,
+    weights,
+)
 from ..exceptions import EmptyStreamError
 from ._base import Reweighable, check_state, note_streamer, open_child
-from ._stochastic_policy import make_policy
-from ._stochastic_slots import Slots
+from ._stochastic_policy import POLICIES, make_policy
+from ._stochastic_slots import PICKS_NAME, Slots
 
-__all__ = ["StochasticNode"]
+__all__ = ["StochasticNode", "STATE_SCHEMA", "check_node_state"]
+
+
+def _streamer(value, path, n_streams=None):
+    if not is_count(value) or (n_streams is not None and value >= n_streams):
+        raise state_error(path, "a streamer number", value)
+
+
+#: An open slot's state (a hole's is None).
+SLOT_SCHEMA = {"streamer": _streamer, "limit": optional_count, "n": count,
+               "state": stream_state, "number": optional_count}
+
+
+def _slots(value, path, n_streams=None):
+    if not isinstance(value, list):
+        raise state_error(path, "a list of slots", value)
+    for k, slot in enumerate(value):
+        if slot is not None:
+            where = f"{path}[{k}]"
+            check_fields(slot, SLOT_SCHEMA, where, n_streams)
+            if slot["limit"] is not None and slot["n"] > slot["limit"]:
+                raise state_error(f"{where}['n']", f"at most the slot's limit, {slot['limit']}",
+                                  slot["n"])
+
+
+#: The fields of a StochasticNode's state (see ``shoal._schema``), with those of
+#: its activation policy (its ``SCHEMA``, and its supplies under ``draws``),
+#: and, where they are, ``resume`` and ``keys`` (``OPTIONAL``). The envelope,
+#: ``type``, ``n_streams`` and ``recipe``, is every mux's (``check_state``).
+STATE_SCHEMA = {
+    "seed": seed,
+    "epoch": count,
+    "yielded": flag,
+    "base_weights": weights,
+    "slots": _slots,
+    "totals": per_streamer,
+    "n_activations": per_streamer,
+}
+OPTIONAL = {"resume": children, "keys": keys}
+
+
+def check_node_state(mux, state, path):
+    """Check the fields of ``state``, a state of a StochasticNode of ``mux`` (not its children's).
+
+    Raises ShoalValueError naming the path of the first field that does not fit.
+    """
+    policy = POLICIES[mux.mode]
+    n_streams = len(mux.streamers)
+    schema = {**STATE_SCHEMA, **policy.SCHEMA, "draws": draws(PICKS_NAME, *policy.SUPPLIES)}
+    check_fields(state, schema, path, n_streams)
+    for field, checker in OPTIONAL.items():
+        if field in state:
+            checker(state[field], f"{path}[{field!r}]", n_streams)
+    slots = state["slots"]
+    if len(slots) > mux.n_active:
+        raise state_error(f"{path}['slots']", f"at most n_active ({mux.n_active}) slots",
+                          slots)
+    for k, slot in enumerate(slots):
+        if slot is not None and slot["number"] is None and (
+                mux.streamers[slot["streamer"]]._takes_key):
+            raise state_error(f"{path}['slots'][{k}]['number']",
+                              "the activation's number, from which its key is made", None)
 
 
 class StochasticNode(Reweighable):
@@ -63,8 +139,7 @@ class StochasticNode(Reweighable):
         self.resume = None  # resharded: streamer -> {"n", "state"}, resumed when activated
         self.base_weights = mux.weights  # as set by the recipe, a schedule or set_weights
         if state is not None:
-            check_state(state, mux, ("epoch", "base_weights", "dropped", "slots", "draws",
-                                     "totals", "n_activations"))
+            check_state(state, mux, tuple(STATE_SCHEMA))
             self.epoch = state["epoch"]
             self.random.rekey(self.seed.pass_key(mux, self.epoch))
             self.base_weights = np.array(state["base_weights"], dtype=float)
@@ -126,11 +201,10 @@ class StochasticNode(Reweighable):
             "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
-            "started": bool(slots),
             "yielded": self.yielded or any(slot["n"] for slot in slots if slot is not None),
             "base_weights": self.base_weights.tolist(),
             "slots": slots,
-            "draws": {"picks": self.slots.picks.state()},
+            "draws": {PICKS_NAME: self.slots.picks.state()},
             "totals": list(self.totals),
             "n_activations": list(self.n_activations),
         }
@@ -149,8 +223,8 @@ class StochasticNode(Reweighable):
         self.n_activations = list(state["n_activations"])
         if "resume" in state:  # resharded: who resumes is in the state
             self.resume = {int(sid): entry for sid, entry in state["resume"].items()}
-        self.restored = state if state["started"] else None
-        self.slots.picks.restore(state["draws"]["picks"], len(state["slots"]))
+        self.restored = state if state["slots"] else None  # a pass opens its slots at its start
+        self.slots.picks.restore(state["draws"][PICKS_NAME], len(state["slots"]))
 
     def _open_restored_slots(self):
         saved = self.restored["slots"]

@@ -29,10 +29,12 @@ one purpose each, so a state holds counters, not generators.
 
 from bisect import bisect_right
 from itertools import accumulate
+from typing import ClassVar
 
 import numpy as np
 
 from .._random import Draws, weighted_order, weighted_picks
+from .._schema import check_fields, count, state_error, streamer_list, weights
 from ..exceptions import EmptyStreamError
 from ._stochastic_counts import count_dist
 
@@ -50,6 +52,27 @@ _ORDER = 5  # the activation order of exhaustive mode
 MAX_REDRAWS = 16
 
 
+def _distinct_streamers(value, path, n_streams=None):
+    streamer_list(value, path, n_streams)
+    if len(set(value)) != len(value):
+        raise state_error(path, "a list of distinct streamer numbers", value)
+
+
+def _plan(value, path, n_streams=None):
+    """An exhaustive pass's plan: ``{"n", "base_weights"}``, or, resharded, ``{"n", "streamers"}``."""
+    if not isinstance(value, dict) or ("base_weights" in value) == ("streamers" in value):
+        raise state_error(path, "a dict with 'n' and either 'base_weights' or 'streamers'", value)
+    if "streamers" in value:
+        check_fields(value, {"n": count, "streamers": _distinct_streamers}, path, n_streams)
+        size = len(value["streamers"])
+    else:
+        check_fields(value, {"n": count, "base_weights": weights}, path, n_streams)
+        size = sum(weight > 0 for weight in value["base_weights"])
+    if value["n"] > size:
+        raise state_error(f"{path}['n']", f"at most {size}, the activations of the plan",
+                          value["n"])
+
+
 class ActivationPolicy:
     """What the three policies share: the activation weights, and the empty streamers.
 
@@ -57,13 +80,17 @@ class ActivationPolicy:
     a schedule's or ``set_weights``'s), but those dropped for being empty,
     at 0: ``weights`` (an array), ``weight_list`` and ``n_positive``.
     ``base_list`` is the base weights as a list, by which the node picks
-    an active slot.
+    an active slot. ``SUPPLIES`` names its supplies of draws (each an
+    attribute), and ``SCHEMA`` the fields of the node's state that are its
+    own (see ``shoal._schema``).
     """
 
     __slots__ = ("mux", "random", "counts", "busy", "varies", "base", "summary", "base_list",
                  "weights", "weight_list", "n_positive", "dropped", "last_empty", "n_last_empty")
 
     reactivates = True
+    SUPPLIES: ClassVar[tuple] = ()
+    SCHEMA: ClassVar[dict] = {"dropped": _distinct_streamers, "last_empty": _distinct_streamers}
 
     def __init__(self, mux, random, counts, busy, varies):
         self.mux = mux
@@ -144,7 +171,7 @@ class ActivationPolicy:
 
     def supplies(self):
         """Its supplies of draws, by name."""
-        return {}
+        return {name: getattr(self, name) for name in self.SUPPLIES}
 
     def draws_state(self):
         """The states of its supplies of draws, by name."""
@@ -172,6 +199,8 @@ class WithReplacement(ActivationPolicy):
 
     __slots__ = ("activations",)
 
+    SUPPLIES = ("activations",)
+
     def _start_draws(self):
         self.activations = Draws(self.random, _CHOICES, self._make)
 
@@ -184,14 +213,13 @@ class WithReplacement(ActivationPolicy):
     def _discard(self):
         self.activations.discard()
 
-    def supplies(self):
-        return {"activations": self.activations}
-
 
 class SingleActive(ActivationPolicy):
     """``single_active``: a streamer not active now, by weight; one that ended may come again."""
 
     __slots__ = ("choices", "uniforms", "sizes")
+
+    SUPPLIES = ("choices", "uniforms", "sizes")
 
     def _start_draws(self):
         random = self.random
@@ -221,9 +249,6 @@ class SingleActive(ActivationPolicy):
     def _discard(self):
         self.choices.discard()
 
-    def supplies(self):
-        return {"choices": self.choices, "uniforms": self.uniforms, "sizes": self.sizes}
-
 
 def _make_uniforms(rng, size):
     return rng.random(size).tolist()
@@ -244,6 +269,7 @@ class Exhaustive(ActivationPolicy):
     __slots__ = ("plan", "plan_weights", "activations", "given")
 
     reactivates = False
+    SCHEMA: ClassVar[dict] = {**ActivationPolicy.SCHEMA, "plan": _plan}
 
     def __init__(self, mux, random, counts, busy, varies):
         super().__init__(mux, random, counts, busy, varies)

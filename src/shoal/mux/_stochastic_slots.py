@@ -5,9 +5,10 @@ from itertools import compress, islice
 from .._counter import given
 from .._random import SlotPicks
 
-__all__ = ["Slots", "PICKS"]
+__all__ = ["Slots", "PICKS", "PICKS_NAME"]
 
 PICKS = 1  # block purpose of the slot picks (the policies draw from the others)
+PICKS_NAME = "picks"  # ...and their name among the node's draws
 FIRST_PICK_BLOCK = 64  # picks in the first block; doubling with each block...
 PICK_BLOCK = 1024  # ...up to this
 

@@ -25,8 +25,9 @@ from ._base import (
     weights_recipe,
 )
 from ._stochastic_counts import DISTS as COUNT_DISTS
-from ._stochastic_node import StochasticNode
+from ._stochastic_node import StochasticNode, check_node_state
 from ._stochastic_policy import POLICIES, fresh_order
+from ._stochastic_slots import PICKS_NAME
 
 __all__ = ["StochasticMux"]
 
@@ -204,22 +205,32 @@ class StochasticMux(BaseMux):
             "reseed_each_epoch": self.reseed_each_epoch,
         }
 
+    def _ready_state(self, state, path="state", n_given=None):
+        """``state``, the state of a pass of this mux, checked and made ready (see ``_contract``).
+
+        Its fields are checked with its node's schema (``check_node_state``),
+        then the states of its open slots and of the streamers it resumes
+        are handed to their streamers.
+        """
+        if state is None:
+            return None
+        check_state(state, self)
+        check_node_state(self, state, path)
+        return self._ready_children(state)
+
     def _ready_children(self, state):
         # The states of the open slots, and those of streamers to resume (resharded).
         ready = {}
-        slots = state.get("slots")
-        if isinstance(slots, list) and slots:
+        if any(slot is not None and slot["state"] is not None for slot in state["slots"]):
             ready["slots"] = [
-                slot if not isinstance(slot, dict) or slot.get("state") is None
+                slot if slot is None or slot["state"] is None
                 else {**slot, "state": self._ready_child(slot["streamer"], slot["state"])}
-                for slot in slots
+                for slot in state["slots"]
             ]
-        resume = state.get("resume")
-        if isinstance(resume, dict) and resume:
+        if state.get("resume"):
             ready["resume"] = {
-                sid: entry if not isinstance(entry, dict)
-                else {**entry, "state": self._ready_child(int(sid), entry.get("state"))}
-                for sid, entry in resume.items()
+                j: {**entry, "state": self._ready_child(int(j), entry["state"])}
+                for j, entry in state["resume"].items()
             }
         return {**state, **ready} if ready else state
 
@@ -251,7 +262,8 @@ class StochasticMux(BaseMux):
 
     def _progress(self, state, n_given=None):
         """Each streamer's :class:`Progress` in ``state`` (exhaustive mode, ``rate=None``)."""
-        check_state(state, self, ("epoch", "slots", "draws", "totals"))
+        check_state(state, self)
+        check_node_state(self, state, "state")
         node = StochasticNode(self, False, state, True)  # opens nothing: it reads the plan left
         try:
             left = node.policy.left()
@@ -294,13 +306,12 @@ class StochasticMux(BaseMux):
             "recipe": self._recipe(),
             "seed": seed.saved(),
             "epoch": 0,
-            "started": False,
             "yielded": any(p.n for p in progress),
             "base_weights": self.weights.tolist(),
             "dropped": [],
             "last_empty": [],
             "slots": [],
-            "draws": {"picks": [0, 0]},
+            "draws": {PICKS_NAME: [0, 0]},
             "totals": [p.n if p.done else 0 for p in progress],
             "n_activations": [0 if p == NEW else 1 for p in progress],
             "plan": {"n": 0, "streamers": running + order},
