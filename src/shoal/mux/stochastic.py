@@ -22,6 +22,7 @@ from ._base import (
     check_flag,
     check_state,
     weight_spec,
+    weighted_share_settings,
     weights_recipe,
 )
 from ._stochastic_counts import DISTS as COUNT_DISTS
@@ -242,6 +243,12 @@ class StochasticMux(BaseMux):
             "dist": self.dist,
             **({"reseed_each_epoch": True} if self.reseed_each_epoch else {}),
         }
+
+    def _share_settings(self, index, count):
+        settings = weighted_share_settings(self, index, count)
+        if self.mode != "with_replacement":
+            settings["n_active"] = min(self.n_active, len(self.streamers[index::count]))
+        return settings
 
     # -- resharding (see shoal.reshard) -------------------------------------------
 
