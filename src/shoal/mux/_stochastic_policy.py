@@ -169,18 +169,15 @@ class ActivationPolicy:
             self.last_empty[sid] = False
             self.n_last_empty -= 1
 
-    def supplies(self):
-        """Its supplies of draws, by name."""
-        return {name: getattr(self, name) for name in self.SUPPLIES}
-
     def draws_state(self):
         """The states of its supplies of draws, by name."""
-        return {name: supply.state() for name, supply in self.supplies().items()}
+        return {name: getattr(self, name).state() for name in self.SUPPLIES}
 
     def save(self, state):
         """Put its part of the node's state in ``state``."""
         state["dropped"] = list(self.dropped)
-        state["last_empty"] = [j for j, empty in enumerate(self.last_empty) if empty]
+        state["last_empty"] = [j for j, empty in enumerate(self.last_empty) if empty
+                               ] if self.n_last_empty else []
         state["draws"].update(self.draws_state())
 
     def load(self, state):
@@ -190,8 +187,8 @@ class ActivationPolicy:
         for j in state["last_empty"]:
             self.last_empty[j] = True
         self.n_last_empty = len(state["last_empty"])
-        for name, supply in self.supplies().items():
-            supply.restore(state["draws"][name])
+        for name in self.SUPPLIES:
+            getattr(self, name).restore(state["draws"][name])
 
 
 class WithReplacement(ActivationPolicy):

@@ -2,7 +2,7 @@
 
 from itertools import compress, islice
 
-from .._counter import given
+from .._counter import BIG, given
 from .._random import SlotPicks
 
 __all__ = ["Slots", "PICKS", "PICKS_NAME"]
@@ -139,12 +139,13 @@ class Slots:
         states of the passes are kept where ``track`` says (else None).
         """
         out = []
-        for k, sid in enumerate(self.sids):
+        for sid, limit, counter, node, it, number in zip(
+                self.sids, self.limits, self.counters, self.nodes, self.iters, self.numbers):
             if sid < 0:
                 out.append(None)
                 continue
-            n = given(self.counters[k])
-            state = streamers[sid]._node_state(self.nodes[k], self.iters[k], n) if track else None
-            out.append({"streamer": sid, "limit": self.limits[k], "n": n, "state": state,
-                        "number": self.numbers[k]})
+            n = BIG - counter.__length_hint__()  # (given(counter), inlined)
+            state = streamers[sid]._node_state(node, it, n) if track else None
+            out.append({"streamer": sid, "limit": limit, "n": n, "state": state,
+                        "number": number})
         return out
