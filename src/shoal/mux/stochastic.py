@@ -209,28 +209,33 @@ class StochasticMux(BaseMux):
     def _ready_state(self, state, path="state", n_given=None):
         """``state``, the state of a pass of this mux, checked and made ready (see ``_contract``).
 
-        Its fields are checked with its node's schema (``check_node_state``),
-        then the states of its open slots and of the streamers it resumes
-        are handed to their streamers.
+        Its fields are checked with its node's schema (``check_node_state``:
+        its activation policy's fields are part of it), then the states of
+        its open slots and of the streamers it resumes are handed to their
+        streamers, with the counts it recorded for them.
         """
         if state is None:
             return None
         check_state(state, self)
         check_node_state(self, state, path)
-        return self._ready_children(state)
+        return self._ready_children(state, path, n_given)
 
-    def _ready_children(self, state):
+    def _ready_children(self, state, path, n_given=None):
         # The states of the open slots, and those of streamers to resume (resharded).
         ready = {}
         if any(slot is not None and slot["state"] is not None for slot in state["slots"]):
             ready["slots"] = [
                 slot if slot is None or slot["state"] is None
-                else {**slot, "state": self._ready_child(slot["streamer"], slot["state"])}
-                for slot in state["slots"]
+                else {**slot, "state": self._ready_child(
+                    slot["streamer"], slot["state"], path=f"{path}['slots'][{k}]['state']",
+                    n_given=slot["n"])}
+                for k, slot in enumerate(state["slots"])
             ]
         if state.get("resume"):
             ready["resume"] = {
-                j: {**entry, "state": self._ready_child(int(j), entry["state"])}
+                j: {**entry, "state": self._ready_child(
+                    int(j), entry["state"], path=f"{path}['resume'][{j!r}]['state']",
+                    n_given=entry["n"])}
                 for j, entry in state["resume"].items()
             }
         return {**state, **ready} if ready else state
@@ -268,9 +273,10 @@ class StochasticMux(BaseMux):
         return None
 
     def _progress(self, state, n_given=None):
-        """Each streamer's :class:`Progress` in ``state`` (exhaustive mode, ``rate=None``)."""
-        check_state(state, self)
-        check_node_state(self, state, "state")
+        """Each streamer's :class:`Progress` in ``state`` (exhaustive mode, ``rate=None``).
+
+        ``state`` was made ready by :meth:`_ready_state`.
+        """
         node = StochasticNode(self, False, state, True)  # opens nothing: it reads the plan left
         try:
             left = node.policy.left()
