@@ -30,7 +30,7 @@ from .._schema import (
     weights,
 )
 from ..exceptions import EmptyStreamError
-from ._base import Reweighable, check_state, note_streamer, open_child
+from ._base import Reweighable, note_streamer, open_child
 from ._stochastic_policy import POLICIES, make_policy
 from ._stochastic_slots import PICKS_NAME, Slots
 
@@ -138,8 +138,7 @@ class StochasticNode(Reweighable):
         self.restored = None
         self.resume = None  # resharded: streamer -> {"n", "state"}, resumed when activated
         self.base_weights = mux.weights  # as set by the recipe, a schedule or set_weights
-        if state is not None:
-            check_state(state, mux, tuple(STATE_SCHEMA))
+        if state is not None:  # checked by the recipe (its _ready_state) when it was loaded
             self.epoch = state["epoch"]
             self.random.rekey(self.seed.pass_key(mux, self.epoch))
             self.base_weights = np.array(state["base_weights"], dtype=float)
