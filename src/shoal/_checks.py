@@ -320,10 +320,6 @@ def _check_counts(node, expected, path):
         _check_counts(node["child"], child, f"{path}['child']")
     for j, entry in (node.get("children") or {}).items():
         _check_counts(entry.get("state"), entry["n"], f"{path}['children'][{j!r}]['state']")
-    slots = node.get("slots")
-    for k, slot in enumerate(slots if isinstance(slots, list) else ()):
-        if isinstance(slot, dict) and "state" in slot and _is_count(slot.get("n")):
-            _check_counts(slot["state"], slot["n"], f"{path}['slots'][{k}]['state']")
     for j, entry in (node.get("resume") or {}).items():
         _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
 
