@@ -83,10 +83,7 @@ def check_node_state(mux, state, path):
     policy = POLICIES[mux.mode]
     n_streams = len(mux.streamers)
     schema = {**STATE_SCHEMA, **policy.SCHEMA, "draws": draws(PICKS_NAME, *policy.SUPPLIES)}
-    check_fields(state, schema, path, n_streams)
-    for field, checker in OPTIONAL.items():
-        if field in state:
-            checker(state[field], f"{path}[{field!r}]", n_streams)
+    check_fields(state, schema, path, n_streams, OPTIONAL)
     slots = state["slots"]
     if len(slots) > mux.n_active:
         raise state_error(f"{path}['slots']", f"at most n_active ({mux.n_active}) slots",
