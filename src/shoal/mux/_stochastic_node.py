@@ -7,12 +7,12 @@ with a count distribution from ``_stochastic_counts``).
 """
 
 import copy
-from itertools import repeat
+from itertools import chain, repeat
 
 import numpy as np
 
 from .._counter import BIG, counter_at
-from .._iterutil import close_all
+from .._iterutil import close_all, empty_pass
 from .._random import PassRandom, TreeSeed
 from .._schema import (
     check_fields,
@@ -29,8 +29,7 @@ from .._schema import (
     stream_state,
     weights,
 )
-from ..exceptions import EmptyStreamError
-from ._base import Reweighable, note_streamer, open_child
+from ._base import Reweighable, note_streamer, open_child, tally
 from ._stochastic_policy import POLICIES, make_policy
 from ._stochastic_slots import PICKS_NAME, Slots
 
@@ -237,15 +236,13 @@ class StochasticNode(Reweighable):
             self._replace_unweighted_slots()  # new weights set before the slots opened
 
     def counts(self):
-        counts = list(self.totals)
-        self.slots.add_given(counts)
+        slots = self.slots
+        running = ((sid, counter) for sid, counter in zip(slots.sids, slots.counters) if sid >= 0)
+        waiting = ((sid, entry["n"]) for sid, entry in (self.resume or {}).items())  # resharded
         if self.restored is not None:  # slots not reopened yet
-            for slot in self.restored["slots"]:
-                if slot is not None:
-                    counts[slot["streamer"]] += slot["n"]
-        for sid, entry in (self.resume or {}).items():  # resharded, not resumed yet
-            counts[sid] += entry["n"]
-        return counts
+            waiting = chain(waiting, ((slot["streamer"], slot["n"])
+                                      for slot in self.restored["slots"] if slot is not None))
+        return tally(self.totals, running, waiting)
 
     # -- activations ---------------------------------------------------------
 
@@ -412,7 +409,7 @@ class StochasticNode(Reweighable):
                 if not self.cycle:
                     return
                 if not self.yielded:
-                    raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
+                    raise empty_pass(mux)
                 self.epoch += 1
                 self.random.rekey(self.seed.pass_key(mux, self.epoch))
                 self._start_pass()

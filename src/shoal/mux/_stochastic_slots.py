@@ -2,7 +2,7 @@
 
 from itertools import compress, islice
 
-from .._counter import BIG, given
+from .._counter import BIG
 from .._random import SlotPicks
 
 __all__ = ["Slots", "PICKS", "PICKS_NAME"]
@@ -124,12 +124,6 @@ class Slots:
                 self.picks.stop()  # no open slot: no pick
                 return
         self.picks.set_weights(weights)
-
-    def add_given(self, counts):
-        """Add to ``counts`` (by streamer) the items each open slot gave."""
-        for k, sid in enumerate(self.sids):
-            if sid >= 0:
-                counts[sid] += given(self.counters[k])
 
     def state(self, streamers, track):
         """The slots' states, None for a hole.
