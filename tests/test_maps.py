@@ -1,11 +1,13 @@
 """The maps: buffer_stream, tuples, keras_tuples, cache and batch_length."""
 
 import collections.abc
+import copy
 
 import numpy as np
 import pytest
 
 from shoal import (
+    ChainMux,
     DataError,
     DataKeyError,
     ShoalError,
@@ -318,6 +320,89 @@ def test_cache_closes_what_it_opened():
         next(gen)
     gen.close()
     assert source.closed == 1
+
+
+# -- a map as a stream: Streamer(a map, stream, ...) -----------------------------
+
+
+def count(n):
+    yield from range(n)
+
+
+def test_a_streamer_over_a_map_reads_as_it_was_made():
+    mux = ChainMux(["ab", "cd"])
+    batches = Streamer(buffer_stream, mux, 2, partial=True)
+    assert isinstance(batches, Streamer)
+    assert repr(batches) == "Streamer(buffer_stream, ChainMux(<2 streamers>, mode='exhaustive'), 2, partial=True)"
+    assert (batches.source, batches.args, batches.kwargs) == (buffer_stream, (mux, 2), {"partial": True})
+    # What makes it resumable is its recipe class, not attributes set on the map functions.
+    for function in (buffer_stream, tuples, keras_tuples, cache):
+        assert not [name for name in vars(function) if name.startswith("_shoal")], function
+
+
+def test_a_map_recipe_does_not_change_while_it_is_iterated():
+    batches = Streamer(buffer_stream, ChainMux([Streamer(count, 5)]), 2)
+    made = set(vars(batches)) - {"_passes"}  # (the passes open now, counted in `active`)
+    it = batches.iterator()
+    next(it)
+    resumed = batches.iterator()
+    resumed.load_state_dict(it.state_dict())
+    assert [b.tolist() for b in resumed] == [[2, 3]]
+    assert [b.tolist() for b in batches] == [[0, 1], [2, 3]]
+    assert set(vars(batches)) - {"_passes"} == made
+
+
+def test_a_cache_seeded_by_a_generator_draws_its_seed_once_and_resumes():
+    # Its seed is drawn from the generator when the Streamer is made; each
+    # pass drew a new one, so that a state never loaded (another seed).
+    cached = Streamer(cache, Streamer(count, 50), 3, random_state=np.random.default_rng(0))
+    assert list(cached) == list(cached) == list(cached.iterator())
+    it = cached.iterator()
+    before = [next(it) for _ in range(10)]
+    resumed = cached.iterator()
+    resumed.load_state_dict(it.state_dict())
+    assert before + list(resumed) == list(cached)
+
+
+def test_keras_tuples_keys_given_as_an_iterator_are_read_once():
+    # They were read again at every pass, the second time empty.
+    pairs = Streamer(keras_tuples, [{"a": 1, "b": 2}], inputs=iter(["a", "b"]))
+    assert list(pairs) == list(pairs) == list(pairs.iterator()) == [([1, 2], None)]
+
+
+def test_a_cache_state_that_would_leave_holes_in_the_cache_is_refused_at_the_load():
+    cached = Streamer(cache, Streamer(count, 100), 3, random_state=1)
+    it = cached.iterator()
+    for _ in range(10):
+        next(it)
+    state = it.state_dict()
+    positions = state["state"]["child"]["cache"]["positions"]
+    assert len(set(positions)) == 3
+    # Two cached items from one input position: the cache gave None for the other.
+    duplicated = copy.deepcopy(state)
+    duplicated["state"]["child"]["cache"]["positions"] = [positions[0]] * 3
+    resumed = cached.iterator()
+    with pytest.raises(ShoalValueError, match=r"\['positions'\]: it must be distinct positions"):
+        resumed.load_state_dict(duplicated)
+    too_many = copy.deepcopy(state)
+    n_input, base = state["state"]["child"]["cache"]["n_input"], state["state"]["child"]["cache"]["base"]
+    assert n_input - base >= 4
+    too_many["state"]["child"]["cache"]["positions"] = [*range(n_input - 4, n_input)]
+    with pytest.raises(ShoalValueError, match=r"\['positions'\]: it must be at most n_cache=3"):
+        resumed.load_state_dict(too_many)
+    assert list(resumed)[:3] == [0, 1, 2]  # refused: it goes on as it was
+
+
+def test_the_state_of_another_map_is_refused_at_the_load():
+    def over(function, *args):
+        return ChainMux([Streamer(function, Streamer([{"a": i} for i in range(6)]), *args)])
+
+    it = over(tuples, "a").iterator()
+    next(it)
+    resumed = over(buffer_stream, 2).iterator()
+    with pytest.raises(ShoalValueError, match="state is of a 'tuples' map, not of 'buffer_stream'"):
+        resumed.load_state_dict(it.state_dict())
+    assert next(resumed)["a"].tolist() == [0, 1]
 
 
 # -- batch_length ------------------------------------------------------------

@@ -164,7 +164,9 @@ def test_a_map_over_a_mux_is_split_by_sharding_the_mux():
     mux = ChainMux([Streamer([{"x": k * 10 + i} for i in range(4)]) for k in range(4)])
     batches = Streamer(buffer_stream, mux, 2)
     shares = [batches.shard(i, 2) for i in range(2)]
-    assert all(type(share) is Streamer and share.source is buffer_stream for share in shares)
+    # Each share is the same map over a share: a Streamer of the map's own recipe class.
+    assert all(type(share) is type(batches) and isinstance(share, Streamer)
+               and share.source is buffer_stream for share in shares)
     got = [batch["x"].tolist() for share in shares for batch in share]
     assert sorted(x for batch in got for x in batch) == sorted(item["x"] for item in mux)
     assert [b["x"].tolist() for b in shares[1]] == [[10, 11], [12, 13], [30, 31], [32, 33]]

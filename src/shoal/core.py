@@ -45,6 +45,12 @@ class _Decorated:
     def __reduce__(self):
         return _Decorated, (self.decorated,)
 
+
+#: The recipe class of each map function, ``{buffer_stream: its class, ...}``:
+#: ``Streamer(buffer_stream, stream, 32)`` makes one (see ``Streamer.__new__``).
+#: ``shoal.maps``, a layer above, fills it in as it defines its recipes.
+MAP_RECIPES: dict = {}
+
 # How a Streamer gets a fresh iterator from its source.
 _CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
 _ITERATE = "iterate"  # iter(source): a re-iterable collection
@@ -180,6 +186,16 @@ class Streamer:
     #: ``import shoal`` does.
     _stream_iterator: type | None = None
 
+    def __new__(cls, *args, **kwargs):
+        # A map over a stream, Streamer(buffer_stream, stream, 32), is its map's recipe class.
+        if cls is Streamer and (args or "source" in kwargs):
+            source = args[0] if args else kwargs["source"]
+            try:
+                cls = MAP_RECIPES.get(source, cls)
+            except TypeError:  # an unhashable source (a list): no map
+                pass
+        return object.__new__(cls)
+
     def __init__(self, source, *args, **kwargs):
         if isinstance(source, Streamer):
             kind = _DELEGATE
@@ -209,12 +225,10 @@ class Streamer:
             if self._start_copy is not None:
                 kind = _COPY
         self._kind = kind
-        # A map (buffer_stream, ...) knows how to resume through its input.
-        self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
         if kind == _CALL:
             self._check_call()
-        # Does a pass need no node to report its state (see _child)?
-        self._plain_leaf = kind != _DELEGATE and self._map_child is None
+        # Does a pass need no node to report its state (see _open_node)?
+        self._plain_leaf = kind != _DELEGATE
         # Only a one-shot source can run out for good; set once it has.
         self._spent = False
 
@@ -232,9 +246,6 @@ class Streamer:
                 f"arguments=({short_repr(self.args)}, {short_repr(self.kwargs)}) do not fit "
                 f"source {short_repr(source)}: {exc}"
             ) from None
-        if self._map_child is not None:
-            # A map checks its arguments when called, and starts nothing: check them now.
-            source(*self.args, **self.kwargs).close()
 
     @property
     def streamer(self):
@@ -348,12 +359,6 @@ class Streamer:
             if state is not None and state.get("given"):
                 raise self._not_rewindable()
             return None, self._open()
-        if kind == _CALL and self._map_child is not None:
-            # A map over a Streamer (pescador's Streamer(buffer_stream, mux, 32))
-            # resumes through its input's state.
-            opened = self._map_child(self, state, track, key)
-            if opened is not None:
-                return opened
         # A leaf has no node: its state is what _node_state says of its iterator.
         return None, (self._open_items() if state is None else self._resumed_iter(state))
 
@@ -376,8 +381,6 @@ class Streamer:
             return self.source._ready_state(state)
         if kind == _ONE_SHOT and state.get("given"):
             raise self._not_rewindable()
-        if kind == _CALL and self._map_child is not None:
-            return self.source._shoal_map_loaded_state(self, state)
         return state
 
     def _not_rewindable(self):
@@ -395,8 +398,6 @@ class Streamer:
         """
         if self._kind == _DELEGATE:
             return self.source._takes_key
-        if self._map_child is not None:
-            return self.source._shoal_map_takes_key(self)
         return False
 
     def _node_state(self, node, it, n_given):
@@ -556,10 +557,6 @@ class Streamer:
         kind = getattr(self, "_kind", None)
         if kind == _DELEGATE:
             return Streamer(self.source.shard(index, count))
-        hook = getattr(self.source, "_shoal_map_shard", None) if kind == _CALL else None
-        share = hook(self, index, count) if hook is not None else None
-        if share is not None:
-            return share
         raise ShoalValueError(
             f"{self!r} is one stream: it cannot be split into {count} shares without "
             "giving each the same items; shard a mux of several streamers (or a map over one)"

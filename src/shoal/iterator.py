@@ -9,6 +9,7 @@ from ._iterutil import END, add_note, close_quietly
 from ._random import iteration_seed, root_key
 from .core import Streamer
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
+from .maps._recipe import MapStreamer
 from .mux._base import BaseMux, restored_node
 from .mux._shard import FINISHED, reshard_mux
 
@@ -500,7 +501,6 @@ def _reshard_pass(stream, nodes, count, new_count):
         return reshard_mux(stream, nodes, count, new_count)
     if isinstance(stream.source, Streamer):  # a streamer over a streamer
         return _reshard_pass(stream.source, nodes, count, new_count)
-    hook = getattr(stream.source, "_shoal_map_reshard", None)
-    if hook is not None:
-        return hook(stream, nodes, count, new_count, _reshard_pass)
+    if isinstance(stream, MapStreamer):  # through its input
+        return stream._reshard_pass(nodes, count, new_count, _reshard_pass)
     raise ShoalValueError(f"cannot reshard the states of {stream!r}: it is one stream")
