@@ -18,11 +18,12 @@ import shoal
 LAYERS = [
     ("helpers", ["_version", "version", "exceptions", "_checks", "_iterutil", "_counter", "_schema", "_contract",
                  "_random", "util"]),
+    ("running state", ["iterator"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
-                        "mux.stochastic", "mux._shard", "mux", "maps._recipe", "maps._batch",
-                        "maps._tuples", "maps._cache", "maps"]),
-    ("running state", ["iterator"]),
+                        "mux.stochastic", "mux", "maps._recipe", "maps._batch", "maps._tuples",
+                        "maps._cache", "maps"]),
+    ("resharding", ["reshard"]),
     ("adapters", ["parallel", "zmq_stream", "keras", "torch"]),
     ("package", [""]),
 ]

@@ -22,10 +22,11 @@ from .exceptions import (
     ShoalValueError,
     SpentSourceError,
 )
-from .iterator import StreamIterator, reshard_states
+from .iterator import StreamIterator
 from .maps import buffer_stream, cache, keras_tuples, tuples
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
 from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
+from .reshard import reshard_states
 from .util import batch_length, get_rng
 
 __all__ = [

@@ -12,7 +12,7 @@ of the mux's streamers, or None where unknown) and raises
 import math
 
 from ._checks import short_repr
-from .exceptions import ShoalValueError
+from .exceptions import ShoalError, ShoalValueError
 
 __all__ = [
     "STATE_MAX",
@@ -35,6 +35,7 @@ __all__ = [
     "child",
     "children",
     "settings",
+    "restored_node",
 ]
 
 #: No count in a state comes near it (see ``shoal._counter.BIG``).
@@ -196,3 +197,21 @@ def settings(value, path, n_streams=None):
     """What a state records of the settings its stream was made with: a dict."""
     if not isinstance(value, dict) or not all(isinstance(name, str) for name in value):
         raise state_error(path, "a dict of the settings its stream was made with", value)
+
+
+def restored_node(stream, state, make):
+    """``make()``, the node of ``stream`` restored from ``state``; a state it cannot read
+    is a ShoalValueError.
+
+    Building a node reads its state and opens nothing (no user code runs), so
+    any error there is the state's.
+    """
+    try:
+        return make()
+    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
+        if isinstance(exc, ShoalError):
+            raise
+        what = f"it lacks {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
+        raise ShoalValueError(
+            f"state does not fit {stream!r}: {what}; state={short_repr(state)}"
+        ) from exc

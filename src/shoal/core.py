@@ -14,8 +14,10 @@ from itertools import compress, islice, repeat
 from decorator import decorate
 
 from ._checks import check_bool, check_max_iter, check_share, is_iterable, short_repr
+from ._contract import NotResharded, Recipe
 from ._iterutil import END, add_note, close_quietly, limited
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
+from .iterator import LeafRoot, StreamIterator
 
 __all__ = ["Streamer", "streamable", "resume_arg"]
 
@@ -114,7 +116,7 @@ def _restart_copy(iterator):
     return None if start is iterator else start
 
 
-class Streamer:
+class Streamer(Recipe):
     """A recipe for a stream that can be iterated again and again.
 
     Every iteration calls the source afresh (or iterates it afresh), so a
@@ -179,12 +181,6 @@ class Streamer:
     >>> list(stream(max_iter=7, cycle=True))
     [0, 1, 2, 3, 4, 0, 1]
     """
-
-    #: The class :meth:`iterator` builds: :class:`~shoal.StreamIterator`. It
-    #: sits a layer above the recipes (it reads muxes), so the recipes never
-    #: import it: ``shoal.iterator`` puts it here when imported, as
-    #: ``import shoal`` does.
-    _stream_iterator: type | None = None
 
     def __new__(cls, *args, **kwargs):
         # A map over a stream, Streamer(buffer_stream, stream, 32), is its map's recipe class.
@@ -409,6 +405,29 @@ class Streamer:
             return {"source": own()}
         return {"given": n_given}
 
+    def _root_node(self, cycle, state):
+        """The node of a whole iteration: its passes, one by one (see ``LeafRoot``)."""
+        return LeafRoot(self, cycle, state)
+
+    def _ready_root(self, root):
+        """``root``, a saved ``LeafRoot`` state, with its open pass's state made ready."""
+        if not isinstance(root, dict) or root.get("child") is None:
+            return root  # nothing open to make ready (or a fresh start, as the trial read it)
+        return {**root, "child": self._ready_state(root["child"])}
+
+    def _pass_of_root(self, root, n_given):
+        return LeafRoot.pass_of(root, n_given)
+
+    def _root_of_pass(self, state, n_given):
+        return LeafRoot.root_of(state, n_given)
+
+    def _reshard_pass(self, passes, count, new_count):
+        """The passes of ``new_count`` shares that go on from those of ``count`` (see
+        ``shoal.reshard_states``): ``passes[i]`` is ``(state, n_given)`` of share ``i``."""
+        if self._kind == _DELEGATE:
+            return self.source._reshard_pass(passes, count, new_count)
+        raise NotResharded(f"cannot reshard the states of {self!r}: it is one stream")
+
     def _resumed_iter(self, state):
         """An iterator over the source, positioned as ``state`` says."""
         if "source" in state:  # the source's iterator keeps its own state
@@ -575,7 +594,7 @@ class Streamer:
         StreamIterator
             An iterator with ``state_dict()`` and ``load_state_dict(state)``.
         """
-        return self._stream_iterator(self, cycle)
+        return StreamIterator(self, cycle)
 
     def __call__(self, max_iter=None, cycle=False):
         """Stream one pass, or cycle if ``cycle`` is true.

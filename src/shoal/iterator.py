@@ -1,19 +1,20 @@
-"""StreamIterator: an iteration of a stream that can save its state and resume."""
+"""StreamIterator: an iteration of a stream that can save its state and resume.
 
-import copy
+It runs the root node of a stream (``Recipe._root_node``) and knows no
+stream kind: it sits beneath the recipes, which build it.
+"""
+
 from itertools import chain, compress
 
-from ._checks import check_bool, check_int, check_state_tree, short_repr
+from ._checks import check_bool, check_state_tree, short_repr
+from ._contract import FINISHED, Recipe
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly
 from ._random import iteration_seed, root_key
-from .core import Streamer
+from ._schema import restored_node
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
-from .maps._recipe import MapStreamer
-from .mux._base import BaseMux, restored_node
-from .mux._shard import FINISHED, reshard_mux
 
-__all__ = ["StreamIterator", "STATE_VERSION", "reshard_states"]
+__all__ = ["StreamIterator", "STATE_VERSION", "LeafRoot", "check_version", "loaded_root"]
 
 #: The version of the state format; a state of another version is refused.
 #: Version 2: the state of a mux (and of a cache) records the settings it was
@@ -21,7 +22,7 @@ __all__ = ["StreamIterator", "STATE_VERSION", "reshard_states"]
 STATE_VERSION = 2
 
 
-def _check_version(state, name="state"):
+def check_version(state, name="state"):
     """Refuse what is not a whole iteration's state of this version, naming both versions."""
     if not isinstance(state, dict) or "version" not in state:
         raise ShoalValueError(
@@ -74,7 +75,7 @@ class StreamIterator:
     __slots__ = ("stream", "cycle", "_node", "_gen", "_counter", "_readers", "_items")
 
     def __init__(self, stream, cycle=False):
-        if not isinstance(stream, Streamer):
+        if not isinstance(stream, Recipe):
             raise ShoalTypeError(
                 f"stream must be a Streamer or a mux, got {short_repr(stream)} "
                 f"({type(stream).__name__})"
@@ -103,7 +104,7 @@ class StreamIterator:
 
     def _new_node(self, state):
         """The root node of an iteration that starts where ``state`` says (opens nothing)."""
-        return _new_node(self.stream, self.cycle, state)
+        return self.stream._root_node(self.cycle, state)
 
     def __iter__(self):
         # The chain itself, not this object: a loop over it runs at C speed,
@@ -196,17 +197,6 @@ class StreamIterator:
         return f"<StreamIterator of {self.stream!r}, {self.n_given} items given>"
 
 
-# Streamer.iterator() builds a StreamIterator without importing this module.
-Streamer._stream_iterator = StreamIterator
-
-
-def _new_node(stream, cycle, state):
-    """The root node of an iteration of ``stream`` that starts where ``state`` says (opens nothing)."""
-    if isinstance(stream, BaseMux):
-        return stream._make_node(cycle, state, track=True)
-    return _LeafRoot(stream, cycle, state)
-
-
 def loaded_root(stream, state, cycle=False):
     """The root of ``state`` made ready to load into an iteration of ``stream``; refused if it does not fit.
 
@@ -222,7 +212,7 @@ def loaded_root(stream, state, cycle=False):
     ShoalValueError
         Naming what does not fit.
     """
-    _check_version(state)
+    check_version(state)
     kind = type(stream).__name__
     if state.get("stream") != kind:
         raise ShoalValueError(
@@ -238,24 +228,8 @@ def loaded_root(stream, state, cycle=False):
             raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
     check_state_tree(state)
     # A trial: it opens nothing, and this iteration goes on if the state is refused.
-    restored_node(stream, state, lambda: _new_node(stream, cycle, state["state"]))
-    return _ready_root(stream, state["state"])
-
-
-def _ready_root(stream, root):
-    """``root`` with the state of its open pass made ready; nothing is changed in place.
-
-    A stream checks, and prepares, the state of its pass here, when the
-    state is loaded, not at the first item (see ``Streamer._ready_state``):
-    a ProcessStreamer refuses here a state it cannot split exactly among
-    another number of workers, and reshards once one it can; a mux
-    refuses a state of a mux made otherwise, anywhere in its tree.
-    """
-    if isinstance(stream, BaseMux):
-        return stream._ready_state(root)
-    if not isinstance(root, dict) or root.get("child") is None:
-        return root  # nothing open to make ready (or a fresh start, as the trial read it)
-    return {**root, "child": stream._ready_state(root["child"])}
+    restored_node(stream, state, lambda: stream._root_node(cycle, state["state"]))
+    return stream._ready_root(state["state"])
 
 
 class _Readers:
@@ -282,7 +256,7 @@ class _Readers:
         return reader
 
 
-class _LeafRoot:
+class LeafRoot:
     """A StreamIterator's node for a leaf Streamer: its passes, one by one.
 
     Over a stream that draws from a key (a Streamer of a mux, a map over one,
@@ -319,6 +293,23 @@ class _LeafRoot:
             # item: a pass is always open.)
             self.ended = state.get(
                 "ended", not cycle and self.child_state is None and self.yielded)
+
+    @staticmethod
+    def pass_of(root, n_given):
+        """``(state, n)`` of the one pass of a root's ``state`` that gave ``n_given`` items.
+
+        For resharding (see ``Recipe._reshard_pass``): the pass open, or
+        :data:`~shoal._contract.FINISHED` if it ended, or None before it.
+        """
+        child = root["child"]
+        if child is None:  # between passes: not started, or ended
+            child = FINISHED if root.get("ended", root["yielded"]) else None
+        return child, n_given - root["offset"]
+
+    @staticmethod
+    def root_of(state, n_given):
+        """The state of a root whose one pass is at ``state``, ``n_given`` items in."""
+        return {"epoch": 0, "offset": 0, "yielded": n_given > 0, "child": state, "ended": False}
 
     def state_dict(self, n_given):
         child = self.child_state  # restored, and not opened since
@@ -365,142 +356,3 @@ class _LeafRoot:
         finally:
             if self.it is not None:
                 close_quietly(self.it)
-
-
-def reshard_states(stream, states, new_count):
-    """Split the pass that ``count`` shares of ``stream`` were making among ``new_count``.
-
-    The contract: ``states[i]`` is the :meth:`StreamIterator.state_dict` of
-    an iteration of ``stream.shard(i, count)`` (``count = len(states)``),
-    saved when its consumer had taken the items it counts. The result is a
-    list of ``new_count`` states; ``load_state_dict(result[k])`` on an
-    iteration of ``stream.shard(k, new_count)`` goes on so that the items
-    given before, by all old shares, and after, by all new shares, are
-    together exactly one pass of ``stream``: nothing repeated, nothing lost.
-    The order of the items after may differ from the order without a
-    change. With ``new_count == count`` the states are returned as they are
-    (a copy), for any stream.
-
-    It is exact for streams whose shares split a pass by streamers, each
-    streamer's items the same in whichever share it runs: ``ChainMux`` and
-    ``RoundRobinMux`` in ``"exhaustive"`` mode, ``StochasticMux`` with
-    ``mode="exhaustive"`` and ``rate=None``, and the maps ``buffer_stream``,
-    ``tuples`` and ``keras_tuples`` over one of these (for
-    ``buffer_stream``, each share still drops its own last, partial batch
-    unless ``partial=True``). Their streamers may be anything resumable.
-    A resharded state can be saved again and resharded again.
-
-    A state of a resharded iteration counts in ``n_given`` the items its
-    share's streamers had given (a map's items: from 0).
-
-    Parameters
-    ----------
-    stream : Streamer
-        The stream whose shares the states are of: a mux, or a map over one.
-    states : list of dict
-        One state per old share, in share order.
-    new_count : int >= 1
-        The number of new shares.
-
-    Returns
-    -------
-    list of dict
-        One state per new share, plain and JSON-able.
-
-    Raises
-    ------
-    ShoalValueError
-        If exactness cannot hold, saying why: an iteration with
-        ``cycle=True``; a ChainMux or RoundRobinMux in a cycling mode; a
-        ShuffledMux; a StochasticMux in another mode or with a ``rate``; a
-        ``cache`` (it gives its items again); a single stream; or if a
-        state is not of a share of ``stream``, or ``stream`` cannot be split
-        into ``count`` or ``new_count`` shares.
-    ShoalTypeError
-        If ``stream`` is not a Streamer, ``states`` is not a list of dicts,
-        or ``new_count`` is not an integer.
-
-    Examples
-    --------
-    Three workers each took a few items of a chain of six files; go on with
-    two:
-
-    >>> files = ChainMux([Streamer(range(k * 10, k * 10 + 4)) for k in range(6)])
-    >>> iterations = [files.shard(i, 3).iterator() for i in range(3)]
-    >>> before = [next(it) for it in iterations for _ in range(5)]
-    >>> states = reshard_states(files, [it.state_dict() for it in iterations], 2)
-    >>> after = []
-    >>> for k, state in enumerate(states):
-    ...     resumed = files.shard(k, 2).iterator()
-    ...     resumed.load_state_dict(state)
-    ...     after.extend(resumed)
-    >>> sorted(before + after) == sorted(files)
-    True
-    """
-    if not isinstance(stream, Streamer):
-        raise ShoalTypeError(
-            f"stream must be a Streamer or a mux, got {short_repr(stream)} "
-            f"({type(stream).__name__})"
-        )
-    new_count = check_int("new_count", new_count, minimum=1)
-    if not isinstance(states, (list, tuple)) or not states:
-        raise ShoalTypeError(
-            "states must be a non-empty list of the state dicts of the shares, got "
-            f"{short_repr(states)}"
-        )
-    count = len(states)
-    kind = type(stream).__name__
-    for i, state in enumerate(states):
-        _check_version(state, f"states[{i}]")
-        if state.get("stream") != kind:
-            raise ShoalValueError(
-                f"states[{i}] is of an iteration of a {state.get('stream')}, not of a share "
-                f"of this {kind}"
-            )
-    if new_count == count:
-        return copy.deepcopy(list(states))
-    for i, state in enumerate(states):
-        if state.get("cycle"):
-            raise ShoalValueError(
-                f"states[{i}] is of an iteration with cycle=True: each share is somewhere "
-                "else in its passes, and no one pass can be split; reshard iterations with "
-                "cycle=False"
-            )
-    for n in (count, new_count):
-        try:
-            stream.shard(0, n)
-        except ShoalValueError as exc:
-            add_note(exc, f"while resharding the states of {count} shares into {new_count}")
-            raise
-    if isinstance(stream, BaseMux):
-        nodes = [(state["state"], state["n_given"]) for state in states]
-        return [_stream_state(kind, node, n) for node, n in
-                _reshard_pass(stream, nodes, count, new_count)]
-    nodes = []
-    for state in states:
-        root = state["state"]
-        child = root["child"]
-        if child is None:  # between passes: not started, or ended
-            child = FINISHED if root.get("ended", root["yielded"]) else None
-        nodes.append((child, state["n_given"] - root["offset"]))
-    return [
-        _stream_state(kind, {"epoch": 0, "offset": 0, "yielded": n > 0, "child": node,
-                             "ended": False}, n)
-        for node, n in _reshard_pass(stream, nodes, count, new_count)
-    ]
-
-
-def _stream_state(kind, node, n_given):
-    return {"version": STATE_VERSION, "stream": kind, "cycle": False, "n_given": n_given,
-            "state": node}
-
-
-def _reshard_pass(stream, nodes, count, new_count):
-    """:func:`reshard_mux` for a pass of ``stream``: a mux, a streamer over one, or a map."""
-    if isinstance(stream, BaseMux):
-        return reshard_mux(stream, nodes, count, new_count)
-    if isinstance(stream.source, Streamer):  # a streamer over a streamer
-        return _reshard_pass(stream.source, nodes, count, new_count)
-    if isinstance(stream, MapStreamer):  # through its input
-        return stream._reshard_pass(nodes, count, new_count, _reshard_pass)
-    raise ShoalValueError(f"cannot reshard the states of {stream!r}: it is one stream")

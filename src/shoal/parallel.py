@@ -45,8 +45,9 @@ from ._iterutil import END, add_note, limited
 from ._random import iteration_seed, share_seed
 from .core import Streamer
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
-from .iterator import loaded_root, reshard_states
+from .iterator import loaded_root
 from .mux._base import BaseMux, as_streamer, check_flag, restored_node
+from .reshard import reshard_states
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
 

@@ -55,7 +55,7 @@ from ._checks import check_int, short_repr
 from ._iterutil import add_note
 from .core import Streamer
 from .exceptions import ShoalTypeError, ShoalValueError
-from .iterator import reshard_states
+from .reshard import reshard_states
 
 __all__ = ["StreamDataset", "share_states"]
 

@@ -6,6 +6,7 @@ import numpy as np
 
 from .. import _schema
 from .._checks import check_int, check_recipe, short_repr
+from .._contract import NotResharded
 from .._counter import given
 from .._iterutil import END
 from .._random import Draws, PassRandom, TreeSeed, as_seed_sequence, seed_to_plain, share_seed
@@ -288,7 +289,9 @@ class CacheStreamer(MapStreamer, function=cache):
             arguments["random_state"] = share_seed(seed, index)
 
     def _reshard_refusal(self):
-        return (
-            f"cannot reshard the states of {self!r} exactly: a cache gives the items it "
-            "holds again and again, so its items are not a split of its input's"
-        )
+        return ("a cache gives the items it holds again and again, so its items are not a "
+                "split of its input's")
+
+    def _reshard_pass(self, passes, count, new_count):
+        raise NotResharded(
+            f"cannot reshard the states of {self!r} exactly: {self._reshard_refusal()}")

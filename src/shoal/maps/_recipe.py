@@ -29,7 +29,6 @@ from typing import Any
 
 from .. import _schema
 from .._checks import check_share, is_iterable, short_repr
-from .._contract import Recipe
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import close_quietly
 from .._random import below
@@ -195,7 +194,7 @@ class MapStreamer(Streamer):
     def _share_refusal(self, count):
         if isinstance(self._given, Streamer):
             return None
-        return Recipe._share_refusal(self, count)
+        return super()._share_refusal(count)
 
     def shard(self, index, count):
         """The same map over share ``index`` of ``count`` of its stream (see ``Streamer.shard``)."""
@@ -214,30 +213,31 @@ class MapStreamer(Streamer):
         """Change ``arguments``, bound to the map function, for share ``index`` (a seed)."""
 
     def _reshard_refusal(self):
-        """None: a map is resharded through its stream, which says for itself."""
-        return None
+        """Why not, if its stream says why (a map is resharded through its stream)."""
+        if not isinstance(self._given, Streamer):
+            return super()._reshard_refusal()
+        return self._given._reshard_refusal()
 
-    def _reshard_pass(self, nodes, count, new_count, reshard_input):
-        """Reshard the states of ``count`` shares of this map into ``new_count``.
+    def _reshard_pass(self, passes, count, new_count):
+        """The passes of ``new_count`` shares that go on from those of ``count``.
 
-        ``nodes`` are ``(state of a share's pass, n_given)``, the state None
-        for a share not started, or ``FINISHED``. A map's state is its
-        input's: they are resharded by ``reshard_input(stream, nodes, count,
-        new_count)`` (``shoal.iterator``'s), and each new share's map starts
-        from its input's state.
+        See ``Recipe._reshard_pass``: ``passes[i]`` is ``(state, n_given)``
+        of share ``i``. A map's state is its input's (``buffer_stream``
+        holds no item between the batches it gives, ``tuples`` and
+        ``keras_tuples`` none at all): the input reshards them, and each new
+        share's map starts from its input's state.
         """
-        refusal = self._reshard_refusal()
-        if refusal is not None:
-            raise ShoalValueError(refusal)
+        if not isinstance(self._given, Streamer):
+            return super()._reshard_pass(passes, count, new_count)  # one stream
         inputs = []
-        for state, _ in nodes:
+        for state, _ in passes:
             if not isinstance(state, dict):  # not started, or ended
                 inputs.append((state, 0))
                 continue
             self._check_name(state)
             inputs.append((state["input"], state["n_input"]))
         return [({"map": self.name, "n_input": n, "input": state}, 0)
-                for state, n in reshard_input(self._given, inputs, count, new_count)]
+                for state, n in self._given._reshard_pass(inputs, count, new_count)]
 
 
 class _MapNode:

@@ -6,10 +6,11 @@ import inspect
 import numpy as np
 
 from .._checks import check_recipe, check_share, check_weights, is_iterable, short_repr
-from .._contract import NEW, Progress
+from .._contract import FINISHED, NEW, NotResharded, Progress
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence, seed_to_plain, share_seed
+from .._schema import restored_node
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 
@@ -124,24 +125,6 @@ def counted_state(streamer, node, it, counter, track):
     """The state of a pass opened by :func:`open_counted`."""
     n = given(counter)
     return {"n": n, "state": streamer._node_state(node, it, n) if track else None}
-
-
-def restored_node(stream, state, make):
-    """``make()``, the node of ``stream`` restored from ``state``; a state it cannot read
-    is a ShoalValueError.
-
-    Building a node reads its state and opens nothing (no user code runs), so
-    any error there is the state's.
-    """
-    try:
-        return make()
-    except (KeyError, TypeError, ValueError, IndexError, AttributeError) as exc:
-        if isinstance(exc, ShoalError):
-            raise
-        what = f"it lacks {exc}" if isinstance(exc, KeyError) else f"{type(exc).__name__}: {exc}"
-        raise ShoalValueError(
-            f"state does not fit {stream!r}: {what}; state={short_repr(state)}"
-        ) from exc
 
 
 def check_state(state, mux, fields=()):
@@ -277,6 +260,60 @@ class BaseMux(Streamer):
         else:
             node = restored_node(self, state, lambda: self._make_node(False, state, track, key))
         return node, node.run()
+
+    def _root_node(self, cycle, state):
+        return self._make_node(cycle, state, track=True)
+
+    def _ready_root(self, root):
+        return self._ready_state(root)
+
+    def _pass_of_root(self, root, n_given):
+        return root, n_given
+
+    def _root_of_pass(self, state, n_given):
+        return state
+
+    def _reshard_pass(self, passes, count, new_count):
+        """The states of ``new_count`` shares of this mux that go on from those of ``count``.
+
+        ``passes[i]`` is ``(state, n_given)``: the state of a pass of
+        ``self.shard(i, count)`` (None if it had not started,
+        :data:`~shoal._contract.FINISHED` if it ended) and the items it had
+        given. Each share's state says, for each of its streamers, whether
+        it is done, in progress or not started (its kind's ``_progress``);
+        together they describe the whole mux's pass, and the new shares
+        take the streamers ``k::new_count`` with their progress (their
+        kind's ``_elastic_state``). That is exact when a streamer's items do
+        not depend on the share it runs in, and each streamer runs once per
+        pass; a kind where that fails says why in ``_reshard_refusal``.
+        Returns ``(state, n_given)`` for ``self.shard(k, new_count)``, ``k``
+        in ``range(new_count)``.
+        """
+        why = self._reshard_refusal()
+        if why is not None:
+            raise NotResharded(f"cannot reshard the states of {self!r} exactly: {why}")
+        progress = [NEW] * len(self.streamers)
+        for i, (state, n_given) in enumerate(passes):
+            share = self.shard(i, count)
+            if state is None:
+                local = [NEW] * len(share.streamers)
+            elif state == FINISHED:
+                local = [Progress(True, 0, None)] * len(share.streamers)
+            else:
+                try:
+                    local = share._progress(state, n_given)
+                except ShoalValueError as exc:
+                    add_note(exc, f"in the state of share {i} of {count} of {self!r}")
+                    raise
+            progress[i::count] = local
+        out = []
+        for k in range(new_count):
+            local = progress[k::new_count]
+            out.append((self.shard(k, new_count)._elastic_state(local), sum(p.n for p in local)))
+        return out
+
+    def _reshard_refusal(self):
+        return f"there is no exact way known to split the pass of a {type(self).__name__}"
 
     def _open_cycle(self, max_iter):
         # The iterator starts each new pass itself: no generator layer on top.

@@ -261,6 +261,65 @@ class ChainMux(BaseMux):
         return f"ChainMux({what}, mode={self.mode!r})"
 
 
+    def _reshard_refusal(self):
+        if self._lazy_count() is None:
+            return (
+                "its streamers come from a source (or an iterator) and are not known until "
+                "they are read; pass a list of streamers"
+            )
+        if self.mode != "exhaustive":
+            return (
+                f"in mode={self.mode!r} a ChainMux starts its streamers again after each pass, "
+                "and each share is somewhere else in its passes: no one pass can be split"
+            )
+        return None
+
+    def _progress(self, state, n_given):
+        """Each streamer's :class:`Progress` in ``state``.
+
+        ``n_given`` is what the chain had given when ``state`` was saved: its
+        running streamer gave that less the state's ``offset``.
+        """
+        node = _ChainIterator(self, False, state, True)  # opens nothing
+        index, totals = state["index"], state["totals"]
+        skip = set(state.get("skip", ()))
+        resume = state.get("resume", {})
+        out = []
+        for j, streamer in enumerate(self.streamers):
+            total = totals[j] if j < len(totals) else 0
+            key = key_to_plain(node.seed.child(0, j, 0)) if streamer._takes_key else None
+            if str(j) in resume:
+                out.append(Progress(False, resume[str(j)]["n"], resume[str(j)]["state"], key))
+            elif j < index or j in skip:
+                out.append(Progress(True, total, None))
+            elif j == index and state["child"] is not None:
+                out.append(Progress(False, n_given - state["offset"], state["child"], key))
+            else:
+                out.append(NEW)
+        return out
+
+    def _elastic_state(self, progress):
+        """The state of an iteration of this mux that goes on from ``progress``.
+
+        Its reader's count starts at the items given, ``sum(p.n for p in progress)``.
+        """
+        return {
+            "type": "ChainMux",
+            "n_streams": len(progress),
+            "recipe": self._recipe(),
+            "seed": None,
+            "epoch": 0,
+            "index": 0,
+            "offset": sum(p.n for p in progress),
+            "yielded": any(p.n for p in progress),
+            "child": None,
+            "totals": [p.n if p.done else 0 for p in progress],
+            "skip": [j for j, p in enumerate(progress) if p.done],
+            "resume": {str(j): {"n": p.n, "state": p.state}
+                       for j, p in enumerate(progress) if not p.done and p.state is not None},
+            "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
+        }
+
 class _ChainIterator:
     """The running state of one iteration of a ChainMux.
 
@@ -336,54 +395,6 @@ class _ChainIterator:
         if self.seed.pinned:
             state["keys"] = self.seed.pinned_plain()
         return state
-
-    @classmethod
-    def progress(cls, mux, state, n_given):
-        """Each streamer's :class:`Progress` in ``state``.
-
-        ``n_given`` is what the chain had given when ``state`` was saved: its
-        running streamer gave that less the state's ``offset``.
-        """
-        node = cls(mux, False, state, True)  # opens nothing
-        index, totals = state["index"], state["totals"]
-        skip = set(state.get("skip", ()))
-        resume = state.get("resume", {})
-        out = []
-        for j, streamer in enumerate(mux.streamers):
-            total = totals[j] if j < len(totals) else 0
-            key = key_to_plain(node.seed.child(0, j, 0)) if streamer._takes_key else None
-            if str(j) in resume:
-                out.append(Progress(False, resume[str(j)]["n"], resume[str(j)]["state"], key))
-            elif j < index or j in skip:
-                out.append(Progress(True, total, None))
-            elif j == index and state["child"] is not None:
-                out.append(Progress(False, n_given - state["offset"], state["child"], key))
-            else:
-                out.append(NEW)
-        return out
-
-    @classmethod
-    def elastic_state(cls, mux, progress):
-        """The state of an iteration of ``mux`` that goes on from ``progress``.
-
-        Its reader's count starts at the items given, ``sum(p.n for p in progress)``.
-        """
-        return {
-            "type": "ChainMux",
-            "n_streams": len(progress),
-            "recipe": mux._recipe(),
-            "seed": None,
-            "epoch": 0,
-            "index": 0,
-            "offset": sum(p.n for p in progress),
-            "yielded": any(p.n for p in progress),
-            "child": None,
-            "totals": [p.n if p.done else 0 for p in progress],
-            "skip": [j for j, p in enumerate(progress) if p.done],
-            "resume": {str(j): {"n": p.n, "state": p.state}
-                       for j, p in enumerate(progress) if not p.done and p.state is not None},
-            "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
-        }
 
     def counts(self):
         counts = list(self.totals)

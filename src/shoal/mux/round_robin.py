@@ -73,6 +73,48 @@ class RoundRobinMux(BaseMux):
         return {**super()._recipe(), "mode": self.mode}
 
 
+    def _reshard_refusal(self):
+        if self.mode != "exhaustive":
+            return (
+                f"in mode={self.mode!r} a RoundRobinMux starts its streamers again after each "
+                "pass, and each share is somewhere else in its passes: no one pass can be split"
+            )
+        return None
+
+    def _progress(self, state, n_given):
+        """Each streamer's :class:`Progress` in ``state`` (of a pass in exhaustive mode)."""
+        node = _RoundRobinIterator(self, False, state, True)  # opens nothing
+        if not state["started"]:
+            return [NEW] * len(self.streamers)
+        totals = state["totals"]
+        out = [Progress(True, total, None) for total in totals]
+        for j, child in state["children"].items():
+            j = int(j)
+            key = None
+            if self.streamers[j]._takes_key:
+                key = key_to_plain(node.seed.child(0, j, 0))
+            out[j] = Progress(False, child["n"], child["state"], key)
+        return out
+
+    def _elastic_state(self, progress):
+        """The state of an iteration of this mux that goes on from ``progress``."""
+        live = [j for j, p in enumerate(progress) if not p.done]
+        return {
+            "type": "RoundRobinMux",
+            "n_streams": len(progress),
+            "recipe": self._recipe(),
+            "seed": None,
+            "epoch": 0,
+            "started": True,
+            "first_round": False,
+            "live": live,
+            "position": 0,
+            "dead": [],
+            "children": {str(j): {"n": progress[j].n, "state": progress[j].state} for j in live},
+            "totals": [p.n if p.done else 0 for p in progress],
+            "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
+        }
+
 class _RoundRobinIterator:
     """The running state of one iteration of a RoundRobinMux.
 
@@ -177,42 +219,6 @@ class _RoundRobinIterator:
         if self.seed.pinned:
             state["keys"] = self.seed.pinned_plain()
         return state
-
-    @classmethod
-    def progress(cls, mux, state, n_given=None):
-        """Each streamer's :class:`Progress` in ``state`` (of a pass in exhaustive mode)."""
-        node = cls(mux, False, state, True)  # opens nothing
-        if not state["started"]:
-            return [NEW] * len(mux.streamers)
-        totals = state["totals"]
-        out = [Progress(True, total, None) for total in totals]
-        for j, child in state["children"].items():
-            j = int(j)
-            key = None
-            if mux.streamers[j]._takes_key:
-                key = key_to_plain(node.seed.child(0, j, 0))
-            out[j] = Progress(False, child["n"], child["state"], key)
-        return out
-
-    @classmethod
-    def elastic_state(cls, mux, progress):
-        """The state of an iteration of ``mux`` that goes on from ``progress``."""
-        live = [j for j, p in enumerate(progress) if not p.done]
-        return {
-            "type": "RoundRobinMux",
-            "n_streams": len(progress),
-            "recipe": mux._recipe(),
-            "seed": None,
-            "epoch": 0,
-            "started": True,
-            "first_round": False,
-            "live": live,
-            "position": 0,
-            "dead": [],
-            "children": {str(j): {"n": progress[j].n, "state": progress[j].state} for j in live},
-            "totals": [p.n if p.done else 0 for p in progress],
-            "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
-        }
 
     def counts(self):
         counts = list(self.totals)

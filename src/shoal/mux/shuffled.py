@@ -94,6 +94,12 @@ class ShuffledMux(BaseMux):
         return _ShuffledIterator(self, cycle, state, track, key)
 
 
+    def _reshard_refusal(self):
+        return (
+            "a ShuffledMux restarts each streamer as soon as it ends: it has no pass whose "
+            "items could be split"
+        )
+
 class _ShuffledIterator(Reweighable):
     """The running state of one iteration of a ShuffledMux.
 

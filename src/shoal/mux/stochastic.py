@@ -254,6 +254,26 @@ class StochasticMux(BaseMux):
             **({"reseed_each_epoch": True} if self.reseed_each_epoch else {}),
         }
 
+    def _reshard_refusal(self):
+        if self.mode != "exhaustive":
+            return (
+                f"in mode={self.mode!r} a StochasticMux activates streamers again and again: "
+                "it has no pass whose items could be split"
+            )
+        if self.rate is not None:
+            return (
+                f"with rate={self.rate!r} each activation stops after a random number of "
+                "items, so the items of a pass depend on the split; use rate=None to run "
+                "every streamer to its end"
+            )
+        return None
+
+    def _progress(self, state, n_given):
+        return _StochasticIterator.progress(self, state, n_given)
+
+    def _elastic_state(self, progress):
+        return _StochasticIterator.elastic_state(self, progress)
+
     def _draw_counts(self, rng, size):
         """``size`` activation counts, each with mean ``rate``."""
         rate = self.rate
