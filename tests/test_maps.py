@@ -370,6 +370,23 @@ def test_keras_tuples_keys_given_as_an_iterator_are_read_once():
     assert list(pairs) == list(pairs) == list(pairs.iterator()) == [([1, 2], None)]
 
 
+def test_the_state_of_a_cache_says_each_thing_once():
+    cached = Streamer(cache, Streamer(count, 100), 3, random_state=1)
+    it = cached.iterator()
+    for _ in range(20):
+        next(it)
+    state = it.state_dict()["state"]["child"]
+    # Its input's state at the snapshot the cache replays from, and the items
+    # read up to there (the cache's 'base' once said it again); the cache's own
+    # count is of all the input items it read.
+    assert set(state) == {"map", "n_input", "input", "cache"}
+    assert set(state["cache"]) == {"recipe", "seed", "n_read", "positions", "draws", "ended"}
+    assert state["input"] == {"given": state["n_input"]} and state["map"] == "cache"
+    assert state["n_input"] <= min(state["cache"]["positions"])
+    assert max(state["cache"]["positions"]) == state["cache"]["n_read"] - 1
+    assert set(state["cache"]["draws"]) == {"slot", "take_new"}
+
+
 def test_a_cache_state_that_would_leave_holes_in_the_cache_is_refused_at_the_load():
     cached = Streamer(cache, Streamer(count, 100), 3, random_state=1)
     it = cached.iterator()
@@ -385,9 +402,9 @@ def test_a_cache_state_that_would_leave_holes_in_the_cache_is_refused_at_the_loa
     with pytest.raises(ShoalValueError, match=r"\['positions'\]: it must be distinct positions"):
         resumed.load_state_dict(duplicated)
     too_many = copy.deepcopy(state)
-    n_input, base = state["state"]["child"]["cache"]["n_input"], state["state"]["child"]["cache"]["base"]
-    assert n_input - base >= 4
-    too_many["state"]["child"]["cache"]["positions"] = [*range(n_input - 4, n_input)]
+    n_read, base = state["state"]["child"]["cache"]["n_read"], state["state"]["child"]["n_input"]
+    assert n_read - base >= 4
+    too_many["state"]["child"]["cache"]["positions"] = [*range(n_read - 4, n_read)]
     with pytest.raises(ShoalValueError, match=r"\['positions'\]: it must be at most n_cache=3"):
         resumed.load_state_dict(too_many)
     assert list(resumed)[:3] == [0, 1, 2]  # refused: it goes on as it was

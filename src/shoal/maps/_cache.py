@@ -35,7 +35,10 @@ def cache(stream, n_cache, prob=0.5, random_state=None):
     random_state : None, int, SeedSequence, Generator or RandomState
         The seed. Unseeded (``None``, and no seed above), every pass draws
         afresh, from a seed drawn from numpy's global state (kept in the
-        state of a resumable iteration); seeded, every pass repeats.
+        state of a resumable iteration); seeded, every pass repeats. A
+        Generator or a RandomState is asked for a seed once: by each call
+        of ``cache``, and by ``Streamer(cache, stream, ...)`` when it is
+        made (its passes then repeat, as a mux's do).
 
     Yields
     ------
@@ -134,13 +137,11 @@ class _CacheRun:
                 del self.snapshots[0]
 
     def state_dict(self):
-        base, base_state = self.snapshots[0]
+        """The cache's own state (see ``CACHE_STATE``); its input's is at its snapshot."""
         return {
             "recipe": dict(self.recipe),
             "seed": self.seed.saved(),
-            "n_input": given(self.counter),
-            "base": base,
-            "base_state": base_state,
+            "n_read": given(self.counter),
             "positions": list(self.positions),
             "draws": {"slot": self.slot.state(), "take_new": self.take_new.state()},
             "ended": self.ended,
@@ -150,10 +151,11 @@ class _CacheRun:
         """Refuse the state of a cache made otherwise (see ``check_recipe``)."""
         _check_cache_recipe(state, self.recipe)
 
-    def replay(self, it, state, base_state):
+    def replay(self, it, state, base, base_state):
         """Refill the cache by reading ``it`` from the snapshot up to the saved position.
 
-        ``it`` starts at the snapshot, whose input state is ``base_state``.
+        ``state`` is the cache's own state; ``it`` starts at the snapshot: at
+        input item ``base``, whose input state is ``base_state``.
         """
         self.slot.restore(state["draws"]["slot"])
         self.take_new.restore(state["draws"]["take_new"])
@@ -163,18 +165,18 @@ class _CacheRun:
             wanted[position] = index
         self.stored.extend([None] * len(state["positions"]))
         self.positions = list(state["positions"])
-        self.snapshots = [(state["base"], base_state)]
-        for position in range(state["base"], state["n_input"]):
+        self.snapshots = [(base, base_state)]
+        for position in range(base, state["n_read"]):
             item = next(it, END)
             if item is END:
                 raise ShoalValueError(
                     f"cannot restore the cache: its input ended at item {position}, before "
-                    f"item {state['n_input']}; its source must give the same items every time"
+                    f"item {state['n_read']}; its source must give the same items every time"
                 )
             index = wanted.get(position)
             if index is not None:
                 self.stored[index] = item
-            if (position + 1) % self.n_cache == 0 and position + 1 > state["base"]:
+            if (position + 1) % self.n_cache == 0 and position + 1 > base:
                 self.snapshots.append((position + 1, self.node.input_state(position + 1)))
         oldest = min(self.positions) if self.positions else 0
         while len(self.snapshots) > 1 and self.snapshots[1][0] <= oldest:
@@ -201,12 +203,13 @@ def _positions(value, path, n_streams=None):
         raise _schema.state_error(path, "distinct positions, one per cached item", value)
 
 
-#: The state of a cache's own running state, under ``"cache"`` in its map's.
+#: The cache's own state, under ``"cache"`` in the state of its map (whose
+#: ``"n_input"`` and ``"input"`` are its input's at the snapshot it replays from:
+#: at most ``n_cache`` input items before the oldest cached item).
 CACHE_STATE = {
     "recipe": _schema.settings,  # what it was made with: see _cache_recipe
     "seed": _schema.seed,  # the seed it drew, unseeded (None if seeded)
-    "n_input": _schema.count,  # the input items read
-    "base": _schema.count,  # the input position of the snapshot it replays from
+    "n_read": _schema.count,  # the input items it read
     "positions": _positions,  # the input position of each cached item
     "draws": _schema.draws("slot", "take_new"),
     "ended": _schema.flag,  # has its input run out?
@@ -215,13 +218,6 @@ CACHE_STATE = {
 
 def _cache_state(value, path, n_streams=None):
     _schema.check_fields(value, CACHE_STATE, path)
-    base, n_input, positions = value["base"], value["n_input"], value["positions"]
-    if base > n_input:
-        raise _schema.state_error(f"{path}['base']", "at most 'n_input'", base)
-    if positions and (max(positions) != n_input - 1 or min(positions) < base):
-        raise _schema.state_error(f"{path}['positions']",
-                                  f"positions in {base}..{n_input - 1}, the last one read "
-                                  "among them", positions)
 
 
 #: The state of a pass of a cache over a stream.
@@ -229,15 +225,15 @@ CACHE_MAP_STATE = {**MAP_STATE, "cache": _cache_state}
 
 
 class _CacheNode(_MapNode):
-    """A pass of a cache over a tracked input: its state is the cache's, and its input's
-    at the cache's oldest snapshot (which it replays from)."""
+    """A pass of a cache over a tracked input: the cache's state, and its input's at
+    the snapshot the cache replays from."""
 
     __slots__ = ("cache_run",)
 
     def state_dict(self, n_given=None):
-        cache = self.cache_run.state_dict()
-        return {"map": self.name, "n_input": cache["base"], "input": cache.pop("base_state"),
-                "cache": cache}
+        base, base_state = self.cache_run.snapshots[0]
+        return {"map": self.name, "n_input": base, "input": base_state,
+                "cache": self.cache_run.state_dict()}
 
 
 class CacheStreamer(MapStreamer, function=cache):
@@ -269,17 +265,22 @@ class CacheStreamer(MapStreamer, function=cache):
             node.counter if track else None, key)
         if state is not None:
             run.check(state["cache"])
-            run.replay(reader, state["cache"], state["input"])
+            run.replay(reader, state["cache"], state["n_input"], state["input"])
         return run.run(reader)
 
     def _check_state(self, state, path):
         cache = state["cache"]
-        if state["n_input"] != cache["base"]:
-            raise _schema.state_error(f"{path}['n_input']", f"{cache['base']}, the cache's 'base'",
-                                      state["n_input"])
+        base, n_read, positions = state["n_input"], cache["n_read"], cache["positions"]
+        if base > n_read:
+            raise _schema.state_error(f"{path}['n_input']", f"at most {n_read}, the cache's "
+                                      "'n_read'", base)
+        if positions and (max(positions) != n_read - 1 or min(positions) < base):
+            raise _schema.state_error(f"{path}['cache']['positions']",
+                                      f"positions in {base}..{n_read - 1}, the last one read "
+                                      "among them", positions)
         n_cache, prob, seed = self._arguments
         _check_cache_recipe(cache, _cache_recipe(n_cache, prob, seed))
-        if len(cache["positions"]) > n_cache:
+        if len(positions) > n_cache:
             raise _schema.state_error(f"{path}['cache']['positions']",
                                       f"at most n_cache={n_cache} positions", cache["positions"])
 
