@@ -102,8 +102,8 @@ class MapStreamer(Streamer):
         settings = dict(arguments.arguments)
         stream = settings.pop("stream")
         check_stream(stream)
-        #: The stream as given: what a plain pass reads.
-        self._given = stream
+        #: The stream argument, as given: what a plain pass reads.
+        self._stream = stream
         #: The map's checked arguments but the stream, as :meth:`_map` takes them.
         self._arguments = self._settings(**settings)
         # The stream a tracked pass reads, or None for an iterator (not tracked).
@@ -128,7 +128,7 @@ class MapStreamer(Streamer):
     # -- a pass ---------------------------------------------------------------
 
     def _open_items(self):
-        return self._map(self._given)
+        return self._map(self._stream)
 
     @property
     def _takes_key(self):
@@ -192,7 +192,7 @@ class MapStreamer(Streamer):
     # -- shares ---------------------------------------------------------------
 
     def _share_refusal(self, count):
-        if isinstance(self._given, Streamer):
+        if isinstance(self._stream, Streamer):
             return None
         return super()._share_refusal(count)
 
@@ -205,7 +205,7 @@ class MapStreamer(Streamer):
         if refusal is not None:
             raise ShoalValueError(refusal)
         bound = inspect.signature(self.source).bind(*self.args, **self.kwargs)
-        bound.arguments["stream"] = self._given.shard(index, count)
+        bound.arguments["stream"] = self._stream.shard(index, count)
         self._share_arguments(bound.arguments, index)
         return Streamer(self.source, *bound.args, **bound.kwargs)
 
@@ -214,9 +214,9 @@ class MapStreamer(Streamer):
 
     def _reshard_refusal(self):
         """Why not, if its stream says why (a map is resharded through its stream)."""
-        if not isinstance(self._given, Streamer):
+        if not isinstance(self._stream, Streamer):
             return super()._reshard_refusal()
-        return self._given._reshard_refusal()
+        return self._stream._reshard_refusal()
 
     def _reshard_pass(self, passes, count, new_count):
         """The passes of ``new_count`` shares that go on from those of ``count``.
@@ -227,7 +227,7 @@ class MapStreamer(Streamer):
         ``keras_tuples`` none at all): the input reshards them, and each new
         share's map starts from its input's state.
         """
-        if not isinstance(self._given, Streamer):
+        if not isinstance(self._stream, Streamer):
             return super()._reshard_pass(passes, count, new_count)  # one stream
         inputs = []
         for state, _ in passes:
@@ -237,7 +237,7 @@ class MapStreamer(Streamer):
             self._check_name(state)
             inputs.append((state["input"], state["n_input"]))
         return [({"map": self.name, "n_input": n, "input": state}, 0)
-                for state, n in self._given._reshard_pass(inputs, count, new_count)]
+                for state, n in self._stream._reshard_pass(inputs, count, new_count)]
 
 
 class _MapNode:
