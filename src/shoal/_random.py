@@ -281,13 +281,10 @@ def seed_to_plain(seed):
 
 
 def _own_key(owner, seed):
-    """The Philox key of ``seed``, kept on ``owner`` (whose own seed it is) if given."""
+    """The Philox key of ``seed``: ``owner``'s, computed when it was made, if given."""
     if owner is None:
         return pass_key(seed)
-    key = owner.__dict__.get("_pass_key")
-    if key is None:
-        key = owner.__dict__["_pass_key"] = pass_key(seed)
-    return key
+    return owner._seed_key
 
 
 def derive_key(base, path):

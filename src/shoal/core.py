@@ -59,6 +59,7 @@ _ITERATE = "iterate"  # iter(source): a re-iterable collection
 _ONE_SHOT = "one-shot"  # the source is itself an iterator: it streams once
 _COPY = "copy"  # an iterator with a copy of its start: each pass iterates a copy of that
 _DELEGATE = "delegate"  # the source is another Streamer
+_LEAF_KINDS = (_CALL, _ITERATE, _ONE_SHOT, _COPY)
 
 # The states of a generator that has given an item and not ended: an open pass.
 _STARTED = (inspect.GEN_SUSPENDED, inspect.GEN_RUNNING)
@@ -182,6 +183,10 @@ class Streamer(Recipe):
     [0, 1, 2, 3, 4, 0, 1]
     """
 
+    #: How a recipe of this class makes its passes, for a subclass that makes
+    #: them itself (a mux, a worker stream); None: as its source's type says.
+    _OWN_KIND: str | None = None
+
     def __new__(cls, *args, **kwargs):
         # A map over a stream, Streamer(buffer_stream, stream, 32), is its map's recipe class.
         if cls is Streamer and (args or "source" in kwargs):
@@ -193,7 +198,9 @@ class Streamer(Recipe):
         return object.__new__(cls)
 
     def __init__(self, source, *args, **kwargs):
-        if isinstance(source, Streamer):
+        if self._OWN_KIND is not None:
+            kind = self._OWN_KIND
+        elif isinstance(source, Streamer):
             kind = _DELEGATE
         elif callable(source):
             kind = _CALL
@@ -224,9 +231,9 @@ class Streamer(Recipe):
         if kind == _CALL:
             self._check_call()
         # Does a pass need no node to report its state (see _open_node)?
-        self._plain_leaf = kind != _DELEGATE
-        # Only a one-shot source can run out for good; set once it has.
-        self._spent = False
+        self._plain_leaf = kind in _LEAF_KINDS
+        # Only a one-shot source can run out for good: it says so once it has.
+        self._one_shot = _OneShot() if kind == _ONE_SHOT else None
 
     def _check_call(self):
         """Refuse now arguments the source cannot be called with (not at the first item)."""
@@ -275,25 +282,20 @@ class Streamer(Recipe):
         >>> stream.active
         0
         """
-        count = len(self.__dict__.get("_entered", ()))
-        passes = self.__dict__.get("_passes")
-        if passes:
-            count += sum(inspect.getgeneratorstate(gen) in _STARTED for gen in list(passes))
-        return count
+        opened = _OPENED.get(self)
+        if opened is None:
+            return 0
+        return len(opened.entered) + sum(
+            inspect.getgeneratorstate(gen) in _STARTED for gen in list(opened.passes))
 
     def _opened(self, gen):
         """Return ``gen``, a pass opened for this stream's caller, counted in :attr:`active`."""
-        passes = self.__dict__.get("_passes")
-        if passes is None:
-            passes = self.__dict__["_passes"] = weakref.WeakSet()
-        passes.add(gen)
+        _opened_passes(self).passes.add(gen)
         return gen
 
     def __getstate__(self):
         # A recipe pickles as its configuration (what a worker process needs).
         state = dict(self.__dict__)
-        state.pop("_entered", None)  # passes open in `with` blocks stay here
-        state.pop("_passes", None)  # ... and so do the other open passes
         decorated = getattr(state.get("source"), STREAMABLE, None)
         if decorated is not None and _module_holds(decorated):
             # The module holds the @streamable function under the function's
@@ -444,7 +446,7 @@ class Streamer(Recipe):
         return skip_items(self, self._open_items(), given)
 
     def _open_one_shot(self, max_iter):
-        if self._spent:
+        if self._one_shot.spent:
             raise SpentSourceError(
                 f"{self!r} wraps an iterator, which streams once, and it has run out "
                 "(an iterator restarts only if a copy of it reads on by itself, as an "
@@ -482,7 +484,7 @@ class Streamer(Recipe):
         except Exception as exc:
             add_note(exc, f"raised while iterating {self!r}")
             raise
-        self._spent = True
+        self._one_shot.spent = True
 
     def iterate(self, max_iter=None):
         """Stream one pass over the source.
@@ -618,11 +620,12 @@ class Streamer(Recipe):
         0
         """
         gen = self._open()
-        self.__dict__.setdefault("_entered", []).append(gen)
+        _opened_passes(self).entered.append(gen)
         return gen
 
     def __exit__(self, *exc_info):
-        entered = self.__dict__.get("_entered")
+        opened = _OPENED.get(self)
+        entered = opened.entered if opened is not None else None
         if not entered:  # as pescador: an error of its own, not a bare one
             raise ShoalValueError(f"{self!r} was exited more times than it was entered")
         entered.pop().close()
@@ -637,6 +640,37 @@ class Streamer(Recipe):
         parts = [name, *map(short_repr, self.args)]
         parts += [f"{key}={short_repr(value)}" for key, value in self.kwargs.items()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+class _OneShot:
+    """Whether a one-shot source (an iterator) has run out: it streams once."""
+
+    __slots__ = ("spent",)
+
+    def __init__(self):
+        self.spent = False
+
+
+class _Opened:
+    """The passes of a recipe open for its callers: ``with`` blocks, and the others."""
+
+    __slots__ = ("entered", "passes", "__weakref__")
+
+    def __init__(self):
+        self.entered = []  # the passes of the `with` blocks open, innermost last
+        self.passes = weakref.WeakSet()  # the passes of iterate(), cycle(), iter(), ...
+
+
+# The passes open for each recipe's callers (pescador's `active`): kept here, not on
+# the recipe, which never changes while it is iterated.
+_OPENED: "weakref.WeakKeyDictionary[Streamer, _Opened]" = weakref.WeakKeyDictionary()
+
+
+def _opened_passes(recipe):
+    opened = _OPENED.get(recipe)
+    if opened is None:
+        opened = _OPENED[recipe] = _Opened()
+    return opened
 
 
 def _make_streamer(function, *args, **kwargs):

@@ -9,7 +9,7 @@ from .._checks import check_recipe, check_share, check_weights, is_iterable, sho
 from .._contract import FINISHED, NEW, NotResharded, Progress
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
-from .._random import as_seed_sequence, seed_to_plain, share_seed
+from .._random import as_seed_sequence, pass_key, seed_to_plain, share_seed
 from .._schema import restored_node
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
@@ -29,8 +29,7 @@ __all__ = [
     "Reweighable",
     "weight_spec",
     "scheduled_weights",
-    "Progress",
-    "NEW",
+    "weighted_share_settings",
 ]
 
 
@@ -218,13 +217,38 @@ class BaseMux(Streamer):
         its state) and draws afresh at every pass, as in pescador.
     """
 
+    _OWN_KIND = "mux"  # a mux makes its own passes (see Streamer)
     _plain_leaf = False  # a pass of a mux has a node
     _takes_key = True  # ... and draws from the key its parent hands it
 
     def __init__(self, streamers, random_state=None):
-        self.streamers = as_streamers(streamers)
+        self.streamers = self._streamers_of(streamers)
+        super().__init__(self.streamers)
         self.random_state = random_state
-        self._seed = as_seed_sequence(random_state)
+        self._set_seed(as_seed_sequence(random_state))
+
+    def _streamers_of(self, streamers):
+        """The mux's ``streamers``, checked: a tuple of Streamers (a kind may take others)."""
+        return as_streamers(streamers)
+
+    def _set_seed(self, seed):
+        """Set the mux's own seed, and its key, computed once (see ``TreeSeed``)."""
+        self._seed = seed
+        self._seed_key = None if seed is None else pass_key(seed)
+
+    def _derive(self, streamers=None, seed=None, **settings):
+        """A new mux of this kind made as this one, with these streamers, seed and settings.
+
+        Shares and a chain in another mode are made so: this mux is not changed.
+        """
+        part = copy.copy(self)
+        part.__dict__.update(settings)
+        if streamers is not None:
+            part.streamers = part.source = streamers
+        if seed is not None:
+            part._set_seed(seed)
+            part.random_state = seed
+        return part
 
     @property
     def n_streams(self):
@@ -234,10 +258,6 @@ class BaseMux(Streamer):
     def _lazy_count(self):
         """The number of streamers, or None while it is not known yet."""
         return len(self.streamers)
-
-    @property
-    def source(self):
-        return self.streamers
 
     def _make_node(self, cycle=False, state=None, track=False, key=None):
         """Build the iterator object of one iteration (subclasses).
@@ -427,34 +447,38 @@ class BaseMux(Streamer):
                 f"count must be at most the number of streamers of {self!r} ({n_streams}), "
                 f"got {count}: every share needs at least one streamer"
             )
-        part = copy.copy(self)
-        part.__dict__.pop("_pass_key", None)
-        part.__dict__.pop("_entered", None)
-        part.streamers = self.streamers[index::count]
-        weights = getattr(self, "weights", None)
-        if weights is not None:
-            share = weights[index::count]
-            if not share.any():
-                raise ShoalValueError(
-                    f"share {index} of {count} of {self!r} has only streamers of weight 0 "
-                    f"(weights[{index}::{count}]): it would give nothing"
-                )
-            part.weights = share / share.sum()
-            part.weights.flags.writeable = False
-        if getattr(self, "weight_schedule", None) is not None:
-            part.weight_schedule = _ShareSchedule(self.weight_schedule, len(self.streamers),
-                                                  index, count)
-        if getattr(self, "n_active", None) is not None and self.mode != "with_replacement":
-            part.n_active = min(self.n_active, len(part.streamers))
-        part._seed = share_seed(self._seed, index)
-        if part._seed is not None:
-            part.random_state = part._seed
-        return part
+        return self._derive(self.streamers[index::count], share_seed(self._seed, index),
+                            **self._share_settings(index, count))
+
+    def _share_settings(self, index, count):
+        """The settings of share ``index`` of ``count`` that differ from this mux's."""
+        return {}
 
     def __repr__(self):
         parts = [f"<{len(self.streamers)} streamers>"]
         parts += [f"{key}={value!r}" for key, value in self._settings().items()]
         return f"{type(self).__name__}({', '.join(parts)})"
+
+
+def weighted_share_settings(mux, index, count):
+    """The weights of share ``index`` of ``count`` of a weighted ``mux``: those of its streamers."""
+    settings = _normalised(mux, index, count)
+    if mux.weight_schedule is not None:
+        settings["weight_schedule"] = _ShareSchedule(mux.weight_schedule, len(mux.streamers),
+                                                     index, count)
+    return settings
+
+
+def _normalised(mux, index, count):
+    share = mux.weights[index::count]
+    if not share.any():
+        raise ShoalValueError(
+            f"share {index} of {count} of {mux!r} has only streamers of weight 0 "
+            f"(weights[{index}::{count}]): it would give nothing"
+        )
+    weights = share / share.sum()
+    weights.flags.writeable = False
+    return {"weights": weights}
 
 
 class _ShareSchedule:

@@ -1,14 +1,13 @@
 """ChainMux: one streamer after another."""
 
 import collections.abc
-import copy
 import inspect
 from itertools import islice
 
 from .._checks import check_choice, check_share, short_repr
 from .._counter import counted_if_needed, given
 from .._iterutil import END, add_note, close_quietly
-from .._random import TreeSeed, as_seed_sequence, key_to_plain, share_seed
+from .._random import TreeSeed, key_to_plain, share_seed
 from ..core import Streamer
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from ._base import NEW, BaseMux, Progress, as_streamer, as_streamers, check_state
@@ -141,24 +140,30 @@ class ChainMux(BaseMux):
 
     def __init__(self, streamers, mode="exhaustive", random_state=None):
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle"))
+        super().__init__(streamers, random_state)
+
+    def _streamers_of(self, streamers):
+        # A list of streamers; a Streamer (or a generator function) that gives
+        # them at every pass (`_source`); or an iterator of them, read as the
+        # chain goes (`_lazy`).
         self._lazy = self._source = None
         if isinstance(streamers, Streamer):
-            self._source = self.streamers = streamers
-        elif isinstance(streamers, collections.abc.Iterator):
+            self._source = streamers
+            return streamers
+        if isinstance(streamers, collections.abc.Iterator):
             self._lazy = _LazyStreamers(streamers)
-            self.streamers = self._lazy._items
-        elif callable(streamers) and not isinstance(streamers, collections.abc.Iterable):
+            return self._lazy._items
+        if callable(streamers) and not isinstance(streamers, collections.abc.Iterable):
             _check_callable_source(streamers)
-            self._source = self.streamers = Streamer(streamers)
-        else:
-            self.streamers = as_streamers(streamers, allow_empty=True)
-            if not self.streamers and mode == "cycle":
-                raise ShoalValueError(
-                    "streamers must not be empty with mode='cycle': the chain would "
-                    "repeat nothing forever"
-                )
-        self.random_state = random_state
-        self._seed = as_seed_sequence(random_state)
+            self._source = Streamer(streamers)
+            return self._source
+        streamers = as_streamers(streamers, allow_empty=True)
+        if not streamers and self.mode == "cycle":
+            raise ShoalValueError(
+                "streamers must not be empty with mode='cycle': the chain would "
+                "repeat nothing forever"
+            )
+        return streamers
 
     @property
     def n_streams(self):
@@ -202,14 +207,8 @@ class ChainMux(BaseMux):
         if count == 1:
             return self
         if self._source is not None:
-            part = copy.copy(self)
-            part.__dict__.pop("_pass_key", None)
-            part.__dict__.pop("_entered", None)
-            part._source = part.streamers = Streamer(_every_nth, self._source, index, count)
-            part._seed = share_seed(self._seed, index)
-            if part._seed is not None:
-                part.random_state = part._seed
-            return part
+            every_nth = Streamer(_every_nth, self._source, index, count)
+            return self._derive(every_nth, share_seed(self._seed, index), _source=every_nth)
         if self._lazy_count() is None:
             raise ShoalValueError(
                 "a ChainMux over an iterator of streamers cannot be split among workers: "
@@ -246,10 +245,7 @@ class ChainMux(BaseMux):
 
     def _in_mode(self, mode):
         """This chain, over the same streamers (or source, or iterator), in ``mode``."""
-        chain = copy.copy(self)
-        chain.__dict__.pop("_entered", None)
-        chain.mode = check_choice("mode", mode, ("exhaustive", "cycle"))
-        return chain
+        return self._derive(mode=check_choice("mode", mode, ("exhaustive", "cycle")))
 
     def __repr__(self):
         if self._source is not None:

@@ -18,6 +18,7 @@ from ._base import (
     note_streamer,
     open_counted,
     weight_spec,
+    weighted_share_settings,
     weights_recipe,
 )
 
@@ -93,6 +94,9 @@ class ShuffledMux(BaseMux):
     def _make_node(self, cycle=False, state=None, track=False, key=None):
         return _ShuffledIterator(self, cycle, state, track, key)
 
+
+    def _share_settings(self, index, count):
+        return weighted_share_settings(self, index, count)
 
     def _reshard_refusal(self):
         return (

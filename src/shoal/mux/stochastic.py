@@ -33,6 +33,7 @@ from ._base import (
     note_streamer,
     open_child,
     weight_spec,
+    weighted_share_settings,
     weights_recipe,
 )
 
@@ -253,6 +254,12 @@ class StochasticMux(BaseMux):
             "dist": self.dist,
             **({"reseed_each_epoch": True} if self.reseed_each_epoch else {}),
         }
+
+    def _share_settings(self, index, count):
+        settings = weighted_share_settings(self, index, count)
+        if self.mode != "with_replacement":
+            settings["n_active"] = min(self.n_active, len(self.streamers[index::count]))
+        return settings
 
     def _reshard_refusal(self):
         if self.mode != "exhaustive":
