@@ -49,7 +49,7 @@ class _Decorated:
 
 
 #: The recipe class of each map function, ``{buffer_stream: its class, ...}``:
-#: ``Streamer(buffer_stream, stream, 32)`` makes one (see ``Streamer.__new__``).
+#: ``Streamer(buffer_stream, stream, 32)`` makes one (see ``_Made``).
 #: ``shoal.maps``, a layer above, fills it in as it defines its recipes.
 MAP_RECIPES: dict = {}
 
@@ -117,7 +117,29 @@ def _restart_copy(iterator):
     return None if start is iterator else start
 
 
-class Streamer(Recipe):
+class _Made(Recipe):
+    """Picks the class of what ``Streamer(...)`` makes: a map's recipe class for a map.
+
+    ``Streamer(buffer_stream, stream, 32)`` is a recipe of the class that
+    :data:`MAP_RECIPES` gives for ``buffer_stream`` (a Streamer subclass);
+    any other source makes a Streamer. (This ``__new__`` sits in a base of
+    Streamer, not in Streamer, so that ``inspect.signature(Streamer)`` reads
+    Streamer's ``__init__``.)
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Streamer and (args or "source" in kwargs):
+            source = args[0] if args else kwargs["source"]
+            try:
+                cls = MAP_RECIPES.get(source, cls)
+            except TypeError:  # an unhashable source (a list): no map
+                pass
+        return object.__new__(cls)
+
+
+class Streamer(_Made):
     """A recipe for a stream that can be iterated again and again.
 
     Every iteration calls the source afresh (or iterates it afresh), so a
@@ -186,16 +208,6 @@ class Streamer(Recipe):
     #: How a recipe of this class makes its passes, for a subclass that makes
     #: them itself (a mux, a worker stream); None: as its source's type says.
     _OWN_KIND: str | None = None
-
-    def __new__(cls, *args, **kwargs):
-        # A map over a stream, Streamer(buffer_stream, stream, 32), is its map's recipe class.
-        if cls is Streamer and (args or "source" in kwargs):
-            source = args[0] if args else kwargs["source"]
-            try:
-                cls = MAP_RECIPES.get(source, cls)
-            except TypeError:  # an unhashable source (a list): no map
-                pass
-        return object.__new__(cls)
 
     def __init__(self, source, *args, **kwargs):
         if self._OWN_KIND is not None:
