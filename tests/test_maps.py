@@ -403,15 +403,29 @@ def test_a_cache_state_that_would_leave_holes_in_the_cache_is_refused_at_the_loa
     duplicated = copy.deepcopy(state)
     duplicated["state"]["child"]["cache"]["positions"] = [positions[0]] * 3
     resumed = cached.iterator()
-    with pytest.raises(ShoalValueError, match=r"\['positions'\]: it must be distinct positions"):
+    with pytest.raises(ShoalValueError, match=r"state is corrupted at state\['state'\]\['child'\]"
+                                              r"\['cache'\]\['positions'\]: it must be distinct positions"):
         resumed.load_state_dict(duplicated)
     too_many = copy.deepcopy(state)
     n_read, base = state["state"]["child"]["cache"]["n_read"], state["state"]["child"]["n_input"]
     assert n_read - base >= 4
     too_many["state"]["child"]["cache"]["positions"] = [*range(n_read - 4, n_read)]
-    with pytest.raises(ShoalValueError, match=r"\['positions'\]: it must be at most n_cache=3"):
+    with pytest.raises(ShoalValueError, match=r"at state\['state'\]\['child'\]\['cache'\]"
+                                              r"\['positions'\]: it must be at most n_cache=3"):
         resumed.load_state_dict(too_many)
     assert list(resumed)[:3] == [0, 1, 2]  # refused: it goes on as it was
+
+
+def test_a_map_hands_its_input_the_count_of_the_items_it_read():
+    batches = Streamer(buffer_stream, Streamer(count, 10), 3)
+    it = batches.iterator()
+    next(it)
+    state = it.state_dict()
+    assert state["state"]["child"]["n_input"] == 3
+    state["state"]["child"]["input"]["given"] = 4
+    with pytest.raises(ShoalValueError, match=r"state is corrupted at state\['state'\]\['child'\]"
+                                              r"\['input'\]\['given'\]: it must be 3, the count of its parent"):
+        batches.iterator().load_state_dict(state)
 
 
 def test_the_state_of_another_map_is_refused_at_the_load():

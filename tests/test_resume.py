@@ -626,13 +626,13 @@ def test_new_weights_given_after_a_load_are_in_the_state_at_once(kind):
 
 def test_a_state_of_another_version_is_refused_naming_both():
     state = PIPELINES["shuffled"]().iterator().state_dict()
-    assert state["version"] == shoal.iterator.STATE_VERSION == 2
-    old = {**state, "version": 1}
+    assert state["version"] == shoal.iterator.STATE_VERSION == 3
+    old = {**state, "version": 2}
     with pytest.raises(ShoalValueError, match="state must be a dict from StreamIterator.state_dict "
-                                              "of version 2, got one of version 1"):
+                                              "of version 3, got one of version 2"):
         PIPELINES["shuffled"]().iterator().load_state_dict(old)
-    with pytest.raises(ShoalValueError, match=r"states\[0\] must be .* of version 2, got one of "
-                                              "version 1"):
+    with pytest.raises(ShoalValueError, match=r"states\[0\] must be .* of version 3, got one of "
+                                              "version 2"):
         shoal.reshard_states(PIPELINES["chain"](), [old, state], 1)
 
 

@@ -428,7 +428,7 @@ def test_resharding_refuses_a_cycling_iteration_and_foreign_states():
         shoal.reshard_states(RoundRobinMux(tagged(4)), [states[0] | {"stream": "RoundRobinMux"},
                                                         states[1]], 1)
     with pytest.raises(shoal.ShoalValueError, match=r"states\[0\] must be a dict from "
-                                                    r"StreamIterator.state_dict \(version 2\)"):
+                                                    r"StreamIterator.state_dict \(version 3\)"):
         shoal.reshard_states(mux, [{}, states[1]], 1)
     with pytest.raises(shoal.ShoalValueError) as error:
         shoal.reshard_states(mux, [mux.iterator().state_dict()] * 2, 1)

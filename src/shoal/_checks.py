@@ -302,11 +302,6 @@ def _check_counts(node, expected, path):
             raise _state_error(f"{path}['given']", f"{expected}, the count of its parent",
                                node["given"])
         return
-    if "map" in node:  # its own fields are its recipe's to check (shoal.maps)
-        n_input = node.get("n_input")
-        _check_counts(node.get("input"), n_input if _is_count(n_input) else None,
-                      f"{path}['input']")
-        return
     if "child" in node and "offset" in node:  # a chain, or a root over a leaf
         child = None if expected is None else expected - node["offset"]
         if child is not None and child < 0:

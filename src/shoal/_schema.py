@@ -26,6 +26,7 @@ __all__ = [
     "streamer_list",
     "count_list",
     "per_streamer",
+    "at_most_per_streamer",
     "supply",
     "draws",
     "seed",
@@ -57,8 +58,9 @@ def is_count(value):
             and 0 <= value <= STATE_MAX)
 
 
-def check_fields(state, schema, path, n_streams=None):
-    """Check ``state``, a dict, field by field with ``schema``; every field is required."""
+def check_fields(state, schema, path, n_streams=None, optional=None):
+    """Check ``state``, a dict, field by field: with ``schema`` (required fields) and
+    ``optional`` (fields checked where present)."""
     if not isinstance(state, dict):
         raise state_error(path, "a dict", state)
     missing = [field for field in schema if field not in state]
@@ -66,6 +68,9 @@ def check_fields(state, schema, path, n_streams=None):
         raise state_error(path, f"a state with {', '.join(map(repr, missing))}", state)
     for field, checker in schema.items():
         checker(state[field], f"{path}[{field!r}]", n_streams)
+    for field, checker in (optional or {}).items():
+        if field in state:
+            checker(state[field], f"{path}[{field!r}]", n_streams)
 
 
 def count(value, path, n_streams=None):
@@ -97,6 +102,13 @@ def streamer_list(value, path, n_streams=None):
     count_list(value, path)
     if n_streams is not None and any(j >= n_streams for j in value):
         raise state_error(path, f"a list of streamer numbers below {n_streams}", value)
+
+
+def at_most_per_streamer(value, path, n_streams=None):
+    """A list of at most one count per streamer (it grows as a chain reads its streamers)."""
+    count_list(value, path)
+    if n_streams is not None and len(value) > n_streams:
+        raise state_error(path, f"a list of at most {n_streams} counts, one per streamer", value)
 
 
 def per_streamer(value, path, n_streams=None):

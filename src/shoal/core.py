@@ -16,8 +16,9 @@ from decorator import decorate
 from ._checks import check_bool, check_max_iter, check_share, is_iterable, short_repr
 from ._contract import NotResharded, Recipe
 from ._iterutil import END, add_note, close_quietly, limited
+from ._schema import check_fields, state_error
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
-from .iterator import LeafRoot, StreamIterator
+from .iterator import LEAF_STATE, ROOT_STATE, LeafRoot, StreamIterator
 
 __all__ = ["Streamer", "streamable", "resume_arg"]
 
@@ -372,24 +373,26 @@ class Streamer(_Made):
         # A leaf has no node: its state is what _node_state says of its iterator.
         return None, (self._open_items() if state is None else self._resumed_iter(state))
 
-    def _ready_state(self, state):
-        """``state``, the state of a pass opened by :meth:`_child`, checked and made ready.
+    def _ready_state(self, state, path="state", n_given=None):
+        """``state``, the state of a pass opened by :meth:`_open_node`, checked and made ready.
 
-        An iteration calls it once, in ``load_state_dict``, with the state of
-        the pass it will open: a stream that cannot go on from ``state``
-        refuses it here, at the load, not at the first item, and what
-        loading costs is done once. A ProcessStreamer reshards here a state
-        saved with another number of workers (without starting any). A
-        Streamer over a stream and a map hand the state of their input to
-        it. A mux's state is ready as it is: the streamers it opens check
-        their states when it opens them. Opens nothing.
+        See ``Recipe._ready_state``. A leaf's state is the count of items it
+        gave (which must be its parent's count for it), or its source's own
+        state; a Streamer over a stream and a map hand the state of their
+        input to it. Opens nothing.
         """
         if state is None:
             return None
-        kind = getattr(self, "_kind", None)  # a mux has none: its state is ready
+        kind = self._kind
         if kind == _DELEGATE:
-            return self.source._ready_state(state)
-        if kind == _ONE_SHOT and state.get("given"):
+            return self.source._ready_state(state, path, n_given)
+        if isinstance(state, dict) and "source" in state:
+            return state  # the source's iterator checks its own state
+        check_fields(state, LEAF_STATE, path)
+        if n_given is not None and state["given"] != n_given:
+            raise state_error(f"{path}['given']", f"{n_given}, the count of its parent",
+                              state["given"])
+        if kind == _ONE_SHOT and state["given"]:
             raise self._not_rewindable()
         return state
 
@@ -423,11 +426,17 @@ class Streamer(_Made):
         """The node of a whole iteration: its passes, one by one (see ``LeafRoot``)."""
         return LeafRoot(self, cycle, state)
 
-    def _ready_root(self, root):
+    def _ready_root(self, root, n_given, path="state['state']"):
         """``root``, a saved ``LeafRoot`` state, with its open pass's state made ready."""
-        if not isinstance(root, dict) or root.get("child") is None:
-            return root  # nothing open to make ready (or a fresh start, as the trial read it)
-        return {**root, "child": self._ready_state(root["child"])}
+        if root is None:
+            return None  # a fresh start
+        check_fields(root, ROOT_STATE, path)
+        if root["child"] is None:
+            return root  # between passes: nothing open to make ready
+        if root["offset"] > n_given:
+            raise state_error(f"{path}['offset']", f"at most {n_given}", root["offset"])
+        return {**root, "child": self._ready_state(root["child"], f"{path}['child']",
+                                                   n_given - root["offset"])}
 
     def _pass_of_root(self, root, n_given):
         return LeafRoot.pass_of(root, n_given)

@@ -6,6 +6,7 @@ stream kind: it sits beneath the recipes, which build it.
 
 from itertools import chain, compress
 
+from . import _schema as schema
 from ._checks import check_bool, check_state_tree, short_repr
 from ._contract import FINISHED, Recipe
 from ._counter import counted_if_needed, counter_at, given, hand_counter
@@ -14,12 +15,15 @@ from ._random import iteration_seed, root_key
 from ._schema import restored_node
 from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 
-__all__ = ["StreamIterator", "STATE_VERSION", "LeafRoot", "check_version", "loaded_root"]
+__all__ = ["StreamIterator", "STATE_VERSION", "LeafRoot", "LEAF_STATE", "ROOT_STATE", "check_version",
+           "loaded_root"]
 
 #: The version of the state format; a state of another version is refused.
 #: Version 2: the state of a mux (and of a cache) records the settings it was
-#: made with, and unseeded streams draw afresh at every pass.
-STATE_VERSION = 2
+#: made with, and unseeded streams draw afresh at every pass. Version 3: one
+#: name per idea and one shape for a child's progress and for a supply of
+#: draws (see ``shoal._schema`` and each kind's schema).
+STATE_VERSION = 3
 
 
 def check_version(state, name="state"):
@@ -227,9 +231,10 @@ def loaded_root(stream, state, cycle=False):
         if key not in state:
             raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
     check_state_tree(state)
+    root = stream._ready_root(state["state"], state["n_given"])
     # A trial: it opens nothing, and this iteration goes on if the state is refused.
     restored_node(stream, state, lambda: stream._root_node(cycle, state["state"]))
-    return stream._ready_root(state["state"])
+    return root
 
 
 class _Readers:
@@ -254,6 +259,21 @@ class _Readers:
         if reader is None:
             self.ended = True
         return reader
+
+
+#: The schema of a leaf's state (a source with a state of its own saves
+#: ``{"source": its state}`` instead).
+LEAF_STATE = {"given": schema.count}
+
+#: The schema of the state of a ``LeafRoot``.
+ROOT_STATE = {
+    "epoch": schema.count,  # passes completed
+    "offset": schema.count,  # items given before this pass
+    "yielded": schema.flag,  # has this pass given an item?
+    "child": schema.stream_state,  # the open pass's state, or None between passes
+    "ended": schema.flag,  # its (one) pass ended: it gives nothing more
+    "seed": schema.seed,  # the seed of what the passes draw, if they draw from a key
+}
 
 
 class LeafRoot:
@@ -282,17 +302,13 @@ class LeafRoot:
         self.ended = False  # its (one) pass ended: it gives nothing more
         self.seed = None  # the seed of what the passes draw, if they draw from a key
         if streamer._takes_key:
-            self.seed = iteration_seed(None, state.get("seed") if state else None)
+            self.seed = iteration_seed(None, state["seed"] if state else None)
         if state is not None:
             self.epoch = state["epoch"]
             self.offset = state["offset"]
             self.yielded = state["yielded"]
             self.child_state = state["child"]
-            # A state saved before "ended" was kept: no pass open, and one gave
-            # items, is the end of a pass. (A cycling iteration is saved at an
-            # item: a pass is always open.)
-            self.ended = state.get(
-                "ended", not cycle and self.child_state is None and self.yielded)
+            self.ended = state["ended"]
 
     @staticmethod
     def pass_of(root, n_given):
@@ -303,13 +319,14 @@ class LeafRoot:
         """
         child = root["child"]
         if child is None:  # between passes: not started, or ended
-            child = FINISHED if root.get("ended", root["yielded"]) else None
+            child = FINISHED if root["ended"] else None
         return child, n_given - root["offset"]
 
     @staticmethod
     def root_of(state, n_given):
         """The state of a root whose one pass is at ``state``, ``n_given`` items in."""
-        return {"epoch": 0, "offset": 0, "yielded": n_given > 0, "child": state, "ended": False}
+        return {"epoch": 0, "offset": 0, "yielded": n_given > 0, "child": state, "ended": False,
+                "seed": None}
 
     def state_dict(self, n_given):
         child = self.child_state  # restored, and not opened since

@@ -308,7 +308,7 @@ class ProcessStreamer(Streamer):
         node = _ProcessIterator(self, None, track, state)
         return node, node.run()
 
-    def _ready_state(self, state):
+    def _ready_state(self, state, path="state", n_given=None):
         # Checked when it is loaded, and a state saved with another number of
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.

@@ -171,15 +171,18 @@ class MapStreamer(Streamer):
     def _ready_state(self, state, path="state", n_given=None):
         """``state``, of a pass of this map, checked; its input's made ready by the input.
 
-        See ``Streamer._ready_state``. A map over an iterator is a leaf.
+        See ``Recipe._ready_state``. The map's count of items (``n_given``)
+        is not its input's: the input's is ``n_input``. A map over an
+        iterator is a leaf.
         """
         stream = self._input
         if state is None or stream is None:
-            return super()._ready_state(state)
+            return super()._ready_state(state, path, n_given)
         _schema.check_fields(state, self._schema, path)
         self._check_name(state)
         self._check_state(state, path)
-        return {**state, "input": stream._ready_state(state["input"])}
+        return {**state, "input": stream._ready_state(state["input"], f"{path}['input']",
+                                                      state["n_input"])}
 
     def _check_name(self, state):
         """Refuse the state of another map."""

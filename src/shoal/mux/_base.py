@@ -2,15 +2,17 @@
 
 import copy
 import inspect
+from typing import ClassVar
 
 import numpy as np
 
+from .. import _schema as schema
 from .._checks import check_recipe, check_share, check_weights, is_iterable, short_repr
 from .._contract import FINISHED, NEW, NotResharded, Progress
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
 from .._random import as_seed_sequence, pass_key, seed_to_plain, share_seed
-from .._schema import restored_node
+from .._schema import check_fields, restored_node, state_error
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 
@@ -124,6 +126,11 @@ def counted_state(streamer, node, it, counter, track):
     """The state of a pass opened by :func:`open_counted`."""
     n = given(counter)
     return {"n": n, "state": streamer._node_state(node, it, n) if track else None}
+
+
+# What the state of any mux may hold beside its kind's schema: the keys its
+# streamers were given in the shares they ran in before a reshard.
+_MUX_OPTIONAL = {"keys": schema.keys}
 
 
 def check_state(state, mux, fields=()):
@@ -284,8 +291,8 @@ class BaseMux(Streamer):
     def _root_node(self, cycle, state):
         return self._make_node(cycle, state, track=True)
 
-    def _ready_root(self, root):
-        return self._ready_state(root)
+    def _ready_root(self, root, n_given, path="state['state']"):
+        return self._ready_state(root, path, n_given)
 
     def _pass_of_root(self, root, n_given):
         return root, n_given
@@ -321,6 +328,7 @@ class BaseMux(Streamer):
                 local = [Progress(True, 0, None)] * len(share.streamers)
             else:
                 try:
+                    state = share._ready_state(state, f"states[{i}]['state']", n_given)
                     local = share._progress(state, n_given)
                 except ShoalValueError as exc:
                     add_note(exc, f"in the state of share {i} of {count} of {self!r}")
@@ -355,37 +363,51 @@ class BaseMux(Streamer):
         """
         return {"random_state": seed_to_plain(self._seed)}
 
-    def _ready_state(self, state):
+    #: The schema of the state of this kind's node: ``{field: checker}`` (see
+    #: ``shoal._schema``), beside the envelope every mux's state has.
+    _STATE_SCHEMA: ClassVar[dict] = {}
+
+    def _ready_state(self, state, path="state", n_given=None):
         """``state``, the state of a pass of this mux, checked and made ready.
 
-        See ``Streamer._ready_state``: called once, in ``load_state_dict``.
+        See ``Recipe._ready_state``: called once, in ``load_state_dict``.
         The state must be of a mux made as this one (:func:`check_state`),
-        and the states of its open streamers are handed to them, so that a
-        state of a stream made otherwise, anywhere in the tree, is refused
-        at the load, not at the first item. Opens nothing.
+        with the fields of its kind's schema, and the states of its open
+        streamers are handed to them, so that a state of a stream made
+        otherwise, anywhere in the tree, is refused at the load, not at the
+        first item. Opens nothing.
         """
         if state is None:
             return None
         check_state(state, self)
-        return self._ready_children(state)
+        check_fields(state, self._STATE_SCHEMA, path, self._lazy_count(), _MUX_OPTIONAL)
+        return self._ready_children(state, path, n_given)
 
-    def _ready_children(self, state):
-        """``state``, the states of its open streamers made ready (see :meth:`_ready_state`)."""
+    def _ready_children(self, state, path, n_given=None):
+        """``state``, the states of its open streamers made ready (see :meth:`_ready_state`).
+
+        ``n_given`` is what the mux gave, where its parent knows it.
+        """
         children = state.get("children")
-        if not isinstance(children, dict) or not children:
+        if not children:
             return state
-        ready = {index: {**child, "state": self._ready_child(int(index), child.get("state"))}
-                 for index, child in children.items()}
+        ready = {j: {**child, "state": self._ready_child(
+                     int(j), child["state"], path=f"{path}['children'][{j!r}]['state']",
+                     n_given=child["n"])}
+                 for j, child in children.items()}
         return {**state, "children": ready}
 
-    def _ready_child(self, index, state, streamer=None):
+    def _ready_child(self, index, state, streamer=None, path="state", n_given=None):
         """The state of streamer ``index`` of this mux (``streamer``), made ready by it."""
         if state is None:
             return None
         if streamer is None:
+            if index >= len(self.streamers):
+                raise state_error(path, f"the state of one of the {len(self.streamers)} "
+                                        "streamers", index)
             streamer = self.streamers[index]
         try:
-            return streamer._ready_state(state)
+            return streamer._ready_state(state, path, n_given)
         except ShoalError as exc:
             add_note(exc, f"in the state of streamers[{index}] of {self!r}")
             raise

@@ -4,10 +4,12 @@ import collections.abc
 import inspect
 from itertools import islice
 
+from .. import _schema as schema
 from .._checks import check_choice, check_share, short_repr
 from .._counter import counted_if_needed, given
 from .._iterutil import END, add_note, close_quietly
 from .._random import TreeSeed, key_to_plain, share_seed
+from .._schema import state_error
 from ..core import Streamer
 from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
 from ._base import NEW, BaseMux, Progress, as_streamer, as_streamers, check_state
@@ -61,6 +63,20 @@ def _every_nth(source, index, count):
         yield from islice(it, index, None, count)
     finally:
         close_quietly(it)
+
+
+#: The schema of a ChainMux's node's state (see ``shoal._schema``).
+CHAIN_STATE = {
+    "seed": schema.seed,
+    "epoch": schema.count,
+    "index": schema.count,  # the streamer now running
+    "offset": schema.count,  # the items the chain had given when it started
+    "yielded": schema.flag,  # has this pass given an item?
+    "child": schema.stream_state,  # the running streamer's state
+    "totals": schema.at_most_per_streamer,  # items of each streamer done
+    "done": schema.streamer_list,  # streamers done before a reshard
+    "resume": schema.children,  # streamers to resume where a reshard left them
+}
 
 
 class ChainMux(BaseMux):
@@ -217,29 +233,39 @@ class ChainMux(BaseMux):
             )
         return super().shard(index, count)
 
+    _STATE_SCHEMA = CHAIN_STATE
+
     def _settings(self):
         return {"mode": self.mode}
 
     def _recipe(self):
         return {**super()._recipe(), "mode": self.mode}
 
-    def _ready_children(self, state):
+    def _ready_children(self, state, path, n_given=None):
         # The open streamer's state, and those of streamers to resume (resharded).
+        if self._source is not None:
+            return state  # its streamers are known only by reading a pass
         ready = {}
-        index, child = state.get("index"), state.get("child")
-        if child is not None and isinstance(index, int) and self._source is None:
+        index, child = state["index"], state["child"]
+        if child is not None:
             streamer = self._streamer(index)
-            if streamer is not None:
-                ready["child"] = self._ready_child(index, child, streamer)
-        resume = state.get("resume")
-        if isinstance(resume, dict) and resume and self._source is None:
+            if streamer is None:
+                raise state_error(f"{path}['index']", "the number of a streamer", index)
+            n_child = None
+            if n_given is not None:
+                if state["offset"] > n_given:
+                    raise state_error(f"{path}['offset']", f"at most {n_given}", state["offset"])
+                n_child = n_given - state["offset"]
+            ready["child"] = self._ready_child(index, child, streamer, f"{path}['child']", n_child)
+        if state["resume"]:
             entries = {}
-            for j, entry in resume.items():
+            for j, entry in state["resume"].items():
                 streamer = self._streamer(int(j))
-                if streamer is not None and isinstance(entry, dict):
-                    entry = {**entry, "state": self._ready_child(int(j), entry.get("state"),
-                                                                  streamer)}
-                entries[j] = entry
+                if streamer is None:
+                    raise state_error(f"{path}['resume']", "keyed by streamer numbers", j)
+                entries[j] = {**entry, "state": self._ready_child(
+                    int(j), entry["state"], streamer, f"{path}['resume'][{j!r}]['state']",
+                    entry["n"])}
             ready["resume"] = entries
         return {**state, **ready} if ready else state
 
@@ -278,15 +304,15 @@ class ChainMux(BaseMux):
         """
         node = _ChainIterator(self, False, state, True)  # opens nothing
         index, totals = state["index"], state["totals"]
-        skip = set(state.get("skip", ()))
-        resume = state.get("resume", {})
+        done = set(state["done"])
+        resume = state["resume"]
         out = []
         for j, streamer in enumerate(self.streamers):
             total = totals[j] if j < len(totals) else 0
             key = key_to_plain(node.seed.child(0, j, 0)) if streamer._takes_key else None
             if str(j) in resume:
                 out.append(Progress(False, resume[str(j)]["n"], resume[str(j)]["state"], key))
-            elif j < index or j in skip:
+            elif j < index or j in done:
                 out.append(Progress(True, total, None))
             elif j == index and state["child"] is not None:
                 out.append(Progress(False, n_given - state["offset"], state["child"], key))
@@ -310,7 +336,7 @@ class ChainMux(BaseMux):
             "yielded": any(p.n for p in progress),
             "child": None,
             "totals": [p.n if p.done else 0 for p in progress],
-            "skip": [j for j, p in enumerate(progress) if p.done],
+            "done": [j for j, p in enumerate(progress) if p.done],
             "resume": {str(j): {"n": p.n, "state": p.state}
                        for j, p in enumerate(progress) if not p.done and p.state is not None},
             "keys": {str(j): p.key for j, p in enumerate(progress) if p.key is not None},
@@ -325,14 +351,14 @@ class _ChainIterator:
     the count when that streamer started.
 
     A state made by :func:`~shoal.reshard_states` also names streamers that
-    are done (``skip``) and streamers to resume where their state says
+    are done (``done``) and streamers to resume where their state says
     (``resume``); the chain passes over the first and resumes the second
     when it reaches them.
     """
 
     __slots__ = (
         "mux", "cycle", "track", "epoch", "index", "offset", "yielded",
-        "node", "sub", "child_state", "out_counter", "totals", "seed", "skip", "resume",
+        "node", "sub", "child_state", "out_counter", "totals", "seed", "done", "resume",
         "streamer", "source_it", "n_read",
     )
 
@@ -350,7 +376,7 @@ class _ChainIterator:
         self.child_state = None  # where the next streamer opened starts
         self.out_counter = None  # counts the chain's items; set by its reader
         self.totals = []  # items given by each streamer, but the running one
-        self.skip = set()  # streamers done before a reshard
+        self.done = set()  # streamers done before a reshard
         self.resume = {}  # streamer index -> {"n", "state"}: resumed when reached
         self.streamer = None  # the streamer now running, while one is
         self.source_it = None  # a source of streamers: this pass's iterator over it
@@ -363,9 +389,9 @@ class _ChainIterator:
             self.yielded = state["yielded"]
             self.child_state = state["child"]
             self.totals = list(state["totals"])
-            self.skip = set(state.get("skip", ()))
+            self.done = set(state["done"])
             self.seed.pin(state.get("keys"))
-            self.resume = {int(j): entry for j, entry in state.get("resume", {}).items()}
+            self.resume = {int(j): entry for j, entry in state["resume"].items()}
 
     def _given(self):
         return given(self.out_counter) if self.out_counter is not None else None
@@ -385,7 +411,7 @@ class _ChainIterator:
             "yielded": self.yielded,
             "child": child,
             "totals": list(self.totals),
-            "skip": sorted(j for j in self.skip if j >= self.index),
+            "done": sorted(j for j in self.done if j >= self.index),
             "resume": {str(j): entry for j, entry in self.resume.items()},
         }
         if self.seed.pinned:
@@ -467,7 +493,7 @@ class _ChainIterator:
         try:
             while True:
                 while (streamer := get(self.index)) is not None:
-                    if self.index in self.skip:  # done before a reshard
+                    if self.index in self.done:  # done before a reshard
                         self.index += 1
                         continue
                     self.streamer = streamer
@@ -489,7 +515,7 @@ class _ChainIterator:
                         f"cannot cycle {mux!r}: a whole pass yielded no item"
                     )
                 self.index = 0
-                self.skip.clear()
+                self.done.clear()
                 self.yielded = False
                 self.epoch += 1
         except Exception as exc:

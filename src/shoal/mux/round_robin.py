@@ -3,6 +3,7 @@
 import copy
 from itertools import compress
 
+from .. import _schema as schema
 from .._checks import check_choice
 from .._counter import given
 from .._iterutil import close_all, close_quietly
@@ -12,7 +13,6 @@ from ._base import (
     NEW,
     BaseMux,
     Progress,
-    check_state,
     counted_state,
     note_streamer,
     open_counted,
@@ -21,6 +21,36 @@ from ._base import (
 __all__ = ["RoundRobinMux"]
 
 _PERMUTE = 1  # block key of the pass permutations
+
+
+#: The schema of a RoundRobinMux's node's state (see ``shoal._schema``).
+ROUND_ROBIN_STATE = {
+    "seed": schema.seed,
+    "epoch": schema.count,
+    "started": schema.flag,  # has this pass begun?
+    "first_round": schema.flag,  # is it in the round that opens the streamers?
+    "live": schema.streamer_list,  # the streamers of this round, in its order
+    "position": schema.count,  # how far the round got
+    "dead": schema.streamer_list,  # streamers that ran out in this round
+    "children": schema.children,  # the open streamers
+    "totals": schema.per_streamer,  # items of finished activations
+}
+
+
+def _check_round(state, path):
+    """A round's live streamers are open (have a state), but those dead in it."""
+    live, position, children, dead = (state["live"], state["position"], state["children"],
+                                      state["dead"])
+    if position > len(live):
+        raise schema.state_error(f"{path}['position']", f"at most {len(live)}", position)
+    if len(set(live)) != len(live) or len(set(dead)) != len(dead):
+        raise schema.state_error(f"{path}['live']", "streamers each at most once, as 'dead'",
+                                 live)
+    if any(j not in live[:position] for j in dead):
+        raise schema.state_error(f"{path}['dead']", "streamers of the round already read", dead)
+    if any(str(j) not in children for j in live if j not in dead):
+        raise schema.state_error(f"{path}['live']", "streamers open in 'children', or 'dead'",
+                                 live)
 
 
 class RoundRobinMux(BaseMux):
@@ -65,6 +95,13 @@ class RoundRobinMux(BaseMux):
 
     def _make_node(self, cycle=False, state=None, track=False, key=None):
         return _RoundRobinIterator(self, cycle or self.mode != "exhaustive", state, track, key)
+
+    _STATE_SCHEMA = ROUND_ROBIN_STATE
+
+    def _ready_children(self, state, path, n_given=None):
+        if state["started"]:
+            _check_round(state, path)
+        return super()._ready_children(state, path, n_given)
 
     def _settings(self):
         return {"mode": self.mode}
@@ -149,8 +186,6 @@ class _RoundRobinIterator:
         self.restored = state
         self.begun = False  # has a pass begun? (one that ended has: it is not started again)
         if state is not None:
-            check_state(state, mux, ("epoch", "started", "first_round", "live", "position",
-                                     "dead", "children", "totals"))
             self.begun = state["started"]
             if not self.begun:
                 self.restored = None  # saved before the first item: start afresh

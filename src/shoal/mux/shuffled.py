@@ -5,6 +5,7 @@ from itertools import compress
 
 import numpy as np
 
+from .. import _schema as schema
 from .._counter import given
 from .._iterutil import END, close_all, close_quietly
 from .._random import PassRandom, TreeSeed, block_size, weighted_picks
@@ -13,7 +14,6 @@ from ._base import (
     BaseMux,
     Reweighable,
     check_flag,
-    check_state,
     counted_state,
     note_streamer,
     open_counted,
@@ -35,6 +35,20 @@ _NOT_STARTED = iter(())  # the reader of a streamer not started: next() raises S
 def _exhaust(picks):
     """Drop the picks left in ``picks`` (a list iterator), for whoever reads it."""
     picks.__setstate__(1 << 62)  # past the end: a list iterator then stops
+
+
+#: The schema of a ShuffledMux's node's state (see ``shoal._schema``).
+SHUFFLED_STATE = {
+    "seed": schema.seed,
+    "epoch": schema.count,
+    "yielded": schema.flag,  # has this pass given an item?
+    "base_weights": schema.weights,  # the weights in force, but for the dropped streamers
+    "dropped": schema.streamer_list,  # streamers dropped for giving nothing
+    "draws": schema.draws("picks"),  # which streamer gives each item
+    "children": schema.children,  # the open streamers
+    "totals": schema.per_streamer,  # items of finished activations
+    "n_activations": schema.per_streamer,  # activations of each streamer in this pass
+}
 
 
 class ShuffledMux(BaseMux):
@@ -84,6 +98,8 @@ class ShuffledMux(BaseMux):
         self.weights, self.weight_schedule = weight_spec(weights, len(self.streamers))
         self.reseed_each_epoch = check_flag("reseed_each_epoch", reseed_each_epoch)
 
+    _STATE_SCHEMA = SHUFFLED_STATE
+
     def _settings(self):
         return {"reseed_each_epoch": True} if self.reseed_each_epoch else {}
 
@@ -115,7 +131,7 @@ class _ShuffledIterator(Reweighable):
     """
 
     __slots__ = (
-        "mux", "cycle", "track", "seed", "random", "epoch", "gave", "base_weights",
+        "mux", "cycle", "track", "seed", "random", "epoch", "yielded", "base_weights",
         "weights", "dropped", "iters", "nodes", "counters", "readers", "totals",
         "n_blocks", "picks", "restored", "n_activations",
     )
@@ -137,29 +153,28 @@ class _ShuffledIterator(Reweighable):
         self.restored = state
         self._start_pass()
         if state is not None:
-            check_state(state, mux, ("epoch", "gave", "base_weights", "dropped", "blocks",
-                                     "left", "children", "totals", "n_activations"))
             self.epoch = state["epoch"]
             self.random.rekey(self.seed.pass_key(mux, self.epoch))
-            self.gave = state["gave"]
+            self.yielded = state["yielded"]
             self.base_weights = np.array(state["base_weights"], dtype=float)
             self.dropped = list(state["dropped"])
             self._reweigh()
             self.totals = list(state["totals"])
             self.n_activations = list(state["n_activations"])
-            self.n_blocks = state["blocks"]
-            if self.n_blocks and state["left"]:
+            self.n_blocks, left = state["draws"]["picks"]
+            if self.n_blocks and left:
                 picks = self._make_picks(self.n_blocks - 1)
-                self.picks = iter(picks[len(picks) - state["left"]:])
+                self.picks = iter(picks[len(picks) - left:])
 
     def set_weights(self, weights):
         super().set_weights(weights)
         if self.restored is not None:  # restored, not run since: its state has the new weights
             self.restored = {**self.restored, "base_weights": self.base_weights.tolist(),
-                             "left": 0}  # (the picks left were dropped)
+                             "draws": {"picks": [self.restored["draws"]["picks"][0], 0]}}
+            # (the picks left were dropped)
 
     def _start_pass(self):
-        self.gave = False  # has this pass given an item?
+        self.yielded = False  # has this pass given an item?
         self.dropped = []  # streamers dropped for yielding nothing
         self.n_activations = [0] * len(self.mux.streamers)  # of each streamer in this pass
         self.n_blocks = 0  # blocks of draws made so far
@@ -223,7 +238,7 @@ class _ShuffledIterator(Reweighable):
             self._reweigh()
         else:
             self.readers[i] = reader
-            self.gave = True
+            self.yielded = True
         return item
 
     def _restart(self, i):
@@ -247,11 +262,10 @@ class _ShuffledIterator(Reweighable):
             "recipe": self.mux._recipe(),
             "seed": self.seed.saved(),
             "epoch": self.epoch,
-            "gave": self.gave,
+            "yielded": self.yielded,
             "base_weights": self.base_weights.tolist(),
             "dropped": list(self.dropped),
-            "blocks": self.n_blocks,
-            "left": self.picks.__length_hint__(),
+            "draws": {"picks": [self.n_blocks, self.picks.__length_hint__()]},
             "children": children,
             "totals": list(self.totals),
             "n_activations": list(self.n_activations),
@@ -296,7 +310,7 @@ class _ShuffledIterator(Reweighable):
                 # Every streamer was dropped: the pass is over.
                 if not self.cycle:
                     return
-                if not self.gave:
+                if not self.yielded:
                     raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
                 self.epoch += 1
                 self.random.rekey(self.seed.pass_key(mux, self.epoch))

@@ -227,7 +227,7 @@ class StochasticMux(BaseMux):
             "reseed_each_epoch": self.reseed_each_epoch,
         }
 
-    def _ready_children(self, state):
+    def _ready_children(self, state, path, n_given=None):
         # The states of the open slots, and those of streamers to resume (resharded).
         ready = {}
         slots = state.get("slots")
