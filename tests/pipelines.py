@@ -28,6 +28,11 @@ def lengths(tags, sizes, source=count):
     return [shoal.Streamer(source, tag, size) for tag, size in zip(tags, sizes)]
 
 
+def tagged(n_streams, length=3):
+    """Streamers whose items say where they come from: (streamer, position)."""
+    return [shoal.Streamer([(k, i) for i in range(length)]) for k in range(n_streams)]
+
+
 def files():
     """A source of streamers: a generator function of no argument (one gives nothing)."""
     yield from lengths("abc", (8, 0, 9))

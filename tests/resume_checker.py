@@ -42,3 +42,21 @@ def assert_resumes_exactly(make, n_positions=200, n_after=30, cycle=False, norma
 
 
 _END = object()
+
+
+def take(stream, state, n):
+    """Iterate ``stream`` from ``state``; take ``n`` items: (items, new state)."""
+    it = stream.iterator()
+    if state is not None:
+        it.load_state_dict(roundtrip(state))
+    items = list(islice(it, n))
+    saved = it.state_dict()
+    it.close()
+    return items, saved
+
+
+def rest(stream, state):
+    """Iterate ``stream`` from ``state`` to its end: the items left."""
+    it = stream.iterator()
+    it.load_state_dict(roundtrip(state))
+    return list(it)

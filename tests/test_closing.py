@@ -12,6 +12,7 @@ from itertools import islice
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
+from muxes import ALL_MUXES, Opened, make_muxes
 
 from shoal import (
     ChainMux,
@@ -29,7 +30,6 @@ from shoal import (
 
 class Boom(Exception):
     """The error a leaf raises on purpose."""
-
 
 class Log:
     """Which leaf generators are open; a leaf may raise at a given item."""
@@ -84,6 +84,7 @@ def no_gc():
 # A tree gives dict items ({"x": int, "y": int}) or tuple items; every node
 # keeps the kind of its children, so that no map meets items it cannot read.
 
+
 MUX_KINDS = {
     "chain": [{"mode": m} for m in ("exhaustive", "cycle")],
     "chain_source": [{"mode": m} for m in ("exhaustive", "cycle")],
@@ -97,6 +98,8 @@ MUX_KINDS = {
         {"n_active": 2, "rate": None, "mode": "exhaustive", "prune_empty_streams": False},
     ],
 }
+
+
 MUXES = {"chain": ChainMux, "chain_source": ChainMux, "round_robin": RoundRobinMux, "shuffled": ShuffledMux,
          "stochastic": StochasticMux}
 
@@ -312,3 +315,30 @@ def test_a_resumed_map_closes_its_input_before_its_first_item():
         with pytest.raises(Boom, match="leaf 1 fails at item 1"):
             list(resumed)
         assert not log.open
+
+
+# -- every mux, stopped early --------------------------------------------------
+
+
+@ALL_MUXES
+def test_stopping_early_closes_every_generator_the_mux_opened(index):
+    opened = Opened()
+    mux = make_muxes([Streamer(opened.stream, t, 50) for t in "abc"])[index]
+    for count, _ in enumerate(mux, 1):
+        if count == 10:
+            break
+    assert opened.open == 0
+
+    gen = iter(mux)
+    next(gen)
+    assert opened.open >= 1
+    gen.close()
+    assert opened.open == 0
+
+    def consume():
+        for _ in mux:
+            raise KeyError("consumer failed")
+
+    with pytest.raises(KeyError):
+        consume()
+    assert opened.open == 0

@@ -1,14 +1,30 @@
-"""Streamer and streamable: restartable streams over any source."""
+"""Streamer, streamable and resume_arg: restartable streams over any source."""
 
+import collections
 import inspect
+import itertools
+import pickle
+import sys
 import threading
 import traceback
 
 import numpy as np
 import pytest
+from pipelines import tagged
+from resume_checker import assert_resumes_exactly, roundtrip
 
 import shoal
-from shoal import EmptyStreamError, ShoalError, ShoalTypeError, ShoalValueError, SpentSourceError, Streamer
+import shoal as pescador
+from shoal import (
+    ChainMux,
+    EmptyStreamError,
+    ShoalError,
+    ShoalTypeError,
+    ShoalValueError,
+    SpentSourceError,
+    Streamer,
+    buffer_stream,
+)
 
 
 def count_up(n, start=0):
@@ -369,3 +385,323 @@ def test_errors_are_catchable_as_the_base_error():
         Streamer(5)
     with pytest.raises(ShoalError):
         Streamer([1]).iterate(-1)
+
+
+# -- iterators as sources: copied where they stand, as pescador does -----------
+
+
+class CopyingCountdown:
+    """An iterator class that copies itself: each copy reads on on its own."""
+
+    def __init__(self, n):
+        self.n = n
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.n == 0:
+            raise StopIteration
+        self.n -= 1
+        return self.n
+
+    def __copy__(self):
+        return CopyingCountdown(self.n)
+
+
+def _partly_read():
+    it = iter([0, 1, 2, 3])
+    next(it)
+    return it
+
+
+COPYABLE = {
+    "list": (lambda: iter([1, 2]), [1, 2]),
+    "tuple": (lambda: iter((1, 2)), [1, 2]),
+    "range": (lambda: iter(range(3)), [0, 1, 2]),
+    "str": (lambda: iter("ab"), ["a", "b"]),
+    "non-ascii str": (lambda: iter("éa"), ["é", "a"]),
+    "bytes": (lambda: iter(b"ab"), [97, 98]),
+    "dict": (lambda: iter({"a": 1, "b": 2}), ["a", "b"]),
+    "dict items": (lambda: iter({"a": 1}.items()), [("a", 1)]),
+    "reversed dict": (lambda: reversed({"a": 1, "b": 2}), ["b", "a"]),
+    "set": (lambda: iter({5}), [5]),
+    "deque": (lambda: iter(collections.deque([1, 2])), [1, 2]),
+    "reversed list": (lambda: reversed([1, 2]), [2, 1]),
+    "array": (lambda: iter(np.arange(2)), [0, 1]),
+    "partly read": (_partly_read, [1, 2, 3]),
+    "class with __copy__": (lambda: CopyingCountdown(3), [2, 1, 0]),
+}
+
+if sys.version_info < (3, 12):  # itertools objects copy themselves until then
+    COPYABLE["itertools.repeat"] = (lambda: itertools.repeat("x", 2), ["x", "x"])
+    COPYABLE["itertools.product"] = (lambda: itertools.product("ab", repeat=1), [("a",), ("b",)])
+
+
+@pytest.mark.parametrize("name", sorted(COPYABLE))
+def test_an_iterator_that_copies_restarts_from_where_it_stood_as_in_pescador(name):
+    make, expected = COPYABLE[name]
+    source = make()
+    stream = pescador.Streamer(source)
+    assert [list(stream), list(stream), list(stream.iterate(max_iter=1))] == [
+        expected, expected, expected[:1]]
+    assert list(stream.cycle(max_iter=2 * len(expected))) == expected * 2
+    assert next(source) == expected[0]  # the iterator itself is not read
+    assert list(stream) == expected  # nor moved by being read elsewhere
+
+
+def test_an_iterator_is_copied_where_it_stood_when_the_streamer_was_made():
+    source = iter([0, 1, 2])
+    stream = pescador.Streamer(source)
+    next(source)
+    assert list(stream) == [0, 1, 2]
+
+
+def test_a_copied_iterator_resumes_exactly_and_in_a_mux():
+    assert_resumes_exactly(lambda: pescador.Streamer(iter(list(range(30)))), n_positions=30,
+                           n_after=10)
+    assert_resumes_exactly(lambda: pescador.Streamer(iter(range(12))), n_positions=12, n_after=20,
+                           cycle=True)
+    chain = pescador.ChainMux([pescador.Streamer(iter("ab")), pescador.Streamer(iter(range(2)))],
+                              mode="cycle")
+    assert list(chain(max_iter=6)) == ["a", "b", 0, 1, "a", "b"]
+    assert_resumes_exactly(lambda: pescador.StochasticMux(
+        [pescador.Streamer(iter(range(k, k + 9))) for k in (0, 100, 200)], 2, 3, random_state=1),
+        n_positions=40, n_after=10)
+
+
+def test_a_streamer_of_a_copied_iterator_pickles_with_its_start():
+    # What a worker process gets (spawn, forkserver).
+    source = iter([0, 1, 2])
+    next(source)
+    stream = pickle.loads(pickle.dumps(pescador.Streamer(source)))
+    assert [list(stream), list(stream)] == [[1, 2], [1, 2]]
+
+
+def one_two_three():
+    yield from range(3)
+
+
+ONE_SHOT = {
+    "generator": lambda: one_two_three(),
+    "map": lambda: map(int, "012"),  # its copy would share the str iterator inside it
+    "zip": lambda: zip(range(3), range(3)),
+    "enumerate": lambda: enumerate("abc"),
+    "filter": lambda: filter(None, [1, 2, 3]),
+    "itertools.chain": lambda: itertools.chain([0], [1, 2]),
+    "itertools.islice": lambda: itertools.islice(range(10), 3),
+    "callable iterator": lambda: iter(iter([1, 2, 3, None]).__next__, None),
+}
+
+
+@pytest.mark.parametrize("name", sorted(ONE_SHOT))
+def test_an_iterator_whose_copy_would_move_with_it_streams_once_then_says_so(name):
+    # pescador deep-copies these (and fails on a generator); a shallow copy of a
+    # map would share its input, and its second pass would silently be empty.
+    stream = pescador.Streamer(ONE_SHOT[name]())
+    assert len(list(stream)) == 3
+    with pytest.raises(pescador.SpentSourceError, match="streams once, and it has run out"):
+        list(stream)
+
+
+def test_an_endless_one_shot_iterator_goes_on_where_the_last_pass_stopped():
+    stream = pescador.Streamer(itertools.cycle("ab"))  # pescador restarts it: "aba" twice
+    assert "".join(stream.iterate(max_iter=3)) == "aba"
+    assert "".join(stream.iterate(max_iter=3)) == "bab"
+
+
+def test_an_iterator_class_without_copy_streams_once():
+    class Queue:  # a shallow copy would share the list it pops
+        def __init__(self):
+            self.items = [1, 2, 3]
+
+        def __iter__(self):
+            return self
+
+        def __next__(self):
+            if not self.items:
+                raise StopIteration
+            return self.items.pop(0)
+
+    stream = pescador.Streamer(Queue())
+    assert list(stream) == [1, 2, 3]
+    with pytest.raises(pescador.SpentSourceError, match="streams once"):
+        list(stream)
+
+
+# -- Streamer.active, and with blocks ------------------------------------------
+
+
+def test_active_counts_the_open_passes_as_pescador_does():
+    def count_up(n):
+        yield from range(n)
+
+    stream = pescador.Streamer(count_up, 3)
+    assert stream.active == 0
+    with stream:
+        assert stream.active == 1
+        with stream:
+            assert stream.active == 2
+        assert stream.active == 1
+    assert stream.active == 0
+    first = iter(stream)
+    assert stream.active == 0  # a pass counts from its first item
+    next(first)
+    second = stream.iterate()
+    next(second)
+    assert stream.active == 2
+    assert list(first) == [1, 2]
+    assert stream.active == 1  # ended
+    second.close()
+    assert stream.active == 0  # closed
+    cycling = stream.cycle()
+    assert [next(cycling) for _ in range(5)] == [0, 1, 2, 0, 1]
+    assert stream.active == 1  # one activation, pass after pass
+    cycling.close()
+    it = stream.iterator()
+    next(it)
+    assert stream.active == 1
+    it.close()
+    assert stream.active == 0
+
+
+def test_active_of_a_streamer_in_a_mux_is_the_muxs():
+    # pescador activates copies of a mux's streamers: their activations are not theirs.
+    inner = pescador.Streamer("abc")
+    mux = pescador.ChainMux([inner, pescador.Streamer("de")])
+    items = iter(mux)
+    next(items)
+    assert (inner.active, mux.active) == (0, 1)
+    items.close()
+    assert (inner.active, mux.active) == (0, 0)
+
+
+def test_active_after_an_error_in_the_pass():
+    def fails():
+        yield 1
+        raise OSError("disk")
+
+    stream = pescador.Streamer(fails)
+    items = iter(stream)
+    next(items)
+    with pytest.raises(OSError, match="disk"):
+        next(items)
+    assert stream.active == 0
+
+
+def test_exiting_a_streamer_more_times_than_it_was_entered_is_a_pescador_error():
+    stream = pescador.Streamer(range(3))
+    with pytest.raises(pescador.PescadorError, match=r"exited more times than it was entered"):
+        stream.__exit__(None, None, None)
+    with stream as items:  # a later block still works, and closes its pass
+        assert next(items) == 0
+    assert stream.active == 0
+    with pytest.raises(ValueError, match=r"exited more times than it was entered"):
+        stream.__exit__(None, None, None)
+
+
+# -- resuming a leaf: resume_arg, a source with a state of its own, a one-shot source ---
+
+
+def test_resume_arg_starts_the_source_at_the_position():
+    calls = []
+
+    @shoal.streamable
+    @shoal.resume_arg("start")
+    def rows(n, start=0):
+        calls.append(start)
+        yield from range(start, n)
+
+    it = rows(1000).iterator()
+    assert [next(it) for _ in range(600)] == list(range(600))
+    resumed = rows(1000).iterator()
+    resumed.load_state_dict(roundtrip(it.state_dict()))
+    assert next(resumed) == 600
+    assert calls == [0, 600]  # started at 600, not replayed from 0
+
+
+class Countdown:
+    """A source whose iterators keep their own state."""
+
+    def __iter__(self):
+        return CountdownIterator()
+
+
+class CountdownIterator:
+    def __init__(self):
+        self.value = 10
+        self.loads = 0
+
+    def __iter__(self):
+        return self
+
+    def __next__(self):
+        if self.value == 0:
+            raise StopIteration
+        self.value -= 1
+        return self.value
+
+    def state_dict(self):
+        return {"value": self.value}
+
+    def load_state_dict(self, state):
+        self.loads += 1
+        self.value = state["value"]
+
+
+def test_a_source_with_its_own_state_is_restored_through_it():
+    it = Streamer(Countdown()).iterator()
+    assert [next(it), next(it), next(it)] == [9, 8, 7]
+    state = roundtrip(it.state_dict())
+    assert state["state"]["child"] == {"source": {"value": 7}}
+    resumed = Streamer(Countdown()).iterator()
+    resumed.load_state_dict(state)
+    assert list(resumed) == [6, 5, 4, 3, 2, 1, 0]
+
+
+def test_a_skipped_source_must_give_the_same_items():
+    lengths = [10]
+
+    def shrinking():
+        yield from range(lengths[0])
+
+    it = Streamer(shrinking).iterator()
+    for _ in range(8):
+        next(it)
+    state = it.state_dict()
+    lengths[0] = 5
+    resumed = Streamer(shrinking).iterator()
+    with pytest.raises(ShoalValueError, match="after 8 items: it now yields only 5"):
+        resumed.load_state_dict(state)
+        next(resumed)
+
+
+def test_a_one_shot_source_cannot_be_restored_and_says_so_at_the_load():
+    it = Streamer(i for i in range(10)).iterator()  # a generator: one-shot
+    next(it)
+    resumed = Streamer(i for i in range(10)).iterator()
+    with pytest.raises(ShoalValueError, match="wraps an iterator, which cannot be rewound"):
+        resumed.load_state_dict(it.state_dict())
+    assert list(resumed) == list(range(10))  # refused: it goes on as it was
+
+
+# -- shard: a Streamer over a mux shards the mux, any other is one stream ------
+
+
+def test_a_streamer_over_a_mux_shards_the_mux():
+    wrapped = Streamer(ChainMux(tagged(4)))
+    assert list(wrapped.shard(1, 2)) == [(1, 0), (1, 1), (1, 2), (3, 0), (3, 1), (3, 2)]
+
+
+def one_stream():
+    yield from range(3)
+
+
+@pytest.mark.parametrize("stream", [Streamer(one_stream), Streamer([1, 2]),
+                                    Streamer(buffer_stream, [1, 2, 3, 4], 2)],
+                         ids=["function", "list", "map over a list"])
+def test_one_stream_cannot_be_split(stream):
+    with pytest.raises(shoal.ShoalValueError,
+                       match="is one stream: it cannot be split into 2 shares without giving "
+                             "each the same items"):
+        stream.shard(0, 2)

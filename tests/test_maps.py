@@ -1,12 +1,15 @@
-"""The maps: buffer_stream, tuples, keras_tuples, cache and batch_length."""
+"""The maps: buffer_stream, tuples, keras_tuples and cache."""
 
 import collections.abc
 import copy
 import inspect
+import itertools
+from itertools import islice
 
 import numpy as np
 import pytest
 
+import shoal
 from shoal import (
     ChainMux,
     DataError,
@@ -15,7 +18,6 @@ from shoal import (
     ShoalTypeError,
     ShoalValueError,
     Streamer,
-    batch_length,
     buffer_stream,
     cache,
     keras_tuples,
@@ -323,6 +325,41 @@ def test_cache_closes_what_it_opened():
     assert source.closed == 1
 
 
+def test_cache_first_items_pass_in_order_and_ends_with_stream():
+    stream = shoal.Streamer(range, 200)
+    out = list(shoal.cache(stream, n_cache=10, prob=0.4, random_state=2))
+    assert out[:10] == list(range(10))
+    assert set(out) == set(range(200))  # every item of the stream is used
+    first_seen = list(dict.fromkeys(out))
+    assert first_seen == list(range(200))  # new items come in order
+    assert len(out) > 200
+    # Shorter than the cache: just the stream.
+    assert list(shoal.cache(range(3), n_cache=10, prob=0.4, random_state=2)) == [0, 1, 2]
+    assert list(shoal.cache(range(0), n_cache=10, prob=0.4, random_state=2)) == []
+    # prob=1 caches nothing: the stream as it is.
+    assert list(shoal.cache(range(500), n_cache=10, prob=1, random_state=2)) == list(range(500))
+
+
+def test_cache_reuses_only_cached_items():
+    # The cache only changes when a new item comes in, so between two new
+    # items at most n_cache distinct items are reused, all seen before.
+    n_cache = 8
+    out = list(islice(shoal.cache(itertools.count(), n_cache, 0.2, random_state=6), 20_000))
+    seen = set(out[:n_cache])
+    highest = n_cache - 1
+    window = []  # distinct reused items since the last new item
+    for item in out[n_cache:]:
+        if item > highest:
+            highest = item
+            window = []
+        else:
+            assert item in seen
+            if item not in window:
+                window.append(item)
+            assert len(window) <= n_cache
+        seen.add(item)
+
+
 # -- a map as a stream: Streamer(a map, stream, ...) -----------------------------
 
 
@@ -440,16 +477,130 @@ def test_the_state_of_another_map_is_refused_at_the_load():
     assert next(resumed)["a"].tolist() == [0, 1]
 
 
-# -- batch_length ------------------------------------------------------------
+
+# -- a map in a saved state ----------------------------------------------------
 
 
-def test_batch_length():
-    assert batch_length({"x": np.zeros((5, 2)), "y": [1, 2, 3, 4, 5]}) == 5
-    assert batch_length((np.zeros(3), np.zeros(3))) == 3
-    assert batch_length({}) is None
-    with pytest.raises(DataError, match="batch fields have unequal lengths: 'x' has 5, 'y' has 2"):
-        batch_length({"x": np.zeros(5), "y": np.zeros(2)})
-    with pytest.raises(DataError, match="batch field 'y' has no length: 3"):
-        batch_length({"x": np.zeros(5), "y": 3})
-    with pytest.raises(ShoalTypeError, match=r"batch must be a dict, tuple or list of arrays, got 5 \(int\)"):
-        batch_length(5)
+def test_a_state_with_no_root_loads_as_a_fresh_start_through_a_map():
+    # The load-time check of a map's input once read the root of a state
+    # without looking: a root of None raised a bare TypeError.
+    batches = Streamer(shoal.buffer_stream, shoal.ChainMux([Streamer(range(6))]), 2)
+    state = batches.iterator().state_dict()
+    state["state"] = None
+    resumed = batches.iterator()
+    resumed.load_state_dict(state)
+    assert [batch.tolist() for batch in resumed] == [[0, 1], [2, 3], [4, 5]]
+
+
+# -- buffer_stream over items that carry Python objects, batched as in pescador 3.0 ------
+
+
+OBJECT_CASES = {
+    "dicts": [{"x": np.zeros(2), "meta": {"path": "a.wav"}},
+              {"x": np.ones(2), "meta": {"path": "b.wav", "offset": 3}}],
+    "None": [{"x": 1, "meta": None}, {"x": 2, "meta": None}],
+    "strings": [{"x": 1, "name": "abc"}, {"x": 2, "name": "de"}],
+    "None among numbers": [{"x": 1.5}, {"x": None}],
+    "lists of dicts": [{"tags": [{"a": 1}]}, {"tags": [{"b": 2}]}],
+}
+
+
+def _batch(items):
+    return next(buffer_stream(iter(items), len(items)))
+
+
+def _fields(batch):
+    if isinstance(batch, dict):
+        return sorted(batch.items())
+    if isinstance(batch, (tuple, list)):
+        return list(enumerate(batch))
+    return [(None, batch)]
+
+
+@pytest.mark.parametrize("name", sorted(OBJECT_CASES))
+def test_objects_batch_as_in_pescador(name):
+    pescador = pytest.importorskip("pescador")
+    items = OBJECT_CASES[name]
+    mine = _batch(items)
+    theirs = next(pescador.buffer_stream(iter(items), len(items)))
+    assert type(mine) is type(theirs)
+    for (key, got), (their_key, expected) in zip(_fields(mine), _fields(theirs)):
+        assert key == their_key
+        assert got.shape == expected.shape, key
+        assert got.dtype == expected.dtype, key
+        assert got.tolist() == expected.tolist(), key
+
+
+def test_metadata_rides_along_as_an_object_array_of_shape_n():
+    def clips(n):
+        for i in range(n):
+            yield {"x": np.full(3, i), "meta": {"file": f"f{i}.wav"}, "note": None}
+
+    batch = next(buffer_stream(Streamer(clips, 4), 4))
+    assert batch["x"].shape == (4, 3)
+    assert batch["meta"].dtype == object and batch["meta"].shape == (4,)
+    assert [meta["file"] for meta in batch["meta"]] == ["f0.wav", "f1.wav", "f2.wav", "f3.wav"]
+    assert batch["note"].tolist() == [None] * 4
+
+
+def test_objects_in_tuples_and_as_items_batch_the_same_way():
+    # pescador batches dict items only; shoal batches tuples and plain items alike.
+    x, meta = _batch([(np.zeros(2), {"id": 1}), (np.ones(2), {"id": 2})])
+    assert x.shape == (2, 2)
+    assert meta.dtype == object and meta.tolist() == [{"id": 1}, {"id": 2}]
+    plain = _batch([None, {"a": 1}])
+    assert plain.dtype == object and plain.tolist() == [None, {"a": 1}]
+
+
+def test_numbers_among_strings_are_kept_as_they_are():
+    # numpy (and so pescador) would give array(['1', 'a']): the 1 would become a string.
+    batch = _batch([{"m": 1}, {"m": "a"}])
+    assert batch["m"].dtype == object
+    assert batch["m"].tolist() == [1, "a"]
+
+
+def test_arrays_of_one_shape_stack_as_before():
+    batch = _batch([{"x": np.arange(3, dtype=np.int16)}, {"x": np.arange(3, dtype=np.int16)}])
+    assert batch["x"].dtype == np.int16 and batch["x"].shape == (2, 3)
+
+
+@pytest.mark.parametrize("items, message", [
+    ([{"x": np.zeros(3)}, {"x": np.zeros(4)}], r"under key 'x': their shapes differ \(\[\(3,\), \(4,\)\]\)"),
+    ([{"x": [1, 2]}, {"x": [3]}], r"under key 'x': their shapes differ"),
+    ([{"x": {"a": 1}}, {"x": np.zeros(2)}], r"under key 'x': their shapes differ \(\[\(\), \(2,\)\]\)"),
+    ([{"x": np.zeros(2)}, {"x": None}], r"under key 'x': their shapes differ"),
+    ([{"x": 1}, np.zeros(2)], r"item 1 of a batch is array\(\[0\., 0\.\]\) \(ndarray\), but the first item is a dict"),
+    ([{"x": 1}, [1, 2]], r"item 1 of a batch is \[1, 2\] \(list\), but the first item is a dict"),
+])
+def test_ragged_or_mixed_batches_are_a_data_error_naming_the_key(items, message):
+    with pytest.raises(DataError, match=message):
+        _batch(items)
+
+
+# -- a map over a mux is split by sharding the mux -----------------------------
+
+
+def test_a_map_over_a_mux_is_split_by_sharding_the_mux():
+    mux = ChainMux([Streamer([{"x": k * 10 + i} for i in range(4)]) for k in range(4)])
+    batches = Streamer(buffer_stream, mux, 2)
+    shares = [batches.shard(i, 2) for i in range(2)]
+    # Each share is the same map over a share: a Streamer of the map's own recipe class.
+    assert all(type(share) is type(batches) and isinstance(share, Streamer)
+               and share.source is buffer_stream for share in shares)
+    got = [batch["x"].tolist() for share in shares for batch in share]
+    assert sorted(x for batch in got for x in batch) == sorted(item["x"] for item in mux)
+    assert [b["x"].tolist() for b in shares[1]] == [[10, 11], [12, 13], [30, 31], [32, 33]]
+    assert [pair for pair in Streamer(tuples, mux, "x").shard(1, 2)] == [
+        (10,), (11,), (12,), (13,), (30,), (31,), (32,), (33,)]
+    assert list(Streamer(keras_tuples, mux, inputs="x").shard(0, 2))[:2] == [(0, None),
+                                                                             (1, None)]
+
+
+def test_a_shared_cache_is_reseeded_for_each_share():
+    mux = ChainMux([Streamer(range(k * 100, k * 100 + 50)) for k in range(4)])
+    cached = Streamer(cache, mux, 4, 0.5, random_state=3)
+    first, second = (list(cached.shard(i, 2)) for i in range(2))
+    assert set(first) == set(range(0, 50)) | set(range(200, 250))
+    assert set(second) == set(range(100, 150)) | set(range(300, 350))
+    assert list(cached.shard(0, 2)) == first  # deterministic
+    assert [x % 100 for x in first] != [x % 100 for x in second]  # not the same pattern

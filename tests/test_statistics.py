@@ -1,4 +1,7 @@
-"""Statistical and behavioural checks of the random muxes and of ``cache``.
+"""Statistical checks of the random muxes and of ``cache``, each with its false-failure rate.
+
+Only the tests that state a false-failure rate are here; the behaviour of
+each kind is tested in its own file (test_mux_stochastic.py, test_maps.py, ...).
 
 Every test uses a fixed seed, so every test is deterministic: it passes or
 fails the same way on every run. The statistical tests reject at a stated
@@ -10,12 +13,13 @@ correct implementation passes.
 
 import itertools
 import math
-from collections import Counter, defaultdict
+from collections import Counter
 from itertools import islice
 
 import numpy as np
 import pytest
 from scipy import stats
+from tracking import DISTS, CallCounter, Tracker, activation_counts, tagged_streamers
 
 import shoal
 
@@ -24,62 +28,8 @@ import shoal
 # (at most, asymptotically) 1e-3.
 ALPHA = 1e-3
 
-DISTS = ["constant", "poisson", "binomial"]
-
 
 # -- helpers -----------------------------------------------------------------
-
-
-def forever(tag):
-    """An infinite stream of ``tag``."""
-    while True:
-        yield tag
-
-
-def tagged_streamers(n, length=None):
-    """``n`` streamers; streamer i yields ``i`` forever, or ``length`` times."""
-    if length is None:
-        return [shoal.Streamer(forever, i) for i in range(n)]
-    return [shoal.Streamer([i] * length) for i in range(n)]
-
-
-class Tracker:
-    """Streamers that record every activation (start of their generator body).
-
-    Streamer i yields ``(i, activation_id, k)`` for k = 0, 1, ... (forever, or
-    ``length`` items); ``activation_id`` is unique per activation. The tracker
-    records, per streamer, how many activations started and the largest
-    number of its activations that were open at once (started and not yet
-    closed or run out).
-    """
-
-    def __init__(self, n):
-        self.n = n
-        self.ids = itertools.count()
-        self.starts = [0] * n
-        self.open = [0] * n
-        self.max_open = [0] * n
-        self.max_total_open = 0
-        self.open_ids = set()
-
-    def streamers(self, length=None):
-        return [shoal.Streamer(self._gen, i, length) for i in range(self.n)]
-
-    def _gen(self, i, length):
-        aid = next(self.ids)
-        self.starts[i] += 1
-        self.open[i] += 1
-        self.max_open[i] = max(self.max_open[i], self.open[i])
-        self.open_ids.add(aid)
-        self.max_total_open = max(self.max_total_open, len(self.open_ids))
-        try:
-            k = 0
-            while length is None or k < length:
-                yield (i, aid, k)
-                k += 1
-        finally:
-            self.open[i] -= 1
-            self.open_ids.discard(aid)
 
 
 def count_variance(dist, rate, n_active):
@@ -118,14 +68,6 @@ def assert_weighted_shares(counts, weights, dispersion=1.0):
         f"shares {counts / counts.sum()} do not match {probs} "
         f"(chi2={result.statistic:.2f}, p={result.pvalue:.2e})"
     )
-
-
-@pytest.fixture
-def global_numpy_state():
-    """Restore numpy's global random state after a test that reseeds it."""
-    state = np.random.get_state()
-    yield
-    np.random.set_state(state)
 
 
 # -- 1. shares of the items follow the weights -------------------------------
@@ -348,27 +290,6 @@ def test_exhaustive_order_follows_weights(global_numpy_state):
 # -- 2. the number of items per activation -----------------------------------
 
 
-def activation_counts(n_active, rate, dist, seed, n_items=50_000, n_streams=4):
-    """The number of items of every completed activation of a StochasticMux."""
-    tracker = Tracker(n_streams)
-    mux = shoal.StochasticMux(
-        tracker.streamers(), n_active=n_active, rate=rate, dist=dist, random_state=seed
-    )
-    it = iter(mux)
-    items = list(islice(it, n_items))
-    still_open = set(tracker.open_ids)  # cut off by the end of the sample
-    it.close()
-    assert len(items) == n_items
-    per_activation = defaultdict(int)
-    for _, aid, k in items:
-        # Within an activation the items come in order and none is skipped.
-        assert k == per_activation[aid]
-        per_activation[aid] += 1
-    counts = np.array([c for aid, c in per_activation.items() if aid not in still_open])
-    assert len(counts) > 0.9 * n_items / rate
-    return counts
-
-
 @pytest.mark.parametrize("n_active", [1, 3])
 @pytest.mark.parametrize("rate", [5, 4.5])
 @pytest.mark.parametrize("dist", DISTS)
@@ -475,186 +396,7 @@ def test_poisson_counts_variance():
         assert abs(counts.var(ddof=1) - (rate - 1)) < 0.1 * (rate - 1), rate
 
 
-def test_rate_one_and_rate_none():
-    # rate=1 means exactly one item per activation whatever the dist;
-    # rate=None runs each activation to exhaustion.
-    for dist in DISTS:
-        counts = activation_counts(2, 1, dist, seed=5, n_items=2000)
-        assert np.all(counts == 1), dist
-    tracker = Tracker(3)
-    mux = shoal.StochasticMux(
-        tracker.streamers(length=7), n_active=2, rate=None, random_state=5
-    )
-    it = iter(mux)
-    items = list(islice(it, 3000))
-    still_open = set(tracker.open_ids)
-    it.close()
-    per_activation = Counter(aid for _, aid, _ in items)
-    complete = [c for aid, c in per_activation.items() if aid not in still_open]
-    assert complete and all(c == 7 for c in complete)
-
-
-# -- 3. modes -----------------------------------------------------------------
-
-
-@pytest.mark.parametrize("n_active", [2, 4])
-def test_single_active_never_doubles_up(n_active):
-    # A heavy streamer makes with_replacement double it up often; in
-    # single_active mode it must never hold two slots at once.
-    weights = [20, 1, 1, 1, 1]
-    tracker = Tracker(len(weights))
-    mux = shoal.StochasticMux(
-        tracker.streamers(length=3),
-        n_active=n_active,
-        rate=2,
-        weights=weights,
-        mode="single_active",
-        random_state=9,
-    )
-    items = list(mux(max_iter=20_000))
-    assert len(items) == 20_000
-    assert max(tracker.max_open) == 1, tracker.max_open
-    assert all(s > 0 for s in tracker.starts)
-    assert tracker.max_total_open == n_active
-
-
-def test_with_replacement_can_double_up():
-    tracker = Tracker(2)
-    mux = shoal.StochasticMux(
-        tracker.streamers(), n_active=4, rate=10, mode="with_replacement", random_state=9
-    )
-    for _ in mux(max_iter=5000):
-        pass
-    assert max(tracker.max_open) >= 2, tracker.max_open
-    assert tracker.max_total_open == 4
-
-
-@pytest.mark.parametrize("rate", [3, None])
-@pytest.mark.parametrize("n_active", [1, 3])
-def test_exhaustive_activates_each_streamer_once(rate, n_active):
-    weights = [1, 0, 2, 3, 4, 5]
-    tracker = Tracker(len(weights))
-    length = 10
-    mux = shoal.StochasticMux(
-        tracker.streamers(length=length),
-        n_active=n_active,
-        rate=rate,
-        weights=weights,
-        mode="exhaustive",
-        dist="constant",
-        random_state=4,
-    )
-    items = list(mux)  # it ends
-    # Every streamer of positive weight is activated exactly once; weight 0: never.
-    assert tracker.starts == [1, 0, 1, 1, 1, 1]
-    assert max(tracker.max_open) == 1
-    per_stream = Counter(i for i, _, _ in items)
-    expected = length if rate is None else rate
-    assert per_stream == {i: expected for i in (0, 2, 3, 4, 5)}
-    # Each activation's items come in order from the start of its stream.
-    for i in per_stream:
-        assert [k for j, _, k in items if j == i] == list(range(expected))
-    # A second pass is the same (seeded), and each streamer again starts once.
-    assert [(i, k) for i, _, k in mux] == [(i, k) for i, _, k in items]
-    assert tracker.starts == [2, 0, 2, 2, 2, 2]
-
-
-# -- 4. empty streamers --------------------------------------------------------
-
-
-class CallCounter:
-    """Sources that count how often they are called (how often a mux opens them).
-
-    ``empty(tag)`` returns an iterator that yields nothing and records, when
-    it is found to be empty, that ``tag`` is known empty; ``late_calls``
-    counts the calls made after that, which a pruning mux must never make.
-    """
-
-    def __init__(self):
-        self.calls = Counter()
-        self.known_empty = set()
-        self.late_calls = Counter()
-
-    def empty(self, tag):
-        self.calls[tag] += 1
-        if tag in self.known_empty:
-            self.late_calls[tag] += 1
-        return self._empty_body(tag)
-
-    def _empty_body(self, tag):
-        self.known_empty.add(tag)
-        return
-        yield  # pragma: no cover  (makes this a generator function)
-
-    def full(self, tag):
-        self.calls[tag] += 1
-        return forever(tag)
-
-
-@pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
-def test_stochastic_prunes_empty_streamers(mode):
-    calls = CallCounter()
-    streamers = [
-        shoal.Streamer(calls.empty, "e0"),
-        shoal.Streamer(calls.full, "a"),
-        shoal.Streamer(calls.empty, "e1"),
-        shoal.Streamer(calls.full, "b"),
-        shoal.Streamer(calls.empty, "e2"),
-    ]
-    mux = shoal.StochasticMux(
-        streamers, n_active=2, rate=2, mode=mode, prune_empty_streams=True, random_state=1
-    )
-    items = list(mux(max_iter=5000))
-    assert len(items) == 5000
-    assert set(items) == {"a", "b"}
-    # Never opened again once found empty. Before that, in with_replacement
-    # mode, it may already have been opened in another slot too.
-    assert not calls.late_calls, calls.late_calls
-    for tag in ("e0", "e1", "e2"):
-        assert 1 <= calls.calls[tag] <= (1 if mode == "single_active" else 2)
-    assert calls.calls["a"] > 100 and calls.calls["b"] > 100
-
-
-def test_stochastic_without_pruning_retries_empty_streamers():
-    calls = CallCounter()
-    streamers = [shoal.Streamer(calls.empty, "e"), shoal.Streamer(calls.full, "a")]
-    mux = shoal.StochasticMux(
-        streamers, n_active=1, rate=2, prune_empty_streams=False, random_state=1
-    )
-    items = list(mux(max_iter=2000))
-    assert items == ["a"] * 2000
-    assert calls.calls["e"] > 100
-
-
-@pytest.mark.parametrize("mode", ["with_replacement", "single_active", "exhaustive"])
-@pytest.mark.parametrize("n_active", [1, 3])
-def test_stochastic_all_empty_with_pruning_ends(mode, n_active):
-    calls = CallCounter()
-    streamers = [shoal.Streamer(calls.empty, j) for j in range(3)]
-    mux = shoal.StochasticMux(
-        streamers, n_active=n_active, rate=3, mode=mode, prune_empty_streams=True, random_state=0
-    )
-    assert list(mux(max_iter=100)) == []
-    assert not calls.late_calls, calls.late_calls
-    assert set(calls.calls) == {0, 1, 2}
-    if mode != "with_replacement":
-        assert calls.calls == {0: 1, 1: 1, 2: 1}
-    else:  # open in at most every slot before it is found empty
-        assert max(calls.calls.values()) <= n_active
-
-
-@pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
-@pytest.mark.parametrize("n_active", [1, 3])
-def test_stochastic_all_empty_without_pruning_raises(mode, n_active):
-    calls = CallCounter()
-    streamers = [shoal.Streamer(calls.empty, j) for j in range(3)]
-    mux = shoal.StochasticMux(
-        streamers, n_active=n_active, rate=3, mode=mode, prune_empty_streams=False, random_state=0
-    )
-    with pytest.raises(shoal.EmptyStreamError, match="no streamer that yields an item"):
-        list(mux(max_iter=10))
-    # It gave up quickly instead of spinning on the empty streamers.
-    assert sum(calls.calls.values()) < 1000
+# -- 3. empty streamers --------------------------------------------------------
 
 
 def test_shuffled_drops_empty_streamers():
@@ -677,151 +419,7 @@ def test_shuffled_drops_empty_streamers():
     assert_weighted_shares([items.count("a"), items.count("b")], [1, 1])
 
 
-def test_shuffled_all_empty_ends():
-    calls = CallCounter()
-    mux = shoal.ShuffledMux([shoal.Streamer(calls.empty, j) for j in range(3)], random_state=0)
-    assert list(mux) == []
-    assert calls.calls == {0: 1, 1: 1, 2: 1}
-
-
-def test_shuffled_finite_streamers_dropped_when_restart_is_empty():
-    # A streamer that yields items on its first pass but nothing when
-    # restarted is dropped; the mux ends when all have been.
-    passes = Counter()
-
-    def once(tag, n):
-        passes[tag] += 1
-        if passes[tag] == 1:
-            yield from [tag] * n
-
-    mux = shoal.ShuffledMux(
-        [shoal.Streamer(once, "x", 30), shoal.Streamer(once, "y", 50)], random_state=8
-    )
-    items = list(mux)
-    assert Counter(items) == {"x": 30, "y": 50}
-    assert passes == {"x": 2, "y": 2}
-
-
-# -- 5. seeds and reproducibility -----------------------------------------------
-
-
-def shuffled_factory(random_state):
-    streamers = [shoal.Streamer(range, 0, 7), shoal.Streamer(forever, "f"), shoal.Streamer("abc")]
-    return shoal.ShuffledMux(streamers, weights=[1, 2, 3], random_state=random_state)
-
-
-def stochastic_factory(mode, dist="binomial"):
-    def make(random_state):
-        streamers = [shoal.Streamer(range, 10 * j, 10 * j + 3 + j) for j in range(5)]
-        return shoal.StochasticMux(
-            streamers,
-            n_active=3,
-            rate=2.5,
-            weights=[1, 2, 3, 4, 5],
-            mode=mode,
-            dist=dist,
-            random_state=random_state,
-        )
-
-    return make
-
-
-def permuted_factory(random_state):
-    return shoal.RoundRobinMux(
-        [shoal.Streamer(range, 10 * j, 10 * j + 1 + j) for j in range(5)],
-        mode="permuted_cycle",
-        random_state=random_state,
-    )
-
-
-FACTORIES = {
-    "shuffled": shuffled_factory,
-    "stochastic-with_replacement": stochastic_factory("with_replacement"),
-    "stochastic-single_active": stochastic_factory("single_active"),
-    "stochastic-poisson": stochastic_factory("with_replacement", "poisson"),
-    "stochastic-constant": stochastic_factory("with_replacement", "constant"),
-    "round_robin-permuted_cycle": permuted_factory,
-}
-
-N_REPRO = 2000
-
-
-def first_items(mux):
-    return list(mux(max_iter=N_REPRO))
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-def test_same_int_seed_same_sequence(make):
-    first = first_items(make(42))
-    assert len(first) == N_REPRO
-    assert first_items(make(42)) == first  # another mux object
-    mux = make(42)
-    assert first_items(mux) == first
-    assert first_items(mux) == first  # another pass of the same mux
-    assert list(islice(iter(mux), N_REPRO)) == first  # plain iteration too
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-def test_different_seeds_different_sequences(make):
-    sequences = [tuple(first_items(make(seed))) for seed in (0, 1, 2, 3)]
-    assert len(set(sequences)) == 4
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-@pytest.mark.parametrize(
-    "seed_maker",
-    [np.random.SeedSequence, np.random.default_rng, np.random.RandomState],
-    ids=["SeedSequence", "Generator", "RandomState"],
-)
-def test_numpy_seed_objects_are_repeatable(make, seed_maker):
-    mux = make(seed_maker(5))
-    first = first_items(mux)
-    assert len(first) == N_REPRO
-    assert first_items(mux) == first  # the same on every pass
-    # An equal seed object gives the same sequence in another mux.
-    assert first_items(make(seed_maker(5))) == first
-    assert first_items(make(seed_maker(6))) != first
-
-
-def test_generator_seed_is_read_once():
-    # The mux draws its seed from the Generator once, when it is built: later
-    # use of the generator does not change the mux's sequence.
-    rng = np.random.default_rng(5)
-    mux = shuffled_factory(rng)
-    first = first_items(mux)
-    rng.random(100)
-    assert first_items(mux) == first
-
-
-@pytest.mark.parametrize("make", FACTORIES.values(), ids=FACTORIES.keys())
-def test_unseeded_mux_follows_numpy_global_seed(make, global_numpy_state):
-    mux = make(None)
-    np.random.seed(0)
-    first = first_items(mux)
-    np.random.seed(0)
-    assert first_items(mux) == first
-    # Without reseeding, the next pass draws a new seed and differs.
-    assert first_items(mux) != first
-    np.random.seed(1)
-    assert first_items(mux) != first
-
-
-def test_cache_seeds_are_repeatable(global_numpy_state):
-    def run(random_state):
-        return list(shoal.cache(range(3000), n_cache=20, prob=0.3, random_state=random_state))
-
-    first = run(42)
-    assert run(42) == first
-    assert run(43) != first
-    for maker in (np.random.SeedSequence, np.random.default_rng, np.random.RandomState):
-        assert run(maker(5)) == run(maker(5))
-    np.random.seed(0)
-    unseeded = run(None)
-    np.random.seed(0)
-    assert run(None) == unseeded
-
-
-# -- 6. cache ------------------------------------------------------------------
+# -- 4. cache ------------------------------------------------------------------
 
 
 @pytest.mark.parametrize("prob", [0.1, 0.5, 0.9])
@@ -846,42 +444,7 @@ def test_cache_takes_new_items_with_probability_prob(prob):
     assert result.pvalue > ALPHA, (new / steps, prob, result.pvalue)
 
 
-def test_cache_first_items_pass_in_order_and_ends_with_stream():
-    stream = shoal.Streamer(range, 200)
-    out = list(shoal.cache(stream, n_cache=10, prob=0.4, random_state=2))
-    assert out[:10] == list(range(10))
-    assert set(out) == set(range(200))  # every item of the stream is used
-    first_seen = list(dict.fromkeys(out))
-    assert first_seen == list(range(200))  # new items come in order
-    assert len(out) > 200
-    # Shorter than the cache: just the stream.
-    assert list(shoal.cache(range(3), n_cache=10, prob=0.4, random_state=2)) == [0, 1, 2]
-    assert list(shoal.cache(range(0), n_cache=10, prob=0.4, random_state=2)) == []
-    # prob=1 caches nothing: the stream as it is.
-    assert list(shoal.cache(range(500), n_cache=10, prob=1, random_state=2)) == list(range(500))
-
-
-def test_cache_reuses_only_cached_items():
-    # The cache only changes when a new item comes in, so between two new
-    # items at most n_cache distinct items are reused, all seen before.
-    n_cache = 8
-    out = list(islice(shoal.cache(itertools.count(), n_cache, 0.2, random_state=6), 20_000))
-    seen = set(out[:n_cache])
-    highest = n_cache - 1
-    window = []  # distinct reused items since the last new item
-    for item in out[n_cache:]:
-        if item > highest:
-            highest = item
-            window = []
-        else:
-            assert item in seen
-            if item not in window:
-                window.append(item)
-            assert len(window) <= n_cache
-        seen.add(item)
-
-
-# -- 7. RoundRobinMux permuted_cycle ----------------------------------------------
+# -- 5. RoundRobinMux permuted_cycle ----------------------------------------------
 
 
 def test_permuted_cycle_passes_are_permutations():
@@ -912,20 +475,3 @@ def test_permuted_cycle_passes_are_permutations():
         [shoal.Streamer([j]) for j in range(n)], mode="permuted_cycle", random_state=13
     )
     assert list(other(max_iter=n * n_passes)) != items
-
-
-def test_permuted_cycle_with_unequal_lengths():
-    # Each pass runs every streamer to its end, in the pass's order, round
-    # robin; so each pass holds each streamer's items exactly once.
-    lengths = [1, 3, 2, 4]
-    streamers = [shoal.Streamer([(j, k) for k in range(m)]) for j, m in enumerate(lengths)]
-    mux = shoal.RoundRobinMux(streamers, mode="permuted_cycle", random_state=0)
-    per_pass = sum(lengths)
-    items = list(mux(max_iter=per_pass * 50))
-    first_round_orders = set()
-    for p in range(50):
-        chunk = items[p * per_pass:(p + 1) * per_pass]
-        assert sorted(chunk) == sorted((j, k) for j, m in enumerate(lengths) for k in range(m))
-        first_round_orders.add(tuple(j for j, k in chunk[: len(lengths)]))
-    assert tuple(j for j, _ in items[:4]) == (0, 1, 2, 3)
-    assert len(first_round_orders) > 5

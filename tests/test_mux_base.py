@@ -1,8 +1,19 @@
-"""The four muxes: order, modes, nesting, closing, errors and arguments."""
+"""What every mux shares (mux/_base.py): the Streamer methods, nesting, errors, arguments, weights.
+
+The tests run over one mux of each kind and mode (tests/muxes.py), or over
+the two weighted ones (ShuffledMux, StochasticMux); a test of one kind alone
+is in that kind's file, test_mux_<kind>.py.
+"""
+
+from collections import Counter
 
 import numpy as np
 import pytest
+from muxes import ALL_MUXES, endless, letters, make_mux, make_muxes
+from pipelines import count, forever
+from resume_checker import roundtrip
 
+import shoal
 from shoal import (
     ChainMux,
     EmptyStreamError,
@@ -14,211 +25,6 @@ from shoal import (
     StochasticMux,
     Streamer,
 )
-
-
-def letters(letter, n):
-    for _ in range(n):
-        yield letter
-
-
-def forever(tag):
-    while True:
-        yield tag
-
-
-class Opened:
-    """Generator functions that count how many of their generators are open."""
-
-    def __init__(self):
-        self.open = 0
-        self.started = 0
-
-    def stream(self, tag, n=None):
-        self.open += 1
-        self.started += 1
-        try:
-            i = 0
-            while n is None or i < n:
-                yield tag
-                i += 1
-        finally:
-            self.open -= 1
-
-
-KINDS = [
-    (ChainMux, {}),
-    (ChainMux, {"mode": "cycle"}),
-    (RoundRobinMux, {}),
-    (RoundRobinMux, {"mode": "cycle"}),
-    (RoundRobinMux, {"mode": "permuted_cycle", "random_state": 1}),
-    (ShuffledMux, {"random_state": 1}),
-    (StochasticMux, {"n_active": 2, "rate": 3, "random_state": 1}),
-    (StochasticMux, {"n_active": 2, "rate": 3, "mode": "single_active", "random_state": 1}),
-    (StochasticMux, {"n_active": 2, "rate": 3, "mode": "exhaustive", "random_state": 1}),
-]
-
-
-def make_mux(index, streamers):
-    mux_type, kwargs = KINDS[index]
-    return mux_type(streamers, **kwargs)
-
-
-def make_muxes(streamers):
-    """One of each mux (and mode) over the same streamers."""
-    streamers = list(streamers)
-    return [make_mux(index, streamers) for index in range(len(KINDS))]
-
-
-ALL_MUXES = pytest.mark.parametrize("index", range(9))
-
-
-# -- ChainMux ----------------------------------------------------------------
-
-
-def test_chain_runs_each_streamer_to_the_end_in_turn():
-    mux = ChainMux([Streamer(letters, "a", 2), "bc", Streamer(letters, "d", 1)])
-    assert "".join(mux) == "aabcd"
-    assert "".join(mux) == "aabcd"
-
-
-def test_chain_cycle_repeats_every_n_times_m_items():
-    n_files, m_examples = 4, 3
-    streams = [Streamer(range, f * 10, f * 10 + m_examples) for f in range(n_files)]
-    items = list(ChainMux(streams, mode="cycle")(max_iter=5 * n_files * m_examples))
-    period = n_files * m_examples
-    first = items[:period]
-    assert first == [f * 10 + i for f in range(n_files) for i in range(m_examples)]
-    for k in range(5):
-        assert items[k * period:(k + 1) * period] == first
-
-
-def test_chain_reads_a_generator_of_streamers_lazily():
-    made = []
-
-    def streamers():
-        for letter in "abc":
-            made.append(letter)
-            yield Streamer(letters, letter, 2)
-
-    mux = ChainMux(streamers())
-    assert made == []
-    gen = iter(mux)
-    assert next(gen) == "a"
-    assert made == ["a"]
-    assert "".join(gen) == "abbcc"
-    assert "".join(mux) == "aabbcc"  # the streamers it read are kept
-
-
-def test_chain_cycles_over_a_generator_of_streamers():
-    mux = ChainMux((Streamer(letters, c, 1) for c in "xy"), mode="cycle")
-    assert "".join(mux(max_iter=5)) == "xyxyx"
-
-
-def test_chain_of_nothing():
-    assert list(ChainMux([])) == []
-    with pytest.raises(ShoalValueError, match="must not be empty with mode='cycle'"):
-        ChainMux([], mode="cycle")
-    with pytest.raises(EmptyStreamError, match="a whole pass yielded no item"):
-        next(iter(ChainMux(iter([]), mode="cycle")))
-
-
-def test_chain_cycle_of_empty_streamers_raises_instead_of_spinning():
-    with pytest.raises(EmptyStreamError, match="cannot cycle ChainMux"):
-        next(iter(ChainMux([[], ()], mode="cycle")))
-
-
-def test_chain_skips_empty_streamers():
-    assert list(ChainMux([[], [1], [], [2, 3]], mode="cycle")(max_iter=6)) == [1, 2, 3, 1, 2, 3]
-
-
-# -- RoundRobinMux -----------------------------------------------------------
-
-
-def test_round_robin_takes_turns_and_drops_finished_streamers():
-    assert "".join(RoundRobinMux(["abc", "d", "ef"])) == "adebfc"
-
-
-def test_round_robin_cycle_restarts_all_in_the_same_order():
-    assert "".join(RoundRobinMux(["ab", "c"], mode="cycle")(max_iter=9)) == "acbacbacb"
-
-
-def test_round_robin_permuted_cycle_keeps_the_first_pass_and_permutes_later_ones():
-    mux = RoundRobinMux(list("abcde"), mode="permuted_cycle", random_state=3)
-    items = "".join(mux(max_iter=50))
-    passes = [items[i:i + 5] for i in range(0, 50, 5)]
-    assert passes[0] == "abcde"
-    assert all(sorted(p) == list("abcde") for p in passes)
-    assert len(set(passes)) > 3
-    assert "".join(mux(max_iter=50)) == items
-
-
-def test_round_robin_cycle_of_empty_streamers_raises():
-    with pytest.raises(EmptyStreamError, match="a whole pass yielded no item"):
-        next(iter(RoundRobinMux([[], []], mode="cycle")))
-    assert list(RoundRobinMux([[], []])) == []
-
-
-# -- ShuffledMux -------------------------------------------------------------
-
-
-def test_shuffled_restarts_streamers_that_run_out():
-    items = list(ShuffledMux([[1, 2], [3]], random_state=0)(max_iter=300))
-    assert set(items) == {1, 2, 3}
-    # a restarted [1, 2] always gives 1 before 2
-    ones_and_twos = [i for i in items if i != 3]
-    assert ones_and_twos[:2] == [1, 2]
-
-
-def test_shuffled_drops_empty_streamers_and_ends_when_all_are_dropped():
-    opened = Opened()
-    mux = ShuffledMux([Streamer(opened.stream, "e", 0), Streamer(letters, "x", 2)], random_state=0)
-    items = list(mux(max_iter=50))
-    assert items == ["x"] * 50
-    assert opened.started == 1
-    assert list(ShuffledMux([[], []], random_state=0)) == []
-
-
-def test_shuffled_never_draws_a_zero_weight_streamer():
-    mux = ShuffledMux([Streamer(forever, "a"), Streamer(forever, "b")], weights=[0, 1], random_state=0)
-    assert set(mux(max_iter=2000)) == {"b"}
-
-
-# -- StochasticMux -----------------------------------------------------------
-
-
-def test_stochastic_exhaustive_with_rate_none_gives_every_item_once():
-    streams = [Streamer(range, k * 100, k * 100 + k + 1) for k in range(10)]
-    items = list(StochasticMux(streams, 3, None, mode="exhaustive", random_state=0))
-    assert sorted(items) == sorted(i for k in range(10) for i in range(k * 100, k * 100 + k + 1))
-
-
-def test_stochastic_closes_an_activation_as_soon_as_it_reaches_its_count():
-    opened = Opened()
-    streams = [Streamer(opened.stream, tag) for tag in "abc"]
-    mux = StochasticMux(streams, 1, 4, dist="constant", random_state=0)
-    gen = iter(mux)
-    for _ in range(4):
-        next(gen)
-    assert opened.open == 1
-    next(gen)  # the fifth item comes from the next activation
-    assert opened.open == 1
-    assert opened.started == 2
-    gen.close()
-    assert opened.open == 0
-
-
-def test_stochastic_with_replacement_can_exceed_the_number_of_streamers():
-    mux = StochasticMux([Streamer(forever, 1)], n_active=5, rate=2, random_state=0)
-    assert list(mux(max_iter=10)) == [1] * 10
-
-
-def test_stochastic_prunes_empty_streamers_or_raises_without_pruning():
-    assert list(StochasticMux([[], []], 2, 3, random_state=0)) == []
-    with pytest.raises(EmptyStreamError, match="prune_empty_streams=False"):
-        list(StochasticMux([[], []], 2, 3, prune_empty_streams=False, random_state=0))
-    mux = StochasticMux([[], [1]], 1, 3, prune_empty_streams=False, random_state=0)
-    assert list(mux(max_iter=20)) == [1] * 20
-
 
 # -- every mux ---------------------------------------------------------------
 
@@ -276,30 +82,6 @@ def test_simultaneous_iterations_of_a_mux_are_independent(index):
 
 
 @ALL_MUXES
-def test_stopping_early_closes_every_generator_the_mux_opened(index):
-    opened = Opened()
-    mux = make_muxes([Streamer(opened.stream, t, 50) for t in "abc"])[index]
-    for count, _ in enumerate(mux, 1):
-        if count == 10:
-            break
-    assert opened.open == 0
-
-    gen = iter(mux)
-    next(gen)
-    assert opened.open >= 1
-    gen.close()
-    assert opened.open == 0
-
-    def consume():
-        for _ in mux:
-            raise KeyError("consumer failed")
-
-    with pytest.raises(KeyError):
-        consume()
-    assert opened.open == 0
-
-
-@ALL_MUXES
 def test_user_errors_reach_the_caller_unchanged_with_the_streamer_named(index):
     def broken():
         raise ZeroDivisionError("bad record")
@@ -347,9 +129,6 @@ def test_muxes_never_copy_their_streamers_arguments():
 @pytest.mark.parametrize(
     "make, error, message",
     [
-        (lambda: ChainMux(["a"], mode="loop"), ShoalValueError, "mode must be one of 'exhaustive', 'cycle', got 'loop'"),
-        (lambda: ChainMux(["a"], mode=None), ShoalTypeError, r"mode must be one of .* got None"),
-        (lambda: RoundRobinMux(["a"], mode="permuted"), ShoalValueError, "got 'permuted'"),
         (lambda: RoundRobinMux([]), ShoalValueError, "streamers must not be empty"),
         (lambda: ShuffledMux([]), ShoalValueError, "streamers must not be empty"),
         (lambda: StochasticMux([], 1, 2), ShoalValueError, "streamers must not be empty"),
@@ -361,20 +140,6 @@ def test_muxes_never_copy_their_streamers_arguments():
         (lambda: ShuffledMux(["a"], random_state=1.5), ShoalTypeError, r"got 1.5 \(float\)"),
         (lambda: ShuffledMux(["a"], random_state=-3), ShoalValueError, "random_state must be >= 0.*got -3"),
         (lambda: ShuffledMux(["a"], random_state=True), ShoalTypeError, "got True"),
-        (lambda: StochasticMux(["a"], 0, 2), ShoalValueError, "n_active must be >= 1, got 0"),
-        (lambda: StochasticMux(["a"], 1.5, 2), ShoalTypeError, r"n_active must be an integer, got 1.5"),
-        (lambda: StochasticMux(["a"], True, 2), ShoalTypeError, "n_active must be an integer, got True"),
-        (lambda: StochasticMux(["a", "b"], 3, 2, mode="single_active"), ShoalValueError,
-         r"n_active must be at most the number of streamers \(2\) with mode='single_active', got 3"),
-        (lambda: StochasticMux(["a", "b"], 3, 2, mode="exhaustive"), ShoalValueError, "at most the number"),
-        (lambda: StochasticMux(["a"], 1, 0), ShoalValueError, "rate must be None or a finite number >= 1.*got 0"),
-        (lambda: StochasticMux(["a"], 1, 0.5), ShoalValueError, "got 0.5"),
-        (lambda: StochasticMux(["a"], 1, float("nan")), ShoalValueError, "got nan"),
-        (lambda: StochasticMux(["a"], 1, float("inf")), ShoalValueError, "got inf"),
-        (lambda: StochasticMux(["a"], 1, "5"), ShoalTypeError, r"rate must be None or a number >= 1, got '5'"),
-        (lambda: StochasticMux(["a"], 1, 2, mode="with"), ShoalValueError, "mode must be one of 'with_replacement'"),
-        (lambda: StochasticMux(["a"], 1, 2, dist="normal"), ShoalValueError, "dist must be one of 'binomial', 'constant', 'poisson', got 'normal'"),
-        (lambda: StochasticMux(["a"], 1, 2, prune_empty_streams="yes"), ShoalTypeError, "prune_empty_streams must be True or False, got 'yes'"),
     ],
 )
 def test_bad_arguments_fail_at_construction_naming_parameter_and_value(make, error, message):
@@ -426,12 +191,12 @@ def test_weights_whose_sum_overflows_are_normalised_safely(mux_type):
 @pytest.mark.parametrize("mux_type", [ShuffledMux, StochasticMux])
 def test_new_weights_or_a_schedule_whose_sum_overflows_are_normalised_safely(mux_type):
     extra = (2, 3) if mux_type is StochasticMux else ()
-    it = mux_type([forever("a"), forever("b")], *extra, random_state=0).iterator()
+    it = mux_type([endless("a"), endless("b")], *extra, random_state=0).iterator()
     next(it)
     it.set_weights([1e308, 1e308])
     np.testing.assert_array_equal(it.state_dict()["state"]["base_weights"], [0.5, 0.5])
     assert {next(it) for _ in range(100)} == {"a", "b"}
-    scheduled = mux_type([forever("a"), forever("b")], *extra, weights=lambda n: [1e308, 1e308],
+    scheduled = mux_type([endless("a"), endless("b")], *extra, weights=lambda n: [1e308, 1e308],
                          random_state=0)
     np.testing.assert_array_equal(scheduled.weights, [0.5, 0.5])
     assert set(scheduled(max_iter=100)) == {"a", "b"}
@@ -500,29 +265,6 @@ def test_cycling_a_finite_mux_repeats_its_pass(index):
     assert list(mux.cycle(max_iter=3 * len(one_pass))) == one_pass * 3
 
 
-def test_cycling_a_stochastic_mux_that_ends_restarts_it():
-    mux = StochasticMux(["ab", "cd", "ef"], 2, None, mode="exhaustive", random_state=5)
-    one_pass = "".join(mux)
-    assert sorted(one_pass) == sorted("abcdef")
-    assert "".join(mux.cycle(max_iter=18)) == one_pass * 3
-
-
-def test_cycling_a_shuffled_mux_restarts_it_when_every_streamer_is_dropped():
-    # The source gives "xy" on odd calls and nothing on even ones: each pass
-    # streams "xy", restarts it, finds it empty and drops it, which ends the pass.
-    calls = []
-
-    def every_other_time():
-        calls.append(None)
-        return iter("xy" if len(calls) % 2 else "")
-
-    mux = ShuffledMux([Streamer(every_other_time)], random_state=0)
-    assert "".join(mux) == "xy"
-    calls.clear()
-    assert "".join(mux.cycle(max_iter=6)) == "xyxyxy"
-    assert len(calls) == 5  # the third pass stops at max_iter, before its restart
-
-
 @pytest.mark.parametrize(
     "mux",
     [
@@ -537,3 +279,98 @@ def test_cycling_a_shuffled_mux_restarts_it_when_every_streamer_is_dropped():
 def test_cycling_a_mux_that_yields_nothing_raises_instead_of_spinning(mux):
     with pytest.raises(EmptyStreamError, match="a whole pass yielded no item"):
         next(mux.cycle())
+
+
+# -- weights that change -------------------------------------------------------
+
+
+def shares(items, tags):
+    counts = Counter(tag for tag, _ in items)
+    total = sum(counts.values())
+    return [counts[tag] / total for tag in tags]
+
+
+@pytest.mark.parametrize("mux_type", ["shuffled", "stochastic"])
+def test_set_weights_changes_the_mixture_from_then_on(mux_type):
+    streams = [Streamer(forever, t) for t in "ab"]
+    if mux_type == "shuffled":
+        mux = shoal.ShuffledMux(streams, weights=[1, 1], random_state=0)
+    else:
+        mux = shoal.StochasticMux(streams, 2, 4, weights=[1, 1], random_state=0)
+    it = mux.iterator()
+    before = [next(it) for _ in range(20_000)]
+    it.set_weights([9, 1])
+    after = [next(it) for _ in range(20_000)]
+    # With 20000 items, each share is within 0.03 of its target except with a
+    # probability far below 1e-6 (fixed seed: deterministic).
+    assert shares(before, "ab") == pytest.approx([0.5, 0.5], abs=0.03)
+    assert shares(after, "ab") == pytest.approx([0.9, 0.1], abs=0.03)
+    np.testing.assert_allclose(it.state_dict()["state"]["base_weights"], [0.9, 0.1])
+
+
+@pytest.mark.parametrize("mux_type", ["shuffled", "with_replacement", "single_active",
+                                      "exhaustive"])
+def test_a_resume_is_exact_across_a_change_of_weights(mux_type):
+    def make():
+        streams = [Streamer(forever, t) for t in "abc"]
+        if mux_type == "shuffled":
+            return shoal.ShuffledMux(streams, weights=[1, 2, 3], random_state=5)
+        if mux_type == "exhaustive":
+            streams = [Streamer(count, t, 70) for t in "abc"]
+        rate = None if mux_type == "exhaustive" else 4
+        return shoal.StochasticMux(streams, 2, rate, weights=[1, 2, 3], mode=mux_type,
+                                   random_state=5)
+
+    it = make().iterator()
+    changes = {40: [3, 0, 1], 41: [1, 1, 5], 90: [0, 0, 1]}
+    states, items = [], []
+    for n in range(160):
+        if n in changes:
+            it.set_weights(changes[n])
+        if n % 7 == 0 or n in changes:
+            states.append(roundtrip(it.state_dict()))  # after any change at n
+        items.append(next(it))
+    items += [next(it) for _ in range(40)]
+    if mux_type != "exhaustive":
+        assert {tag for tag, _ in items[90:]} == {"c"}
+    for state in states:
+        resumed = make().iterator()
+        resumed.load_state_dict(state)
+        n = state["n_given"]
+        # The resumed iteration gets no later change: compare up to the next one.
+        end = min([m for m in changes if m > n] + [n + 40])
+        assert [next(resumed) for _ in range(end - n)] == items[n:end], n
+
+
+@pytest.mark.parametrize("kind", ["shuffled", "stochastic"])
+def test_new_weights_given_after_a_load_are_in_the_state_at_once(kind):
+    # The way to change the weights on resuming: load, then set_weights.
+    def make():
+        streams = [Streamer(forever, tag) for tag in "abc"]
+        if kind == "shuffled":
+            return shoal.ShuffledMux(streams, random_state=0)
+        return shoal.StochasticMux(streams, 2, 4, random_state=0)
+
+    it = make().iterator()
+    for _ in range(10):
+        next(it)
+    resumed = make().iterator()
+    resumed.load_state_dict(it.state_dict())
+    resumed.set_weights([0, 1, 3])
+    state = roundtrip(resumed.state_dict())  # saved before the next item
+    assert state["state"]["base_weights"] == [0.0, 0.25, 0.75]
+    expected = [next(resumed) for _ in range(100)]
+    assert {tag for tag, _ in expected[10:]} == {"b", "c"}
+    again = make().iterator()
+    again.load_state_dict(state)
+    assert [next(again) for _ in range(100)] == expected
+
+
+def test_a_bad_schedule_or_bad_new_weights_are_refused_clearly():
+    with pytest.raises(ShoalValueError, match=r"weights\(0\) must have one entry per streamer"):
+        shoal.ShuffledMux(["a", "b"], weights=lambda n: [1])
+    it = shoal.ShuffledMux(["a", "b"], random_state=0).iterator()
+    with pytest.raises(ShoalValueError, match=r"weights must be finite and >= 0, got \[1.0, -1.0\]"):
+        it.set_weights([1, -1])
+    with pytest.raises(ShoalTypeError, match="set_weights\\(\\) is for ShuffledMux and StochasticMux"):
+        shoal.ChainMux(["a"]).iterator().set_weights([1])

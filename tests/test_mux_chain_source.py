@@ -11,6 +11,7 @@ from collections import Counter
 from itertools import islice
 
 import pytest
+from pipelines import tagged
 
 import shoal
 from shoal import (
@@ -246,6 +247,13 @@ def test_a_generator_of_streamers_cannot_be_shared_and_says_so():
     chain = ChainMux(some_files(4))
     with pytest.raises(ShoalValueError, match="iterator of streamers cannot be split"):
         chain.shard(0, 2)
+
+
+def test_a_chain_over_an_iterator_of_streamers_cannot_be_sharded():
+    chain = ChainMux(iter(tagged(4)))
+    with pytest.raises(shoal.ShoalValueError, match="streamers are not known until they are read"):
+        chain.shard(0, 2)
+    assert chain.shard(0, 1) is chain
 
 
 def test_worker_processes_split_a_source_of_streamers():
