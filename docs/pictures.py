@@ -1,7 +1,7 @@
 """The pictures of the documentation, drawn from the code when it is built."""
 
 from collections import defaultdict
-from itertools import islice
+from itertools import islice, pairwise
 
 import matplotlib
 
@@ -137,4 +137,54 @@ def recipe_figure(n_files=3, n_items=5, n_epochs=3):
     raster(axes[1], train, "training: StochasticMux(n_active=2, rate=16) over 6 files",
            6, N_ITEMS)
     axes[1].set_xlabel("item")
+    fig.tight_layout()
+
+
+def _box(ax, x, y, text, color, width=2.6, height=0.55):
+    ax.add_patch(matplotlib.patches.FancyBboxPatch(
+        (x - width / 2, y - height / 2), width, height, boxstyle="round,pad=0.04",
+        facecolor=color, edgecolor="0.3", linewidth=0.8))
+    ax.text(x, y, text, ha="center", va="center", fontsize=7.5, family="monospace")
+
+
+def _arrow(ax, start, end, text="", color="0.3", offset=(0.0, 0.12)):
+    ax.annotate("", xy=end, xytext=start,
+                arrowprops={"arrowstyle": "->", "color": color, "linewidth": 0.9})
+    if text:
+        ax.text((start[0] + end[0]) / 2 + offset[0], (start[1] + end[1]) / 2 + offset[1], text,
+                ha="center", va="bottom", fontsize=7, color=color, style="italic")
+
+
+def architecture_figure():
+    """Recipes (configuration) on the left, the nodes one iteration builds on the right."""
+    fig, ax = plt.subplots(figsize=(8.2, 4.3))
+    ax.set_xlim(0, 10)
+    ax.set_ylim(0.3, 5.5)
+    ax.axis("off")
+    recipe, node, state = "#dbe9f6", "#fde9cf", "#e3f1df"
+    ax.text(1.8, 5.25, "recipes: configuration, never changed", ha="center", fontsize=8.5,
+            weight="bold")
+    ax.text(6.2, 5.25, "nodes: the running state of one iteration", ha="center", fontsize=8.5,
+            weight="bold")
+    levels = [
+        (3.5, "Streamer(buffer_stream,\n  mux, 32)", "map node\n(counts its input)"),
+        (2.4, "StochasticMux(streamers,\n  n_active=2, ...)", "mux node: policy,\ncounts, 2 slots"),
+        (1.3, "Streamer(read, file_k)\n  (one of N)", "generator read(file_k)\n(an activation)"),
+    ]
+    _box(ax, 6.2, 4.6, "StreamIterator", node)
+    for y, left, right in levels:
+        _box(ax, 1.8, y, left, recipe)
+        _box(ax, 6.2, y, right, node)
+        _arrow(ax, (3.15, y), (4.85, y), "_open_node", "C0")
+    for (y0, *_), (y1, *_) in pairwise(levels):
+        _arrow(ax, (1.8, y0 - 0.3), (1.8, y1 + 0.3))
+        _arrow(ax, (6.2, y1 + 0.3), (6.2, y0 - 0.3))
+    _arrow(ax, (6.2, 3.8), (6.2, 4.3))
+    _arrow(ax, (1.8, 3.8), (4.85, 4.55), "iterator()", "C0", (-0.3, 0.05))
+    saved = "state_dict()\n{version,\n n_given,\n state: {map,\n  input: {\n  slots: [\n  {n, state}]}}}"
+    _box(ax, 9.0, 2.95, saved, state, width=1.7, height=2.3)
+    _arrow(ax, (7.55, 4.6), (8.3, 4.15), "", "C2")
+    _arrow(ax, (8.3, 1.75), (7.55, 1.3), "load_state_dict\n-> _ready_state", "C2", (0.5, -0.75))
+    ax.text(6.2, 0.45, "items flow up the nodes: generator -> mux -> map -> StreamIterator -> you",
+            ha="center", fontsize=7.5, color="0.35")
     fig.tight_layout()

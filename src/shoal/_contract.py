@@ -87,9 +87,10 @@ What a node offers
 
 from typing import Any, NamedTuple, Protocol
 
-from .exceptions import ShoalValueError
+from ._checks import short_repr
+from .exceptions import ShoalTypeError, ShoalValueError
 
-__all__ = ["Recipe", "Node", "Progress", "NEW", "FINISHED", "NotResharded"]
+__all__ = ["Recipe", "Node", "Progress", "NEW", "FINISHED", "NotResharded", "check_stream"]
 
 
 class Node(Protocol):
@@ -170,3 +171,13 @@ class Recipe:
 
     def _elastic_state(self, progress):
         raise NotImplementedError
+
+
+def check_stream(stream, name="stream"):
+    """Return ``stream`` if it is a recipe (a Streamer or a mux); else a ShoalTypeError."""
+    if not isinstance(stream, Recipe):
+        raise ShoalTypeError(
+            f"{name} must be a Streamer or a mux, got {short_repr(stream)} "
+            f"({type(stream).__name__})"
+        )
+    return stream

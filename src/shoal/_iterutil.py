@@ -2,10 +2,20 @@
 
 from itertools import islice
 
-__all__ = ["add_note", "close_quietly", "close_all", "limited", "END"]
+from .exceptions import EmptyStreamError
+
+__all__ = ["add_note", "close_quietly", "close_all", "limited", "END", "empty_pass"]
 
 #: Marks the end of an iterator in ``next(it, END)``.
 END = object()
+
+
+def empty_pass(stream):
+    """The error of a cycling iteration of ``stream`` whose whole pass gave no item.
+
+    Raised instead of spinning for ever.
+    """
+    return EmptyStreamError(f"cannot cycle {stream!r}: a whole pass yielded no item")
 
 
 def add_note(exc, note):

@@ -15,9 +15,9 @@ from decorator import decorate
 
 from ._checks import check_bool, check_max_iter, check_share, is_iterable, short_repr
 from ._contract import NotResharded, Recipe
-from ._iterutil import END, add_note, close_quietly, limited
+from ._iterutil import END, add_note, close_quietly, empty_pass, limited
 from ._schema import check_fields, state_error
-from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError, SpentSourceError
+from .exceptions import ShoalTypeError, ShoalValueError, SpentSourceError
 from .iterator import LEAF_STATE, ROOT_STATE, LeafRoot, StreamIterator
 
 __all__ = ["Streamer", "streamable", "resume_arg"]
@@ -553,7 +553,7 @@ class Streamer(_Made):
             try:
                 first = next(gen, END)
                 if first is END:
-                    raise EmptyStreamError(f"cannot cycle {self!r}: a whole pass yielded no item")
+                    raise empty_pass(self)
                 yield first
                 yield from gen
             finally:

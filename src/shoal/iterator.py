@@ -8,12 +8,12 @@ from itertools import chain, compress
 
 from . import _schema as schema
 from ._checks import check_bool, check_state_tree, short_repr
-from ._contract import FINISHED, Recipe
+from ._contract import FINISHED, check_stream
 from ._counter import counted_if_needed, counter_at, given, hand_counter
-from ._iterutil import END, add_note, close_quietly
+from ._iterutil import END, add_note, close_quietly, empty_pass
 from ._random import iteration_seed, root_key
 from ._schema import restored_node
-from .exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
+from .exceptions import ShoalTypeError, ShoalValueError
 
 __all__ = ["StreamIterator", "STATE_VERSION", "LeafRoot", "LEAF_STATE", "ROOT_STATE", "check_version",
            "loaded_root"]
@@ -79,11 +79,7 @@ class StreamIterator:
     __slots__ = ("stream", "cycle", "_node", "_gen", "_counter", "_readers", "_items")
 
     def __init__(self, stream, cycle=False):
-        if not isinstance(stream, Recipe):
-            raise ShoalTypeError(
-                f"stream must be a Streamer or a mux, got {short_repr(stream)} "
-                f"({type(stream).__name__})"
-            )
+        check_stream(stream)
         self.stream = stream
         self.cycle = check_bool("cycle", cycle)
         self._gen = None
@@ -360,9 +356,7 @@ class LeafRoot:
                     self.ended = True
                     return
                 if not self.yielded:
-                    raise EmptyStreamError(
-                        f"cannot cycle {streamer!r}: a whole pass yielded no item"
-                    )
+                    raise empty_pass(streamer)
                 self.epoch += 1
                 self.offset = given(self.out_counter)
                 self.yielded = False

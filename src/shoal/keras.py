@@ -27,6 +27,8 @@ from itertools import islice
 from pathlib import Path
 
 from ._checks import check_int, short_repr
+from ._contract import check_stream
+from ._iterutil import END
 from .core import Streamer
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from .maps import buffer_stream, cache, keras_tuples, tuples
@@ -186,12 +188,10 @@ def validation_data(stream, batch_size=None, *, inputs=None, outputs=None):
 
 
 def _check_stream(stream, function):
-    if not isinstance(stream, Streamer):
-        raise ShoalTypeError(
-            f"{function}: stream must be a Streamer or a mux, got {short_repr(stream)} "
-            f"({type(stream).__name__})"
-        )
-    return stream
+    try:
+        return check_stream(stream)
+    except ShoalTypeError as exc:
+        raise ShoalTypeError(f"{function}: {exc}") from None
 
 
 def _shaped(stream, batch_size, inputs, outputs, partial):
@@ -410,8 +410,8 @@ class StreamAdapter(DataAdapter):
     def _peek(self, n):
         it = self._open()
         while len(self._pending) < n:
-            batch = next(it, _END)
-            if batch is _END:
+            batch = next(it, END)
+            if batch is END:
                 break
             self._pending.append((batch, it.state_dict() if self._tracked else None))
         return [batch for batch, _ in islice(self._pending, n)]
@@ -487,7 +487,6 @@ class StreamAdapter(DataAdapter):
             self._trained_state = state
 
 
-_END = object()
 
 
 def _for_tf(value, spec):

@@ -3,7 +3,7 @@
 import copy
 
 from ._checks import check_int, short_repr
-from ._contract import Recipe
+from ._contract import check_stream
 from ._iterutil import add_note
 from .exceptions import ShoalTypeError, ShoalValueError
 from .iterator import STATE_VERSION, check_version
@@ -81,11 +81,7 @@ def reshard_states(stream, states, new_count):
     >>> sorted(before + after) == sorted(files)
     True
     """
-    if not isinstance(stream, Recipe):
-        raise ShoalTypeError(
-            f"stream must be a Streamer or a mux, got {short_repr(stream)} "
-            f"({type(stream).__name__})"
-        )
+    check_stream(stream)
     new_count = check_int("new_count", new_count, minimum=1)
     if not isinstance(states, (list, tuple)) or not states:
         raise ShoalTypeError(

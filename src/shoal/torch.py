@@ -52,8 +52,8 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
     ) from exc
 
 from ._checks import check_int, short_repr
+from ._contract import check_stream
 from ._iterutil import add_note
-from .core import Streamer
 from .exceptions import ShoalTypeError, ShoalValueError
 from .reshard import reshard_states
 
@@ -133,11 +133,7 @@ class StreamDataset(_data.IterableDataset):
     """
 
     def __init__(self, stream, rank=None, world_size=None):
-        if not isinstance(stream, Streamer):
-            raise ShoalTypeError(
-                f"stream must be a Streamer or a mux, got {short_repr(stream)} "
-                f"({type(stream).__name__})"
-            )
+        check_stream(stream)
         if (rank is None) != (world_size is None):
             raise ShoalValueError(
                 f"give both rank and world_size, or neither: got rank={rank!r}, "

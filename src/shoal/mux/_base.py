@@ -2,6 +2,7 @@
 
 import copy
 import inspect
+import itertools
 from typing import ClassVar
 
 import numpy as np
@@ -32,6 +33,8 @@ __all__ = [
     "weight_spec",
     "scheduled_weights",
     "weighted_share_settings",
+    "tally",
+    "add_count",
 ]
 
 
@@ -98,6 +101,28 @@ class Reweighable:
             if not np.array_equal(weights, self.base_weights):
                 self.base_weights = weights.copy()
                 self._reweigh()
+
+
+def tally(totals, running=(), waiting=()):
+    """How many items each streamer gave: a node's ``counts()``.
+
+    ``totals`` counts the items of finished activations; ``running`` gives
+    ``(index, counter)`` of the activations open now, and ``waiting``
+    ``(index, n)`` of those a state restored and that are not reopened yet.
+    The list grows to any index it is given (a chain learns its streamers
+    as it reads them).
+    """
+    counts = list(totals)
+    for index, n in itertools.chain(((j, given(c)) for j, c in running), waiting):
+        add_count(counts, index, n)
+    return counts
+
+
+def add_count(counts, index, n):
+    """Add ``n`` to ``counts[index]``, growing the list as needed."""
+    if index >= len(counts):
+        counts.extend([0] * (index + 1 - len(counts)))
+    counts[index] += n
 
 
 def check_flag(name, value):

@@ -7,12 +7,12 @@ from itertools import islice
 from .. import _schema as schema
 from .._checks import check_choice, check_share, short_repr
 from .._counter import counted_if_needed, given
-from .._iterutil import END, add_note, close_quietly
+from .._iterutil import END, add_note, close_quietly, empty_pass
 from .._random import TreeSeed, key_to_plain, share_seed
 from .._schema import state_error
 from ..core import Streamer
-from ..exceptions import EmptyStreamError, ShoalTypeError, ShoalValueError
-from ._base import NEW, BaseMux, Progress, as_streamer, as_streamers, check_state
+from ..exceptions import ShoalTypeError, ShoalValueError
+from ._base import NEW, BaseMux, Progress, add_count, as_streamer, as_streamers, check_state, tally
 
 __all__ = ["ChainMux"]
 
@@ -419,12 +419,10 @@ class _ChainIterator:
         return state
 
     def counts(self):
-        counts = list(self.totals)
+        waiting = [(j, entry["n"]) for j, entry in self.resume.items()]
         if self.sub is not None or (self.child_state is not None and self.out_counter is not None):
-            _add(counts, self.index, self._given() - self.offset)  # (restored: not reopened yet)
-        for j, entry in self.resume.items():
-            _add(counts, j, entry["n"])
-        return counts
+            waiting.append((self.index, self._given() - self.offset))  # (or restored, not reopened)
+        return tally(self.totals, (), waiting)
 
     def _open(self, streamer):
         """Open the streamer at ``self.index``, where ``child_state`` says.
@@ -452,7 +450,7 @@ class _ChainIterator:
         close_quietly(sub)
         if self.sub is not None:
             done = self._given()
-            _add(self.totals, self.index, done - self.offset)
+            add_count(self.totals, self.index, done - self.offset)
             self.offset = done
             self.node = self.sub = None
 
@@ -511,9 +509,7 @@ class _ChainIterator:
                 if not self.cycle:
                     return
                 if not self.yielded:
-                    raise EmptyStreamError(
-                        f"cannot cycle {mux!r}: a whole pass yielded no item"
-                    )
+                    raise empty_pass(mux)
                 self.index = 0
                 self.done.clear()
                 self.yielded = False
@@ -530,8 +526,3 @@ class _ChainIterator:
                 self._end_source_pass()
 
 
-def _add(counts, index, n):
-    """Add ``n`` to ``counts[index]``, growing the list as needed."""
-    if index >= len(counts):
-        counts.extend([0] * (index + 1 - len(counts)))
-    counts[index] += n

@@ -6,9 +6,8 @@ from itertools import compress
 from .. import _schema as schema
 from .._checks import check_choice
 from .._counter import given
-from .._iterutil import close_all, close_quietly
+from .._iterutil import close_all, close_quietly, empty_pass
 from .._random import PassRandom, TreeSeed, key_to_plain
-from ..exceptions import EmptyStreamError
 from ._base import (
     NEW,
     BaseMux,
@@ -16,6 +15,7 @@ from ._base import (
     counted_state,
     note_streamer,
     open_counted,
+    tally,
 )
 
 __all__ = ["RoundRobinMux"]
@@ -256,13 +256,10 @@ class _RoundRobinIterator:
         return state
 
     def counts(self):
-        counts = list(self.totals)
-        for j, counter in self.counters.items():
-            counts[j] += given(counter)
+        waiting = ()
         if self.restored is not None:  # children not reopened yet
-            for j, child in self.restored["children"].items():
-                counts[int(j)] += child["n"]
-        return counts
+            waiting = ((int(j), child["n"]) for j, child in self.restored["children"].items())
+        return tally(self.totals, self.counters.items(), waiting)
 
     def _finish(self, j):
         """Streamer j ran out: close it and count its items."""
@@ -293,9 +290,7 @@ class _RoundRobinIterator:
                     dead = self.dead
                     if dead:
                         if self.first_round and len(dead) == len(self.live) and self.cycle:
-                            raise EmptyStreamError(
-                                f"cannot cycle {mux!r}: a whole pass yielded no item"
-                            )
+                            raise empty_pass(mux)
                         gone = set(dead)
                         self.live = [pair for pair in self.live if pair[0] not in gone]
                         self.dead = []

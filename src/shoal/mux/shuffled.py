@@ -7,9 +7,8 @@ import numpy as np
 
 from .. import _schema as schema
 from .._counter import given
-from .._iterutil import END, close_all, close_quietly
+from .._iterutil import END, close_all, close_quietly, empty_pass
 from .._random import PassRandom, TreeSeed, block_size, weighted_picks
-from ..exceptions import EmptyStreamError
 from ._base import (
     BaseMux,
     Reweighable,
@@ -17,6 +16,7 @@ from ._base import (
     counted_state,
     note_streamer,
     open_counted,
+    tally,
     weight_spec,
     weighted_share_settings,
     weights_recipe,
@@ -272,14 +272,11 @@ class _ShuffledIterator(Reweighable):
         }
 
     def counts(self):
-        counts = list(self.totals)
-        for i, counter in enumerate(self.counters):
-            if counter is not None:
-                counts[i] += given(counter)
+        running = ((i, counter) for i, counter in enumerate(self.counters) if counter is not None)
+        waiting = ()
         if self.restored is not None:  # children not reopened yet
-            for i, child in self.restored["children"].items():
-                counts[int(i)] += child["n"]
-        return counts
+            waiting = ((int(i), child["n"]) for i, child in self.restored["children"].items())
+        return tally(self.totals, running, waiting)
 
     def run(self):
         mux = self.mux
@@ -311,7 +308,7 @@ class _ShuffledIterator(Reweighable):
                 if not self.cycle:
                     return
                 if not self.yielded:
-                    raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
+                    raise empty_pass(mux)
                 self.epoch += 1
                 self.random.rekey(self.seed.pass_key(mux, self.epoch))
                 self._start_pass()

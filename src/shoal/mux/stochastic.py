@@ -10,7 +10,7 @@ import numpy as np
 
 from .._checks import check_choice, check_int, short_repr
 from .._counter import BIG, counter_at, given
-from .._iterutil import close_all
+from .._iterutil import close_all, empty_pass
 from .._random import (
     Draws,
     PassRandom,
@@ -950,7 +950,7 @@ class _StochasticIterator(Reweighable):
                 if not self.cycle:
                     return
                 if not self.n_given_pass:
-                    raise EmptyStreamError(f"cannot cycle {mux!r}: a whole pass yielded no item")
+                    raise empty_pass(mux)
                 self.epoch += 1
                 self.random.rekey(self.seed.pass_key(mux, self.epoch))
                 self._start_pass()
