@@ -9,7 +9,7 @@ import numpy as np
 
 from .._checks import check_int, short_repr
 from ..exceptions import DataError, DataKeyError, ShoalTypeError
-from ._recipe import MapStreamer, check_stream, reading
+from ._recipe import MapStreamer, check_iterable, reading
 
 __all__ = ["buffer_stream"]
 
@@ -80,7 +80,7 @@ def buffer_stream(stream, buffer_size, partial=False, axis=None):
     >>> next(buffer_stream(small_batches(), 2, axis=0))["x"].tolist()
     [0, 0, 1, 1]
     """
-    check_stream(stream)
+    check_iterable(stream)
     return _buffer(stream, *_buffer_settings(buffer_size, partial, axis))
 
 

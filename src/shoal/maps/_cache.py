@@ -11,7 +11,7 @@ from .._counter import given
 from .._iterutil import END
 from .._random import Draws, PassRandom, TreeSeed, as_seed_sequence, seed_to_plain, share_seed
 from ..exceptions import ShoalTypeError, ShoalValueError
-from ._recipe import MAP_STATE, MapStreamer, _MapNode, check_stream, reading
+from ._recipe import MAP_STATE, MapStreamer, _MapNode, check_iterable, reading
 
 __all__ = ["cache"]
 
@@ -50,7 +50,7 @@ def cache(stream, n_cache, prob=0.5, random_state=None):
     >>> list(cache(range(6), n_cache=2, prob=0.5, random_state=0))
     [0, 1, 1, 2, 1, 2, 1, 1, 3, 3, 3, 3, 1, 1, 4, 3, 5]
     """
-    check_stream(stream)
+    check_iterable(stream)
     return _cache(stream, *_cache_settings(n_cache, prob, random_state))
 
 

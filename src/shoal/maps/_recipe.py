@@ -35,10 +35,10 @@ from .._random import below
 from ..core import MAP_RECIPES, Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
 
-__all__ = ["MapStreamer", "check_stream", "reading"]
+__all__ = ["MapStreamer", "check_iterable", "reading"]
 
 
-def check_stream(stream):
+def check_iterable(stream):
     """Refuse a ``stream`` argument of a map that is not iterable."""
     if not is_iterable(stream):
         raise ShoalTypeError(
@@ -101,7 +101,7 @@ class MapStreamer(Streamer):
         arguments.apply_defaults()
         settings = dict(arguments.arguments)
         stream = settings.pop("stream")
-        check_stream(stream)
+        check_iterable(stream)
         #: The stream argument, as given: what a plain pass reads.
         self._stream = stream
         #: The map's checked arguments but the stream, as :meth:`_map` takes them.

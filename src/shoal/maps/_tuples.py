@@ -5,7 +5,7 @@ from operator import itemgetter
 
 from .._checks import is_iterable, short_repr
 from ..exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
-from ._recipe import MapStreamer, check_stream, reading
+from ._recipe import MapStreamer, check_iterable, reading
 
 __all__ = ["tuples", "keras_tuples"]
 
@@ -43,7 +43,7 @@ def tuples(stream, *keys):
     >>> list(tuples(items, "y", "x"))
     [(2, 1), (4, 3)]
     """
-    check_stream(stream)
+    check_iterable(stream)
     return _tuples(stream, _tuples_settings(keys))
 
 
@@ -123,7 +123,7 @@ def keras_tuples(stream, inputs=None, outputs=None):
     >>> list(keras_tuples(items, inputs=["a", "b"], outputs="label"))
     [([1, 2], 0)]
     """
-    check_stream(stream)
+    check_iterable(stream)
     return _keras_tuples(stream, *_keras_settings(inputs, outputs))
 
 
