@@ -250,12 +250,11 @@ def _seed_words(plain):
 
 _STATE_MAX = 2**62  # no count in a state comes near it (see _counter.BIG)
 _STATE_COUNTS = frozenset({
-    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left",
-    "base", "n_input", "position",
+    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left", "position",
 })
 _STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
 _STATE_INDEX_LISTS = frozenset({"dropped", "live", "dead"})
-_STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations"})
+_STATE_COUNT_LISTS = frozenset({"totals", "n_activations"})
 _STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
 _STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
 
@@ -300,19 +299,6 @@ def _check_counts(node, expected, path):
             raise _state_error(f"{path}['given']", f"{expected}, the count of its parent",
                                node["given"])
         return
-    if "map" in node:
-        cache = node.get("cache")
-        if isinstance(cache, dict):
-            positions, n_input, base = cache["positions"], cache["n_input"], cache["base"]
-            if positions and (max(positions) != n_input - 1 or min(positions) < base):
-                raise _state_error(f"{path}['cache']['positions']",
-                                   f"positions in {base}..{n_input - 1}, the last one read "
-                                   "among them", positions)
-            if node["n_input"] != base:
-                raise _state_error(f"{path}['n_input']", f"{base}, the cache's 'base'",
-                                   node["n_input"])
-        _check_counts(node["input"], node["n_input"], f"{path}['input']")
-        return
     if "child" in node and "offset" in node:  # a chain, or a root over a leaf
         child = None if expected is None else expected - node["offset"]
         if child is not None and child < 0:
@@ -349,7 +335,7 @@ def _check_node(value, path, n_streams):
 
 # What a stream's state holds, by its kind: a mux's (checked further by the
 # mux), a map's, a leaf's (items given, or its source's own state), a root's.
-_STREAM_STATES = (("type", ()), ("map", ("n_input", "input")), ("given", ()), ("source", ()),
+_STREAM_STATES = (("type", ()), ("map", ()), ("given", ()), ("source", ()),
                   ("epoch", ("offset", "yielded", "child")),
                   ("version", ("n_given", "state")))  # a whole iteration's (a worker's share)
 
@@ -361,8 +347,6 @@ def _check_stream_state(value, path):
         raise _state_error(path, "None or a dict (the state of a stream)", value)
     for marker, fields in _STREAM_STATES:
         if marker in value:
-            if value.get("map") == "cache":
-                fields = (*fields, "cache")
             missing = [field for field in fields if field not in value]
             if missing:
                 raise _state_error(path, f"a state with {', '.join(map(repr, missing))}", value)
@@ -450,17 +434,6 @@ def _check_field(key, value, path, n_streams, grows=False):
                 raise _state_error(path, "a dict with string keys", name)
             _check_node(setting, f"{path}[{name!r}]", None)
         return
-    elif key == "cache":
-        fields = ("recipe", "seed", "n_input", "base", "positions", "draws")
-        if not isinstance(value, dict) or any(field not in value for field in fields):
-            raise _state_error(path, f"a dict with {', '.join(map(repr, fields))}", value)
-        if not isinstance(value["draws"], dict) or any(
-                name not in value["draws"] for name in ("slot", "take_new")):
-            raise _state_error(f"{path}['draws']", "a dict with 'slot' and 'take_new'",
-                               value["draws"])
-        if _is_count(value["base"]) and _is_count(value["n_input"]) and (
-                value["base"] > value["n_input"]):
-            raise _state_error(f"{path}['base']", "at most 'n_input'", value["base"])
     elif key == "resume":
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of the streamers to resume", value)
@@ -506,13 +479,9 @@ def state_difference(got, saved, path="state"):
     """
     if isinstance(got, dict) and isinstance(saved, dict):
         ignored = set()
-        cache, saved_cache = got.get("cache"), saved.get("cache")
-        if isinstance(cache, dict) and isinstance(saved_cache, dict) and (
-                cache.get("base") != saved_cache.get("base")):
-            ignored = {"n_input", "input"}  # the input at each one's snapshot
-            cache = {key: value for key, value in cache.items() if key != "base"}
-            saved_cache = {key: value for key, value in saved_cache.items() if key != "base"}
-            got, saved = {**got, "cache": cache}, {**saved, "cache": saved_cache}
+        if isinstance(got.get("cache"), dict) and isinstance(saved.get("cache"), dict) and (
+                got.get("n_input") != saved.get("n_input")):
+            ignored = {"n_input", "input"}  # the input at each cache's snapshot
         keys = sorted(set(got) | set(saved), key=lambda key: (
             isinstance(got.get(key), _NESTED) or isinstance(saved.get(key), _NESTED), key))
         for key in keys:

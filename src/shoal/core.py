@@ -48,6 +48,12 @@ class _Decorated:
     def __reduce__(self):
         return _Decorated, (self.decorated,)
 
+
+#: The recipe class of each map function, ``{buffer_stream: its class, ...}``:
+#: ``Streamer(buffer_stream, stream, 32)`` makes one (see ``_Made``).
+#: ``shoal.maps``, a layer above, fills it in as it defines its recipes.
+MAP_RECIPES: dict = {}
+
 # How a Streamer gets a fresh iterator from its source.
 _CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
 _ITERATE = "iterate"  # iter(source): a re-iterable collection
@@ -112,7 +118,29 @@ def _restart_copy(iterator):
     return None if start is iterator else start
 
 
-class Streamer(Recipe):
+class _Made(Recipe):
+    """Picks the class of what ``Streamer(...)`` makes: a map's recipe class for a map.
+
+    ``Streamer(buffer_stream, stream, 32)`` is a recipe of the class that
+    :data:`MAP_RECIPES` gives for ``buffer_stream`` (a Streamer subclass);
+    any other source makes a Streamer. (This ``__new__`` sits in a base of
+    Streamer, not in Streamer, so that ``inspect.signature(Streamer)`` reads
+    Streamer's ``__init__``.)
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Streamer and (args or "source" in kwargs):
+            source = args[0] if args else kwargs["source"]
+            try:
+                cls = MAP_RECIPES.get(source, cls)
+            except TypeError:  # an unhashable source (a list): no map
+                pass
+        return object.__new__(cls)
+
+
+class Streamer(_Made):
     """A recipe for a stream that can be iterated again and again.
 
     Every iteration calls the source afresh (or iterates it afresh), so a
@@ -213,12 +241,10 @@ class Streamer(Recipe):
             if self._start_copy is not None:
                 kind = _COPY
         self._kind = kind
-        # A map (buffer_stream, ...) knows how to resume through its input.
-        self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
         if kind == _CALL:
             self._check_call()
-        # Does a pass need no node to report its state (see _child)?
-        self._plain_leaf = kind in _LEAF_KINDS and self._map_child is None
+        # Does a pass need no node to report its state (see _open_node)?
+        self._plain_leaf = kind in _LEAF_KINDS
         # Only a one-shot source can run out for good: it says so once it has.
         self._one_shot = _OneShot() if kind == _ONE_SHOT else None
 
@@ -236,9 +262,6 @@ class Streamer(Recipe):
                 f"arguments=({short_repr(self.args)}, {short_repr(self.kwargs)}) do not fit "
                 f"source {short_repr(source)}: {exc}"
             ) from None
-        if self._map_child is not None:
-            # A map checks its arguments when called, and starts nothing: check them now.
-            source(*self.args, **self.kwargs).close()
 
     @property
     def streamer(self):
@@ -347,12 +370,6 @@ class Streamer(Recipe):
             if state is not None and state.get("given"):
                 raise self._not_rewindable()
             return None, self._open()
-        if kind == _CALL and self._map_child is not None:
-            # A map over a Streamer (pescador's Streamer(buffer_stream, mux, 32))
-            # resumes through its input's state.
-            opened = self._map_child(self, state, track, key)
-            if opened is not None:
-                return opened
         # A leaf has no node: its state is what _node_state says of its iterator.
         return None, (self._open_items() if state is None else self._resumed_iter(state))
 
@@ -369,8 +386,6 @@ class Streamer(Recipe):
         kind = self._kind
         if kind == _DELEGATE:
             return self.source._ready_state(state, path, n_given)
-        if kind == _CALL and self._map_child is not None:
-            return self.source._shoal_map_loaded_state(self, state)
         if isinstance(state, dict) and "source" in state:
             return state  # the source's iterator checks its own state
         check_fields(state, LEAF_STATE, path)
@@ -396,8 +411,6 @@ class Streamer(Recipe):
         """
         if self._kind == _DELEGATE:
             return self.source._takes_key
-        if self._map_child is not None:
-            return self.source._shoal_map_takes_key(self)
         return False
 
     def _node_state(self, node, it, n_given):
@@ -436,9 +449,6 @@ class Streamer(Recipe):
         ``shoal.reshard_states``): ``passes[i]`` is ``(state, n_given)`` of share ``i``."""
         if self._kind == _DELEGATE:
             return self.source._reshard_pass(passes, count, new_count)
-        hook = getattr(self.source, "_shoal_map_reshard", None)
-        if hook is not None:
-            return hook(self, passes, count, new_count)
         raise NotResharded(f"cannot reshard the states of {self!r}: it is one stream")
 
     def _resumed_iter(self, state):
@@ -589,10 +599,6 @@ class Streamer(Recipe):
         kind = getattr(self, "_kind", None)
         if kind == _DELEGATE:
             return Streamer(self.source.shard(index, count))
-        hook = getattr(self.source, "_shoal_map_shard", None) if kind == _CALL else None
-        share = hook(self, index, count) if hook is not None else None
-        if share is not None:
-            return share
         raise ShoalValueError(
             f"{self!r} is one stream: it cannot be split into {count} shares without "
             "giving each the same items; shard a mux of several streamers (or a map over one)"

@@ -32,6 +32,7 @@ from ._iterutil import END
 from .core import Streamer
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
 from .maps import buffer_stream, cache, keras_tuples, tuples
+from .maps._recipe import MapStreamer
 from .mux import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
 from .parallel import ProcessStreamer, ZMQStreamer
 
@@ -242,7 +243,7 @@ def _pass_of(stream):
             start_method=stream.start_method, timeout=stream.timeout,
             shared_memory_bytes=stream.shared_memory_bytes,
             item_timeout=stream.item_timeout), why
-    if type(stream) is Streamer:
+    if type(stream) is Streamer or isinstance(stream, MapStreamer):  # not a mux, not a worker
         if isinstance(stream.source, Streamer):  # Streamer(mux)
             inner, why = _pass_of(stream.source)
             return (stream if inner is stream.source else Streamer(inner)), why
