@@ -1,7 +1,7 @@
 """The pictures of the documentation, drawn from the code when it is built."""
 
 from collections import defaultdict
-from itertools import islice
+from itertools import islice, pairwise
 
 import matplotlib
 
@@ -157,36 +157,34 @@ def _arrow(ax, start, end, text="", color="0.3", offset=(0.0, 0.12)):
 
 def architecture_figure():
     """Recipes (configuration) on the left, the nodes one iteration builds on the right."""
-    fig, ax = plt.subplots(figsize=(8.2, 4.2))
+    fig, ax = plt.subplots(figsize=(8.2, 4.3))
     ax.set_xlim(0, 10)
-    ax.set_ylim(0, 5.4)
+    ax.set_ylim(0.3, 5.5)
     ax.axis("off")
     recipe, node, state = "#dbe9f6", "#fde9cf", "#e3f1df"
-    ax.text(1.8, 5.15, "recipes: configuration, never changed", ha="center", fontsize=8.5,
+    ax.text(1.8, 5.25, "recipes: configuration, never changed", ha="center", fontsize=8.5,
             weight="bold")
-    ax.text(6.2, 5.15, "nodes: the running state of one iteration", ha="center", fontsize=8.5,
+    ax.text(6.2, 5.25, "nodes: the running state of one iteration", ha="center", fontsize=8.5,
             weight="bold")
-    rows = [
-        (4.4, "Streamer(buffer_stream,\n  mux, 32)", "StreamIterator"),
-        (3.3, "StochasticMux(..., n_active=2)", "map node\n(counts its input)"),
-        (2.2, "Streamer(read, file_k)  x N", "slot node: policy,\ncounts, 2 slots"),
-        (1.1, "", "generator read(file_k)\n(an activation)"),
+    levels = [
+        (3.5, "Streamer(buffer_stream,\n  mux, 32)", "map node\n(counts its input)"),
+        (2.4, "StochasticMux(streamers,\n  n_active=2, ...)", "mux node: policy,\ncounts, 2 slots"),
+        (1.3, "Streamer(read, file_k)\n  (one of N)", "generator read(file_k)\n(an activation)"),
     ]
-    for y, left, right in rows:
-        if left:
-            _box(ax, 1.8, y, left, recipe)
+    _box(ax, 6.2, 4.6, "StreamIterator", node)
+    for y, left, right in levels:
+        _box(ax, 1.8, y, left, recipe)
         _box(ax, 6.2, y, right, node)
-    for (y0, *_), (y1, *_) in zip(rows[:2], rows[1:3]):
+        _arrow(ax, (3.15, y), (4.85, y), "_open_node", "C0")
+    for (y0, *_), (y1, *_) in pairwise(levels):
         _arrow(ax, (1.8, y0 - 0.3), (1.8, y1 + 0.3))
-    for (y0, *_), (y1, *_) in zip(rows, rows[1:]):
-        _arrow(ax, (6.2, y0 - 0.3), (6.2, y1 + 0.3))
-    _arrow(ax, (3.15, 4.4), (4.85, 4.4), "iterator()", "C0")
-    _arrow(ax, (3.15, 3.3), (4.85, 3.3), "_open_node(state, track, key)", "C0")
-    _arrow(ax, (3.15, 2.2), (4.85, 1.3), "_open_node(state, key=...)", "C0", (0.2, 0.1))
-    _box(ax, 9.0, 2.75, "state_dict()\n{version, n_given,\n state: {map: ...,\n  input: {slots:"
-                        "\n  [{n, state}...]}}}", state, width=1.9, height=1.9)
-    _arrow(ax, (7.55, 4.4), (8.3, 3.75), "", "C2")
-    _arrow(ax, (8.3, 1.8), (7.55, 1.1), "load_state_dict:\n_ready_state", "C2", (0.45, -0.55))
-    ax.text(6.2, 0.35, "items flow up: generator -> slot -> map -> StreamIterator -> you",
+        _arrow(ax, (6.2, y1 + 0.3), (6.2, y0 - 0.3))
+    _arrow(ax, (6.2, 3.8), (6.2, 4.3))
+    _arrow(ax, (1.8, 3.8), (4.85, 4.55), "iterator()", "C0", (-0.3, 0.05))
+    saved = "state_dict()\n{version,\n n_given,\n state: {map,\n  input: {\n  slots: [\n  {n, state}]}}}"
+    _box(ax, 9.0, 2.95, saved, state, width=1.7, height=2.3)
+    _arrow(ax, (7.55, 4.6), (8.3, 4.15), "", "C2")
+    _arrow(ax, (8.3, 1.75), (7.55, 1.3), "load_state_dict\n-> _ready_state", "C2", (0.5, -0.75))
+    ax.text(6.2, 0.45, "items flow up the nodes: generator -> mux -> map -> StreamIterator -> you",
             ha="center", fontsize=7.5, color="0.35")
     fig.tight_layout()
