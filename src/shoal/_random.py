@@ -14,6 +14,7 @@ from bisect import bisect_right
 from hashlib import blake2b as _blake2b
 from itertools import repeat
 from struct import pack as _pack
+from typing import TypeAlias
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ._checks import short_repr
 from .exceptions import ShoalTypeError, ShoalValueError
 
 __all__ = [
+    "RandomStateLike",
     "as_seed_sequence",
     "iteration_seed",
     "TreeSeed",
@@ -42,6 +44,11 @@ __all__ = [
     "binomial_count",
     "poisson_count",
 ]
+
+#: What a ``random_state`` parameter takes (see :func:`as_seed_sequence`).
+RandomStateLike: TypeAlias = (
+    int | np.integer | np.random.SeedSequence | np.random.Generator | np.random.RandomState | None
+)
 
 _Philox = np.random.Philox
 _Generator = np.random.Generator

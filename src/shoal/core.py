@@ -9,7 +9,9 @@ import itertools
 import sys
 import weakref
 from collections import deque
+from collections.abc import Callable, Generator, Iterable
 from itertools import compress, islice, repeat
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from decorator import decorate
 
@@ -21,6 +23,9 @@ from .exceptions import ShoalTypeError, ShoalValueError, SpentSourceError
 from .iterator import LEAF_STATE, ROOT_STATE, LeafRoot, StreamIterator
 
 __all__ = ["Streamer", "streamable", "resume_arg"]
+
+_P = ParamSpec("_P")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: The attribute :func:`resume_arg` sets on a generator function.
 RESUME_ARG = "__shoal_resume_arg__"
@@ -210,7 +215,8 @@ class Streamer(_Made):
     #: them itself (a mux, a worker stream); None: as its source's type says.
     _OWN_KIND: str | None = None
 
-    def __init__(self, source, *args, **kwargs):
+    def __init__(self, source: Callable[..., Iterable[Any]] | Iterable[Any], *args: Any,
+                 **kwargs: Any) -> None:
         if self._OWN_KIND is not None:
             kind = self._OWN_KIND
         elif isinstance(source, Streamer):
@@ -232,7 +238,7 @@ class Streamer(_Made):
                 f"arguments were given for source {short_repr(source)}, which is not "
                 f"callable: args={short_repr(args)}, kwargs={short_repr(kwargs)}"
             )
-        self.source = source
+        self.source: Any = source  # a callable, an iterable, an iterator or a Streamer
         self.args = args
         self.kwargs = kwargs
         if kind == _ONE_SHOT:
@@ -264,12 +270,12 @@ class Streamer(_Made):
             ) from None
 
     @property
-    def streamer(self):
+    def streamer(self) -> Any:
         """The source, under the attribute name pescador uses."""
         return self.source
 
     @property
-    def active(self):
+    def active(self) -> int:
         """The number of passes of this stream open now, as pescador counts them.
 
         A ``with`` block counts from its start to its end; a pass of
@@ -507,7 +513,7 @@ class Streamer(_Made):
             raise
         self._one_shot.spent = True
 
-    def iterate(self, max_iter=None):
+    def iterate(self, max_iter: int | float | None = None) -> Generator[Any, None, None]:
         """Stream one pass over the source.
 
         Parameters
@@ -524,7 +530,7 @@ class Streamer(_Made):
         """
         return self._opened(self._open(check_max_iter(max_iter)))
 
-    def cycle(self, max_iter=None):
+    def cycle(self, max_iter: int | float | None = None) -> Generator[Any, None, None]:
         """Stream pass after pass, restarting the source whenever it ends.
 
         Parameters
@@ -559,7 +565,7 @@ class Streamer(_Made):
             finally:
                 gen.close()  # at once, and so that an error of its close() is raised here
 
-    def shard(self, index, count):
+    def shard(self, index: int, count: int) -> "Streamer":
         """This stream's share ``index`` of ``count``, for one of ``count`` workers or hosts.
 
         A mux gives the mux over its streamers ``index::count`` (see
@@ -604,7 +610,7 @@ class Streamer(_Made):
             "giving each the same items; shard a mux of several streamers (or a map over one)"
         )
 
-    def iterator(self, cycle=False):
+    def iterator(self, cycle: bool = False) -> StreamIterator:
         """Iterate in a way that can save its state and resume from it.
 
         Parameters
@@ -619,7 +625,8 @@ class Streamer(_Made):
         """
         return StreamIterator(self, cycle)
 
-    def __call__(self, max_iter=None, cycle=False):
+    def __call__(self, max_iter: int | float | None = None,
+                 cycle: bool = False) -> Generator[Any, None, None]:
         """Stream one pass, or cycle if ``cycle`` is true.
 
         Same as ``cycle(max_iter)`` or ``iterate(max_iter)``.
@@ -628,10 +635,10 @@ class Streamer(_Made):
             return self.cycle(max_iter)
         return self.iterate(max_iter)
 
-    def __iter__(self):
+    def __iter__(self) -> Generator[Any, None, None]:
         return self._opened(self._open())
 
-    def __enter__(self):
+    def __enter__(self) -> Generator[Any, None, None]:
         """Open a pass for a ``with`` block; it is closed when the block ends.
 
         Examples
@@ -644,7 +651,7 @@ class Streamer(_Made):
         _opened_passes(self).entered.append(gen)
         return gen
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         opened = _OPENED.get(self)
         entered = opened.entered if opened is not None else None
         if not entered:  # as pescador: an error of its own, not a bare one
@@ -698,7 +705,7 @@ def _make_streamer(function, *args, **kwargs):
     return Streamer(function, *args, **kwargs)
 
 
-def streamable(function):
+def streamable(function: Callable[_P, Iterable[Any]]) -> Callable[_P, Streamer]:
     """Make a generator function return a :class:`Streamer` when called.
 
     The decorated function keeps its name, signature and docstring.
@@ -750,7 +757,7 @@ def skip_items(streamer, it, given):
     return it
 
 
-def resume_arg(name):
+def resume_arg(name: str) -> Callable[[_F], _F]:
     """Declare the keyword argument that starts a generator function at an item.
 
     A stream resumes a plain generator function by starting it again and
