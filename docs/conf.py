@@ -37,6 +37,11 @@ html_title = f"shoal {release}"
 
 autosummary_generate = True
 autodoc_default_options = {"members": True, "inherited-members": False}
+# The annotations (for type checkers) would make signatures such as a mux's
+# unreadable; the numpydoc Parameters sections already give each type in words.
+# ("description" for all parameters would add a second Parameters list.)
+autodoc_typehints = "description"
+autodoc_typehints_description_target = "documented"
 numpydoc_show_class_members = False
 numpydoc_validation_checks = set()
 

@@ -61,7 +61,9 @@ def test_every_exported_name_resolves():
                "shoal.util", "shoal.parallel", "shoal.version", "shoal.zmq_stream",
                "shoal._checks", "shoal._counter", "shoal._iterutil", "shoal._random",
                "shoal.mux.chain", "shoal.mux.round_robin", "shoal.mux.shuffled",
-               "shoal.mux.stochastic", "shoal.mux._base"]
+               "shoal.mux.stochastic", "shoal.mux._stochastic_node",
+               "shoal.mux._stochastic_policy", "shoal.mux._stochastic_counts",
+               "shoal.mux._stochastic_slots", "shoal.mux._base"]
 )
 def test_every_module_declares_all(module):
     mod = importlib.import_module(module)

@@ -21,7 +21,10 @@ LAYERS = [
     ("running state", ["iterator"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",
-                        "mux.stochastic", "mux", "maps"]),
+                        "mux._stochastic_counts", "mux._stochastic_policy",
+                        "mux._stochastic_slots", "mux._stochastic_node", "mux.stochastic",
+                        "mux", "maps._recipe", "maps._batch", "maps._tuples", "maps._cache",
+                        "maps"]),
     ("resharding", ["reshard"]),
     ("adapters", ["parallel._protocol", "parallel._ring", "parallel._state", "parallel._worker",
                   "parallel._lifecycle", "parallel._consumer", "parallel._recipe", "parallel",
@@ -146,3 +149,66 @@ for module in {order!r}:
         module, *loaded = line.split()
         higher = [m for m in loaded if LAYER_OF[m] > LAYER_OF[module]]
         assert not higher, f"importing shoal.{module} loaded {higher}"
+
+
+def module_level_attribute_sets(path):
+    """``(line, text)`` of each statement outside functions that sets an attribute of an
+    object the module did not make itself.
+
+    ``Streamer._x = ...`` or ``setattr(buffer_stream, ...)`` in a module's body (a loop or an
+    ``if`` there included) patches an object that another module made or will read: a
+    back-door around the contract, which passes things down as arguments or registers them.
+    (A module may set up an object it made: ``_repr = reprlib.Repr(); _repr.maxlist = 6``.)
+    """
+    tree = ast.parse(path.read_text(), str(path))
+    made = {target.id for node in tree.body if isinstance(node, ast.Assign)
+            for target in node.targets if isinstance(target, ast.Name)}
+    found = []
+
+    def root(node):
+        while isinstance(node, (ast.Attribute, ast.Subscript)):
+            node = node.value
+        return node.id if isinstance(node, ast.Name) else None
+
+    def visit(statements):
+        for node in statements:
+            if isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)):
+                continue  # methods set attributes of their own objects
+            bodies = [getattr(node, field, []) for field in ("body", "orelse", "finalbody")]
+            bodies += [handler.body for handler in getattr(node, "handlers", [])]
+            if any(bodies):
+                visit([child for body in bodies for child in body])
+                continue
+            targets = []
+            if isinstance(node, ast.Assign):
+                targets = node.targets
+            elif isinstance(node, (ast.AugAssign, ast.AnnAssign)):
+                targets = [node.target]
+            for target in targets:
+                if isinstance(target, ast.Attribute) and root(target) not in made:
+                    found.append((node.lineno, ast.unparse(target)))
+            for call in ast.walk(node):
+                if isinstance(call, ast.Call) and isinstance(call.func, ast.Name) and (
+                        call.func.id in ("setattr", "delattr")) and call.args and (
+                        root(call.args[0]) not in made):
+                    found.append((node.lineno, ast.unparse(call)))
+
+    visit(tree.body)
+    return found
+
+
+def test_no_module_sets_attributes_of_other_objects_in_its_body():
+    wrong = [f"{path.relative_to(SOURCE)}:{line}: {text}"
+             for path in sorted(all_modules().values())
+             for line, text in module_level_attribute_sets(path)]
+    assert not wrong, "\n".join(wrong)
+
+
+def test_the_attribute_check_sees_a_back_door(tmp_path):
+    module = tmp_path / "patch.py"
+    module.write_text("from .core import Streamer\nStreamer._iterator_class = object\n"
+                      "for f in (min, max):\n    setattr(f, 'x', 1)\n"
+                      "own = object()\nown.ok = 1\n")
+    assert module_level_attribute_sets(module) == [
+        (2, "Streamer._iterator_class"), (4, "setattr(f, 'x', 1)")]
+

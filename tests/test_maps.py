@@ -1,6 +1,8 @@
 """The maps: buffer_stream, tuples, keras_tuples and cache."""
 
 import collections.abc
+import copy
+import inspect
 import itertools
 from itertools import islice
 
@@ -358,6 +360,124 @@ def test_cache_reuses_only_cached_items():
         seen.add(item)
 
 
+# -- a map as a stream: Streamer(a map, stream, ...) -----------------------------
+
+
+def count(n):
+    yield from range(n)
+
+
+def test_a_streamer_over_a_map_reads_as_it_was_made():
+    mux = ChainMux(["ab", "cd"])
+    batches = Streamer(buffer_stream, mux, 2, partial=True)
+    assert isinstance(batches, Streamer)
+    assert repr(batches) == "Streamer(buffer_stream, ChainMux(<2 streamers>, mode='exhaustive'), 2, partial=True)"
+    assert (batches.source, batches.args, batches.kwargs) == (buffer_stream, (mux, 2), {"partial": True})
+    assert type(Streamer(source=buffer_stream, stream=mux, buffer_size=2)) is type(batches)
+    assert str(inspect.signature(Streamer)) == "(source, *args, **kwargs)"
+    assert str(inspect.signature(ChainMux)).startswith("(streamers, mode='exhaustive'")
+    # What makes it resumable is its recipe class, not attributes set on the map functions.
+    for function in (buffer_stream, tuples, keras_tuples, cache):
+        assert not [name for name in vars(function) if name.startswith("_shoal")], function
+
+
+def test_a_map_recipe_does_not_change_while_it_is_iterated():
+    batches = Streamer(buffer_stream, ChainMux([Streamer(count, 5)]), 2)
+    made = dict(vars(batches))
+    it = batches.iterator()
+    next(it)
+    resumed = batches.iterator()
+    resumed.load_state_dict(it.state_dict())
+    assert [b.tolist() for b in resumed] == [[2, 3]]
+    assert [b.tolist() for b in batches] == [[0, 1], [2, 3]]
+    assert vars(batches) == made
+
+
+def test_a_cache_seeded_by_a_generator_draws_its_seed_once_and_resumes():
+    # Its seed is drawn from the generator when the Streamer is made; each
+    # pass drew a new one, so that a state never loaded (another seed).
+    cached = Streamer(cache, Streamer(count, 50), 3, random_state=np.random.default_rng(0))
+    assert list(cached) == list(cached) == list(cached.iterator())
+    it = cached.iterator()
+    before = [next(it) for _ in range(10)]
+    resumed = cached.iterator()
+    resumed.load_state_dict(it.state_dict())
+    assert before + list(resumed) == list(cached)
+
+
+def test_keras_tuples_keys_given_as_an_iterator_are_read_once():
+    # They were read again at every pass, the second time empty.
+    pairs = Streamer(keras_tuples, [{"a": 1, "b": 2}], inputs=iter(["a", "b"]))
+    assert list(pairs) == list(pairs) == list(pairs.iterator()) == [([1, 2], None)]
+
+
+def test_the_state_of_a_cache_says_each_thing_once():
+    cached = Streamer(cache, Streamer(count, 100), 3, random_state=1)
+    it = cached.iterator()
+    for _ in range(20):
+        next(it)
+    state = it.state_dict()["state"]["child"]
+    # Its input's state at the snapshot the cache replays from, and the items
+    # read up to there (the cache's 'base' once said it again); the cache's own
+    # count is of all the input items it read.
+    assert set(state) == {"map", "n_input", "input", "cache"}
+    assert set(state["cache"]) == {"recipe", "seed", "n_read", "positions", "draws", "ended"}
+    assert state["input"] == {"given": state["n_input"]} and state["map"] == "cache"
+    assert state["n_input"] <= min(state["cache"]["positions"])
+    assert max(state["cache"]["positions"]) == state["cache"]["n_read"] - 1
+    assert set(state["cache"]["draws"]) == {"slot", "take_new"}
+
+
+def test_a_cache_state_that_would_leave_holes_in_the_cache_is_refused_at_the_load():
+    cached = Streamer(cache, Streamer(count, 100), 3, random_state=1)
+    it = cached.iterator()
+    for _ in range(10):
+        next(it)
+    state = it.state_dict()
+    positions = state["state"]["child"]["cache"]["positions"]
+    assert len(set(positions)) == 3
+    # Two cached items from one input position: the cache gave None for the other.
+    duplicated = copy.deepcopy(state)
+    duplicated["state"]["child"]["cache"]["positions"] = [positions[0]] * 3
+    resumed = cached.iterator()
+    with pytest.raises(ShoalValueError, match=r"state is corrupted at state\['state'\]\['child'\]"
+                                              r"\['cache'\]\['positions'\]: it must be distinct positions"):
+        resumed.load_state_dict(duplicated)
+    too_many = copy.deepcopy(state)
+    n_read, base = state["state"]["child"]["cache"]["n_read"], state["state"]["child"]["n_input"]
+    assert n_read - base >= 4
+    too_many["state"]["child"]["cache"]["positions"] = [*range(n_read - 4, n_read)]
+    with pytest.raises(ShoalValueError, match=r"at state\['state'\]\['child'\]\['cache'\]"
+                                              r"\['positions'\]: it must be at most n_cache=3"):
+        resumed.load_state_dict(too_many)
+    assert list(resumed)[:3] == [0, 1, 2]  # refused: it goes on as it was
+
+
+def test_a_map_hands_its_input_the_count_of_the_items_it_read():
+    batches = Streamer(buffer_stream, Streamer(count, 10), 3)
+    it = batches.iterator()
+    next(it)
+    state = it.state_dict()
+    assert state["state"]["child"]["n_input"] == 3
+    state["state"]["child"]["input"]["given"] = 4
+    with pytest.raises(ShoalValueError, match=r"state is corrupted at state\['state'\]\['child'\]"
+                                              r"\['input'\]\['given'\]: it must be 3, the count of its parent"):
+        batches.iterator().load_state_dict(state)
+
+
+def test_the_state_of_another_map_is_refused_at_the_load():
+    def over(function, *args):
+        return ChainMux([Streamer(function, Streamer([{"a": i} for i in range(6)]), *args)])
+
+    it = over(tuples, "a").iterator()
+    next(it)
+    resumed = over(buffer_stream, 2).iterator()
+    with pytest.raises(ShoalValueError, match="state is of a 'tuples' map, not of 'buffer_stream'"):
+        resumed.load_state_dict(it.state_dict())
+    assert next(resumed)["a"].tolist() == [0, 1]
+
+
+
 # -- a map in a saved state ----------------------------------------------------
 
 
@@ -464,7 +584,9 @@ def test_a_map_over_a_mux_is_split_by_sharding_the_mux():
     mux = ChainMux([Streamer([{"x": k * 10 + i} for i in range(4)]) for k in range(4)])
     batches = Streamer(buffer_stream, mux, 2)
     shares = [batches.shard(i, 2) for i in range(2)]
-    assert all(type(share) is Streamer and share.source is buffer_stream for share in shares)
+    # Each share is the same map over a share: a Streamer of the map's own recipe class.
+    assert all(type(share) is type(batches) and isinstance(share, Streamer)
+               and share.source is buffer_stream for share in shares)
     got = [batch["x"].tolist() for share in shares for batch in share]
     assert sorted(x for batch in got for x in batch) == sorted(item["x"] for item in mux)
     assert [b["x"].tolist() for b in shares[1]] == [[10, 11], [12, 13], [30, 31], [32, 33]]

@@ -321,6 +321,32 @@ def test_changed_weights_survive_a_resume():
     assert "a" not in {tag for tag, _ in expected[50:]}  # a's last activation ends early on
 
 
+# -- the recipe ----------------------------------------------------------------
+
+
+@pytest.mark.parametrize("mode", ["with_replacement", "single_active", "exhaustive"])
+def test_a_stochastic_mux_never_changes_while_it_runs(mode):
+    # Its running state lives in its iterations' nodes: the recipe's attributes
+    # are the same objects, with the same values, after iterations that draw,
+    # reweigh, save, load, shard and cycle.
+    mux = StochasticMux([Streamer(range(7)), Streamer(range(3)), shoal.ChainMux(["ab", "cd"])],
+                        2, 3, weights=lambda n: [1, 2, 1 + n % 3], mode=mode, random_state=0)
+    before = dict(vars(mux))
+    weights = mux.weights.copy()
+    it = mux.iterator(cycle=True)
+    assert len(list(islice(it, 40))) == 40
+    it.set_weights([1, 0, 1])
+    state = it.state_dict()
+    resumed = mux.iterator(cycle=True)
+    resumed.load_state_dict(state)
+    assert list(islice(resumed, 20)) == list(islice(it, 20))
+    assert list(mux(max_iter=15)) == list(mux(max_iter=15))
+    assert list(mux.shard(1, 2)(max_iter=5))
+    assert vars(mux).keys() == before.keys()
+    assert all(vars(mux)[name] is value for name, value in before.items())
+    np.testing.assert_array_equal(mux.weights, weights)
+
+
 # -- arguments -----------------------------------------------------------------
 
 

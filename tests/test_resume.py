@@ -97,6 +97,66 @@ def test_a_state_of_another_stream_is_refused_clearly():
         other.iterator().load_state_dict(state)
 
 
+def _exhaustive_stochastic():
+    return shoal.StochasticMux([Streamer(count, tag, 6) for tag in "abc"], 2, None,
+                               mode="exhaustive", random_state=0)
+
+
+def _stochastic_of_chains():
+    return shoal.StochasticMux([shoal.ChainMux([Streamer(count, tag, 9)]) for tag in "ab"],
+                               2, 3, random_state=0)
+
+
+def _with_slot(state, slot):
+    return {**state, "slots": [*state["slots"], slot]}
+
+
+# (the stream, how its state at item 5 is corrupted, the message)
+CORRUPTED_STOCHASTIC = {
+    "a slot past its limit": (
+        lambda: _stochastic(), lambda s: {**s, "slots": [{**s["slots"][0], "limit": 0},
+                                                         *s["slots"][1:]]},
+        r"\['slots'\]\[0\]\['n'\]: it must be at most the slot's limit, 0"),
+    "a streamer dropped twice": (
+        lambda: _stochastic(), lambda s: {**s, "dropped": [0, 0]},
+        r"\['dropped'\]: it must be a list of distinct streamer numbers"),
+    "a streamer not in the mux": (
+        lambda: _stochastic(), lambda s: {**s, "last_empty": [5]},
+        r"\['last_empty'\]: it must be a list of streamer numbers below 3"),
+    "a supply of draws missing": (
+        lambda: _stochastic(), lambda s: {**s, "draws": {"picks": s["draws"]["picks"]}},
+        r"\['draws'\]: it must be a dict with 'activations'"),
+    "more slots than n_active": (
+        lambda: _stochastic(), lambda s: _with_slot(s, s["slots"][0]),
+        r"\['slots'\]: it must be at most n_active \(2\) slots"),
+    "a plan past its end": (
+        _exhaustive_stochastic, lambda s: {**s, "plan": {**s["plan"], "n": 4}},
+        r"\['plan'\]\['n'\]: it must be at most 3, the activations of the plan"),
+    "a plan without its weights": (
+        _exhaustive_stochastic, lambda s: {**s, "plan": {"n": 1}},
+        r"\['plan'\]: it must be a dict with 'n' and either 'base_weights' or 'streamers'"),
+    "a keyed activation without its number": (
+        _stochastic_of_chains, lambda s: {**s, "slots": [{**s["slots"][0], "number": None},
+                                                         *s["slots"][1:]]},
+        r"\['slots'\]\[0\]\['number'\]: it must be the activation's number"),
+}
+
+
+@pytest.mark.parametrize("name", CORRUPTED_STOCHASTIC)
+def test_a_corrupted_stochastic_state_is_refused_at_the_load_naming_its_field(name):
+    make, corrupt, message = CORRUPTED_STOCHASTIC[name]
+    it = make().iterator()
+    list(islice(it, 5))
+    state = it.state_dict()
+    it.close()
+    resumed = make().iterator()
+    expected = list(islice(make().iterator(), 2))
+    with pytest.raises(ShoalValueError, match=message):
+        resumed.load_state_dict({**state, "state": corrupt(state["state"])})
+    assert list(islice(resumed, 2)) == expected  # refused: the iteration goes on as it was
+    resumed.close()
+
+
 def test_a_state_of_another_version_is_refused_naming_both():
     state = PIPELINES["shuffled"]().iterator().state_dict()
     assert state["version"] == shoal.iterator.STATE_VERSION == 3

@@ -250,16 +250,13 @@ def _seed_words(plain):
 
 _STATE_MAX = 2**62  # no count in a state comes near it (see _counter.BIG)
 _STATE_COUNTS = frozenset({
-    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left", "given_in_pass",
-    "base", "n_input", "position",
+    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left", "position",
 })
 _STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
-_STATE_INDEX_LISTS = frozenset({"dropped", "pruned", "last_empty", "live", "dead"})
-_STATE_COUNT_LISTS = frozenset({"totals", "positions", "n_activations", "picks"})
+_STATE_INDEX_LISTS = frozenset({"dropped", "live", "dead"})
+_STATE_COUNT_LISTS = frozenset({"totals", "n_activations"})
 _STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
 _STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
-# The supplies of draws whose state is [blocks made, draws left in the last].
-_STATE_DRAWS = frozenset({"activations", "choices", "uniforms", "sizes", "slot", "take_new"})
 
 
 def _state_error(path, what, value):
@@ -302,19 +299,6 @@ def _check_counts(node, expected, path):
             raise _state_error(f"{path}['given']", f"{expected}, the count of its parent",
                                node["given"])
         return
-    if "map" in node:
-        cache = node.get("cache")
-        if isinstance(cache, dict):
-            positions, n_input, base = cache["positions"], cache["n_input"], cache["base"]
-            if positions and (max(positions) != n_input - 1 or min(positions) < base):
-                raise _state_error(f"{path}['cache']['positions']",
-                                   f"positions in {base}..{n_input - 1}, the last one read "
-                                   "among them", positions)
-            if node["n_input"] != base:
-                raise _state_error(f"{path}['n_input']", f"{base}, the cache's 'base'",
-                                   node["n_input"])
-        _check_counts(node["input"], node["n_input"], f"{path}['input']")
-        return
     if "child" in node and "offset" in node:  # a chain, or a root over a leaf
         child = None if expected is None else expected - node["offset"]
         if child is not None and child < 0:
@@ -322,14 +306,8 @@ def _check_counts(node, expected, path):
         _check_counts(node["child"], child, f"{path}['child']")
     for j, entry in (node.get("children") or {}).items():
         _check_counts(entry.get("state"), entry["n"], f"{path}['children'][{j!r}]['state']")
-    for k, slot in enumerate(node.get("slots") or ()):
-        if slot is not None:
-            _check_counts(slot[3], slot[2], f"{path}['slots'][{k}][3]")
     for j, entry in (node.get("resume") or {}).items():
-        if isinstance(entry, list):
-            _check_counts(entry[1], entry[0], f"{path}['resume'][{j!r}][1]")
-        else:
-            _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
+        _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
 
 
 def _check_node(value, path, n_streams):
@@ -357,7 +335,7 @@ def _check_node(value, path, n_streams):
 
 # What a stream's state holds, by its kind: a mux's (checked further by the
 # mux), a map's, a leaf's (items given, or its source's own state), a root's.
-_STREAM_STATES = (("type", ()), ("map", ("n_input", "input")), ("given", ()), ("source", ()),
+_STREAM_STATES = (("type", ()), ("map", ()), ("given", ()), ("source", ()),
                   ("epoch", ("offset", "yielded", "child")),
                   ("version", ("n_given", "state")))  # a whole iteration's (a worker's share)
 
@@ -369,8 +347,6 @@ def _check_stream_state(value, path):
         raise _state_error(path, "None or a dict (the state of a stream)", value)
     for marker, fields in _STREAM_STATES:
         if marker in value:
-            if value.get("map") == "cache":
-                fields = (*fields, "cache")
             missing = [field for field in fields if field not in value]
             if missing:
                 raise _state_error(path, f"a state with {', '.join(map(repr, missing))}", value)
@@ -413,8 +389,6 @@ def _check_field(key, value, path, n_streams, grows=False):
         if key in _STATE_INDEX_LISTS and n_streams is not None and any(
                 j >= n_streams for j in value):
             raise _state_error(path, f"a list of streamer numbers below {n_streams}", value)
-        if key == "picks" and (len(value) != 2 or value[1] > _STATE_MAX_LEFT):
-            raise _state_error(path, "[blocks, draws left in the block]", value)
         if key in ("totals", "n_activations") and n_streams is not None and (
                 len(value) > n_streams if grows else len(value) != n_streams):
             raise _state_error(path, f"a list of {n_streams} counts, one per streamer", value)
@@ -460,27 +434,13 @@ def _check_field(key, value, path, n_streams, grows=False):
                 raise _state_error(path, "a dict with string keys", name)
             _check_node(setting, f"{path}[{name!r}]", None)
         return
-    elif key == "cache":
-        fields = ("recipe", "seed", "n_input", "base", "positions", "draws")
-        if not isinstance(value, dict) or any(field not in value for field in fields):
-            raise _state_error(path, f"a dict with {', '.join(map(repr, fields))}", value)
-        if not isinstance(value["draws"], dict) or any(
-                name not in value["draws"] for name in ("slot", "take_new")):
-            raise _state_error(f"{path}['draws']", "a dict with 'slot' and 'take_new'",
-                               value["draws"])
-        if _is_count(value["base"]) and _is_count(value["n_input"]) and (
-                value["base"] > value["n_input"]):
-            raise _state_error(f"{path}['base']", "at most 'n_input'", value["base"])
     elif key == "resume":
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of the streamers to resume", value)
         for j, entry in value.items():
             _check_streamer_key(j, path, n_streams)
-            if isinstance(entry, list) and len(entry) == 2 and _is_count(entry[0]):
-                _check_stream_state(entry[1], f"{path}[{j!r}][1]")  # [n, state]
-            elif not isinstance(entry, dict) or not _is_count(entry.get("n")):
-                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n', or [n, state]",
-                                   entry)
+            if not isinstance(entry, dict) or not _is_count(entry.get("n")):
+                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", entry)
             _check_node(entry, f"{path}[{j!r}]", None)
         return
     elif key == "children":
@@ -492,42 +452,13 @@ def _check_field(key, value, path, n_streams, grows=False):
                 raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", child)
             _check_node(child, f"{path}[{j!r}]", None)
         return
-    elif key == "slots":
-        if not isinstance(value, list):
-            raise _state_error(path, "a list of slots", value)
-        for k, slot in enumerate(value):
-            where = f"{path}[{k}]"
-            if slot is None:
-                continue
-            if not isinstance(slot, list) or len(slot) < 4:
-                raise _state_error(where, "None or [streamer, limit, n, state, ...]", slot)
-            sid, limit, n = slot[:3]
-            if not _is_count(sid) or (n_streams is not None and sid >= n_streams):
-                raise _state_error(f"{where}[0]", "a streamer number", sid)
-            if not (limit is None or _is_count(limit)) or not _is_count(n) or (
-                    limit is not None and n > limit):
-                raise _state_error(where, "[streamer, None or a count, n <= that count, ...]",
-                                   slot)
-            _check_stream_state(slot[3], f"{where}[3]")
-            if not all(extra is None or _is_count(extra) for extra in slot[4:]):
-                raise _state_error(f"{where}[4:]", "counts or None", slot[4:])
-            _check_node(slot[3:], where, None)
-        return
-    elif key == "draws":
+    elif key == "draws":  # a node's supplies of draws, each [blocks made, draws left in the last]
         if not isinstance(value, dict):
             raise _state_error(path, "a dict of draw counters", value)
         for name, draw in value.items():
-            if name == "plan":
-                if not _is_count(draw):
-                    raise _state_error(f"{path}[{name!r}]", "a count", draw)
-            elif name == "plan_weights":  # the weights an exhaustive pass was drawn with
-                _check_field("base_weights", draw, f"{path}[{name!r}]", n_streams)
-            elif name in _STATE_DRAWS and not (
-                    isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
+            if not (isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
                     and draw[1] <= _STATE_MAX_LEFT):
                 raise _state_error(f"{path}[{name!r}]", "[blocks, draws left]: two counts", draw)
-            else:
-                _check_node(draw, f"{path}[{name!r}]", n_streams)
         return
     _check_node(value, path, n_streams if key != "state" else None)
 
@@ -548,13 +479,9 @@ def state_difference(got, saved, path="state"):
     """
     if isinstance(got, dict) and isinstance(saved, dict):
         ignored = set()
-        cache, saved_cache = got.get("cache"), saved.get("cache")
-        if isinstance(cache, dict) and isinstance(saved_cache, dict) and (
-                cache.get("base") != saved_cache.get("base")):
-            ignored = {"n_input", "input"}  # the input at each one's snapshot
-            cache = {key: value for key, value in cache.items() if key != "base"}
-            saved_cache = {key: value for key, value in saved_cache.items() if key != "base"}
-            got, saved = {**got, "cache": cache}, {**saved, "cache": saved_cache}
+        if isinstance(got.get("cache"), dict) and isinstance(saved.get("cache"), dict) and (
+                got.get("n_input") != saved.get("n_input")):
+            ignored = {"n_input", "input"}  # the input at each cache's snapshot
         keys = sorted(set(got) | set(saved), key=lambda key: (
             isinstance(got.get(key), _NESTED) or isinstance(saved.get(key), _NESTED), key))
         for key in keys:

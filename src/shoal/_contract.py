@@ -87,13 +87,22 @@ What a node offers
     A mux's node: the items each streamer gave so far in this iteration.
 """
 
-from typing import Any, NamedTuple, Protocol
+from collections.abc import Sequence
+from typing import Any, NamedTuple, Protocol, TypeAlias
+
+import numpy as np
 
 from ._checks import short_repr
 from .exceptions import ShoalTypeError, ShoalValueError
 
 __all__ = ["Recipe", "Node", "Progress", "NEW", "FINISHED", "NotResharded", "OneStream",
-           "check_stream"]
+           "check_stream", "StateDict", "Weights"]
+
+#: A saved state: a dict of plain values (see :meth:`~shoal.StreamIterator.state_dict`).
+StateDict: TypeAlias = dict[str, Any]
+
+#: The weights of a mux's streamers: numbers, one per streamer.
+Weights: TypeAlias = Sequence[float] | np.ndarray
 
 
 class Node(Protocol):
@@ -102,7 +111,7 @@ class Node(Protocol):
     def run(self) -> Any:
         """A generator over the pass's items."""
 
-    def state_dict(self, n_given: int) -> dict:
+    def state_dict(self, n_given: int) -> StateDict:
         """The pass's state, which gave ``n_given`` items: plain values."""
 
 
@@ -185,7 +194,7 @@ class Recipe:
         raise NotImplementedError
 
 
-def check_stream(stream, name="stream"):
+def check_stream(stream: object, name: str = "stream") -> Recipe:
     """Return ``stream`` if it is a recipe (a Streamer or a mux); else a ShoalTypeError."""
     if not isinstance(stream, Recipe):
         raise ShoalTypeError(

@@ -14,6 +14,7 @@ from bisect import bisect_right
 from hashlib import blake2b as _blake2b
 from itertools import repeat
 from struct import pack as _pack
+from typing import TypeAlias
 
 import numpy as np
 
@@ -21,6 +22,7 @@ from ._checks import short_repr
 from .exceptions import ShoalTypeError, ShoalValueError
 
 __all__ = [
+    "RandomStateLike",
     "as_seed_sequence",
     "iteration_seed",
     "TreeSeed",
@@ -33,6 +35,7 @@ __all__ = [
     "block_size",
     "weighted_picks",
     "weighted_order",
+    "Supply",
     "Draws",
     "share_seed",
     "key_to_plain",
@@ -41,6 +44,11 @@ __all__ = [
     "binomial_count",
     "poisson_count",
 ]
+
+#: What a ``random_state`` parameter takes (see :func:`as_seed_sequence`).
+RandomStateLike: TypeAlias = (
+    int | np.integer | np.random.SeedSequence | np.random.Generator | np.random.RandomState | None
+)
 
 _Philox = np.random.Philox
 _Generator = np.random.Generator
@@ -397,24 +405,56 @@ def weighted_order(rng, weights):
     return positive[np.argsort(keys, kind="stable")].tolist()
 
 
-class Draws:
+class Supply:
+    """A supply of random draws for one purpose, made in numbered blocks.
+
+    Block ``k`` is drawn from block ``(purpose, k)`` of ``random`` (a
+    :class:`PassRandom`) and holds ``block_size(k, first, largest)`` draws,
+    so that it is a fixed function of the seed. The supply's state is two
+    counters, ``[blocks made, draws left in the last]``: the one record of a
+    supply of draws in a saved state. A subclass says what a block holds
+    and how the draws left in it are read.
+    """
+
+    __slots__ = ("random", "purpose", "first", "largest", "n_blocks")
+
+    def __init__(self, random, purpose, first, largest):
+        self.random = random
+        self.purpose = purpose
+        self.first = first
+        self.largest = largest
+        self.n_blocks = 0
+
+    def left(self):
+        """The draws left in the last block made."""
+        raise NotImplementedError
+
+    def _resume(self, left):
+        """Make the last block again (``n_blocks`` is set) and keep its last ``left`` draws."""
+        raise NotImplementedError
+
+    def state(self):
+        """``[blocks made, draws left in the last]``."""
+        return [self.n_blocks, self.left()]
+
+    def restore(self, state):
+        """Continue from :meth:`state`: remake the last block made, keep what was left of it."""
+        self.n_blocks, left = state
+        self._resume(left)
+
+
+class Draws(Supply):
     """An endless supply of random values for one purpose, made in blocks.
 
     Block ``k`` is ``make(rng, size)`` with ``rng`` positioned at block
     ``(purpose, k)`` of ``random`` and ``size = block_size(k, first, largest)``.
-    The supply is described by two counters: the blocks made, and the values
-    taken from the current one.
     """
 
-    __slots__ = ("random", "purpose", "make", "first", "largest", "n_blocks", "block")
+    __slots__ = ("make", "block")
 
     def __init__(self, random, purpose, make, first=16, largest=1024):
-        self.random = random
-        self.purpose = purpose
+        super().__init__(random, purpose, first, largest)
         self.make = make
-        self.first = first
-        self.largest = largest
-        self.n_blocks = 0
         self.block = iter(())
 
     def __call__(self):
@@ -445,14 +485,11 @@ class Draws:
         """Drop the rest of the current block (what it was drawn from changed)."""
         self.block = iter(())
 
-    def state(self):
-        """``[blocks made, values left in the current block]``."""
-        return [self.n_blocks, self.block.__length_hint__()]
+    def left(self):
+        return self.block.__length_hint__()
 
-    def restore(self, state):
-        """Continue from :meth:`state`: remake the current block, keep what was left."""
-        n_blocks, left = state
-        self.n_blocks = n_blocks
+    def _resume(self, left):
+        n_blocks = self.n_blocks
         self.block = iter(())
         if n_blocks and left:
             rng = self.random.block(self.purpose, n_blocks - 1)
@@ -472,12 +509,11 @@ def _exhaust(it):
     it.__setstate__(1 << 62)  # past the end: a list iterator then stops
 
 
-class SlotPicks:
+class SlotPicks(Supply):
     """Which slot gives each next item: slot k with chance ∝ its weight.
 
-    The uniforms come in numbered blocks (``random.block(purpose, k)``), of
-    sizes doubling from ``first`` up to ``largest``; the state is two
-    counters, the blocks made and the uniforms left in the current one.
+    A :class:`Supply` of uniforms, in blocks of sizes doubling from
+    ``first`` up to ``largest``.
     A uniform ``u`` picks slot ``bisect_right(cum, u)``, with ``cum`` the
     cumulative slot weights scaled to end at exactly 1.0 (a slot of weight
     0 is never picked, but for a share of rounding at the end, which a
@@ -492,14 +528,10 @@ class SlotPicks:
     what it reads.
     """
 
-    __slots__ = ("random", "purpose", "first", "largest", "n_blocks", "block", "source",
-                 "iterator", "cum", "equal", "n_slots")
+    __slots__ = ("block", "source", "iterator", "cum", "equal", "n_slots")
 
     def __init__(self, random, purpose, first, largest):
-        self.random = random
-        self.purpose = purpose
-        self.first = first
-        self.largest = largest
+        super().__init__(random, purpose, first, largest)
         self.cum = []
         self.start()
 
@@ -575,14 +607,12 @@ class SlotPicks:
             return _NO_DRAWS[:size]  # one slot: no draw needed
         return self.random.block(self.purpose, k).random(size)
 
-    def state(self):
-        """``[blocks made, uniforms left in the current block]``."""
-        return [self.n_blocks, self.left()]
-
     def restore(self, state, n_slots):
         """Continue from :meth:`state`, saved with ``n_slots`` slots (call set_weights next)."""
-        self.n_blocks, left = state
         self.n_slots = n_slots  # as the block was drawn
+        super().restore(state)
+
+    def _resume(self, left):
         self.block = _NO_DRAWS[:0]
         if self.n_blocks and left:
             k = self.n_blocks - 1

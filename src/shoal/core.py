@@ -9,7 +9,9 @@ import itertools
 import sys
 import weakref
 from collections import deque
+from collections.abc import Callable, Generator, Iterable
 from itertools import compress, islice, repeat
+from typing import Any, Literal, ParamSpec, TypeVar
 
 from decorator import decorate
 
@@ -21,6 +23,9 @@ from .exceptions import ShoalTypeError, ShoalValueError, SpentSourceError
 from .iterator import LEAF_STATE, ROOT_STATE, LeafRoot, StreamIterator
 
 __all__ = ["Streamer", "streamable", "resume_arg"]
+
+_P = ParamSpec("_P")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 #: The attribute :func:`resume_arg` sets on a generator function.
 RESUME_ARG = "__shoal_resume_arg__"
@@ -47,6 +52,12 @@ class _Decorated:
 
     def __reduce__(self):
         return _Decorated, (self.decorated,)
+
+
+#: The recipe class of each map function, ``{buffer_stream: its class, ...}``:
+#: ``Streamer(buffer_stream, stream, 32)`` makes one (see ``_Made``).
+#: ``shoal.maps``, a layer above, fills it in as it defines its recipes.
+MAP_RECIPES: dict = {}
 
 # How a Streamer gets a fresh iterator from its source.
 _CALL = "call"  # call source(*args, **kwargs): a generator function or any callable
@@ -112,7 +123,29 @@ def _restart_copy(iterator):
     return None if start is iterator else start
 
 
-class Streamer(Recipe):
+class _Made(Recipe):
+    """Picks the class of what ``Streamer(...)`` makes: a map's recipe class for a map.
+
+    ``Streamer(buffer_stream, stream, 32)`` is a recipe of the class that
+    :data:`MAP_RECIPES` gives for ``buffer_stream`` (a Streamer subclass);
+    any other source makes a Streamer. (This ``__new__`` sits in a base of
+    Streamer, not in Streamer, so that ``inspect.signature(Streamer)`` reads
+    Streamer's ``__init__``.)
+    """
+
+    __slots__ = ()
+
+    def __new__(cls, *args, **kwargs):
+        if cls is Streamer and (args or "source" in kwargs):
+            source = args[0] if args else kwargs["source"]
+            try:
+                cls = MAP_RECIPES.get(source, cls)
+            except TypeError:  # an unhashable source (a list): no map
+                pass
+        return object.__new__(cls)
+
+
+class Streamer(_Made):
     """A recipe for a stream that can be iterated again and again.
 
     Every iteration calls the source afresh (or iterates it afresh), so a
@@ -182,7 +215,8 @@ class Streamer(Recipe):
     #: them itself (a mux, a worker stream); None: as its source's type says.
     _OWN_KIND: str | None = None
 
-    def __init__(self, source, *args, **kwargs):
+    def __init__(self, source: Callable[..., Iterable[Any]] | Iterable[Any], *args: Any,
+                 **kwargs: Any) -> None:
         if self._OWN_KIND is not None:
             kind = self._OWN_KIND
         elif isinstance(source, Streamer):
@@ -204,7 +238,7 @@ class Streamer(Recipe):
                 f"arguments were given for source {short_repr(source)}, which is not "
                 f"callable: args={short_repr(args)}, kwargs={short_repr(kwargs)}"
             )
-        self.source = source
+        self.source: Any = source  # a callable, an iterable, an iterator or a Streamer
         self.args = args
         self.kwargs = kwargs
         if kind == _ONE_SHOT:
@@ -213,12 +247,10 @@ class Streamer(Recipe):
             if self._start_copy is not None:
                 kind = _COPY
         self._kind = kind
-        # A map (buffer_stream, ...) knows how to resume through its input.
-        self._map_child = getattr(source, "_shoal_map_child", None) if kind == _CALL else None
         if kind == _CALL:
             self._check_call()
-        # Does a pass need no node to report its state (see _child)?
-        self._plain_leaf = kind in _LEAF_KINDS and self._map_child is None
+        # Does a pass need no node to report its state (see _open_node)?
+        self._plain_leaf = kind in _LEAF_KINDS
         # Only a one-shot source can run out for good: it says so once it has.
         self._one_shot = _OneShot() if kind == _ONE_SHOT else None
 
@@ -236,17 +268,14 @@ class Streamer(Recipe):
                 f"arguments=({short_repr(self.args)}, {short_repr(self.kwargs)}) do not fit "
                 f"source {short_repr(source)}: {exc}"
             ) from None
-        if self._map_child is not None:
-            # A map checks its arguments when called, and starts nothing: check them now.
-            source(*self.args, **self.kwargs).close()
 
     @property
-    def streamer(self):
+    def streamer(self) -> Any:
         """The source, under the attribute name pescador uses."""
         return self.source
 
     @property
-    def active(self):
+    def active(self) -> int:
         """The number of passes of this stream open now, as pescador counts them.
 
         A ``with`` block counts from its start to its end; a pass of
@@ -347,12 +376,6 @@ class Streamer(Recipe):
             if state is not None and state.get("given"):
                 raise self._not_rewindable()
             return None, self._open()
-        if kind == _CALL and self._map_child is not None:
-            # A map over a Streamer (pescador's Streamer(buffer_stream, mux, 32))
-            # resumes through its input's state.
-            opened = self._map_child(self, state, track, key)
-            if opened is not None:
-                return opened
         # A leaf has no node: its state is what _node_state says of its iterator.
         return None, (self._open_items() if state is None else self._resumed_iter(state))
 
@@ -369,8 +392,6 @@ class Streamer(Recipe):
         kind = self._kind
         if kind == _DELEGATE:
             return self.source._ready_state(state, path, n_given)
-        if kind == _CALL and self._map_child is not None:
-            return self.source._shoal_map_loaded_state(self, state)
         if isinstance(state, dict) and "source" in state:
             return state  # the source's iterator checks its own state
         check_fields(state, LEAF_STATE, path)
@@ -396,8 +417,6 @@ class Streamer(Recipe):
         """
         if self._kind == _DELEGATE:
             return self.source._takes_key
-        if self._map_child is not None:
-            return self.source._shoal_map_takes_key(self)
         return False
 
     def _node_state(self, node, it, n_given):
@@ -436,9 +455,6 @@ class Streamer(Recipe):
         ``shoal.reshard_states``): ``passes[i]`` is ``(state, n_given)`` of share ``i``."""
         if self._kind == _DELEGATE:
             return self.source._reshard_pass(passes, count, new_count)
-        hook = getattr(self.source, "_shoal_map_reshard", None)
-        if hook is not None:
-            return hook(self, passes, count, new_count)
         raise NotResharded(f"cannot reshard the states of {self!r}: it is one stream")
 
     def _resumed_iter(self, state):
@@ -497,7 +513,7 @@ class Streamer(Recipe):
             raise
         self._one_shot.spent = True
 
-    def iterate(self, max_iter=None):
+    def iterate(self, max_iter: int | float | None = None) -> Generator[Any, None, None]:
         """Stream one pass over the source.
 
         Parameters
@@ -514,7 +530,7 @@ class Streamer(Recipe):
         """
         return self._opened(self._open(check_max_iter(max_iter)))
 
-    def cycle(self, max_iter=None):
+    def cycle(self, max_iter: int | float | None = None) -> Generator[Any, None, None]:
         """Stream pass after pass, restarting the source whenever it ends.
 
         Parameters
@@ -549,7 +565,7 @@ class Streamer(Recipe):
             finally:
                 gen.close()  # at once, and so that an error of its close() is raised here
 
-    def shard(self, index, count):
+    def shard(self, index: int, count: int) -> "Streamer":
         """This stream's share ``index`` of ``count``, for one of ``count`` workers or hosts.
 
         A mux gives the mux over its streamers ``index::count`` (see
@@ -589,10 +605,6 @@ class Streamer(Recipe):
         kind = getattr(self, "_kind", None)
         if kind == _DELEGATE:
             return Streamer(self.source.shard(index, count))
-        hook = getattr(self.source, "_shoal_map_shard", None) if kind == _CALL else None
-        share = hook(self, index, count) if hook is not None else None
-        if share is not None:
-            return share
         raise ShoalValueError(
             f"{self!r} is one stream: it cannot be split into {count} shares without "
             "giving each the same items; shard a mux of several streamers (or a map over one)"
@@ -601,20 +613,15 @@ class Streamer(Recipe):
     def _share_refusal(self, count):
         """Why this stream has no ``count`` shares, or None (see ``shoal._contract.Recipe``).
 
-        A streamer over a stream, and a map over one, answer as that stream
-        does; any other streamer is one stream (a ``_contract.OneStream``).
+        A streamer over a stream answers as that stream does; any other
+        streamer is one stream (a ``_contract.OneStream``). A mux and a map
+        over a stream answer for themselves.
         """
-        kind = getattr(self, "_kind", None)
-        if kind == _DELEGATE:
+        if getattr(self, "_kind", None) == _DELEGATE:
             return self.source._share_refusal(count)
-        if kind == _CALL and self._map_child is not None:
-            bound = inspect.signature(self.source).bind(*self.args, **self.kwargs)
-            stream = bound.arguments["stream"]
-            if isinstance(stream, Streamer):
-                return stream._share_refusal(count)
         return super()._share_refusal(count)
 
-    def iterator(self, cycle=False):
+    def iterator(self, cycle: bool = False) -> StreamIterator:
         """Iterate in a way that can save its state and resume from it.
 
         Parameters
@@ -629,7 +636,8 @@ class Streamer(Recipe):
         """
         return StreamIterator(self, cycle)
 
-    def __call__(self, max_iter=None, cycle=False):
+    def __call__(self, max_iter: int | float | None = None,
+                 cycle: bool = False) -> Generator[Any, None, None]:
         """Stream one pass, or cycle if ``cycle`` is true.
 
         Same as ``cycle(max_iter)`` or ``iterate(max_iter)``.
@@ -638,10 +646,10 @@ class Streamer(Recipe):
             return self.cycle(max_iter)
         return self.iterate(max_iter)
 
-    def __iter__(self):
+    def __iter__(self) -> Generator[Any, None, None]:
         return self._opened(self._open())
 
-    def __enter__(self):
+    def __enter__(self) -> Generator[Any, None, None]:
         """Open a pass for a ``with`` block; it is closed when the block ends.
 
         Examples
@@ -654,7 +662,7 @@ class Streamer(Recipe):
         _opened_passes(self).entered.append(gen)
         return gen
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         opened = _OPENED.get(self)
         entered = opened.entered if opened is not None else None
         if not entered:  # as pescador: an error of its own, not a bare one
@@ -708,7 +716,7 @@ def _make_streamer(function, *args, **kwargs):
     return Streamer(function, *args, **kwargs)
 
 
-def streamable(function):
+def streamable(function: Callable[_P, Iterable[Any]]) -> Callable[_P, Streamer]:
     """Make a generator function return a :class:`Streamer` when called.
 
     The decorated function keeps its name, signature and docstring.
@@ -760,7 +768,7 @@ def skip_items(streamer, it, given):
     return it
 
 
-def resume_arg(name):
+def resume_arg(name: str) -> Callable[[_F], _F]:
     """Declare the keyword argument that starts a generator function at an item.
 
     A stream resumes a plain generator function by starting it again and

@@ -4,11 +4,13 @@ It runs the root node of a stream (``Recipe._root_node``) and knows no
 stream kind: it sits beneath the recipes, which build it.
 """
 
+from collections.abc import Iterator
 from itertools import chain, compress
+from typing import Any, Literal
 
 from . import _schema as schema
 from ._checks import check_bool, check_state_tree, short_repr
-from ._contract import FINISHED, check_stream
+from ._contract import FINISHED, Recipe, StateDict, Weights, check_stream
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly, empty_pass
 from ._random import iteration_seed, root_key
@@ -78,7 +80,7 @@ class StreamIterator:
 
     __slots__ = ("stream", "cycle", "_node", "_gen", "_counter", "_readers", "_items")
 
-    def __init__(self, stream, cycle=False):
+    def __init__(self, stream: Recipe, cycle: bool = False) -> None:
         check_stream(stream)
         self.stream = stream
         self.cycle = check_bool("cycle", cycle)
@@ -106,20 +108,20 @@ class StreamIterator:
         """The root node of an iteration that starts where ``state`` says (opens nothing)."""
         return self.stream._root_node(self.cycle, state)
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         # The chain itself, not this object: a loop over it runs at C speed,
         # and it goes on with the items of a state loaded during the loop.
         return self._items
 
-    def __next__(self):
+    def __next__(self) -> Any:
         return next(self._items)
 
     @property
-    def n_given(self):
+    def n_given(self) -> int:
         """The number of items this iteration has given."""
         return given(self._counter)
 
-    def state_dict(self):
+    def state_dict(self) -> StateDict:
         """The state of this iteration: a small dict of plain values.
 
         It survives ``json.dumps`` and ``pickle``; its size does not grow
@@ -134,7 +136,7 @@ class StreamIterator:
             "state": self._node.state_dict(n),
         }
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: StateDict) -> None:
         """Continue from ``state``, a :meth:`state_dict` of an iteration of the same stream.
 
         What this iteration had open is closed once ``state`` is accepted;
@@ -158,7 +160,7 @@ class StreamIterator:
         self.close()
         self._start(root, state["n_given"])
 
-    def counts(self):
+    def counts(self) -> list[int]:
         """How many items each streamer of the mux has given so far, as a list.
 
         Compare it with the mux's ``weights`` to see the realised mixture.
@@ -168,7 +170,7 @@ class StreamIterator:
             raise ShoalTypeError(f"counts() is for muxes; this iterates {self.stream!r}")
         return counts()
 
-    def set_weights(self, weights):
+    def set_weights(self, weights: Weights | None) -> None:
         """Change the weights of a ShuffledMux or StochasticMux while it runs.
 
         The new weights apply from the next draw on and are part of the
@@ -181,19 +183,19 @@ class StreamIterator:
             )
         set_weights(weights)
 
-    def close(self):
+    def close(self) -> None:
         """Stop: close every generator this iteration opened."""
         if self._gen is not None:
             self._gen.close()
 
-    def __enter__(self):
+    def __enter__(self) -> "StreamIterator":
         return self
 
-    def __exit__(self, *exc_info):
+    def __exit__(self, *exc_info: object) -> Literal[False]:
         self.close()
         return False
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return f"<StreamIterator of {self.stream!r}, {self.n_given} items given>"
 
 

@@ -23,15 +23,19 @@ import importlib.util
 import json
 import os
 import sys
+from collections.abc import Iterable, Iterator
 from itertools import islice
 from pathlib import Path
+from typing import Any
 
 from ._checks import check_int, short_repr
-from ._contract import check_stream
+from ._contract import StateDict, check_stream
 from ._iterutil import END
 from .core import Streamer
 from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
+from .iterator import StreamIterator
 from .maps import buffer_stream, cache, keras_tuples, tuples
+from .maps._recipe import MapStreamer
 from .mux import ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
 from .parallel import ProcessStreamer, ZMQStreamer
 
@@ -96,7 +100,9 @@ __all__ = ["training_data", "validation_data", "StreamAdapter", "StreamCheckpoin
 _MAPS = (buffer_stream, tuples, keras_tuples, cache)
 
 
-def training_data(stream, batch_size=None, *, inputs=None, outputs=None):
+def training_data(stream: Streamer | Iterator[Any], batch_size: int | None = None, *,
+                  inputs: str | Iterable[str] | None = None,
+                  outputs: str | Iterable[str] | None = None) -> "StreamAdapter":
     """Wrap a stream for ``model.fit(x=...)``: one iteration across all epochs.
 
     Parameters
@@ -127,7 +133,9 @@ def training_data(stream, batch_size=None, *, inputs=None, outputs=None):
     return StreamAdapter(stream, restart_each_epoch=False)
 
 
-def validation_data(stream, batch_size=None, *, inputs=None, outputs=None):
+def validation_data(stream: Streamer, batch_size: int | None = None, *,
+                    inputs: str | Iterable[str] | None = None,
+                    outputs: str | Iterable[str] | None = None) -> "StreamAdapter":
     """Wrap a stream for ``validation_data=`` (or ``evaluate``, ``predict``).
 
     Every validation run starts a new iteration of the stream, so every
@@ -193,7 +201,8 @@ def _check_stream(stream, function):
         raise ShoalTypeError(f"{function}: {exc}") from None
 
 
-def _shaped(stream, batch_size, inputs, outputs, partial):
+def _shaped(stream: Streamer, batch_size: int | None, inputs: str | Iterable[str] | None,
+            outputs: str | Iterable[str] | None, partial: bool) -> Streamer:
     """``stream`` batched by ``batch_size`` and shaped by ``inputs``/``outputs``."""
     if batch_size is not None:
         batch_size = check_int("batch_size", batch_size, minimum=1)
@@ -242,7 +251,7 @@ def _pass_of(stream):
             start_method=stream.start_method, timeout=stream.timeout,
             shared_memory_bytes=stream.shared_memory_bytes,
             item_timeout=stream.item_timeout), why
-    if type(stream) is Streamer:
+    if type(stream) is Streamer or isinstance(stream, MapStreamer):  # not a mux, not a worker
         if isinstance(stream.source, Streamer):  # Streamer(mux)
             inner, why = _pass_of(stream.source)
             return (stream if inner is stream.source else Streamer(inner)), why
@@ -295,38 +304,38 @@ class StreamAdapter(DataAdapter):
     Keras was given no number of steps for it.
     """
 
-    def __init__(self, stream, restart_each_epoch=False):
+    def __init__(self, stream: Streamer, restart_each_epoch: bool = False) -> None:
         self.stream = stream
         self.restart_each_epoch = restart_each_epoch
         # Validation: why a run of the stream would never end (None: it ends).
         self._never_ends = None
         if restart_each_epoch:
             self.stream, self._never_ends = _pass_of(stream)
-        self.iterator = None
+        self.iterator: StreamIterator | None = None
         self._signature = None
         # Training: batches read from `iterator` that Keras has not trained on, each
         # with the iteration's state after it (when tracked).
-        self._pending = collections.deque()
+        self._pending: collections.deque[tuple[Any, StateDict | None]] = collections.deque()
         self._tracked = False
-        self._trained_state = None
+        self._trained_state: StateDict | None = None
         # Validation: the number of batches of a run that ended, once one has.
         self._n_pass_batches = None
 
     # -- what Keras calls ----------------------------------------------------------
 
-    def get_numpy_iterator(self):
+    def get_numpy_iterator(self) -> Any:
         self._check_run_ends()
         return data_adapter_utils.get_numpy_iterator(self._batches())
 
-    def get_jax_iterator(self):
+    def get_jax_iterator(self) -> Any:
         self._check_run_ends()
         return data_adapter_utils.get_jax_iterator(self._batches())
 
-    def get_torch_dataloader(self):
+    def get_torch_dataloader(self) -> Any:
         self._check_run_ends()
         return data_adapter_utils.get_torch_dataloader(self._batches())
 
-    def get_tf_dataset(self):
+    def get_tf_dataset(self) -> Any:
         from keras.src.utils.module_utils import tensorflow as tf
 
         self._check_run_ends()
@@ -352,22 +361,22 @@ class StreamAdapter(DataAdapter):
         return tf.data.Dataset.from_generator(batches, output_signature=self._signature)
 
     @property
-    def num_batches(self):
+    def num_batches(self) -> int | None:
         return self._n_pass_batches if self.restart_each_epoch else None
 
     @property
-    def batch_size(self):
+    def batch_size(self) -> None:
         return None
 
     @property
-    def has_partial_batch(self):
+    def has_partial_batch(self) -> None:
         return None
 
     @property
-    def partial_batch_size(self):
+    def partial_batch_size(self) -> None:
         return None
 
-    def on_epoch_end(self):
+    def on_epoch_end(self) -> None:
         pass
 
     def _check_run_ends(self):
@@ -457,7 +466,7 @@ class StreamAdapter(DataAdapter):
         for _ in range(n_batches):
             _, self._trained_state = self._pending.popleft()
 
-    def state_dict(self):
+    def state_dict(self) -> StateDict | None:
         """The training iteration's state after the last batch trained on.
 
         Only with a :class:`StreamCheckpoint`, which tracks what Keras
@@ -472,7 +481,7 @@ class StreamAdapter(DataAdapter):
             return None
         return self._trained_state
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: StateDict | None) -> None:
         """Resume the training iteration at ``state`` (from :meth:`state_dict`)."""
         if self.restart_each_epoch:
             raise ShoalTypeError("only training_data(...) resumes: validation restarts every run")
@@ -539,7 +548,7 @@ class StreamCheckpoint(keras.callbacks.Callback):
                   callbacks=[checkpoint])
     """
 
-    def __init__(self, directory, data):
+    def __init__(self, directory: str | os.PathLike[str], data: StreamAdapter) -> None:
         super().__init__()
         if not isinstance(data, StreamAdapter):
             raise ShoalTypeError(
@@ -555,22 +564,22 @@ class StreamCheckpoint(keras.callbacks.Callback):
     def _index(self):
         return self.directory / "checkpoint.json"
 
-    def on_epoch_begin(self, epoch, logs=None):
+    def on_epoch_begin(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Start counting the batches of the epoch."""
         self._n_this_epoch = 0
 
-    def on_train_batch_end(self, batch, logs=None):
+    def on_train_batch_end(self, batch: int, logs: dict[str, Any] | None = None) -> None:
         """Tell the training data which batches Keras trained on."""
         # `batch` is the index in the epoch of the last step run (with
         # steps_per_execution > 1 Keras reports every few steps).
         self.data._trained_on(batch + 1 - self._n_this_epoch)
         self._n_this_epoch = batch + 1
 
-    def on_epoch_end(self, epoch, logs=None):
+    def on_epoch_end(self, epoch: int, logs: dict[str, Any] | None = None) -> None:
         """Save the checkpoint after ``epoch + 1`` epochs."""
         self.save(epoch + 1)
 
-    def save(self, epoch):
+    def save(self, epoch: int) -> None:
         """Save the model and the stream state as the checkpoint after ``epoch`` epochs."""
         self.directory.mkdir(parents=True, exist_ok=True)
         name = f"epoch-{epoch:04d}.keras"
@@ -593,7 +602,7 @@ class StreamCheckpoint(keras.callbacks.Callback):
             raise ShoalValueError(f"{self._index} is not a checkpoint of this version")
         return record
 
-    def restore(self, model, **load_options):
+    def restore(self, model: keras.Model, **load_options: Any) -> tuple[keras.Model, int]:
         """Load the last checkpoint, if there is one: the model and the stream.
 
         Parameters

@@ -1,17 +1,19 @@
 """Split the pass that the shares of a stream were making among another number of shares."""
 
 import copy
+from collections.abc import Sequence
 
 from ._checks import check_int, short_repr
-from ._contract import check_stream
+from ._contract import StateDict, check_stream
 from ._iterutil import add_note
+from .core import Streamer
 from .exceptions import ShoalTypeError, ShoalValueError
 from .iterator import STATE_VERSION, check_version
 
 __all__ = ["reshard_states"]
 
 
-def reshard_states(stream, states, new_count):
+def reshard_states(stream: Streamer, states: Sequence[StateDict], new_count: int) -> list[StateDict]:
     """Split the pass that ``count`` shares of ``stream`` were making among ``new_count``.
 
     The contract: ``states[i]`` is the :meth:`StreamIterator.state_dict` of

@@ -41,6 +41,8 @@ forked worker inherits is neither used nor closed there (its generators'
 
 import os
 import secrets
+from collections.abc import Iterator, Sequence
+from typing import Any
 
 try:
     import torch as _torch
@@ -52,9 +54,11 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
     ) from exc
 
 from ._checks import check_int, short_repr
-from ._contract import check_stream
+from ._contract import StateDict, check_stream
 from ._iterutil import add_note
+from .core import Streamer
 from .exceptions import ShoalTypeError, ShoalValueError
+from .iterator import StreamIterator
 from .reshard import reshard_states
 
 __all__ = ["StreamDataset", "share_states"]
@@ -132,7 +136,8 @@ class StreamDataset(_data.IterableDataset):
     ['b', 'b', 'c', 'c', 'c', 'd', 'd', 'd']
     """
 
-    def __init__(self, stream, rank=None, world_size=None):
+    def __init__(self, stream: Streamer, rank: int | None = None,
+                 world_size: int | None = None) -> None:
         check_stream(stream)
         if (rank is None) != (world_size is None):
             raise ShoalValueError(
@@ -147,9 +152,9 @@ class StreamDataset(_data.IterableDataset):
         self.stream = stream
         self.rank = rank
         self.world_size = world_size
-        self._iterator = None  # the last iteration started, and the process it runs in
-        self._iterator_pid = None
-        self._pending = None  # a state to start the next iteration from
+        self._iterator: StreamIterator | None = None  # the last iteration started, and the process it runs in
+        self._iterator_pid: int | None = None
+        self._pending: Any = None  # a state to start the next iteration from
         self._pending_token = 0  # its token, if loaded in the main process; 0 if in a worker
         self._token = 0  # the token of the last state loaded in the main process, as this copy knows
         self._ledger = _new_ledger()
@@ -173,10 +178,10 @@ class StreamDataset(_data.IterableDataset):
         copied.__setstate__({**self.__getstate__(), "_ledger": self._ledger.clone()})
         return copied
 
-    def rank_and_world_size(self):
+    def rank_and_world_size(self) -> tuple[int, int]:
         """This process's ``(rank, world_size)``, as the dataset uses them."""
         if self.rank is not None:
-            return self.rank, self.world_size
+            return self.rank, self.world_size  # type: ignore[return-value]  # set with rank
         if _dist.is_available() and _dist.is_initialized():
             return _dist.get_rank(), _dist.get_world_size()
         if "RANK" in os.environ or "WORLD_SIZE" in os.environ:
@@ -195,7 +200,7 @@ class StreamDataset(_data.IterableDataset):
             return rank, world_size
         return 0, 1
 
-    def shard(self):
+    def shard(self) -> tuple[int, int]:
         """``(share, n_shares)`` of the worker or process calling it."""
         rank, world_size = self.rank_and_world_size()
         info = _data.get_worker_info()
@@ -212,7 +217,7 @@ class StreamDataset(_data.IterableDataset):
                           f"{world_size} ranks x {n_shares // world_size} DataLoader workers")
             raise
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Any]:
         info = _data.get_worker_info()
         if info is not None:
             refusal = self._newer_load()
@@ -306,7 +311,7 @@ class StreamDataset(_data.IterableDataset):
             ledger[_TAKEN_BY], ledger[_TAKEN_WORKERS] = info.seed - info.id, info.num_workers
             ledger[_TAKEN] = token
 
-    def state_dict(self):
+    def state_dict(self) -> StateDict:
         """The state of the iteration that runs in this process.
 
         After :meth:`load_state_dict`, and until the next iteration starts,
@@ -341,7 +346,7 @@ class StreamDataset(_data.IterableDataset):
             return {"shard": list(self.shard()), "iterator": None}
         return {"shard": list(self.shard()), "iterator": iterator.state_dict()}
 
-    def load_state_dict(self, state):
+    def load_state_dict(self, state: StateDict | Sequence[StateDict]) -> None:
         """Start the next iteration from ``state``.
 
         ``state`` is either the :meth:`state_dict` of this share (the same
@@ -521,7 +526,7 @@ def _all_shares(states):
     return [by_share[share] for share in range(n_shares)]
 
 
-def share_states(loader_state):
+def share_states(loader_state: dict[str, Any]) -> list[StateDict]:
     """The StreamDataset states in the ``state_dict()`` of a torchdata StatefulDataLoader.
 
     One per worker (one in all with ``num_workers=0``), to gather from every

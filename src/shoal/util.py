@@ -8,7 +8,10 @@ written for pescador, with the same behaviour and the same warnings.
 import collections.abc
 import numbers
 import sys
+import types
 import warnings
+from collections.abc import Callable, Iterable, Mapping
+from typing import Any, TypeVar
 
 import numpy as np
 from decorator import decorate
@@ -18,8 +21,11 @@ from .exceptions import DataError, ShoalTypeError, ShoalValueError
 
 __all__ = ["batch_length", "get_rng", "Deprecated", "rename_kw", "moved", "deprecated"]
 
+_T = TypeVar("_T")
+_F = TypeVar("_F", bound=Callable[..., Any])
 
-def batch_length(batch):
+
+def batch_length(batch: Mapping[Any, Any] | tuple[Any, ...] | list[Any]) -> int | None:
     """The number of examples in a batch.
 
     Parameters
@@ -45,6 +51,7 @@ def batch_length(batch):
     >>> batch_length({}) is None
     True
     """
+    fields: Iterable[tuple[Any, Any]]
     if isinstance(batch, collections.abc.Mapping):
         fields = batch.items()
     elif isinstance(batch, (tuple, list)):
@@ -72,7 +79,9 @@ def batch_length(batch):
     return n
 
 
-def get_rng(random_state):
+def get_rng(
+        random_state: int | np.integer | np.random.RandomState | None,
+) -> np.random.RandomState | types.ModuleType:
     """A numpy ``RandomState`` for a seed, as pescador's ``get_rng`` gives it.
 
     shoal's own streams take more kinds of seeds (see ``random_state`` of
@@ -125,11 +134,12 @@ def get_rng(random_state):
 class Deprecated:
     """The default value of a renamed keyword argument: see :func:`rename_kw`."""
 
-    def __repr__(self):
+    def __repr__(self) -> str:
         return "<DEPRECATED parameter>"
 
 
-def rename_kw(old_name, old_value, new_name, new_value, version_deprecated, version_removed):
+def rename_kw(old_name: str, old_value: _T | Deprecated, new_name: str, new_value: _T,
+              version_deprecated: str, version_removed: str) -> _T:
     """The value of a renamed keyword argument; warns if the old name was used.
 
     Give the old keyword a default of ``Deprecated()``, and call this in the
@@ -204,7 +214,7 @@ def _warning_on_call(message_of):
     return mark
 
 
-def moved(moved_from, version, version_removed):
+def moved(moved_from: str, version: str, version_removed: str) -> Callable[[_F], _F]:
     """Mark a function as moved: each call warns that it lives elsewhere now.
 
     Parameters
@@ -241,7 +251,7 @@ def moved(moved_from, version, version_removed):
         f"in version {version:s}.\n\tThis alias will be removed in version {version_removed:s}."))
 
 
-def deprecated(version, version_removed):
+def deprecated(version: str, version_removed: str) -> Callable[[_F], _F]:
     """Mark a function as deprecated: each call warns that it will be removed.
 
     Parameters

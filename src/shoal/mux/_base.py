@@ -3,22 +3,25 @@
 import copy
 import inspect
 import itertools
-from typing import ClassVar
+from collections.abc import Callable, Iterable
+from typing import Any, ClassVar, TypeAlias, TypeVar
 
 import numpy as np
 
 from .. import _schema as schema
 from .._checks import check_recipe, check_share, check_weights, is_iterable, short_repr
-from .._contract import FINISHED, NEW, NotResharded, Progress
+from .._contract import FINISHED, NEW, NotResharded, Progress, Weights
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
-from .._random import as_seed_sequence, pass_key, seed_to_plain, share_seed
+from .._random import RandomStateLike, as_seed_sequence, pass_key, seed_to_plain, share_seed
 from .._schema import check_fields, restored_node, state_error
 from ..core import Streamer
 from ..exceptions import ShoalError, ShoalTypeError, ShoalValueError
 
 __all__ = [
     "BaseMux",
+    "StreamerLike",
+    "WeightsLike",
     "as_streamers",
     "as_streamer",
     "note_streamer",
@@ -36,6 +39,16 @@ __all__ = [
     "tally",
     "add_count",
 ]
+
+#: One of a mux's streamers: a Streamer, or what a Streamer wraps (an iterable,
+#: or a generator function called with no argument).
+StreamerLike: TypeAlias = Streamer | Iterable[Any] | Callable[[], Iterable[Any]]
+
+#: What a weighted mux's ``weights`` takes: one number per streamer, or a
+#: schedule ``weights(n_given)`` that returns them, or None (equal weights).
+WeightsLike: TypeAlias = Weights | Callable[[int], Weights] | None
+
+_Mux = TypeVar("_Mux", bound="BaseMux")
 
 
 def open_child(streamer, state, track, counter, key=None):
@@ -253,7 +266,7 @@ class BaseMux(Streamer):
     _plain_leaf = False  # a pass of a mux has a node
     _takes_key = True  # ... and draws from the key its parent hands it
 
-    def __init__(self, streamers, random_state=None):
+    def __init__(self, streamers: Iterable[StreamerLike], random_state: RandomStateLike = None) -> None:
         self.streamers = self._streamers_of(streamers)
         super().__init__(self.streamers)
         self.random_state = random_state
@@ -283,7 +296,7 @@ class BaseMux(Streamer):
         return part
 
     @property
-    def n_streams(self):
+    def n_streams(self) -> int:
         """The number of streamers."""
         return len(self.streamers)
 
@@ -437,7 +450,7 @@ class BaseMux(Streamer):
             add_note(exc, f"in the state of streamers[{index}] of {self!r}")
             raise
 
-    def shard(self, index, count):
+    def shard(self: _Mux, index: int, count: int) -> _Mux:
         """This mux over share ``index`` of ``count``: its streamers ``index::count``.
 
         The shares of one ``count`` are disjoint and together they are the

@@ -2,17 +2,29 @@
 
 import collections.abc
 import inspect
+from collections.abc import Callable, Iterable
 from itertools import islice
+from typing import Literal
 
 from .. import _schema as schema
 from .._checks import check_choice, check_share, short_repr
 from .._counter import counted_if_needed, given
 from .._iterutil import END, add_note, close_quietly, empty_pass
-from .._random import TreeSeed, key_to_plain, share_seed
+from .._random import RandomStateLike, TreeSeed, key_to_plain, share_seed
 from .._schema import state_error
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
-from ._base import NEW, BaseMux, Progress, add_count, as_streamer, as_streamers, check_state, tally
+from ._base import (
+    NEW,
+    BaseMux,
+    Progress,
+    StreamerLike,
+    add_count,
+    as_streamer,
+    as_streamers,
+    check_state,
+    tally,
+)
 
 __all__ = ["ChainMux"]
 
@@ -154,9 +166,12 @@ class ChainMux(BaseMux):
     'aaabbbaaa'
     """
 
-    def __init__(self, streamers, mode="exhaustive", random_state=None):
+    def __init__(self, streamers: Iterable[StreamerLike] | Callable[[], Iterable[StreamerLike]],
+                 mode: Literal["exhaustive", "cycle"] = "exhaustive",
+                 random_state: RandomStateLike = None) -> None:
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle"))
-        super().__init__(streamers, random_state)
+        # A source of streamers too: this kind's _streamers_of takes it.
+        super().__init__(streamers, random_state)  # type: ignore[arg-type]
 
     def _streamers_of(self, streamers):
         # A list of streamers; a Streamer (or a generator function) that gives
@@ -182,7 +197,7 @@ class ChainMux(BaseMux):
         return streamers
 
     @property
-    def n_streams(self):
+    def n_streams(self) -> int | None:  # type: ignore[override]  # None: not known yet
         """The number of streamers, or None while it is not known (a source, an iterator)."""
         return self._lazy_count()
 
@@ -203,7 +218,7 @@ class ChainMux(BaseMux):
             return None  # not all read yet
         return len(self.streamers)
 
-    def shard(self, index, count):
+    def shard(self, index: int, count: int) -> "ChainMux":
         """This chain over share ``index`` of ``count`` of its streamers (see :meth:`BaseMux.shard`).
 
         A chain over a source of streamers gives a chain over the source's

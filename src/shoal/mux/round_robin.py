@@ -1,17 +1,20 @@
 """RoundRobinMux: one item from each streamer in turn."""
 
 import copy
+from collections.abc import Iterable
 from itertools import compress
+from typing import Literal
 
 from .. import _schema as schema
 from .._checks import check_choice
 from .._counter import given
 from .._iterutil import close_all, close_quietly, empty_pass
-from .._random import PassRandom, TreeSeed, key_to_plain
+from .._random import PassRandom, RandomStateLike, TreeSeed, key_to_plain
 from ._base import (
     NEW,
     BaseMux,
     Progress,
+    StreamerLike,
     counted_state,
     note_streamer,
     open_counted,
@@ -89,7 +92,9 @@ class RoundRobinMux(BaseMux):
     'abcacbbacbac'
     """
 
-    def __init__(self, streamers, mode="exhaustive", random_state=None):
+    def __init__(self, streamers: Iterable[StreamerLike],
+                 mode: Literal["exhaustive", "cycle", "permuted_cycle"] = "exhaustive",
+                 random_state: RandomStateLike = None) -> None:
         self.mode = check_choice("mode", mode, ("exhaustive", "cycle", "permuted_cycle"))
         super().__init__(streamers, random_state=random_state)
 

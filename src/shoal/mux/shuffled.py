@@ -1,6 +1,7 @@
 """ShuffledMux: every streamer active at once, items drawn at random by weight."""
 
 import copy
+from collections.abc import Iterable
 from itertools import compress
 
 import numpy as np
@@ -8,10 +9,12 @@ import numpy as np
 from .. import _schema as schema
 from .._counter import given
 from .._iterutil import END, close_all, close_quietly, empty_pass
-from .._random import PassRandom, TreeSeed, block_size, weighted_picks
+from .._random import PassRandom, RandomStateLike, TreeSeed, block_size, weighted_picks
 from ._base import (
     BaseMux,
     Reweighable,
+    StreamerLike,
+    WeightsLike,
     check_flag,
     counted_state,
     note_streamer,
@@ -93,7 +96,8 @@ class ShuffledMux(BaseMux):
     'aabaabacaabc'
     """
 
-    def __init__(self, streamers, weights=None, random_state=None, *, reseed_each_epoch=False):
+    def __init__(self, streamers: Iterable[StreamerLike], weights: WeightsLike = None,
+                 random_state: RandomStateLike = None, *, reseed_each_epoch: bool = False) -> None:
         super().__init__(streamers, random_state=random_state)
         self.weights, self.weight_schedule = weight_spec(weights, len(self.streamers))
         self.reseed_each_epoch = check_flag("reseed_each_epoch", reseed_each_epoch)
