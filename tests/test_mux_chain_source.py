@@ -11,7 +11,7 @@ from collections import Counter
 from itertools import islice
 
 import pytest
-from pipelines import tagged
+from pipelines import PIPELINES, tagged
 
 import shoal
 from shoal import (
@@ -307,3 +307,27 @@ def test_keras_validation_reads_one_pass_of_a_cycling_chain_of_any_source(make):
     chain = ChainMux(make(), mode="cycle")
     assert list(_one_pass(chain)) == list(ChainMux(make()))
     assert chain.mode == "cycle"  # the recipe given is left as it is
+
+
+@pytest.mark.parametrize("name", ["chain of a generator function", "chain of a source streamer",
+                                  "chain cycle of a source", "shuffled of chains of sources"])
+@pytest.mark.parametrize("bad, message", [
+    ("7", r"must be a whole number"), (-1, r"must be a whole number"),
+    (10**20, r"must be a whole number"), (2, r"must be 3, the count of its parent, got 2"),
+])
+def test_the_state_of_a_streamer_read_from_a_source_is_checked_as_it_opens(name, bad, message):
+    # Its streamers are known only by reading the source: the state of the one
+    # running is checked when the chain opens it again, naming the field (it
+    # was a bare TypeError, ValueError or OverflowError from deep inside).
+    it = PIPELINES[name]().iterator()
+    list(islice(it, 3))
+    state = it.state_dict()
+    root = state["state"]
+    if "children" in root:
+        root = next(child["state"] for child in root["children"].values()
+                    if child["state"]["child"] is not None)
+    root["child"]["given"] = bad
+    resumed = PIPELINES[name]().iterator()
+    resumed.load_state_dict(state)
+    with pytest.raises(ShoalValueError, match=r"state\['child'\]\['given'\]: it " + message):
+        list(islice(resumed, 5))

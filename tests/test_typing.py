@@ -39,9 +39,14 @@ GOOD = STRICT + textwrap.dedent('''\
         ChainMux,
         RoundRobinMux,
         ShuffledMux,
+        StochasticMux,
         Streamer,
         StreamIterator,
         batch_length,
+        buffer_stream,
+        cache,
+        keras_tuples,
+        tuples,
         get_rng,
         reshard_states,
         resume_arg,
@@ -130,13 +135,32 @@ GOOD = STRICT + textwrap.dedent('''\
 
     total: int = old(1) + new(2) + scale(3)
     version: str = shoal.__version__
+
+    mixture = StochasticMux([letters("ab"), letters("cd")], n_active=1, rate=4.0,
+                            weights=[1.0, 2.0], mode="exhaustive", dist="poisson",
+                            random_state=5)
+    batches = Streamer(buffer_stream, mixture, 2, partial=True)
+    first_batch = next(buffer_stream([{"x": np.zeros(2)}] * 4, 2))
+    pairs = list(tuples([{"a": 1, "b": 2}], "a", "b"))
+    keras_pairs = keras_tuples([{"a": 1, "b": 2}], inputs="a", outputs="b")
+    keras_pairs.close()
+    sample = list(cache(range(5), 2, prob=0.5, random_state=np.random.default_rng(0)))
 ''')
 
 # Each wrong use is on a line marked "# E".
 BAD = STRICT + textwrap.dedent('''\
     from collections.abc import Iterator
 
-    from shoal import ChainMux, RoundRobinMux, ShuffledMux, Streamer, reshard_states, streamable
+    from shoal import (
+        ChainMux,
+        RoundRobinMux,
+        ShuffledMux,
+        StochasticMux,
+        Streamer,
+        buffer_stream,
+        reshard_states,
+        streamable,
+    )
 
 
     @streamable
@@ -155,6 +179,8 @@ BAD = STRICT + textwrap.dedent('''\
     stream.iterator().load_state_dict([1, 2])  # E
     reshard_states(stream, [{}], "2")  # E
     n: str = stream.iterator().n_given  # E
+    StochasticMux(["ab"], 1, 2, mode="shuffled")  # E
+    buffer_stream(range(3), buffer_size="2")  # E
 ''')
 
 REVEALED = [

@@ -248,219 +248,33 @@ def _seed_words(plain):
     return short_repr(plain)
 
 
-_STATE_MAX = 2**62  # no count in a state comes near it (see _counter.BIG)
-_STATE_COUNTS = frozenset({
-    "n_given", "epoch", "index", "offset", "n", "given", "blocks", "left", "position",
-})
-_STATE_FLAGS = frozenset({"cycle", "yielded", "started", "first_round", "gave"})
-_STATE_INDEX_LISTS = frozenset({"dropped", "live", "dead"})
-_STATE_COUNT_LISTS = frozenset({"totals", "n_activations"})
-_STATE_NODES = frozenset({"state", "child", "input"})  # a child's state, or None
-_STATE_MAX_LEFT = 2**16  # the draws left in a block: blocks are far smaller
+def check_state_tree(state, path="state"):
+    """Check that ``state`` holds plain values only: what every saved state shares.
+
+    Dicts with string keys, lists, finite numbers, strings, booleans and
+    None (what ``json`` writes back). Raises ShoalValueError naming the path
+    of the first other value. What each field must be is checked by the
+    stream kind the state belongs to (see ``shoal._schema``).
+    """
+    if isinstance(state, dict):
+        for key, item in state.items():
+            if not isinstance(key, str):
+                raise _state_error(path, "a dict with string keys", key)
+            check_state_tree(item, f"{path}[{key!r}]")
+    elif isinstance(state, list):
+        for i, item in enumerate(state):
+            check_state_tree(item, f"{path}[{i}]")
+    elif isinstance(state, float):
+        if not math.isfinite(state):
+            raise _state_error(path, "a finite number", state)
+    elif not (state is None or isinstance(state, (bool, int, str))):
+        raise _state_error(path, "a plain value (dict, list, number, string or None)", state)
 
 
 def _state_error(path, what, value):
     return ShoalValueError(
         f"state is corrupted at {path}: it must be {what}, got {short_repr(value)}"
     )
-
-
-def _check_streamer_key(key, path, n_streams):
-    """A key of a dict of streamers' states: a streamer's number (below ``n_streams``, if known)."""
-    if not (isinstance(key, str) and key.isdigit()) or (
-            n_streams is not None and int(key) >= n_streams):
-        raise _state_error(path, "keyed by streamer numbers", key)
-
-
-def _is_count(value):
-    return (isinstance(value, int) and not isinstance(value, bool)
-            and 0 <= value <= _STATE_MAX)
-
-
-def check_state_tree(state, path="state"):
-    """Check that ``state`` holds plain values, each as its field requires.
-
-    Raises ShoalValueError naming the path of the first bad field. For the
-    state of a whole iteration (with ``n_given``), the counts must also agree
-    from the root down: a leaf resumed after more items than its parent
-    counted would be skipped through for ever.
-    """
-    _check_node(state, path, None)
-    if isinstance(state, dict) and "n_given" in state and "state" in state:
-        _check_counts(state["state"], state["n_given"], f"{path}['state']")
-
-
-def _check_counts(node, expected, path):
-    """Check that the stream whose state is ``node`` gave ``expected`` items (None: unknown)."""
-    if not isinstance(node, dict):
-        return
-    if "given" in node:
-        if expected is not None and node["given"] != expected:
-            raise _state_error(f"{path}['given']", f"{expected}, the count of its parent",
-                               node["given"])
-        return
-    if "child" in node and "offset" in node:  # a chain, or a root over a leaf
-        child = None if expected is None else expected - node["offset"]
-        if child is not None and child < 0:
-            raise _state_error(f"{path}['offset']", f"at most {expected}", node["offset"])
-        _check_counts(node["child"], child, f"{path}['child']")
-    for j, entry in (node.get("children") or {}).items():
-        _check_counts(entry.get("state"), entry["n"], f"{path}['children'][{j!r}]['state']")
-    for j, entry in (node.get("resume") or {}).items():
-        _check_counts(entry.get("state"), entry["n"], f"{path}['resume'][{j!r}]['state']")
-
-
-def _check_node(value, path, n_streams):
-    if isinstance(value, dict):
-        n = value.get("n_streams", n_streams)
-        if "n_streams" in value and not (value["n_streams"] is None or _is_count(value["n_streams"])):
-            raise _state_error(f"{path}['n_streams']", "None or a count", value["n_streams"])
-        n = n if _is_count(n) else None
-        grows = value.get("type") == "ChainMux"  # its lists grow as it reads its streamers
-        for key, item in value.items():
-            if not isinstance(key, str):
-                raise _state_error(path, "a dict with string keys", key)
-            _check_field(key, item, f"{path}[{key!r}]", n, grows)
-        if value.get("type") == "RoundRobinMux" and value.get("started"):
-            _check_round(value, path)
-    elif isinstance(value, list):
-        for i, item in enumerate(value):
-            _check_node(item, f"{path}[{i}]", n_streams)
-    elif isinstance(value, float):
-        if not math.isfinite(value):
-            raise _state_error(path, "a finite number", value)
-    elif not (value is None or isinstance(value, (bool, int, str))):
-        raise _state_error(path, "a plain value (dict, list, number, string or None)", value)
-
-
-# What a stream's state holds, by its kind: a mux's (checked further by the
-# mux), a map's, a leaf's (items given, or its source's own state), a root's.
-_STREAM_STATES = (("type", ()), ("map", ()), ("given", ()), ("source", ()),
-                  ("epoch", ("offset", "yielded", "child")),
-                  ("version", ("n_given", "state")))  # a whole iteration's (a worker's share)
-
-
-def _check_stream_state(value, path):
-    if value is None:
-        return
-    if not isinstance(value, dict):
-        raise _state_error(path, "None or a dict (the state of a stream)", value)
-    for marker, fields in _STREAM_STATES:
-        if marker in value:
-            missing = [field for field in fields if field not in value]
-            if missing:
-                raise _state_error(path, f"a state with {', '.join(map(repr, missing))}", value)
-            break
-    else:
-        raise _state_error(path, "the state of a stream (a dict with 'type', 'map', "
-                                 "'given', 'source', 'epoch' or 'version')", value)
-
-
-def _check_round(state, path):
-    """A RoundRobinMux's live streamers are open (have a state), but those dead this round."""
-    live, position, children = state.get("live"), state.get("position"), state.get("children")
-    dead = state.get("dead")
-    if not (isinstance(live, list) and _is_count(position) and isinstance(children, dict)
-            and isinstance(dead, list)):
-        return  # reported by the field checks, or by the mux
-    if position > len(live):
-        raise _state_error(f"{path}['position']", f"at most {len(live)}", position)
-    if len(set(live)) != len(live) or len(set(dead)) != len(dead):
-        raise _state_error(f"{path}['live']", "streamers each at most once, as 'dead'", live)
-    if any(j not in live[:position] for j in dead):
-        raise _state_error(f"{path}['dead']", "streamers of the round already read", dead)
-    if any(str(j) not in children for j in live if j not in dead):
-        raise _state_error(f"{path}['live']", "streamers open in 'children', or 'dead'", live)
-
-
-def _check_field(key, value, path, n_streams, grows=False):
-    if key in _STATE_COUNTS:
-        if not _is_count(value):
-            raise _state_error(path, f"a whole number in 0..{_STATE_MAX}", value)
-        if key == "left" and value > _STATE_MAX_LEFT:
-            raise _state_error(path, f"at most {_STATE_MAX_LEFT}, the draws left in a block",
-                               value)
-    elif key in _STATE_FLAGS:
-        if not isinstance(value, bool):
-            raise _state_error(path, "True or False", value)
-    elif key in _STATE_INDEX_LISTS or key in _STATE_COUNT_LISTS:
-        if not isinstance(value, list) or not all(map(_is_count, value)):
-            raise _state_error(path, "a list of whole numbers >= 0", value)
-        if key in _STATE_INDEX_LISTS and n_streams is not None and any(
-                j >= n_streams for j in value):
-            raise _state_error(path, f"a list of streamer numbers below {n_streams}", value)
-        if key in ("totals", "n_activations") and n_streams is not None and (
-                len(value) > n_streams if grows else len(value) != n_streams):
-            raise _state_error(path, f"a list of {n_streams} counts, one per streamer", value)
-    elif key in _STATE_NODES:
-        _check_stream_state(value, path)
-    elif key == "skip":  # a chain's streamers done, or a worker's items to skip
-        if isinstance(value, list):
-            _check_field("dropped", value, path, n_streams)
-        elif not _is_count(value):
-            raise _state_error(path, "a list of streamer numbers, or a count", value)
-    elif key == "base_weights":
-        if not isinstance(value, list) or not all(
-                isinstance(w, (int, float)) and not isinstance(w, bool) and math.isfinite(w)
-                and w >= 0 for w in value):
-            raise _state_error(path, "a list of finite numbers >= 0", value)
-        if n_streams is not None and len(value) != n_streams:
-            raise _state_error(path, f"a list of {n_streams} weights", value)
-        if not any(value):
-            raise _state_error(path, "a list of weights with one > 0 at least", value)
-    elif key == "seed":
-        if not (value is None or (isinstance(value, list) and value and all(
-                isinstance(word, int) and not isinstance(word, bool) and 0 <= word < 2**64
-                for word in value))):
-            raise _state_error(path, "None or a list of ints in 0..2**64-1", value)
-    elif key == "keys":
-        if not isinstance(value, dict):
-            raise _state_error(path, "a dict of keys", value)
-        for j, plain in value.items():
-            ok = isinstance(plain, list) and len(plain) == 3 and isinstance(plain[1], list) and (
-                all(map(_is_count, plain[1]))) and isinstance(plain[2], bool) and (
-                plain[0] is None or (
-                    isinstance(plain[0], list) and len(plain[0]) == 2 and all(
-                        isinstance(w, int) and not isinstance(w, bool) and 0 <= w < 2**64
-                        for w in plain[0])))
-            if not (isinstance(j, str) and j.isdigit()) or not ok:
-                raise _state_error(f"{path}[{j!r}]",
-                                   "[None or two ints, a list of counts, True or False]", plain)
-    elif key == "recipe":
-        if not isinstance(value, dict):
-            raise _state_error(path, "a dict of the settings its stream was made with", value)
-        for name, setting in value.items():  # plain values, but no field of a state's
-            if not isinstance(name, str):
-                raise _state_error(path, "a dict with string keys", name)
-            _check_node(setting, f"{path}[{name!r}]", None)
-        return
-    elif key == "resume":
-        if not isinstance(value, dict):
-            raise _state_error(path, "a dict of the streamers to resume", value)
-        for j, entry in value.items():
-            _check_streamer_key(j, path, n_streams)
-            if not isinstance(entry, dict) or not _is_count(entry.get("n")):
-                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", entry)
-            _check_node(entry, f"{path}[{j!r}]", None)
-        return
-    elif key == "children":
-        if not isinstance(value, dict):
-            raise _state_error(path, "a dict of the states of the open streamers", value)
-        for j, child in value.items():
-            _check_streamer_key(j, path, n_streams)
-            if not isinstance(child, dict) or not _is_count(child.get("n")):
-                raise _state_error(f"{path}[{j!r}]", "a dict with a count 'n'", child)
-            _check_node(child, f"{path}[{j!r}]", None)
-        return
-    elif key == "draws":  # a node's supplies of draws, each [blocks made, draws left in the last]
-        if not isinstance(value, dict):
-            raise _state_error(path, "a dict of draw counters", value)
-        for name, draw in value.items():
-            if not (isinstance(draw, list) and len(draw) == 2 and all(map(_is_count, draw))
-                    and draw[1] <= _STATE_MAX_LEFT):
-                raise _state_error(f"{path}[{name!r}]", "[blocks, draws left]: two counts", draw)
-        return
-    _check_node(value, path, n_streams if key != "state" else None)
 
 
 def state_difference(got, saved, path="state"):

@@ -229,6 +229,7 @@ def loaded_root(stream, state, cycle=False):
         if key not in state:
             raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
     check_state_tree(state)
+    schema.count(state["n_given"], "state['n_given']")
     root = stream._ready_root(state["state"], state["n_given"])
     # A trial: it opens nothing, and this iteration goes on if the state is refused.
     restored_node(stream, state, lambda: stream._root_node(cycle, state["state"]))

@@ -2,8 +2,10 @@
 
 import collections.abc
 import numbers
+from collections.abc import Generator, Iterable
 from itertools import islice
 from operator import itemgetter
+from typing import Any
 
 import numpy as np
 
@@ -14,7 +16,8 @@ from ._recipe import MapStreamer, check_iterable, reading
 __all__ = ["buffer_stream"]
 
 
-def buffer_stream(stream, buffer_size, partial=False, axis=None):
+def buffer_stream(stream: Iterable[Any], buffer_size: int, partial: bool = False,
+                  axis: int | None = None) -> Generator[Any, None, None]:
     """Collect items into batches of ``buffer_size``.
 
     Items may be dicts of arrays (stacked key by key), tuples or lists of

@@ -1,6 +1,8 @@
 """cache: items reused at random from a cache, to stretch a slow stream; its running state."""
 
 import numbers
+from collections.abc import Generator, Iterable
+from typing import Any
 
 import numpy as np
 
@@ -9,14 +11,23 @@ from .._checks import check_int, check_recipe, short_repr
 from .._contract import NotResharded
 from .._counter import given
 from .._iterutil import END
-from .._random import Draws, PassRandom, TreeSeed, as_seed_sequence, seed_to_plain, share_seed
+from .._random import (
+    Draws,
+    PassRandom,
+    RandomStateLike,
+    TreeSeed,
+    as_seed_sequence,
+    seed_to_plain,
+    share_seed,
+)
 from ..exceptions import ShoalTypeError, ShoalValueError
 from ._recipe import MAP_STATE, MapStreamer, _MapNode, check_iterable, reading
 
 __all__ = ["cache"]
 
 
-def cache(stream, n_cache, prob=0.5, random_state=None):
+def cache(stream: Iterable[Any], n_cache: int, prob: float = 0.5,
+          random_state: RandomStateLike = None) -> Generator[Any, None, None]:
     """Reuse items at random from a cache, to stretch a slow stream.
 
     The first ``n_cache`` items pass through in order and fill the cache.

@@ -1,7 +1,9 @@
 """tuples and keras_tuples: dict items turned into tuples of their values."""
 
 import collections.abc
+from collections.abc import Generator, Hashable, Iterable
 from operator import itemgetter
+from typing import Any
 
 from .._checks import is_iterable, short_repr
 from ..exceptions import DataError, DataKeyError, ShoalTypeError, ShoalValueError
@@ -16,7 +18,7 @@ def _check_keys(name, keys):
             raise ShoalTypeError(f"{name} must be hashable keys, got {short_repr(key)}")
 
 
-def tuples(stream, *keys):
+def tuples(stream: Iterable[Any], *keys: Hashable) -> Generator[tuple[Any, ...], None, None]:
     """Turn each dict item into a tuple of its values at ``keys``.
 
     Parameters
@@ -99,7 +101,8 @@ def _key_list(name, keys):
     )
 
 
-def keras_tuples(stream, inputs=None, outputs=None):
+def keras_tuples(stream: Iterable[Any], inputs: Any = None,
+                 outputs: Any = None) -> Generator[tuple[Any, Any], None, None]:
     """Turn dict items into ``(x, y)`` tuples, as Keras expects.
 
     Parameters

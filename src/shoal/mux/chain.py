@@ -455,6 +455,12 @@ class _ChainIterator:
         if entry is not None:  # resharded: it had given entry["n"] items
             self.child_state = entry["state"]
             self.offset = self._given() - entry["n"]
+        if self.child_state is not None and self.mux._source is not None:
+            # Streamers read from a source are known only now: a restored one's
+            # state is checked as it opens (a list's are, at the load).
+            self.child_state = self.mux._ready_child(
+                self.index, self.child_state, streamer, "the chain's state['child']",
+                self._given() - self.offset)
         node, sub = streamer._open_node(self.child_state, True, key)
         self.child_state = None
         self.node = node

@@ -9,16 +9,20 @@ one per ``mode``) which streamer to activate and a count distribution
 
 import math
 import numbers
+from collections.abc import Iterable
+from typing import Literal
 
 import numpy as np
 
 from .._checks import check_choice, check_int, short_repr
-from .._random import PassRandom, TreeSeed, key_to_plain
+from .._random import PassRandom, RandomStateLike, TreeSeed, key_to_plain
 from ..exceptions import ShoalTypeError, ShoalValueError
 from ._base import (
     NEW,
     BaseMux,
     Progress,
+    StreamerLike,
+    WeightsLike,
     check_flag,
     check_state,
     weight_spec,
@@ -159,17 +163,17 @@ class StochasticMux(BaseMux):
 
     def __init__(
         self,
-        streamers,
-        n_active,
-        rate,
-        weights=None,
-        mode="with_replacement",
-        prune_empty_streams=True,
-        dist="binomial",
-        random_state=None,
+        streamers: Iterable[StreamerLike],
+        n_active: int,
+        rate: float | None,
+        weights: WeightsLike = None,
+        mode: Literal["with_replacement", "single_active", "exhaustive"] = "with_replacement",
+        prune_empty_streams: bool = True,
+        dist: Literal["binomial", "constant", "poisson"] = "binomial",
+        random_state: RandomStateLike = None,
         *,
-        reseed_each_epoch=False,
-    ):
+        reseed_each_epoch: bool = False,
+    ) -> None:
         super().__init__(streamers, random_state=random_state)
         n_streams = len(self.streamers)
         self.n_active = check_int("n_active", n_active, minimum=1)
