@@ -212,3 +212,15 @@ def test_the_attribute_check_sees_a_back_door(tmp_path):
     assert module_level_attribute_sets(module) == [
         (2, "Streamer._iterator_class"), (4, "setattr(f, 'x', 1)")]
 
+
+
+def test_no_behaviour_is_chosen_by_a_name_or_an_error_text():
+    # A function's __name__ or the text of an error is for people; code asks the contract.
+    wrong = []
+    for path in sorted(all_modules().values()):
+        for node in ast.walk(ast.parse(path.read_text(), str(path))):
+            if isinstance(node, ast.Compare):
+                text = ast.unparse(node)
+                if ("__name__" in text and "__main__" not in text) or "str(exc)" in text:
+                    wrong.append(f"{path.relative_to(SOURCE)}:{node.lineno}: {text}")
+    assert not wrong, "\n".join(wrong)
