@@ -92,11 +92,11 @@ from typing import Any, NamedTuple, Protocol, TypeAlias
 
 import numpy as np
 
-from ._checks import short_repr
+from ._checks import check_share, short_repr
 from .exceptions import ShoalTypeError, ShoalValueError
 
 __all__ = ["Recipe", "Node", "Progress", "NEW", "FINISHED", "NotResharded", "OneStream",
-           "check_stream", "StateDict", "Weights"]
+           "check_stream", "checked_share", "StateDict", "Weights"]
 
 #: A saved state: a dict of plain values (see :meth:`~shoal.StreamIterator.state_dict`).
 StateDict: TypeAlias = dict[str, Any]
@@ -202,3 +202,16 @@ def check_stream(stream: object, name: str = "stream") -> Recipe:
             f"({type(stream).__name__})"
         )
     return stream
+
+
+def checked_share(recipe, index, count):
+    """``(index, count)`` of a share of ``recipe``, checked; its refusal raised if it has none.
+
+    What every ``shard`` does first; ``count == 1`` is the recipe itself.
+    """
+    index, count = check_share(index, count)
+    if count > 1:
+        refusal = recipe._share_refusal(count)
+        if refusal is not None:
+            raise ShoalValueError(refusal)
+    return index, count

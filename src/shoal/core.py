@@ -15,8 +15,8 @@ from typing import Any, Literal, ParamSpec, TypeVar
 
 from decorator import decorate
 
-from ._checks import check_bool, check_max_iter, check_share, is_iterable, short_repr
-from ._contract import NotResharded, Recipe
+from ._checks import check_bool, check_max_iter, is_iterable, short_repr
+from ._contract import NotResharded, Recipe, checked_share
 from ._iterutil import END, add_note, close_quietly, empty_pass, limited
 from ._schema import check_fields, state_error
 from .exceptions import ShoalTypeError, ShoalValueError, SpentSourceError
@@ -599,16 +599,10 @@ class Streamer(_Made):
         >>> [[b.tolist() for b in batches.shard(i, 2)] for i in range(2)]
         [[['a', 'b'], ['e', 'f']], [['c', 'd'], ['g', 'h']]]
         """
-        index, count = check_share(index, count)
+        index, count = checked_share(self, index, count)
         if count == 1:
             return self
-        kind = getattr(self, "_kind", None)
-        if kind == _DELEGATE:
-            return Streamer(self.source.shard(index, count))
-        raise ShoalValueError(
-            f"{self!r} is one stream: it cannot be split into {count} shares without "
-            "giving each the same items; shard a mux of several streamers (or a map over one)"
-        )
+        return Streamer(self.source.shard(index, count))  # only a streamer over a stream has one
 
     def _share_refusal(self, count):
         """Why this stream has no ``count`` shares, or None (see ``shoal._contract.Recipe``).

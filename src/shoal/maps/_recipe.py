@@ -28,7 +28,8 @@ from itertools import compress
 from typing import Any
 
 from .. import _schema
-from .._checks import check_share, is_iterable, short_repr
+from .._checks import is_iterable, short_repr
+from .._contract import checked_share
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import close_quietly
 from .._random import below
@@ -202,12 +203,9 @@ class MapStreamer(Streamer):
 
     def shard(self, index, count):
         """The same map over share ``index`` of ``count`` of its stream (see ``Streamer.shard``)."""
-        index, count = check_share(index, count)
+        index, count = checked_share(self, index, count)
         if count == 1:
             return self
-        refusal = self._share_refusal(count)
-        if refusal is not None:
-            raise ShoalValueError(refusal)
         bound = inspect.signature(self.source).bind(*self.args, **self.kwargs)
         bound.arguments["stream"] = self._stream.shard(index, count)
         self._share_arguments(bound.arguments, index)

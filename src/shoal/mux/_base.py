@@ -9,8 +9,8 @@ from typing import Any, ClassVar, TypeAlias, TypeVar
 import numpy as np
 
 from .. import _schema as schema
-from .._checks import check_recipe, check_share, check_weights, is_iterable, short_repr
-from .._contract import FINISHED, NEW, NotResharded, Progress, Weights
+from .._checks import check_recipe, check_weights, is_iterable, short_repr
+from .._contract import FINISHED, NEW, NotResharded, Progress, Weights, checked_share
 from .._counter import counter_at, given, hand_counter
 from .._iterutil import add_note, limited
 from .._random import RandomStateLike, as_seed_sequence, pass_key, seed_to_plain, share_seed
@@ -498,12 +498,9 @@ class BaseMux(Streamer):
         >>> mux.shard(0, 1) is mux
         True
         """
-        index, count = check_share(index, count)
+        index, count = checked_share(self, index, count)
         if count == 1:
             return self
-        refusal = self._share_refusal(count)
-        if refusal is not None:
-            raise ShoalValueError(refusal)
         return self._derive(self.streamers[index::count], share_seed(self._seed, index),
                             **self._share_settings(index, count))
 

@@ -7,7 +7,8 @@ from itertools import islice
 from typing import Literal
 
 from .. import _schema as schema
-from .._checks import check_choice, check_share, short_repr
+from .._checks import check_choice, short_repr
+from .._contract import checked_share
 from .._counter import counted_if_needed, given
 from .._iterutil import END, add_note, close_quietly, empty_pass
 from .._random import RandomStateLike, TreeSeed, key_to_plain, share_seed
@@ -234,19 +235,22 @@ class ChainMux(BaseMux):
             its streamers are not known until they are read, and an
             iterator cannot be read by several workers.
         """
-        index, count = check_share(index, count)
+        index, count = checked_share(self, index, count)
         if count == 1:
             return self
         if self._source is not None:
             every_nth = Streamer(_every_nth, self._source, index, count)
             return self._derive(every_nth, share_seed(self._seed, index), _source=every_nth)
-        if self._lazy_count() is None:
-            raise ShoalValueError(
-                "a ChainMux over an iterator of streamers cannot be split among workers: "
-                "its streamers are not known until they are read; pass a list of streamers, "
-                "or a generator function (or a Streamer) that gives them"
-            )
         return super().shard(index, count)
+
+    def _share_refusal(self, count):
+        if self._source is None and self._lazy_count() is None:
+            return ("a ChainMux over an iterator of streamers cannot be split among workers: "
+                    "its streamers are not known until they are read; pass a list of streamers, "
+                    "or a generator function (or a Streamer) that gives them")
+        if self._source is not None:
+            return None  # each share reads every count-th streamer of each pass
+        return super()._share_refusal(count)
 
     _STATE_SCHEMA = CHAIN_STATE
 
