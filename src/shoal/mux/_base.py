@@ -12,7 +12,7 @@ from .. import _schema as schema
 from .._checks import check_recipe, check_weights, is_iterable, short_repr
 from .._contract import FINISHED, NEW, NotResharded, Progress, Weights, checked_share
 from .._counter import counter_at, given, hand_counter
-from .._iterutil import add_note, limited
+from .._iterutil import add_note, empty_pass, limited
 from .._random import RandomStateLike, as_seed_sequence, pass_key, seed_to_plain, share_seed
 from .._schema import check_fields, restored_node, state_error
 from ..core import Streamer
@@ -96,10 +96,25 @@ class Reweighable:
     """What the iterators of ShuffledMux and StochasticMux share: weights that change.
 
     A subclass has ``mux``, ``base_weights`` and ``counts()``, and applies
-    new base weights in ``_reweigh()``.
+    new base weights in ``_reweigh()``; for :meth:`_next_pass`, ``cycle``,
+    ``yielded``, ``epoch``, ``seed``, ``random`` and ``_start_pass()``.
     """
 
     __slots__ = ()
+
+    def _next_pass(self):
+        """Start the next pass of a cycling iteration, or say (False) that the iteration ends.
+
+        A pass that gave no item would repeat for ever: it raises instead.
+        """
+        if not self.cycle:
+            return False
+        if not self.yielded:
+            raise empty_pass(self.mux)
+        self.epoch += 1
+        self.random.rekey(self.seed.pass_key(self.mux, self.epoch))
+        self._start_pass()
+        return True
 
     def set_weights(self, weights):
         """Use ``weights`` from the next draw on (streamers dropped for being empty stay so)."""

@@ -12,7 +12,7 @@ from itertools import chain, repeat
 import numpy as np
 
 from .._counter import BIG, counter_at
-from .._iterutil import close_all, empty_pass
+from .._iterutil import close_all
 from .._random import PassRandom, TreeSeed
 from .._schema import (
     check_fields,
@@ -406,13 +406,8 @@ class StochasticNode(Reweighable):
                         self._close_slot(k)
                         if not self._activate(k):
                             slots.drop(k)
-                if not self.cycle:
+                if not self._next_pass():
                     return
-                if not self.yielded:
-                    raise empty_pass(mux)
-                self.epoch += 1
-                self.random.rekey(self.seed.pass_key(mux, self.epoch))
-                self._start_pass()
         finally:
             try:
                 close_all(slots.iters)

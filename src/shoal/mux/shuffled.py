@@ -8,7 +8,7 @@ import numpy as np
 
 from .. import _schema as schema
 from .._counter import given
-from .._iterutil import END, close_all, close_quietly, empty_pass
+from .._iterutil import END, close_all, close_quietly
 from .._random import PassRandom, RandomStateLike, TreeSeed, block_size, weighted_picks
 from ._base import (
     BaseMux,
@@ -309,13 +309,8 @@ class _ShuffledIterator(Reweighable):
                         yield item
                     i = None
                 # Every streamer was dropped: the pass is over.
-                if not self.cycle:
+                if not self._next_pass():
                     return
-                if not self.yielded:
-                    raise empty_pass(mux)
-                self.epoch += 1
-                self.random.rekey(self.seed.pass_key(mux, self.epoch))
-                self._start_pass()
         except Exception as exc:
             if i is not None:
                 note_streamer(exc, mux, i)
