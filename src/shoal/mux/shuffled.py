@@ -9,7 +9,7 @@ import numpy as np
 from .. import _schema as schema
 from .._counter import given
 from .._iterutil import END, close_all, close_quietly
-from .._random import PassRandom, RandomStateLike, TreeSeed, block_size, weighted_picks
+from .._random import PassRandom, RandomStateLike, Supply, TreeSeed, block_size, weighted_picks
 from ._base import (
     BaseMux,
     Reweighable,
@@ -124,6 +124,46 @@ class ShuffledMux(BaseMux):
             "items could be split"
         )
 
+class _Picks(Supply):
+    """Which streamer gives each item: a supply of picks, drawn with the weights in force.
+
+    Block ``k`` is ``weighted_picks`` of block ``(_PICKS, k)`` of the pass's
+    random draws; a change of weights drops the rest of the block (the next
+    item comes from a new block, drawn with the new weights).
+    """
+
+    __slots__ = ("weights", "block")
+
+    def __init__(self, random):
+        super().__init__(random, _PICKS, FIRST_BLOCK, BLOCK_SIZE)
+        self.weights = None
+        self.block = iter(())  # the rest of the current block
+
+    def start(self):
+        """Start again from block 0 (a new pass)."""
+        self.n_blocks = 0
+        self.block = iter(())
+
+    def left(self):
+        return self.block.__length_hint__()
+
+    def _make(self, k):
+        return weighted_picks(self.random.block(self.purpose, k), self.weights,
+                              block_size(k, self.first, self.largest))
+
+    def next_block(self):
+        """The picks of a new block."""
+        self.block = iter(self._make(self.n_blocks))
+        self.n_blocks += 1
+        return self.block
+
+    def _resume(self, left):
+        self.block = iter(())
+        if self.n_blocks and left:
+            picks = self._make(self.n_blocks - 1)
+            self.block = iter(picks[len(picks) - left:])
+
+
 class _ShuffledIterator(Reweighable):
     """The running state of one iteration of a ShuffledMux.
 
@@ -137,7 +177,7 @@ class _ShuffledIterator(Reweighable):
     __slots__ = (
         "mux", "cycle", "track", "seed", "random", "epoch", "yielded", "base_weights",
         "weights", "dropped", "iters", "nodes", "counters", "readers", "totals",
-        "n_blocks", "picks", "restored", "n_activations",
+        "picks", "restored", "n_activations",
     )
 
     def __init__(self, mux, cycle, state=None, track=False, key=None):
@@ -155,6 +195,7 @@ class _ShuffledIterator(Reweighable):
         self.totals = [0] * n  # items of finished activations
         self.base_weights = mux.weights.copy()  # as set by the recipe, a schedule or set_weights
         self.restored = state
+        self.picks = _Picks(self.random)  # which streamer gives each item
         self._start_pass()
         if state is not None:
             self.epoch = state["epoch"]
@@ -165,10 +206,7 @@ class _ShuffledIterator(Reweighable):
             self._reweigh()
             self.totals = list(state["totals"])
             self.n_activations = list(state["n_activations"])
-            self.n_blocks, left = state["draws"]["picks"]
-            if self.n_blocks and left:
-                picks = self._make_picks(self.n_blocks - 1)
-                self.picks = iter(picks[len(picks) - left:])
+            self.picks.restore(state["draws"]["picks"])
 
     def set_weights(self, weights):
         super().set_weights(weights)
@@ -181,8 +219,7 @@ class _ShuffledIterator(Reweighable):
         self.yielded = False  # has this pass given an item?
         self.dropped = []  # streamers dropped for yielding nothing
         self.n_activations = [0] * len(self.mux.streamers)  # of each streamer in this pass
-        self.n_blocks = 0  # blocks of draws made so far
-        self.picks = iter(())  # the rest of the current block
+        self.picks.start()
         self._reweigh()
 
     def _reweigh(self):
@@ -195,23 +232,15 @@ class _ShuffledIterator(Reweighable):
         """
         self.weights = self.base_weights.copy()
         self.weights[self.dropped] = 0.0
-        _exhaust(self.picks)
-
-    def _make_picks(self, k):
-        rng = self.random.block(_PICKS, k)
-        return weighted_picks(rng, self.weights, block_size(k, FIRST_BLOCK, BLOCK_SIZE))
-
-    def _new_block(self):
-        self._scheduled()
-        self.picks = iter(self._make_picks(self.n_blocks))
-        self.n_blocks += 1
-        return self.picks
+        self.picks.weights = self.weights
+        _exhaust(self.picks.block)
 
     def _next_picks(self):
         """The picks left in the current block, or those of a new one."""
-        if self.picks.__length_hint__():
-            return self.picks
-        return self._new_block()
+        if self.picks.left():
+            return self.picks.block
+        self._scheduled()  # a schedule may change the weights of the new block
+        return self.picks.next_block()
 
     def _open(self, i, state=None):
         """Open streamer i, where ``state`` says; return its first item, or END."""
@@ -269,7 +298,7 @@ class _ShuffledIterator(Reweighable):
             "yielded": self.yielded,
             "base_weights": self.base_weights.tolist(),
             "dropped": list(self.dropped),
-            "draws": {"picks": [self.n_blocks, self.picks.__length_hint__()]},
+            "draws": {"picks": self.picks.state()},
             "children": children,
             "totals": list(self.totals),
             "n_activations": list(self.n_activations),
