@@ -11,7 +11,7 @@ import weakref
 from collections import deque
 from collections.abc import Callable, Generator, Iterable
 from itertools import compress, islice, repeat
-from typing import Any, Literal, ParamSpec, TypeVar
+from typing import Any, Literal, ParamSpec, TypeVar, cast
 
 from decorator import decorate
 
@@ -741,7 +741,8 @@ def streamable(function: Callable[_P, Iterable[Any]]) -> Callable[_P, Streamer]:
         ) from None
     with contextlib.suppress(AttributeError, TypeError):
         setattr(function, STREAMABLE, decorated)
-    return decorated
+    # decorate() keeps the function's signature; the wrapper returns a Streamer.
+    return cast("Callable[_P, Streamer]", decorated)
 
 
 def skip_items(streamer, it, given):
