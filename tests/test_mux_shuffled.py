@@ -10,11 +10,11 @@ from itertools import islice
 
 import pytest
 from muxes import Opened, endless, letters
-from pipelines import forever
+from pipelines import PIPELINES, forever
 from tracking import CallCounter
 
 import shoal
-from shoal import ShuffledMux, Streamer
+from shoal import ShoalValueError, ShuffledMux, Streamer
 
 
 def test_shuffled_restarts_streamers_that_run_out():
@@ -113,3 +113,19 @@ def test_a_weights_schedule_is_called_with_the_items_given():
     switch = next(i for i, (tag, _) in enumerate(items) if tag == "b")
     assert 2000 <= switch <= 2000 + 1024  # applied at the next block, within 1024 items
     assert {tag for tag, _ in items[switch:]} == {"b"}
+
+
+def test_a_state_with_an_open_streamer_never_activated_is_refused_at_the_load():
+    # Found by random corruption of saved states: an open streamer with no
+    # activation counted drew its key from activation -1, a bare struct.error.
+    make = PIPELINES["shuffled of seeded stochastic"]
+    it = make().iterator()
+    list(islice(it, 10))
+    state = it.state_dict()
+    j = next(iter(state["state"]["children"]))
+    state["state"]["n_activations"][int(j)] = 0
+    resumed = make().iterator()
+    with pytest.raises(ShoalValueError, match=rf"state\['state'\]\['n_activations'\]\[{j}\]: it "
+                                              "must be at least 1 for a streamer open"):
+        resumed.load_state_dict(state)
+    assert next(resumed) == next(make().iterator())  # refused: it goes on as it was

@@ -118,6 +118,15 @@ class ShuffledMux(BaseMux):
     def _share_settings(self, index, count):
         return weighted_share_settings(self, index, count)
 
+    def _ready_children(self, state, path, n_given=None):
+        # An open streamer is in its activation n_activations[j] - 1 (its key says so).
+        for j in state["children"]:
+            if state["n_activations"][int(j)] < 1:
+                raise schema.state_error(
+                    f"{path}['n_activations'][{int(j)}]",
+                    "at least 1 for a streamer open in 'children'", state["n_activations"][int(j)])
+        return super()._ready_children(state, path, n_given)
+
     def _reshard_refusal(self):
         return (
             "a ShuffledMux restarts each streamer as soon as it ends: it has no pass whose "
