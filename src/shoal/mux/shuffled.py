@@ -119,9 +119,10 @@ class ShuffledMux(BaseMux):
         return weighted_share_settings(self, index, count)
 
     def _ready_children(self, state, path, n_given=None):
-        # An open streamer is in its activation n_activations[j] - 1 (its key says so).
+        # An open streamer that draws from a key is in its activation n_activations[j] - 1
+        # (only those are counted: the count numbers their keys).
         for j in state["children"]:
-            if state["n_activations"][int(j)] < 1:
+            if self.streamers[int(j)]._takes_key and state["n_activations"][int(j)] < 1:
                 raise schema.state_error(
                     f"{path}['n_activations'][{int(j)}]",
                     "at least 1 for a streamer open in 'children'", state["n_activations"][int(j)])
