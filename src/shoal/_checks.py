@@ -22,7 +22,6 @@ __all__ = [
     "is_iterable",
     "check_max_iter",
     "check_weights",
-    "check_state_tree",
     "check_recipe",
     "state_difference",
     "check_share",
@@ -246,35 +245,6 @@ def _seed_words(plain):
         return (f"SeedSequence({short_repr(plain.get('entropy'))}, "
                 f"spawn_key={tuple(plain.get('spawn_key') or ())!r})")
     return short_repr(plain)
-
-
-def check_state_tree(state, path="state"):
-    """Check that ``state`` holds plain values only: what every saved state shares.
-
-    Dicts with string keys, lists, finite numbers, strings, booleans and
-    None (what ``json`` writes back). Raises ShoalValueError naming the path
-    of the first other value. What each field must be is checked by the
-    stream kind the state belongs to (see ``shoal._schema``).
-    """
-    if isinstance(state, dict):
-        for key, item in state.items():
-            if not isinstance(key, str):
-                raise _state_error(path, "a dict with string keys", key)
-            check_state_tree(item, f"{path}[{key!r}]")
-    elif isinstance(state, list):
-        for i, item in enumerate(state):
-            check_state_tree(item, f"{path}[{i}]")
-    elif isinstance(state, float):
-        if not math.isfinite(state):
-            raise _state_error(path, "a finite number", state)
-    elif not (state is None or isinstance(state, (bool, int, str))):
-        raise _state_error(path, "a plain value (dict, list, number, string or None)", state)
-
-
-def _state_error(path, what, value):
-    return ShoalValueError(
-        f"state is corrupted at {path}: it must be {what}, got {short_repr(value)}"
-    )
 
 
 def state_difference(got, saved, path="state"):

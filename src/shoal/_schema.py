@@ -19,6 +19,7 @@ __all__ = [
     "MAX_LEFT",
     "state_error",
     "is_count",
+    "check_plain",
     "check_fields",
     "count",
     "optional_count",
@@ -56,6 +57,29 @@ def is_count(value):
     """Is ``value`` a whole number a state may count with?"""
     return (isinstance(value, int) and not isinstance(value, bool)
             and 0 <= value <= STATE_MAX)
+
+
+def check_plain(state, path="state"):
+    """Check that ``state`` holds plain values only: what every saved state shares.
+
+    Dicts with string keys, lists, finite numbers, strings, booleans and
+    None (what ``json`` writes back). Raises ShoalValueError naming the path
+    of the first other value. What each field must be is checked by the
+    stream kind the state belongs to, with the checkers below.
+    """
+    if isinstance(state, dict):
+        for key, item in state.items():
+            if not isinstance(key, str):
+                raise state_error(path, "a dict with string keys", key)
+            check_plain(item, f"{path}[{key!r}]")
+    elif isinstance(state, list):
+        for i, item in enumerate(state):
+            check_plain(item, f"{path}[{i}]")
+    elif isinstance(state, float):
+        if not math.isfinite(state):
+            raise state_error(path, "a finite number", state)
+    elif not (state is None or isinstance(state, (bool, int, str))):
+        raise state_error(path, "a plain value (dict, list, number, string or None)", state)
 
 
 def check_fields(state, schema, path, n_streams=None, optional=None):

@@ -9,7 +9,7 @@ from itertools import chain, compress
 from typing import Any, Literal
 
 from . import _schema as schema
-from ._checks import check_bool, check_state_tree, short_repr
+from ._checks import check_bool, short_repr
 from ._contract import FINISHED, Recipe, StateDict, Weights, check_stream
 from ._counter import counted_if_needed, counter_at, given, hand_counter
 from ._iterutil import END, add_note, close_quietly, empty_pass
@@ -228,7 +228,7 @@ def loaded_root(stream, state, cycle=False):
     for key in ("n_given", "state"):
         if key not in state:
             raise ShoalValueError(f"state is corrupted: it lacks {key!r}")
-    check_state_tree(state)
+    schema.check_plain(state)
     schema.count(state["n_given"], "state['n_given']")
     root = stream._ready_root(state["state"], state["n_given"])
     # A trial: it opens nothing, and this iteration goes on if the state is refused.

@@ -186,8 +186,8 @@ def counted_state(streamer, node, it, counter, track):
 _MUX_OPTIONAL = {"keys": schema.keys}
 
 
-def check_state(state, mux, fields=()):
-    """Check that ``state`` is a state of an iterator of ``mux``: a dict with ``fields``.
+def check_state(state, mux):
+    """Check that ``state`` is a state of an iterator of ``mux`` (its envelope).
 
     It must be of a mux of the same kind, over as many streamers, made with
     the same settings (:func:`check_recipe`).
@@ -196,9 +196,8 @@ def check_state(state, mux, fields=()):
     if not isinstance(state, dict) or state.get("type") != kind:
         got = state.get("type") if isinstance(state, dict) else type(state).__name__
         raise ShoalValueError(f"state must be the state of a {kind} iterator, got one of {got!r}")
-    missing = [field for field in ("recipe", *fields) if field not in state]
-    if missing:
-        raise ShoalValueError(f"state of a {kind} iterator lacks {', '.join(map(repr, missing))}")
+    if "recipe" not in state:
+        raise ShoalValueError(f"state of a {kind} iterator lacks 'recipe'")
     n = state.get("n_streams")
     if n is not None and mux._lazy_count() is not None and n != mux._lazy_count():
         raise ShoalValueError(

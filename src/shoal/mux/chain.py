@@ -23,7 +23,6 @@ from ._base import (
     add_count,
     as_streamer,
     as_streamers,
-    check_state,
     tally,
 )
 
@@ -400,8 +399,7 @@ class _ChainIterator:
         self.streamer = None  # the streamer now running, while one is
         self.source_it = None  # a source of streamers: this pass's iterator over it
         self.n_read = 0  # ...and the streamers read from it
-        if state is not None:
-            check_state(state, mux, ("epoch", "index", "offset", "yielded", "child", "totals"))
+        if state is not None:  # checked by ChainMux._ready_state when it was loaded
             self.epoch = state["epoch"]
             self.index = state["index"]
             self.offset = state["offset"]
