@@ -12,6 +12,7 @@ PUBLIC = {
     "resume_arg",
     "StreamIterator",
     "reshard_states",
+    "Shares",
     "BaseMux",
     "ChainMux",
     "RoundRobinMux",

@@ -27,6 +27,7 @@ from .maps import buffer_stream, cache, keras_tuples, tuples
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
 from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
 from .reshard import reshard_states
+from .shares import Shares
 from .util import batch_length, get_rng
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "resume_arg",
     "StreamIterator",
     "reshard_states",
+    "Shares",
     "BaseMux",
     "ChainMux",
     "RoundRobinMux",

@@ -156,6 +156,7 @@ class StreamIterator:
             these (the message says why). Raised here, not at the next
             item; this iteration then goes on as it was.
         """
+        state = self.stream._translate_state(state)
         root = loaded_root(self.stream, state, self.cycle)
         self.close()
         self._start(root, state["n_given"])

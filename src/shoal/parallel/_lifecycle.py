@@ -77,7 +77,7 @@ class Worker:
     pickled state, n_skip)``: the share is there after ``k`` items, plus
     ``n_skip`` items. ``ahead`` is ``(k, state)``, the state after its ``k``-th
     item that its loaded state said it reaches (see
-    ``shoal.parallel._state.resumed_share``), or None.
+    ``shoal._resume.resumed_share``), or None.
     """
 
     __slots__ = ("index", "process", "conn", "credits", "ring",

@@ -97,7 +97,7 @@ class WorkerConfig(NamedTuple):
     track: bool  # send SNAPSHOTs of its share's state
     start: dict | None  # the state its share resumes from (None: its start)...
     n_skip: int  # ...and the items its consumer took after it
-    ahead: dict | None  # where its share must be further on (see _state.resumed_share)
+    ahead: dict | None  # where its share must be further on (see shoal._resume.resumed_share)
     prefetch: int
     seed: Any  # the consumer's draw the worker seeds its global random states from
     # Filled in when the worker starts (see _lifecycle.Crew.start):

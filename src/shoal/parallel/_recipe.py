@@ -17,10 +17,12 @@ from .._checks import check_choice, check_int, short_repr
 from .._iterutil import limited
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
+from ..iterator import check_version
 from ..mux._base import as_streamer, check_flag
+from ..shares import Shares
 from ._consumer import ProcessIterator
 from ._ring import max_ring_bytes
-from ._state import ready_state, shares_of
+from ._state import ready_state, shares_of, state_of_shares
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "MAX_WORKERS", "max_workers", "check_seconds"]
 
@@ -162,6 +164,11 @@ class ProcessStreamer(Streamer):
                 f"{limit * self.n_workers} bytes, for the rings of {self.n_workers} "
                 f"worker(s)), got {self.shared_memory_bytes}"
             )
+        if isinstance(stream, Shares) and stream._join_axis is not None and not self.ordered:
+            raise ShoalValueError(
+                f"ordered must be True for {stream!r}: its batches are joined from every share's "
+                "part, in the turn of the shares"
+            )
         self._shares = shares_of(stream, self.n_workers)
         self._copy_out = False  # copy every received array out of the ring
         if self._context().get_start_method() != "fork":
@@ -182,7 +189,10 @@ class ProcessStreamer(Streamer):
     def _open(self, max_iter=None):
         gen = ProcessIterator(self, max_iter).run()
         # Each worker stops after max_iter items; the consumer takes max_iter in all.
-        return gen if max_iter is None or self.n_workers == 1 else limited(gen, max_iter)
+        # (A worker's part of a Shares stream runs on: what it gives is not all items.)
+        if max_iter is None or (self.n_workers == 1 and not isinstance(self.stream, Shares)):
+            return gen
+        return limited(gen, max_iter)
 
     def _open_items(self):
         return self._open()
@@ -191,10 +201,13 @@ class ProcessStreamer(Streamer):
     # items, and a pass's state holds each share's state up to the items the
     # consumer took. It resumes by starting each worker where its share was.
     # The workers run the stream as a root: no key reaches another process.
-    _takes_key = False
+    # (A Shares stream's pass draws its seed from the key, in the consumer.)
+    @property
+    def _takes_key(self):
+        return isinstance(self.stream, Shares)
 
     def _open_node(self, state=None, track=False, key=None):
-        node = ProcessIterator(self, None, track, state)
+        node = ProcessIterator(self, None, track, state, key)
         return node, node.run()
 
     def _ready_state(self, state, path="state", n_given=None):
@@ -202,6 +215,24 @@ class ProcessStreamer(Streamer):
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
         return ready_state(self, state, path)
+
+    def _translate_state(self, state):
+        """A state of an iteration of its Shares stream in one process, as one of this iteration.
+
+        The state of each share is handed to the worker that hosts it here.
+        """
+        stream = self.stream
+        if not (isinstance(stream, Shares) and isinstance(state, dict)
+                and state.get("stream") == "Shares"):
+            return state
+        check_version(state)
+        root = state.get("state")
+        if isinstance(root, dict) and root.get("child") is not None:
+            whole = stream._ready_state(root["child"], "state['state']['child']")
+            if whole["hosted"] != list(range(stream.n_shares)):
+                raise ShoalValueError(f"state is of a part of {stream!r}, not of all its shares")
+            root = {**root, "child": state_of_shares(self, whole)}
+        return {**state, "stream": type(self).__name__, "state": root}
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
