@@ -52,7 +52,8 @@ from .maps._batch import _stack
 from .mux._base import open_child
 
 __all__ = ["Shares", "ShareEnd", "merge_states", "split_state", "turn_of", "join_parts",
-           "whole_of_hosts", "root_of_part", "pass_state", "check_seed"]
+           "whole_of_hosts", "root_of_part", "pass_state", "check_seed", "hosts_at",
+           "part_state", "pass_of_iteration"]
 
 
 class ShareEnd:
@@ -273,7 +274,7 @@ class SharesNode:
     """
 
     __slots__ = ("recipe", "track", "opened", "readers", "states", "running", "position",
-                 "ended", "end_count", "seed")
+                 "ended", "stopped", "seed")
 
     def __init__(self, recipe, state, track, key):
         self.recipe = recipe
@@ -286,13 +287,14 @@ class SharesNode:
         if state is not None:
             self.states.update(zip(state["hosted"], state["states"]))
             self.ended = list(state["ended"])
+        if state is not None and state["seed"] is not None:
             self.seed = state["seed"]
         elif recipe._pass_seed is not None:
             self.seed = recipe._pass_seed
         else:
             self.seed = seed_of_key(key)
         self.running, self.position = turn_of(self.states, self.ended)
-        self.end_count = None  # strict: the count at which its shares ended
+        self.stopped = False  # strict: one of its shares ended in this pass
 
     def _open(self):
         parts = self.recipe._parts
@@ -316,25 +318,26 @@ class SharesNode:
             close_all([it for _, it, _ in self.opened.values()])
 
     def _items(self):
-        running, readers, marks = self.running, self.readers, self.recipe._marks
+        running, marks = self.running, self.recipe._marks
+        readers = [self.readers[index] for index in running]  # in the order of ``running``
         position = self.position
-        while running:
-            if position >= len(running):
-                position = 0
-            index = running[position]
-            item = next(readers[index], END)
-            if item is END:
-                self._end(index)
-                del running[position]
-                self.position = position
-                if marks:
-                    yield ShareEnd(index)
-                continue
-            if self.end_count is not None:
-                self._apart(index)
-            position += 1
-            self.position = position
-            yield item
+        while readers:
+            n = len(readers)
+            while position < n:
+                item = next(readers[position], END)
+                if item is END:
+                    index = running[position]
+                    self._end(index)
+                    del running[position], readers[position]
+                    n -= 1
+                    if marks:
+                        yield ShareEnd(index)
+                    continue
+                if self.stopped:
+                    self._apart(running[position])
+                position += 1
+                yield item
+            position = 0
 
     def _batches(self):
         running, readers, axis = self.running, self.readers, self.recipe._join_axis
@@ -346,22 +349,24 @@ class SharesNode:
                     self._end(index)
                     running.remove(index)
                 else:
+                    if self.stopped:
+                        self._apart(index)
                     parts.append(part)
             if parts:
                 yield join_parts(parts, axis)
+        if self.recipe._strict:
+            # A DataLoader worker's last word: its part of the batches ends here
+            # (see shoal.torch.joined, which joins the workers' parts round by round).
+            yield None
 
     def _end(self, index):
         """Share ``index`` ended: close its pass."""
-        _, it, counter = self.opened.pop(index)
+        _, it, _ = self.opened.pop(index)
         del self.readers[index]
-        if self.recipe._strict:
-            # Each of its shares must end at this count: none gave more, none gives more.
-            count = given(counter)
-            if self.end_count is None:
-                self.end_count = count
-            if count != self.end_count or any(given(other) > count
-                                              for _, _, other in self.opened.values()):
-                self._apart(index)
+        # A DataLoader worker's shares end one after the other in its turn, with no
+        # item between: else the DataLoader, which takes from its workers in turn,
+        # would no longer follow the turn of the shares.
+        self.stopped = self.recipe._strict
         self.states[index] = None
         self.ended.append(index)
         close_quietly(it)
@@ -370,12 +375,12 @@ class SharesNode:
         recipe = self.recipe
         raise ShoalValueError(
             f"the shares {list(recipe._hosted)} of {recipe.stream!r} that this DataLoader "
-            f"worker runs did not end together (share {index} went on after another ended, "
-            "or ended after others): a DataLoader takes its workers' items in turn and "
-            "cannot follow the turn of the shares once one of a worker's shares has ended, "
-            "so the items would come in another order than in one process. Run it with one "
-            "share per DataLoader worker (num_workers * world_size == n_shares), or with a "
-            "ProcessStreamer, or make the shares endless (a cycling or sampling mux)"
+            f"worker runs did not end together (share {index} went on after another ended): "
+            "a DataLoader takes its workers' items in turn and cannot follow the turn of the "
+            "shares once one of a worker's shares has ended, so the items would come in "
+            "another order than in one process. Run it with one share per DataLoader worker "
+            "(num_workers * world_size == n_shares), or in a ProcessStreamer, or make the "
+            "shares endless (a cycling or sampling mux), or of equal lengths"
         )
 
     def state_dict(self, n_given=None):
@@ -386,6 +391,47 @@ class SharesNode:
             states[index] = {"n": n, "state": parts[index]._node_state(node, it, n)}
         hosted = list(self.recipe._hosted)
         return pass_state(self.recipe, hosted, [states[i] for i in hosted], self.ended, self.seed)
+
+
+def hosts_at(recipe, whole, n_hosts, why=""):
+    """The shares each of ``n_hosts`` hosts taken in turn runs, from ``whole`` (None: the start).
+
+    ``whole`` is the state of a whole pass (see :func:`merge_states`). Host
+    ``h`` runs the shares at places ``h, h + n_hosts, ...`` of the turn from
+    the next item on, so that taking one item from each host in turn, each
+    host taking from its shares in turn, follows the turn of the shares (a
+    DataLoader takes from its workers so, always starting with worker 0).
+    That holds only if every host has as many running shares: refused
+    otherwise, saying ``why`` the hosts are so many. The ended shares go to
+    host 0 (their states are kept there; they give nothing).
+    """
+    if whole is None:
+        running, position, ended = list(range(recipe.n_shares)), 0, []
+    else:
+        running, position = turn_of(dict(zip(whole["hosted"], whole["states"])), whole["ended"])
+        ended = whole["ended"]
+    if len(running) % n_hosts:
+        raise ShoalValueError(
+            f"cannot run {recipe!r} on {n_hosts} hosts taken in turn{why}: "
+            f"{len(running)} of its shares are running, not a multiple of {n_hosts}, so the "
+            "hosts could not follow the turn of the shares; use a number of hosts that "
+            "divides it, or a ProcessStreamer, which follows the turn with any number of workers"
+        )
+    order = running[position:] + running[:position]
+    hosts = [sorted(order[h::n_hosts]) for h in range(n_hosts)]
+    hosts[0] = sorted(hosts[0] + list(ended))
+    return hosts
+
+
+def part_state(recipe, whole, hosted):
+    """The iteration state of the part of ``recipe`` hosting ``hosted``, from ``whole``."""
+    part = recipe.hosting(hosted)
+    return root_of_part(part, split_state(recipe, whole, [hosted])[0])
+
+
+def pass_of_iteration(part, state):
+    """The state of the pass of ``part`` (a Shares recipe) in an iteration's ``state`` (None: none)."""
+    return _pass_of_part(part, None if state is None else state["state"])
 
 
 def turn_of(states, ended):
@@ -438,10 +484,10 @@ def _states(value, path, n_streams=None):
 
 
 def check_seed(value, path, n_streams=None):
-    """Refuse a pass's seed that is not four 32-bit words."""
-    if not (isinstance(value, list) and len(value) == 4 and all(
+    """Refuse a pass's seed that is not four 32-bit words (or None: not drawn yet)."""
+    if value is not None and not (isinstance(value, list) and len(value) == 4 and all(
             schema.is_count(word) and word < 2**32 for word in value)):
-        raise schema.state_error(path, "the pass's seed, four 32-bit words", value)
+        raise schema.state_error(path, "the pass's seed, four 32-bit words, or None", value)
 
 
 #: The fields of the state of a pass of a Shares stream.
@@ -478,7 +524,8 @@ def merge_states(recipe, states, path="states"):
                 )
             merged[index] = share_state
         ended.extend(state["ended"])
-        seeds.append(state["seed"])
+        if state["seed"] is not None:  # (a part that had not started drew none)
+            seeds.append(state["seed"])
     if any(seed != seeds[0] for seed in seeds):
         raise ShoalValueError(
             f"the states given ({path}) are of passes with other seeds: they are not the "
@@ -491,7 +538,7 @@ def merge_states(recipe, states, path="states"):
             "the states of every host of the run (every worker, every rank)"
         )
     return pass_state(recipe, range(recipe.n_shares), [merged[i] for i in range(recipe.n_shares)],
-                      ended, seeds[0])
+                      ended, seeds[0] if seeds else None)
 
 
 def split_state(recipe, state, hosts):
@@ -538,12 +585,20 @@ def whole_of_hosts(recipe, entries, seed, path="shares"):
 
 
 def _pass_of_part(part, root):
-    """The state of the pass of ``part`` in ``root``, the state of an iteration of it (one pass)."""
+    """The state of the pass of ``part`` in ``root``, the state of an iteration of it (one pass).
+
+    ``root`` None: not started.
+    """
     hosted = list(part._hosted)
+    if root is None:
+        return pass_state(part, hosted, [None] * len(hosted), [], part._pass_seed)
     child = root["child"]
     if child is None:  # between passes: not started, or ended
+        seed = part._pass_seed
+        if seed is None and root.get("seed") is not None:  # what its pass will draw
+            seed = seed_of_key(root_key(iteration_seed(None, root["seed"]), root["epoch"]))
         return pass_state(part, hosted, [None] * len(hosted), hosted if root["ended"] else [],
-                          part._pass_seed)
+                          seed)
     return child
 
 

@@ -73,7 +73,7 @@ class ProcessIterator:
         self.position = state["position"] if recipe.ordered and state["ordered"] else 0
         if self.turn is not None:
             self.turn = [list(state["turn"]["running"]), state["turn"]["position"]]
-        if self.shares is not None:
+        if self.shares is not None and state["seed"] is not None:
             self.seed = state["seed"]
 
     def state_dict(self, n_given=None):
@@ -284,20 +284,32 @@ class ProcessIterator:
     def _turn_of_shares(self):
         """The items of a Shares stream's shares, in the turn of the shares (not of the workers)."""
         self.live = list(self.workers)
-        self.by_index = {worker.index: worker for worker in self.workers}
-        turn = self.turn
-        running, take = turn[0], self._take
-        while running:
-            position = turn[1]
-            if position >= len(running):
-                position = 0
-            item = take(running[position])
-            if type(item) is ShareEnd:
-                del running[position]
-                turn[1] = position if position < len(running) else 0
-                continue
-            turn[1] = position + 1 if position + 1 < len(running) else 0
-            yield item
+        by_index = self.by_index = {worker.index: worker for worker in self.workers}
+        turn, n_workers = self.turn, self.recipe.n_workers
+        running = turn[0]
+        hosts = [by_index[host_of(share, n_workers)] for share in running]  # as ``running``
+        position = turn[1]
+        while hosts:
+            n = len(hosts)
+            while position < n:
+                worker = hosts[position]
+                queue = worker.queue
+                if queue:
+                    item = queue.popleft()
+                    if type(item) is InRing:
+                        item = item.load()
+                    worker.credits.release()
+                else:
+                    item = self._take(running[position])
+                if type(item) is ShareEnd:
+                    del running[position], hosts[position]
+                    n -= 1
+                    turn[1] = position if position < n else 0
+                    continue
+                position += 1
+                turn[1] = position if position < n else 0
+                yield item
+            position = 0
 
     def _rounds_of_shares(self):
         """The batches of a batched Shares stream: each share's part, joined, round by round."""
