@@ -29,7 +29,7 @@ import time
 import weakref
 
 from ..exceptions import ShoalError
-from ._ring import Ring
+from ._ring import Ring, ring_sizes
 from ._worker import worker_main
 
 __all__ = ["WorkerError", "Worker", "Crew", "interrupts_held"]
@@ -129,7 +129,8 @@ class Crew:
         worker = Worker(config.worker_index, config.start, config.n_skip, config.ahead)
         receiver = sender = None
         try:
-            ring = worker.ring = Ring(context, recipe.shared_memory_bytes, recipe._copy_out)
+            size, room = ring_sizes(recipe.shared_memory_bytes, recipe.n_workers)
+            ring = worker.ring = Ring(context, size, recipe._copy_out, room)
             worker.credits = context.Semaphore(recipe.prefetch)
             receiver, sender = context.Pipe(duplex=False)
             _RECEIVERS.add(receiver)  # no process forked from now on keeps it open
@@ -138,7 +139,8 @@ class Crew:
                                      parent=self.parent, pdeathsig=self.pdeathsig)
             worker.process = context.Process(
                 target=worker_main,
-                args=(config, sender, worker.credits, self.stop, ring.taken, ring.chunks),
+                args=(config, sender, worker.credits, self.stop, ring.taken, ring.chunks,
+                      ring.limit),
                 daemon=True,
                 name=f"shoal-worker-{config.worker_index}",
             )

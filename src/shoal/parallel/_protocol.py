@@ -10,8 +10,9 @@ things they share:
   are in flight. The consumer also gives one to wake a worker it stops;
 - *stop*, an event, one for all the workers: the consumer sets it to stop
   them;
-- the worker's ring, for large buffers: its table of chunks and the count
-  of the bytes the consumer took (see ``shoal.parallel._ring``).
+- the worker's ring, for large buffers: its table of chunks, the count of
+  the chunks the worker may use, and the count of the bytes the consumer
+  took (see ``shoal.parallel._ring``).
 
 Messages
 --------

@@ -67,11 +67,11 @@ def worker_info():
     return _WORKER
 
 
-def worker_main(config, conn, credits, stop, taken, chunks):
+def worker_main(config, conn, credits, stop, taken, chunks, limit):
     """Run the share of a worker started with ``config`` (a WorkerConfig), sending into ``conn``.
 
     ``credits`` and ``stop`` are what it shares with its consumer, and
-    ``taken`` and ``chunks`` its ring's shared count and table.
+    ``taken``, ``chunks`` and ``limit`` its ring's shared counts and table.
     """
     global _WORKER
     _WORKER = (config.worker_index, config.n_workers)
@@ -82,7 +82,8 @@ def worker_main(config, conn, credits, stop, taken, chunks):
     parent = _guard_parent(config.parent, config.pdeathsig)
     sender = source = None
     try:
-        ring = Writer(config.ring_path, config.ring_size, config.chunk, chunks, taken)
+        ring = Writer(config.ring_path, config.ring_size, config.chunk, chunks, limit, taken,
+                      config.n_workers)
         conn.send_bytes(encode(READY, None))
         sender = Sender(conn, ring, stop, parent, credits, config.prefetch)
         if not config.track:
@@ -251,7 +252,7 @@ class Sender:
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
         self.ring_bytes = 0  # bytes the batch holds in the ring
         # Send a large share of the ring at once: the consumer can start on it.
-        self.ring_flush = min(RING_FLUSH_BYTES, ring.size // 8)
+        self.ring_flush = min(RING_FLUSH_BYTES, ring.room // 8)
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set when a batch starts
         self.closing = False
