@@ -26,6 +26,7 @@ PUBLIC = {
     "ProcessStreamer",
     "ZMQStreamer",
     "worker_info",
+    "WorkerStats",
     "WorkerError",
     "ShoalError",
     "PescadorError",

@@ -1023,3 +1023,77 @@ def test_a_mux_saves_a_worker_stream_it_opened_and_has_not_read_yet():
         resumed = make().iterator()
         resumed.load_state_dict(state)
         assert list(resumed) == rest
+
+
+# -- where an iteration waits -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_worker_stats_count_each_workers_items_exactly(ordered):
+    mux = shoal.ChainMux([Streamer(sources.numbered, 30), Streamer(sources.numbered, 10),
+                          Streamer(sources.numbered, 5)])
+    it = ProcessStreamer(mux, n_workers=2, ordered=ordered, start_method="fork").iterator()
+    assert it.worker_stats() is None  # no worker has started yet
+    with no_hang():
+        first = [next(it) for _ in range(3)]
+        stats = it.worker_stats()
+        assert len(stats.n_items) == 2 and sum(stats.n_items) >= 3
+        rest = list(it)
+    assert len(first) + len(rest) == 45
+    stats = it.worker_stats()  # the pass ended: its figures stay
+    assert isinstance(stats, shoal.WorkerStats)
+    assert stats.n_items == (35, 10)  # worker 0 runs streamers 0 and 2, worker 1 streamer 1
+    assert stats.consumer_wait_s >= 0
+    assert all(wait >= 0 for wait in stats.credit_wait_s + stats.ring_wait_s)
+
+
+def test_worker_stats_show_workers_waiting_for_a_slow_consumer():
+    it = ProcessStreamer(Streamer(sources.numbered, 40), prefetch=2,
+                         start_method="fork").iterator()
+    with no_hang():
+        for _ in it:
+            time.sleep(0.005)  # the training step: slower than the worker
+    stats = it.worker_stats()
+    assert stats.n_items == (40,)
+    assert stats.credit_wait_s[0] > 0
+    assert stats.ring_wait_s == (0.0,)  # small items: no ring
+
+
+def test_worker_stats_show_workers_waiting_for_room_in_their_ring():
+    # 1 MiB items, a fixed 4 MiB ring and a consumer that holds on to the
+    # last few: the worker runs out of room long before it runs out of credit.
+    stream = ProcessStreamer(Streamer(sources.sized, [2**18] * 30), shared_memory_bytes=4 * 2**20,
+                             start_method="fork")
+    it = stream.iterator()
+    held = []
+    with no_hang():
+        for item in it:
+            held = [*held[-2:], item]
+            time.sleep(0.005)
+    stats = it.worker_stats()
+    assert stats.n_items == (30,)
+    assert stats.ring_wait_s[0] > 0
+
+
+def test_worker_stats_show_the_consumer_waiting_for_a_slow_loader():
+    batches = Streamer(shoal.buffer_stream, ProcessStreamer(Streamer(sources.slow, 8, 0.01),
+                                                            start_method="fork"), 4)
+    it = batches.iterator()  # a map over the workers reports theirs
+    with no_hang():
+        assert len(list(it)) == 2
+    stats = it.worker_stats()
+    assert stats.n_items == (8,)
+    assert stats.consumer_wait_s > 0
+    assert stats.credit_wait_s == (0.0,) and stats.ring_wait_s == (0.0,)
+
+
+def test_worker_stats_are_for_worker_streams():
+    it = Streamer(range, 3).iterator()
+    with pytest.raises(ShoalTypeError, match=r"worker_stats\(\) is for a ProcessStreamer.*range"):
+        it.worker_stats()
+    next(it)
+    with pytest.raises(ShoalTypeError, match=r"worker_stats\(\) is for a ProcessStreamer"):
+        it.worker_stats()
+    mux_it = shoal.ChainMux([ProcessStreamer(Streamer(range, 3), start_method="fork")]).iterator()
+    with pytest.raises(ShoalTypeError, match=r"worker_stats\(\) is for a ProcessStreamer"):
+        mux_it.worker_stats()

@@ -69,7 +69,8 @@ class Worker:
     ``received - len(queue)``. ``ready``: the worker mapped its ring;
     ``done``: it said how its stream ended (``error``: the exception to
     raise once its items are taken). ``since``: when the consumer started
-    waiting for it (with an ``item_timeout``).
+    waiting for it (with an ``item_timeout``). ``waits``: the seconds it
+    said it waited, in all, for credit and for room in its ring.
 
     Its share's states: ``snapshots`` holds those the worker sent, ``(k,
     state or pickled state)`` for the state after its ``k``-th item, not yet
@@ -82,7 +83,7 @@ class Worker:
 
     __slots__ = ("index", "process", "conn", "credits", "ring",
                  "queue", "ready", "done", "error", "since", "received", "snapshots", "base",
-                 "ahead")
+                 "ahead", "waits")
 
     def __init__(self, index, start, n_skip, ahead):
         self.index = index
@@ -92,6 +93,7 @@ class Worker:
         self.error = None
         self.since = None
         self.received = 0
+        self.waits = (0.0, 0.0)
         self.snapshots = collections.deque()
         self.base = (0, start, n_skip)
         self.ahead = ahead and (ahead["n"], ahead["state"])

@@ -52,6 +52,10 @@ Segments of an ITEMS batch
 ``(SNAPSHOT, k, state)``
     The state of the worker's share after its ``k``-th item, pickled
     (sent only when the consumer tracks the workers' states).
+``(WAITS, credit_s, ring_s)``
+    The seconds the worker has waited so far, in all, for credit and for
+    room in its ring (sent, last in a batch, when they changed since the
+    last batch; see :class:`shoal.parallel.WorkerStats`).
 """
 
 import pickle
@@ -68,6 +72,7 @@ __all__ = [
     "PICKLED",
     "IN_RING",
     "SNAPSHOT",
+    "WAITS",
     "WorkerConfig",
     "encode",
     "decode",
@@ -86,6 +91,7 @@ RUN = "run"
 PICKLED = "pickled"
 IN_RING = "ring"
 SNAPSHOT = "snapshot"
+WAITS = "waits"
 
 
 class WorkerConfig(NamedTuple):

@@ -203,6 +203,7 @@ class ProcessStreamer(Streamer):
     # consumer took. It resumes by starting each worker where its share was.
     # The workers run the stream as a root: no key reaches another process.
     _takes_key = False
+    _has_workers = True
 
     def _open_node(self, state=None, track=False, key=None):
         node = ProcessIterator(self, None, track, state)

@@ -25,7 +25,8 @@ import traceback
 import numpy as np
 
 from .._random import share_seed
-from ._protocol import DONE, ERROR, IN_RING, ITEMS, PICKLED, READY, RUN, SNAPSHOT, encode, pack_run
+from ._protocol import (DONE, ERROR, IN_RING, ITEMS, PICKLED, READY, RUN, SNAPSHOT, WAITS, encode,
+                        pack_run)
 from ._ring import SHARED_MIN_BYTES, Writer, keep_small
 from ._state import resumed_share
 
@@ -241,6 +242,9 @@ class Sender:
         self.held = 0  # credits taken and not used yet
         self.refill = max(1, min(prefetch // 4, BATCH_ITEMS))
         self.ring = ring  # a Writer
+        # Seconds waited for credit and for room in the ring, and those sent.
+        self.credit_wait = self.ring_wait = 0.0
+        self.waits_sent = (0.0, 0.0)
         self.stop = stop
         self.parent = parent
         # The batch: pickled items (data, their buffers' (offset, size) in the
@@ -286,9 +290,11 @@ class Sender:
             self.held -= 1
         elif not self.try_credit():
             self.flush()  # never sit on items while waiting for credits
+            start = time.monotonic()
             got = 0
             while got < self.refill:
                 got += self._wait_for_credit()
+            self.credit_wait += time.monotonic() - start
             self.held = got - 1  # one is for the item at hand
 
     def _wait_for_credit(self):
@@ -356,7 +362,9 @@ class Sender:
         """Send the batch, and wait for the consumer to take an item."""
         self._flush()  # the consumer frees chunks as it takes what was sent...
         # ...and then returns a credit: wait for one, not for a fixed time.
+        start = time.monotonic()
         self.held += self._wait_for_credit()
+        self.ring_wait += time.monotonic() - start
 
     def _add_to_run(self, item):
         """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
@@ -399,6 +407,10 @@ class Sender:
             return
         segments = [pack_run(segment[1]) if segment[0] == RUN else segment
                     for segment in self.batch]
+        waits = (self.credit_wait, self.ring_wait)
+        if waits != self.waits_sent:
+            segments.append((WAITS, *waits))
+            self.waits_sent = waits
         message = encode(ITEMS, segments)
         self.ring_bytes = 0
         self.batch = []
