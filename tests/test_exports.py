@@ -27,6 +27,7 @@ PUBLIC = {
     "ProcessStreamer",
     "ZMQStreamer",
     "worker_info",
+    "WorkerStats",
     "WorkerError",
     "ShoalError",
     "PescadorError",

@@ -423,6 +423,13 @@ class Streamer(Recipe, metaclass=_Made):
         )
 
     @property
+    def _has_workers(self):
+        """Does a pass run in worker processes of its own (see ``StreamIterator.worker_stats``)?"""
+        if self._kind == _DELEGATE:
+            return self.source._has_workers
+        return False
+
+    @property
     def _takes_key(self):
         """Does a pass draw from the key a parent mux hands it (see :meth:`_child`)?
 

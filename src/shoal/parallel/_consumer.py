@@ -20,9 +20,10 @@ from .._iterutil import add_note
 from .._random import iteration_seed, seed_of_key
 from ..shares import ShareEnd, Shares
 from ._lifecycle import Crew, WorkerError
-from ._protocol import DONE, IN_RING, ITEMS, PICKLED, READY, RUN, WorkerConfig, decode, unpack_run
+from ._protocol import DONE, IN_RING, ITEMS, PICKLED, READY, RUN, WAITS, WorkerConfig, decode, unpack_run
 from ._ring import InRing
 from ._state import host_of, join_parts, pass_state, share_entry
+from ._stats import WorkerStats
 
 __all__ = ["ProcessIterator"]
 
@@ -44,6 +45,7 @@ class ProcessIterator:
         self.live = None  # the workers still giving items, in turn order
         self.by_index = {}  # the workers started, by index
         self.position = 0  # ordered: whose turn is next, in ``live``
+        self.waited = 0.0  # seconds the consumer waited for its workers
         # Where each share starts: (state or None, n_skip, ahead or None), and which ones run.
         n = recipe.n_workers
         self.starts = [(None, 0, None)] * n
@@ -135,6 +137,16 @@ class ProcessIterator:
             item = queue.popleft()
             queue.append(item.load() if type(item) is InRing else item)
 
+    def worker_stats(self):
+        """What the consumer and each worker waited for, and the items each sent: a WorkerStats."""
+        n = self.recipe.n_workers
+        n_items, waits = [0] * n, [(0.0, 0.0)] * n
+        for worker in self.workers:
+            n_items[worker.index] = worker.received
+            waits[worker.index] = worker.waits
+        return WorkerStats(self.waited, tuple(n_items), tuple(w[0] for w in waits),
+                           tuple(w[1] for w in waits))
+
     # -- starting and stopping
 
     def _start(self):
@@ -175,15 +187,17 @@ class ProcessIterator:
         """Wait for the next message of ``worker`` and handle it."""
         conn, process = worker.conn, worker.process
         item_timeout = self.recipe.item_timeout
+        start = time.monotonic()
         if item_timeout is None:
             ready = multiprocessing.connection.wait([conn, process.sentinel])
         else:
             if worker.since is None:
-                worker.since = time.monotonic()
-            left = worker.since + item_timeout - time.monotonic()
+                worker.since = start
+            left = worker.since + item_timeout - start
             ready = multiprocessing.connection.wait([conn, process.sentinel], max(left, 0.0))
-            if not ready:
-                raise self._silent(worker)
+        self.waited += time.monotonic() - start
+        if item_timeout is not None and not ready:
+            raise self._silent(worker)
         if conn in ready:
             try:
                 message = conn.recv_bytes()
@@ -213,6 +227,8 @@ class ProcessIterator:
                 elif tag == IN_RING:  # read out of the ring when the consumer takes it
                     queue.append(InRing(worker.ring, *segment[1:]))
                     received += 1
+                elif tag == WAITS:
+                    worker.waits = segment[1:]
                 else:  # SNAPSHOT: the share's state after the worker's k-th item
                     worker.snapshots.append(segment[1:])
             worker.received += received
@@ -382,18 +398,20 @@ class ProcessIterator:
                 return
             waiting = [w for w in live if not w.queue]
             objects = [w.conn for w in waiting] + [w.process.sentinel for w in waiting]
+            start = time.monotonic()
             if item_timeout is None:
                 ready = multiprocessing.connection.wait(objects)
             else:
-                now = time.monotonic()
+                now = start
                 for worker in waiting:
                     if worker.since is None:
                         worker.since = now
                 first = min(waiting, key=lambda w: w.since)
                 ready = multiprocessing.connection.wait(
                     objects, max(first.since + item_timeout - now, 0.0))
-                if not ready:
-                    raise self._silent(first)
+            self.waited += time.monotonic() - start
+            if item_timeout is not None and not ready:
+                raise self._silent(first)
             for worker in waiting:
                 if worker.conn in ready or worker.process.sentinel in ready:
                     self._receive(worker)

@@ -67,10 +67,21 @@ class ProcessStreamer(Streamer):
         waiting for the consumer stops at once; either way, as in one
         process, the workers' generators are closed (their ``finally``
         runs) before ``close()`` returns, unless terminated.
-    shared_memory_bytes : int
-        The size of each worker's shared-memory ring for large arrays. An
-        item whose arrays do not fit is sent through the pipe instead. The
-        rings of all workers must fit in the shared-memory file system.
+    shared_memory_bytes : None or int
+        The size of each worker's shared-memory ring for large arrays
+        (those of 64 KiB or more; smaller ones go through the pipe). The
+        default, ``None``, sizes each ring from the items: it starts with
+        64 MiB (less if the shared-memory file system is smaller than 64 MiB
+        a worker), and grows when an item needs more, to hold 12 of it,
+        within the worker's share of the file system (its size over
+        ``n_workers``) and of the room free there when it grows; it holds
+        the pages written, which a worker reuses, and gives them back when
+        the iteration ends. So batches made in the workers, however large,
+        cross without a copy. An int is a limit you choose: each ring is
+        that size, fixed, and must fit in the worker's share of the file
+        system. Either way, an item whose arrays do not fit is sent through
+        the pipe instead, and while half a ring or more is held by arrays
+        the consumer keeps, the consumer copies what it takes out of it.
     item_timeout : None or float > 0
         The most seconds the consumer waits for a worker's next item; a
         worker silent for longer raises :class:`WorkerError`. The default,
@@ -134,7 +145,7 @@ class ProcessStreamer(Streamer):
     _OWN_KIND = "workers"
 
     def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
-                 timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
+                 timeout=5.0, shared_memory_bytes=None, item_timeout=None):
         stream = as_streamer(stream, "stream")
         super().__init__(stream)  # its source is the stream, which its workers run
         self.stream = stream
@@ -155,10 +166,10 @@ class ProcessStreamer(Streamer):
         self.timeout = check_seconds("timeout", timeout)
         self.item_timeout = None if item_timeout is None else check_seconds("item_timeout",
                                                                              item_timeout)
-        self.shared_memory_bytes = check_int("shared_memory_bytes", shared_memory_bytes,
-                                             minimum=mmap.PAGESIZE)
+        self.shared_memory_bytes = None if shared_memory_bytes is None else check_int(
+            "shared_memory_bytes", shared_memory_bytes, minimum=mmap.PAGESIZE)
         limit = max_ring_bytes(self.n_workers)
-        if self.shared_memory_bytes > limit:
+        if self.shared_memory_bytes is not None and self.shared_memory_bytes > limit:
             raise ShoalValueError(
                 f"shared_memory_bytes must be <= {limit} (the shared-memory file system holds "
                 f"{limit * self.n_workers} bytes, for the rings of {self.n_workers} "
@@ -205,6 +216,8 @@ class ProcessStreamer(Streamer):
     @property
     def _takes_key(self):
         return isinstance(self.stream, Shares)
+
+    _has_workers = True
 
     def _open_node(self, state=None, track=False, key=None):
         node = ProcessIterator(self, None, track, state, key)
