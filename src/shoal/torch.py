@@ -736,8 +736,8 @@ class JoinedBatches:
                 "loader must be a DataLoader over a StreamDataset of a batched Shares stream "
                 f"(Streamer(buffer_stream, Shares(...), size)), got {short_repr(loader)}"
             )
-        self.loader = loader
-        self._axis = stream._join_axis
+        self.loader: Any = loader
+        self._axis: int = stream._join_axis
         dataset._joined = True
 
     def __iter__(self) -> Iterator[Any]:
