@@ -39,7 +39,7 @@ from itertools import compress
 
 from . import _schema as schema
 from ._checks import check_int
-from ._contract import OneStream, check_stream
+from ._contract import check_stream
 from ._counter import counter_at, given
 from ._iterutil import END, add_note, close_all, close_quietly, limited
 from ._random import below, iteration_seed, root_key, seed_of_key
@@ -200,10 +200,10 @@ class Shares(Streamer):
         return mapped
 
     def _share_refusal(self, count):
-        return OneStream(
-            f"{self!r} is split into its shares already: ProcessStreamer and StreamDataset run "
-            "its shares where they run"
-        )
+        # Not a OneStream: copies of it in every worker would repeat its items.
+        return (f"{self!r} is split into its shares already: give it to ProcessStreamer or "
+                "StreamDataset as it is (not wrapped in a Streamer), and they run its shares "
+                "where they run")
 
     # -- a pass
 
