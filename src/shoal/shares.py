@@ -324,7 +324,11 @@ class SharesNode:
         while readers:
             n = len(readers)
             while position < n:
-                item = next(readers[position], END)
+                try:
+                    item = next(readers[position], END)
+                except Exception as exc:
+                    self._note(exc, running[position])
+                    raise
                 if item is END:
                     index = running[position]
                     self._end(index)
@@ -344,7 +348,11 @@ class SharesNode:
         while running:
             parts = []
             for index in list(running):
-                part = next(readers[index], END)
+                try:
+                    part = next(readers[index], END)
+                except Exception as exc:
+                    self._note(exc, index)
+                    raise
                 if part is END:
                     self._end(index)
                     running.remove(index)
@@ -358,6 +366,9 @@ class SharesNode:
             # A DataLoader worker's last word: its part of the batches ends here
             # (see shoal.torch.joined, which joins the workers' parts round by round).
             yield None
+
+    def _note(self, exc, index):
+        add_note(exc, f"raised in share {index} of {self.recipe!r}")
 
     def _end(self, index):
         """Share ``index`` ended: close its pass."""
