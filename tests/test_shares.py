@@ -1,0 +1,220 @@
+"""Shares: a stream split once into canonical shares, taken in turn, the same items anywhere.
+
+In one process the turn defines the items; a ProcessStreamer with any
+number of workers up to ``n_shares`` gives exactly those items, maps over
+a Shares stream map each share, and a state saved on one topology
+(in one process, with any number of workers) loads on any other, the rest
+equal to the rest of the run that saved it. (PyTorch's DataLoader over a
+Shares stream is in test_torch.py.)
+"""
+
+import json
+from collections import Counter
+from itertools import islice
+
+import numpy as np
+import pytest
+import worker_sources as sources
+from hang_guard import no_hang
+from hypothesis import given, settings
+from hypothesis import strategies as st
+from leaks import nothing_left_behind  # noqa: F401 (an autouse fixture)
+from pipelines import PIPELINES, count, forever, lengths, plain
+from resume_checker import assert_resumes_exactly, roundtrip
+
+import shoal
+import shoal.parallel._worker
+from shoal import (
+    ChainMux,
+    ProcessStreamer,
+    RoundRobinMux,
+    Shares,
+    ShoalError,
+    ShoalTypeError,
+    ShoalValueError,
+    ShuffledMux,
+    StochasticMux,
+    Streamer,
+    buffer_stream,
+    cache,
+    keras_tuples,
+    tuples,
+)
+
+
+def letters(tag, n):
+    """A streamer of ``n`` items ``tag0, tag1, ...``."""
+    return Streamer([f"{tag}{k}" for k in range(n)])
+
+
+def in_turn(lists):
+    """The items of ``lists`` one from each in turn, a list leaving the turn when it ends."""
+    iterators = [iter(items) for items in lists]
+    out = []
+    while iterators:
+        going = []
+        for it in iterators:
+            item = next(it, None)
+            if item is not None:
+                out.append(item)
+                going.append(it)
+        iterators = going
+    return out
+
+
+def workers(stream, n_workers, start_method="fork", **kwargs):
+    return ProcessStreamer(stream, n_workers=n_workers, start_method=start_method, **kwargs)
+
+
+# -- in one process: the turn ------------------------------------------------------------
+
+
+FILES = ChainMux([letters("a", 3), letters("b", 1), letters("c", 2), letters("d", 4)])
+
+
+@pytest.mark.parametrize("n_shares, expected", [
+    # Share 0: files a, c (a0 a1 a2 c0 c1); share 1: files b, d (b0 d0 d1 d2 d3).
+    (2, ["a0", "b0", "a1", "d0", "a2", "d1", "c0", "d2", "c1", "d3"]),
+    # One file each: b ends after one item, c after two, a after three.
+    (4, ["a0", "b0", "c0", "d0", "a1", "c1", "d1", "a2", "d2", "d3"]),
+    # Share 0: files a, d; share 1: b; share 2: c.
+    (3, ["a0", "b0", "c0", "a1", "c1", "a2", "d0", "d1", "d2", "d3"]),
+    (1, ["a0", "a1", "a2", "b0", "c0", "c1", "d0", "d1", "d2", "d3"]),
+])
+def test_the_items_are_the_shares_in_turn_an_ended_share_leaving_the_turn(n_shares, expected):
+    shares = Shares(FILES, n_shares)
+    assert list(shares) == expected
+    assert list(shares) == in_turn([list(FILES.shard(i, n_shares)) for i in range(n_shares)])
+    assert list(shares.iterator()) == expected
+
+
+def test_a_share_that_gives_nothing_leaves_the_turn_at_once():
+    mux = ChainMux([letters("a", 3), letters("b", 0), letters("c", 2)])
+    assert list(Shares(mux, 3)) == ["a0", "c0", "a1", "c1", "a2"]
+
+
+def test_shares_of_unequal_lengths_of_a_random_mux_are_its_shards_in_turn():
+    mux = StochasticMux(lengths("abcde", (20, 5, 13, 30, 9)), 2, None, mode="exhaustive",
+                        random_state=11)
+    shards = [list(mux.shard(i, 3)) for i in range(3)]
+    assert [len(share) for share in shards] == [50, 14, 13]  # a, d / b, e / c
+    assert list(Shares(mux, 3)) == in_turn(shards)
+
+
+@pytest.mark.parametrize("name", ["streamer", "streamer of a list", "chain", "shuffled",
+                                  "stochastic exhaustive binomial", "cache", "buffer_stream"])
+def test_one_share_is_the_stream_itself(name):
+    make = PIPELINES[name]
+    expected = plain(list(islice(make(), 150)))
+    assert plain(list(islice(Shares(make(), 1), 150))) == expected
+
+
+def test_max_iter_stops_after_that_many_items_in_one_process_and_in_workers():
+    shares = Shares(FILES, 2)
+    assert list(shares(max_iter=5)) == ["a0", "b0", "a1", "d0", "a2"]
+    assert list(shares.iterate(max_iter=0)) == []
+    with no_hang():
+        for n_workers in (1, 2):
+            assert list(workers(shares, n_workers)(max_iter=5)) == ["a0", "b0", "a1", "d0", "a2"]
+            assert list(workers(shares, n_workers)(max_iter=50)) == list(shares)
+
+
+def test_a_cycling_iteration_repeats_the_pass():
+    shares = Shares(FILES, 2)
+    one_pass = list(shares)
+    assert list(islice(shares.iterator(cycle=True), 25)) == (one_pass * 3)[:25]
+    assert list(islice(shares.cycle(), 25)) == (one_pass * 3)[:25]
+    with no_hang():
+        it = workers(shares, 2).iterator(cycle=True)
+        assert list(islice(it, 25)) == (one_pass * 3)[:25]
+        it.close()
+
+
+def test_a_seeded_stream_gives_the_same_items_on_every_run():
+    mux = ShuffledMux([Streamer(forever, tag) for tag in "abcde"], random_state=4)
+    first = list(islice(Shares(mux, 3), 200))
+    assert list(islice(Shares(mux, 3), 200)) == first
+    made_again = ShuffledMux([Streamer(forever, tag) for tag in "abcde"], random_state=4)
+    assert list(islice(Shares(made_again, 3), 200)) == first
+    # Share 0 holds a and d, share 1 b and e, share 2 c.
+    assert {tag for tag, _ in first[0::3]} == {"a", "d"}
+    assert {tag for tag, _ in first[1::3]} == {"b", "e"}
+    assert {tag for tag, _ in first[2::3]} == {"c"}
+    other = list(islice(Shares(ShuffledMux([Streamer(forever, tag) for tag in "abcde"],
+                                           random_state=5), 3), 200))
+    # 133 draws among two streamers (shares 0 and 1) differ by chance with p = 1 - 2**-133.
+    assert other != first
+
+
+def test_an_unseeded_stream_draws_anew_at_every_run():
+    mux = ShuffledMux([Streamer(forever, tag) for tag in "abcd"])
+    first = list(islice(Shares(mux, 2), 200))
+    # Two runs of 200 draws among two streamers are equal with p = 2**-200.
+    assert list(islice(Shares(mux, 2), 200)) != first
+    assert {tag for tag, _ in first[0::2]} == {"a", "c"}
+
+
+# -- refused at the call -------------------------------------------------------------------
+
+
+def one_generator():
+    yield 1
+
+
+@pytest.mark.parametrize("stream, n_shares, error, builtin, message", [
+    (FILES, 0, ShoalValueError, ValueError, r"^n_shares must be >= 1, got 0$"),
+    (FILES, -1, ShoalValueError, ValueError, r"^n_shares must be >= 1, got -1$"),
+    (FILES, "2", ShoalTypeError, TypeError, r"^n_shares must be an integer, got '2' \(str\)$"),
+    (FILES, True, ShoalTypeError, TypeError, r"^n_shares must be an integer, got True \(bool\)$"),
+    (FILES, 2.0, ShoalTypeError, TypeError, r"^n_shares must be an integer, got 2.0 \(float\)$"),
+    (FILES, 5, ShoalValueError, ValueError,
+     r"^cannot split ChainMux\(<4 streamers>, mode='exhaustive'\) into n_shares=5: count must "
+     r"be at most the number of streamers .* \(4\), got 5: every share needs at least one"),
+    (Streamer(one_generator), 2, ShoalValueError, ValueError,
+     r"^cannot split Streamer\(one_generator\) into n_shares=2: Streamer\(one_generator\) is "
+     r"one stream: it cannot be split into 2 shares"),
+    (Shares(FILES, 2), 2, ShoalTypeError, TypeError,
+     r"^stream is a Shares stream already: Shares\(ChainMux"),
+    (Shares(FILES, 2), 1, ShoalTypeError, TypeError, r"^stream is a Shares stream already"),
+    (one_generator, 2, ShoalTypeError, TypeError,
+     r"^stream must be a Streamer or a mux, got <function one_generator"),
+])
+def test_what_cannot_be_split_so_is_refused(stream, n_shares, error, builtin, message):
+    for catch in (error, ShoalError, builtin):
+        with pytest.raises(catch, match=message):
+            Shares(stream, n_shares)
+
+
+def test_a_batch_size_that_is_not_a_multiple_of_n_shares_is_refused():
+    for catch in (ShoalValueError, ShoalError, ValueError):
+        with pytest.raises(catch, match=(
+                r"^buffer_size must be a multiple of n_shares=3 for a batch of Shares\(.*\) to "
+                r"hold as many items of each share, got 4$")):
+            Streamer(buffer_stream, Shares(FILES, 3), 4)
+
+
+def test_the_batches_of_a_shares_stream_are_not_batched_again():
+    batches = Streamer(buffer_stream, Shares(FILES, 2), 4)
+    for catch in (ShoalValueError, ShoalError, ValueError):
+        with pytest.raises(catch, match=r"^cannot batch the batches of Shares\(.*\) again: batch "
+                                        r"its stream instead$"):
+            Streamer(buffer_stream, batches, 2)
+    # Another map over the batches maps each share's batches.
+    assert isinstance(Streamer(tuples, batches, "x"), Shares)
+
+
+def test_batches_of_a_shares_stream_refuse_workers_that_give_them_as_they_come():
+    batches = Streamer(buffer_stream, Shares(FILES, 2), 4)
+    for catch in (ShoalValueError, ShoalError, ValueError):
+        with pytest.raises(catch, match=r"^ordered must be True for Shares\(.*\): its batches are "
+                                        r"joined from every share's part"):
+            ProcessStreamer(batches, n_workers=2, ordered=False)
+
+
+@pytest.mark.parametrize("n_workers", [3, 5])
+def test_more_workers_than_shares_are_refused(n_workers):
+    for catch in (ShoalValueError, ShoalError, ValueError):
+        with pytest.raises(catch, match=(
+                r"^n_workers must be at most the n_shares=2 of Shares\(.*\): each worker runs "
+                rf"one share or more, got {n_workers}$")):
+            ProcessStreamer(Shares(FILES, 2), n_workers=n_workers)
