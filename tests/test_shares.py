@@ -218,3 +218,130 @@ def test_more_workers_than_shares_are_refused(n_workers):
                 r"^n_workers must be at most the n_shares=2 of Shares\(.*\): each worker runs "
                 rf"one share or more, got {n_workers}$")):
             ProcessStreamer(Shares(FILES, 2), n_workers=n_workers)
+
+
+# -- maps over a Shares stream map its shares ------------------------------------------
+
+
+def arrays(tag, n):
+    """``n`` items ``{"x": [tag, i], "y": i}``."""
+    for i in range(n):
+        yield {"x": np.array([tag, i]), "y": i}
+
+
+def rows(tag, n):
+    """``n`` items ``{"x": [[tag, i]]}``: a row each, to concatenate along an axis."""
+    for i in range(n):
+        yield {"x": np.array([[tag, i]])}
+
+
+# Shares of 3: streamers 0, 3 (5 + 0 items), 1, 4 (2 + 1), 2, 5 (4 + 3).
+SIZES = (5, 2, 4, 0, 1, 3)
+
+
+def array_files(source=arrays, sizes=SIZES):
+    return ChainMux([Streamer(source, tag, size) for tag, size in enumerate(sizes)])
+
+
+def batches_in_turn(shards, size, partial):
+    """The batches of a Shares stream: round by round, each share's next ``size`` items."""
+    parts = [[items[k:k + size] for k in range(0, len(items), size)
+              if partial or k + size <= len(items)] for items in shards]
+    return [[item for share in parts if r < len(share) for item in share[r]]
+            for r in range(max(map(len, parts)))]
+
+
+def rows_of(batches):
+    return [[tuple(row) for row in batch["x"].tolist()] for batch in batches]
+
+
+@pytest.mark.parametrize("partial", [False, True])
+def test_a_batch_holds_consecutive_items_of_each_share_share_after_share(partial):
+    batches = list(Streamer(buffer_stream, Shares(array_files(), 3), 6, partial=partial))
+    if partial:
+        expected = [
+            [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)],
+            [(0, 2), (0, 3), (4, 0), (2, 2), (2, 3)],  # share 1's last part: one item
+            [(0, 4), (5, 0), (5, 1)],  # share 1 has ended
+            [(5, 2)],
+        ]
+    else:  # each share's last part, if short, is dropped
+        expected = [
+            [(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)],
+            [(0, 2), (0, 3), (2, 2), (2, 3)],
+            [(5, 0), (5, 1)],
+        ]
+    assert rows_of(batches) == expected
+    shards = [[tuple(item["x"].tolist()) for item in array_files().shard(i, 3)] for i in range(3)]
+    assert rows_of(batches) == batches_in_turn(shards, 2, partial)
+    assert [batch["y"].tolist() for batch in batches][0] == [0, 1, 0, 1, 0, 1]
+    assert all(batch["x"].shape == (len(rows), 2) for batch, rows in zip(batches, expected))
+
+
+def test_batches_along_an_axis_join_the_parts_along_it():
+    batches = list(Streamer(buffer_stream, Shares(array_files(rows), 3), 6, partial=True, axis=0))
+    assert rows_of(batches)[:2] == [[(0, 0), (0, 1), (1, 0), (1, 1), (2, 0), (2, 1)],
+                                    [(0, 2), (0, 3), (4, 0), (2, 2), (2, 3)]]
+    along = list(Streamer(buffer_stream, Shares(array_files(rows), 3), 3, partial=True, axis=1))
+    # One row; each share's item after each share's, along axis 1.
+    assert [batch["x"].tolist() for batch in along[:3]] == [
+        [[0, 0, 1, 0, 2, 0]], [[0, 1, 1, 1, 2, 1]], [[0, 2, 4, 0, 2, 2]]]
+    # Share lengths 5, 3 and 7: three parts, then two, then one.
+    assert [batch["x"].shape for batch in along] == [(1, 6)] * 3 + [(1, 4)] * 2 + [(1, 2)] * 2
+
+
+def test_batches_are_the_same_with_any_number_of_workers():
+    for partial in (False, True):
+        for axis in (None, 0):
+            source = rows if axis == 0 else arrays
+            stream = Streamer(buffer_stream, Shares(array_files(source), 3), 6, partial=partial,
+                              axis=axis)
+            expected = rows_of(stream)
+            with no_hang():
+                for n_workers in (1, 2, 3):
+                    assert rows_of(workers(stream, n_workers)) == expected
+
+
+MAPS = {
+    "tuples": (lambda s: Streamer(tuples, s, "x", "y"),
+               lambda item: (item["x"], item["y"])),
+    "keras_tuples": (lambda s: Streamer(keras_tuples, s, "x", "y"),
+                     lambda item: (item["x"], item["y"])),
+    "tuples of batches": (lambda s: Streamer(tuples, Streamer(buffer_stream, s, 3), "x"),
+                          None),
+}
+
+
+@pytest.mark.parametrize("name", list(MAPS))
+def test_a_map_over_shares_is_the_shares_of_the_map(name):
+    mapped, of_item = MAPS[name]
+    shares = Shares(array_files(), 3)
+    stream = mapped(shares)
+    assert isinstance(stream, Shares) and stream.n_shares == 3
+    got = plain(list(stream))
+    assert got == plain(list(Shares(mapped(array_files()), 3))) if of_item else got
+    if of_item is not None:
+        assert got == plain([of_item(item) for item in shares])
+    else:  # batches of three, a tuple of one
+        assert got[0] == ([[0, 0], [1, 0], [2, 0]],)
+    with no_hang():
+        for n_workers in (1, 2, 3):
+            assert plain(list(workers(stream, n_workers))) == got
+
+
+def test_a_seeded_cache_over_shares_caches_each_share_the_same_in_one_process_and_in_workers():
+    stream = Streamer(cache, Shares(array_files(sizes=(5, 2, 4, 6, 1, 3)), 3), 3, prob=0.5,
+                      random_state=1)
+    assert isinstance(stream, Shares)
+    expected = plain(list(stream))
+    assert plain(list(stream)) == expected
+    # Each share is its streamers' items through a cache of its own.
+    assert expected == plain(in_turn([list(Streamer(cache, array_files(sizes=(5, 2, 4, 6, 1, 3)),
+                                                    3, prob=0.5, random_state=1).shard(i, 3))
+                                      for i in range(3)]))
+    items = [tuple(item["x"]) for item in expected]
+    assert len(items) > 21 and set(items) == {(t, i) for t, n in enumerate((5, 2, 4, 6, 1, 3))
+                                               for i in range(n)}
+    with no_hang():
+        for n_workers in (1, 2, 3):
+            assert plain(list(workers(stream, n_workers))) == expected
