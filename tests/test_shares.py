@@ -345,3 +345,94 @@ def test_a_seeded_cache_over_shares_caches_each_share_the_same_in_one_process_an
     with no_hang():
         for n_workers in (1, 2, 3):
             assert plain(list(workers(stream, n_workers))) == expected
+
+
+# -- in workers: the items of one process, with any number of workers ----------------------
+
+
+def _split(name):
+    """The most shares (3 at most) the pipeline ``name`` splits into, or None."""
+    for n_shares in (3, 2):
+        try:
+            Shares(PIPELINES[name](), n_shares)
+        except ShoalValueError:
+            continue
+        return n_shares
+    return None
+
+
+#: The pipelines that split, and into how many shares.
+SPLIT = {name: n for name in PIPELINES if (n := _split(name)) is not None}
+#: Those, but for the ones a share of which cannot run (a cycling mux of nothing).
+EMPTY_SHARES = {"chain cycle", "chain cycle of a source", "stochastic no pruning"}
+RUNS = {name: n for name, n in SPLIT.items() if name not in EMPTY_SHARES}
+N_ITEMS = 40
+
+
+def run(stream, n_items=N_ITEMS):
+    """The first ``n_items`` items of ``stream`` (plain), and the error that stopped it, if any."""
+    items = []
+    it = stream.iterator()
+    try:
+        for item in it:
+            items.append(plain(item))
+            if len(items) == n_items:
+                break
+    except ShoalError as exc:
+        return items, f"{type(exc).__name__}: {exc}"
+    finally:
+        it.close()
+    return items, None
+
+
+def test_every_kind_of_pipeline_that_splits_is_in_the_runs():
+    # Every mux kind and mode of pipelines.py: the ones that cannot split are one stream.
+    assert set(PIPELINES) - set(SPLIT) == {
+        "streamer", "streamer of a list", "streamer of a streamer", "chain of a generator",
+        "cache", "batches of a cache that ends, in a mux"}
+    assert len(RUNS) >= 30
+
+
+@pytest.mark.parametrize("name", list(SPLIT))
+def test_workers_give_the_items_of_one_process_for_every_number_of_workers(name):
+    n_shares = SPLIT[name]
+    expected, error = run(Shares(PIPELINES[name](), n_shares))
+    assert (error is not None) == (name in EMPTY_SHARES)
+    with no_hang():
+        for n_workers in range(1, n_shares + 1):
+            got, got_error = run(workers(Shares(PIPELINES[name](), n_shares), n_workers))
+            assert got == expected, f"with {n_workers} workers"
+            assert got_error == error  # a share's error, after the same items
+
+
+@pytest.mark.parametrize("start_method", ["spawn", "forkserver"])
+@pytest.mark.parametrize("name", ["chain of a source streamer", "stochastic with_replacement poisson",
+                                  "buffer_stream"])
+def test_workers_started_otherwise_give_the_items_of_one_process(name, start_method):
+    n_shares = SPLIT[name]
+    expected, _ = run(Shares(PIPELINES[name](), n_shares))
+    with no_hang():
+        got, error = run(workers(Shares(PIPELINES[name](), n_shares), 2, start_method))
+    assert error is None and got == expected
+
+
+def key(item):
+    return json.dumps(item, sort_keys=True)
+
+
+FINITE = [name for name in RUNS if len(run(Shares(PIPELINES[name](), RUNS[name]), 500)[0]) < 500]
+
+
+def test_the_finite_pipelines_are_many():
+    assert len(FINITE) >= 9
+
+
+@pytest.mark.parametrize("name", FINITE)
+def test_workers_as_they_come_give_the_same_items_in_another_order(name):
+    n_shares = SPLIT[name]
+    expected = Counter(map(key, run(Shares(PIPELINES[name](), n_shares), 500)[0]))
+    with no_hang():
+        for n_workers in range(1, n_shares + 1):
+            got, error = run(workers(Shares(PIPELINES[name](), n_shares), n_workers,
+                                     ordered=False), 500)
+            assert error is None and Counter(map(key, got)) == expected
