@@ -436,3 +436,181 @@ def test_workers_as_they_come_give_the_same_items_in_another_order(name):
             got, error = run(workers(Shares(PIPELINES[name](), n_shares), n_workers,
                                      ordered=False), 500)
             assert error is None and Counter(map(key, got)) == expected
+
+
+# -- resume across topologies ---------------------------------------------------------------
+
+
+def topology(stream, where):
+    """``stream`` run in one process (``where`` 0) or by ``where`` forked workers."""
+    return stream if where == 0 else workers(stream, where)
+
+
+_END = object()
+
+
+def assert_resumes_across_topologies(make, n_shares, save_in, positions, n_after=10,
+                                     cycle=False, load_in=None):
+    """Save an iteration of ``make()`` run in ``save_in`` at ``positions``; load everywhere.
+
+    ``save_in``, and every topology loaded: 0, one process, or a number of
+    workers. Each state, after a JSON round trip, is loaded in one process
+    and with ``load_in(k)`` workers for the ``k``-th state (by default all
+    of 1..n_shares in turn); the next ``n_after`` items must be those the
+    saving run gave after it (not those of a fresh run: an unseeded stream
+    draws anew at every run). A state is also saved at the end, if the
+    iteration ends; nothing comes after it.
+    """
+    load_in = load_in or (lambda k: [0, 1 + k % n_shares])
+    it = topology(Shares(make(), n_shares), save_in).iterator(cycle)
+    states, items = [], []
+    while len(items) < max(positions) + n_after:
+        if len(items) in positions:
+            states.append((len(items), roundtrip(it.state_dict())))
+        item = next(it, _END)
+        if item is _END:
+            states.append((len(items), roundtrip(it.state_dict())))
+            break
+        items.append(plain(item))
+    it.close()
+    for k, (position, state) in enumerate(states):
+        assert state["n_given"] == position
+        for where in load_in(k):
+            resumed = topology(Shares(make(), n_shares), where).iterator(cycle)
+            resumed.load_state_dict(json.loads(json.dumps(state)))
+            got = [plain(item) for item in islice(resumed, n_after)]
+            resumed.close()
+            assert got == items[position:position + n_after], (
+                f"saved in {save_in}, at item {position}, loaded in {where}")
+    return items
+
+
+POSITIONS = {0, 1, 2, 4, 11, 25}
+
+
+@pytest.mark.parametrize("save_in", ["one process", "workers"])
+@pytest.mark.parametrize("name", list(RUNS))
+def test_a_state_saved_anywhere_resumes_anywhere(name, save_in):
+    n_shares = RUNS[name]
+    with no_hang():
+        assert_resumes_across_topologies(PIPELINES[name], n_shares,
+                                         0 if save_in == "one process" else n_shares, POSITIONS)
+
+
+@pytest.mark.parametrize("name", ["chain", "stochastic exhaustive poisson", "shuffled of stochastic",
+                                  "cache of a mux", "unseeded tree under a seed"])
+def test_a_state_saved_by_one_worker_hosting_every_share_resumes_anywhere(name):
+    n_shares = RUNS[name]
+    with no_hang():
+        assert_resumes_across_topologies(PIPELINES[name], n_shares, 1, POSITIONS,
+                                         load_in=lambda k: range(n_shares + 1))
+
+
+@pytest.fixture
+def few_snapshots(monkeypatch):
+    """Forked workers snapshot their share only after their first item, when they wait, and at the end.
+
+    So a state saved by workers has items to skip when it is loaded.
+    """
+    monkeypatch.setattr(shoal.parallel._worker, "SNAPSHOT_RATIO", 10**9)
+
+
+@pytest.mark.parametrize("name", ["chain of muxes", "stochastic with_replacement binomial",
+                                  "round robin permuted", "tuples"])
+def test_a_state_saved_by_workers_far_from_their_snapshots_resumes_anywhere(name, few_snapshots):
+    n_shares = RUNS[name]
+    with no_hang():
+        assert_resumes_across_topologies(PIPELINES[name], n_shares, 2, POSITIONS,
+                                         load_in=lambda k: range(n_shares + 1))
+
+
+CYCLED = ["streamer of a chain", "chain", "round robin", "chain of a source streamer",
+          "stochastic exhaustive poisson", "reseeded stochastic of seeded muxes"]
+
+
+@pytest.mark.parametrize("name", CYCLED)
+def test_a_state_of_a_cycling_iteration_resumes_anywhere(name):
+    n_shares = RUNS[name]
+    one_pass = len(list(Shares(PIPELINES[name](), n_shares)))
+    positions = {0, one_pass - 1, one_pass, one_pass + 1, 2 * one_pass + 3}
+    with no_hang():
+        for save_in in (0, n_shares):
+            items = assert_resumes_across_topologies(PIPELINES[name], n_shares, save_in,
+                                                     positions, cycle=True)
+            assert len(items) == 2 * one_pass + 13
+
+
+def unseeded():
+    """Nested unseeded muxes, random, cycling and rate-limited: every run draws anew."""
+    return StochasticMux([
+        ShuffledMux([Streamer(forever, t) for t in "ab"]),
+        ChainMux([StochasticMux(lengths("cd", (3, 4)), 1, 2, mode="exhaustive"),
+                  Streamer(count, "e", 2)], mode="cycle"),
+        RoundRobinMux(lengths("fg", (2, 3)), mode="permuted_cycle"),
+        Streamer(forever, "h"),
+    ], 2, 3, dist="poisson")
+
+
+def test_an_unseeded_stream_resumes_with_the_draws_of_the_run_that_saved_it():
+    first = list(islice(Shares(unseeded(), 2), 60))
+    # Two runs of 60 items drawn from nested unseeded muxes are equal with p < 2**-40.
+    assert list(islice(Shares(unseeded(), 2), 60)) != first
+    with no_hang():
+        for save_in in (0, 1, 2):
+            assert_resumes_across_topologies(unseeded, 2, save_in, POSITIONS,
+                                             load_in=lambda k: [0, 1, 2])
+
+
+def test_a_state_saved_before_the_first_item_holds_the_seed_of_the_pass():
+    it = Shares(unseeded(), 2).iterator()
+    state = roundtrip(it.state_dict())
+    expected = [next(it) for _ in range(30)]
+    it.close()
+    with no_hang():
+        for where in (0, 1, 2):
+            resumed = topology(Shares(unseeded(), 2), where).iterator()
+            resumed.load_state_dict(state)
+            assert [next(resumed) for _ in range(30)] == expected
+            resumed.close()
+
+
+@pytest.mark.parametrize("name", ["chain", "stochastic exhaustive constant", "tuples"])
+def test_the_resume_checker_holds_for_shares_in_one_process_and_in_workers(name):
+    n_shares = RUNS[name]
+    assert_resumes_exactly(lambda: Shares(PIPELINES[name](), n_shares), n_positions=25,
+                           n_after=8, normalize=plain)
+    with no_hang():
+        assert_resumes_exactly(lambda: workers(Shares(PIPELINES[name](), n_shares), 2),
+                               n_positions=4, n_after=8, normalize=plain)
+
+
+def test_batches_resume_across_topologies():
+    def make():
+        return ShuffledMux(lengths(range(4), (9, 5, 7, 3), arrays), random_state=1)
+
+    def batches():
+        return Streamer(buffer_stream, Shares(make(), 2), 4, partial=True)
+
+    it = batches().iterator()
+    states, expected = [], []
+    for k in range(15):
+        if k < 12:
+            states.append(roundtrip(it.state_dict()))
+        expected.append(plain(next(it)))
+    it.close()
+    with no_hang():
+        for k, state in enumerate(states):
+            for where in (0, 1 + k % 2):
+                resumed = topology(batches(), where).iterator()
+                resumed.load_state_dict(state)
+                assert plain(list(islice(resumed, 3))) == expected[k:k + 3]
+                resumed.close()
+        saving = workers(batches(), 2).iterator()
+        for _ in range(5):
+            next(saving)
+        state = roundtrip(saving.state_dict())
+        saving.close()
+        resumed = batches().iterator()
+        resumed.load_state_dict(state)
+        assert plain(list(islice(resumed, 4))) == expected[5:9]
+        resumed.close()
