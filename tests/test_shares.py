@@ -614,3 +614,148 @@ def test_batches_resume_across_topologies():
         resumed.load_state_dict(state)
         assert plain(list(islice(resumed, 4))) == expected[5:9]
         resumed.close()
+
+
+def test_a_state_saved_by_workers_as_they_come_resumes_anywhere_with_every_item_once():
+    def make():
+        return Shares(ChainMux(lengths("abcdef", (9, 8, 7, 6, 2, 0))), 3)
+
+    everything = Counter(make())
+    with no_hang():
+        for n_workers, position in ((1, 0), (2, 3), (3, 10)):
+            it = workers(make(), n_workers, ordered=False).iterator()
+            before = [next(it) for _ in range(position)]
+            state = roundtrip(it.state_dict())
+            it.close()
+            for where, ordered in ((0, True), (2, True), (3, False)):
+                resumed = (make() if where == 0 else workers(make(), where, ordered=ordered)
+                           ).iterator()
+                resumed.load_state_dict(state)
+                assert Counter(before + list(resumed)) == everything
+                resumed.close()
+
+
+# -- corrupted and foreign states are refused at the load ----------------------------------
+
+
+def saving_stream(n_shares=2):
+    return Shares(StochasticMux(lengths("abcd", (9, 8, 7, 6)), 2, 3, random_state=2), n_shares)
+
+
+def saved(stream, n_items=5):
+    it = stream.iterator()
+    for _ in range(n_items):
+        next(it)
+    state = roundtrip(it.state_dict())
+    it.close()
+    return state
+
+
+def changed(state, change):
+    state = json.loads(json.dumps(state))
+    change(state["state"]["child"])
+    return state
+
+
+def assert_refused_and_going_on(stream, state, message, notes=()):
+    """Loading ``state`` into an iteration of ``stream`` is refused; the iteration goes on."""
+    expected = [plain(item) for item in islice(stream.iterator(), 8)]
+    it = stream.iterator()
+    before = [plain(next(it)) for _ in range(4)]
+    with pytest.raises(ShoalValueError, match=message) as raised:
+        it.load_state_dict(state)
+    for note in notes:
+        assert note in "\n".join(getattr(raised.value, "__notes__", []))
+    after = [plain(next(it)) for _ in range(4)]
+    it.close()
+    assert before + after == expected
+
+
+def set_field(field, value):
+    def change(child):
+        child[field] = value
+    return change
+
+
+def set_progress(child):
+    child["states"][0]["n"] = -1
+
+
+CORRUPTED = {
+    "a bad seed": (set_field("seed", [1, 2, 3]), r"^state is corrupted at state\['state'\]"
+                   r"\['child'\]\['seed'\]: it must be the pass's seed, four 32-bit words, or "
+                   r"None, got \[1, 2, 3\]$"),
+    "an ended share not hosted": (set_field("ended", [5]), r"^state is corrupted at state\["
+                                  r"'state'\]\['child'\]\['ended'\]: it must be hosted shares, "
+                                  r"each once, got \[5\]$"),
+    "other hosted shares": (set_field("hosted", [0]), r"^state is corrupted at state\['state'\]"
+                            r"\['child'\]\['hosted'\]: it must be the shares it hosts, \[0, 1\], "
+                            r"got \[0\]$"),
+    "a count below 0": (set_progress, r"^state is corrupted at state\['state'\]\['child'\]"
+                        r"\['states'\]\[0\]: it must be a dict with a count 'n' and a 'state'"),
+    "too few share states": (set_field("states", [None]), r"^state is corrupted at state\["
+                             r"'state'\]\['child'\]\['states'\]: it must be one state per hosted "
+                             r"share, got \[None\]$"),
+    "another n_shares": (set_field("n_shares", 3), r"^state is of a Shares stream of n_shares=3, "
+                         r"not of this one's 2: the shares differ"),
+}
+
+
+@pytest.mark.parametrize("where", [0, 2])
+@pytest.mark.parametrize("case", list(CORRUPTED))
+def test_a_corrupted_state_of_a_pass_is_refused_naming_the_field(case, where):
+    change, message = CORRUPTED[case]
+    state = changed(saved(saving_stream()), change)
+    with no_hang():
+        assert_refused_and_going_on(topology(saving_stream(), where), state, message)
+
+
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_a_state_of_other_shares_is_refused(where):
+    with no_hang():
+        assert_refused_and_going_on(topology(saving_stream(3), where), saved(saving_stream()),
+                                    r"^state is of a Shares stream of n_shares=2, not of this "
+                                    r"one's 3: the shares differ")
+
+
+OTHER = Shares(ChainMux(lengths("abcd", (9, 8, 7, 6))), 2)
+
+
+@pytest.mark.parametrize("save_in", [0, 2])
+@pytest.mark.parametrize("where", [0, 1, 2])
+def test_a_state_of_another_stream_is_refused_naming_the_share(save_in, where):
+    with no_hang():
+        state = saved(topology(saving_stream(), save_in))
+        assert_refused_and_going_on(
+            topology(OTHER, where), state,
+            r"^state must be the state of a ChainMux iterator, got one of 'StochasticMux'\n",
+            notes=["in the state of share 0 of Shares(ChainMux(<4 streamers>, mode='exhaustive'), "
+                   "n_shares=2"])
+
+
+PS_CORRUPTED = {
+    "a turn of shares that are not": (
+        set_field("turn", {"running": [0, 5], "position": 0}),
+        r"^state is corrupted at state\['state'\]\['child'\]\['turn'\]: it must be \{'running': "
+        r"the shares still running \(below 2\), 'position': whose turn is next among them\}, got"),
+    "a turn past its shares": (
+        set_field("turn", {"running": [0, 1], "position": 7}),
+        r"^state is corrupted at state\['state'\]\['child'\]\['turn'\]"),
+    "a turn of shares not numbers": (
+        set_field("turn", {"running": ["a", 0], "position": 0}),
+        r"^state is corrupted at state\['state'\]\['child'\]\['turn'\]: it must be \{'running'"),
+    "a bad seed": (
+        set_field("seed", "x"),
+        r"^state is corrupted at state\['state'\]\['child'\]\['seed'\]: it must be the pass's "
+        r"seed, four 32-bit words, or None, got 'x'"),
+}
+
+
+@pytest.mark.parametrize("where", [0, 1, 2])
+@pytest.mark.parametrize("case", list(PS_CORRUPTED))
+def test_a_corrupted_state_of_workers_is_refused_naming_the_field(case, where):
+    # In one process, or by another number of workers, too (the turn is not used there).
+    change, message = PS_CORRUPTED[case]
+    with no_hang():
+        state = changed(saved(workers(saving_stream(), 2)), change)
+        assert_refused_and_going_on(topology(saving_stream(), where), state, message)
