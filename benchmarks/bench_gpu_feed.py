@@ -185,7 +185,8 @@ def feed_cost(args, device):
 
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--quick", action="store_true", help="a fast smoke run (under a minute on 2 CPU cores)")
+    parser.add_argument("--quick", action="store_true",
+                        help="a fast smoke run (under a minute on 2 CPU cores)")
     parser.add_argument("--device", default=None, help="default: cuda if available, else cpu")
     parser.add_argument("--workers", type=int, default=None, help="default: min(8, cores - 1)")
     parser.add_argument("--batch-size", type=int, default=None)

@@ -806,7 +806,11 @@ class DeviceFeed:
         return True
 
     def close(self) -> None:
-        """Stop: end the copy thread, drop the batches made ready, close the stream."""
+        """Stop: end the copy thread, drop the batches made ready, close the stream.
+
+        If the thread is taking a batch from the stream, this waits for it
+        (a generator cannot be stopped in the middle of an item).
+        """
         if self._closed:
             return
         self._closed = self._done = True
@@ -957,7 +961,12 @@ class _Converter:
             return self._tensor(value, made)
         if isinstance(value, dict):
             items = {key: self._walk(item, made, f"{path}[{key!r}]") for key, item in value.items()}
-            return items if type(value) is dict else type(value)(items)
+            if type(value) is not dict:
+                try:
+                    return type(value)(items)
+                except TypeError:  # a dict subclass made otherwise (defaultdict): a plain dict
+                    pass
+            return items
         if isinstance(value, (tuple, list)):
             items = [self._walk(item, made, f"{path}[{i}]") for i, item in enumerate(value)]
             if type(value) is tuple:
