@@ -77,12 +77,13 @@ def calibrate_heavy(size, ms):
 # -- the step
 
 
-def make_net(device):
+def make_net(device, width):
+    a, b, c = 32 * width, 64 * width, 128 * width
     net = nn.Sequential(
-        nn.Conv2d(3, 32, 3, padding=1), nn.ReLU(),
-        nn.Conv2d(32, 64, 3, stride=2, padding=1), nn.ReLU(),
-        nn.Conv2d(64, 128, 3, stride=2, padding=1), nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(128, N_CLASSES),
+        nn.Conv2d(3, a, 3, padding=1), nn.ReLU(),
+        nn.Conv2d(a, b, 3, stride=2, padding=1), nn.ReLU(),
+        nn.Conv2d(b, c, 3, stride=2, padding=1), nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1), nn.Flatten(), nn.Linear(c, N_CLASSES),
     ).to(device)
     optimizer = torch.optim.SGD(net.parameters(), lr=0.01)
     loss_fn = nn.CrossEntropyLoss()
@@ -192,6 +193,8 @@ def main(argv=None):
     parser.add_argument("--batch-size", type=int, default=None)
     parser.add_argument("--size", type=int, default=None, help="image side (3 x size x size)")
     parser.add_argument("--steps", type=int, default=None)
+    parser.add_argument("--width", type=int, default=None,
+                        help="the net's channels: 32, 64, 128 times this (default 2 on CUDA, else 1)")
     parser.add_argument("--rounds", type=int, default=None, help="rounds per loader (median)")
     parser.add_argument("--heavy-ms", type=float, default=0.5, help="numpy work per heavy item")
     parser.add_argument("--threads", type=int, default=None,
@@ -207,6 +210,7 @@ def main(argv=None):
     args.size = args.size or (64 if cuda else 32)
     args.steps = args.steps or ((100 if args.quick else 400) if cuda else (40 if args.quick else 100))
     args.rounds = args.rounds or (1 if args.quick else 3)
+    args.width = args.width or (2 if cuda else 1)
     args.cost_batches = 50 if args.quick else 200
     if args.threads or not cuda:
         torch.set_num_threads(args.threads or 1)
@@ -215,8 +219,10 @@ def main(argv=None):
     print(f"# Feeding a training step ({device}; {cores} cores; {args.workers} worker(s); "
           f"batches of {args.batch_size} x 3x{args.size}x{args.size} float32; "
           f"{args.steps} steps, median of {args.rounds} round(s); torch {torch.__version__}, "
-          f"{torch.get_num_threads()} torch thread(s))\n")
-    step = make_net(device)
+          f"{torch.get_num_threads()} torch thread(s); net width {args.width})\n")
+    if cuda:
+        torch.backends.cudnn.benchmark = True
+    step = make_net(device, args.width)
     bound = upper_bound(args, device)
     kinds = [kind.strip() for kind in args.kinds.split(",") if kind.strip()]
     repeats = {"light": 0, "heavy": calibrate_heavy(args.size, args.heavy_ms)}
