@@ -297,6 +297,42 @@ def test_closing_waits_only_for_the_batch_being_taken():
     assert log == ["finally"] and feed_threads() == []
 
 
+def test_a_feed_closed_from_its_own_thread_stops_and_closes_the_source():
+    # What garbage collection does when it collects a feed in the copy thread.
+    log, feeds = [], []
+
+    def closing_itself():
+        try:
+            for i in range(100):
+                if i == 3:
+                    feeds[0].close()  # in the copy thread, inside the source
+                    log.append("closed")  # it returned, without waiting for itself
+                yield np.array([i])
+        finally:
+            log.append("finally")
+
+    feeds.append(to_device(closing_itself(), "cpu", prefetch=8))
+    with no_hang(30):
+        assert next(feeds[0]).tolist() == [0]
+        while feed_threads() or "finally" not in log:
+            time.sleep(0.001)
+    assert log == ["closed", "finally"]
+    assert list(feeds[0]) == []
+
+
+def test_a_caller_waiting_for_a_batch_when_another_thread_closes_the_feed_stops():
+    log = []
+    feed = to_device(closing_log(log, delay=0.3), "cpu")
+    closer = threading.Timer(0.05, feed.close)
+    with no_hang(30):
+        assert next(feed).tolist() == [0]
+        closer.start()
+        with pytest.raises(StopIteration):
+            next(feed)  # waits for the next batch when the feed is closed
+        closer.join()
+    assert log == ["finally"]
+
+
 def test_closing_a_feed_of_workers_stops_them():
     log = []
     stream = shoal.ProcessStreamer(shoal.Streamer(closing_log, log, 10**6), n_workers=2)

@@ -561,8 +561,9 @@ def share_states(loader_state: dict[str, Any]) -> list[StateDict]:
 
 # -- Feeding a device: batch s+1 converted and copied while step s computes ------------------
 
-# What the copy thread hands the consumer: (kind, payload, state).
-_ITEM, _END, _ERROR = "item", "end", "error"
+# What the copy thread hands the consumer: (kind, payload, state). It ends with
+# _END or _ERROR, or, stopped by the feed, with _STOPPED (for a caller that waits).
+_ITEM, _END, _ERROR, _STOPPED = "item", "end", "error", "stopped"
 
 # numpy's dtypes that torch has a tensor dtype for (in this process's byte order).
 _TORCH_DTYPES = {}
@@ -734,8 +735,7 @@ class DeviceFeed:
         if self._kept:
             kind, payload, state = self._kept.popleft()
         elif self._run is None:
-            self._start()
-            kind, payload, state = self._kept.popleft()
+            kind, payload, state = self._start()
         else:
             run = self._run
             kind, payload, state = run.out.get()
@@ -744,6 +744,9 @@ class DeviceFeed:
             if self._resumable:
                 self._state = state
             return self._convert.received(payload)
+        if kind is _STOPPED:  # closed meanwhile, from another thread
+            self._done = True
+            raise StopIteration
         self._done = True
         self._stop_run(closing=False)
         if kind is _END:
@@ -756,7 +759,7 @@ class DeviceFeed:
             del payload  # no cycle through this frame's traceback
 
     def _start(self):
-        """Take the first batch here, then start the copy thread for the next ones."""
+        """Take the first batch here, start the copy thread for the next ones; give the first."""
         source = self._source
         if source is None:
             source = self._source = iter(self.stream)
@@ -765,8 +768,7 @@ class DeviceFeed:
         try:
             batch = next(source)
         except StopIteration:
-            self._kept.append((_END, None, source.state_dict() if self._resumable else None))
-            return
+            return _END, None, source.state_dict() if self._resumable else None
         except BaseException:
             self._done = True
             raise
@@ -777,9 +779,9 @@ class DeviceFeed:
             self._done = True
             raise
         del batch
-        self._kept.append(message)
         run = self._run = _CopyRun(source, self._convert, self._resumable, self.prefetch)
         run.thread.start()
+        return message
 
     def _stop_run(self, closing):
         """Stop the copy thread; keep its converted batches unless ``closing``.
@@ -800,9 +802,11 @@ class DeviceFeed:
         if not closing:
             while True:
                 try:
-                    self._kept.append(run.out.get_nowait())
+                    message = run.out.get_nowait()
                 except queue.Empty:
                     break
+                if message[0] is not _STOPPED:
+                    self._kept.append(message)
         return True
 
     def close(self) -> None:
@@ -920,6 +924,8 @@ def _copy_loop(run):
     finally:
         if run.closing:
             close_quietly(source)
+        if run.stop:
+            out.put((_STOPPED, None, None))
 
 
 class _Converter:
