@@ -5,6 +5,9 @@ own copy of a dataset; :class:`StreamDataset` gives each its own share of a
 mux's streamers (and, across machines, each rank its own share), so that no
 item comes twice.
 
+:func:`to_device` feeds a device: a stream's batches as tensors there, the
+next ones converted and copied by a thread while the training step computes.
+
 This module imports PyTorch; ``import shoal`` does not import it.
 
 A state loaded into a dataset, and where its iterations run
