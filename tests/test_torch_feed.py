@@ -166,6 +166,19 @@ def test_the_sources_it_takes():
     assert values(to_device(shoal.ProcessStreamer(shoal.Streamer(batches)), "cpu")) == expected
 
 
+def test_the_first_batch_is_taken_in_the_calling_thread_the_next_ones_in_the_copy_thread():
+    # So a ProcessStreamer forks its workers from the caller's thread, before the copy thread is.
+    threads = []
+
+    def recording():
+        for i in range(3):
+            threads.append(threading.current_thread().name)
+            yield np.array([i])
+
+    assert [t.item() for t in to_device(recording(), "cpu")] == [0, 1, 2]
+    assert threads == [threading.current_thread().name, "shoal-to-device", "shoal-to-device"]
+
+
 def test_an_empty_stream_gives_nothing():
     feed = to_device(shoal.Streamer([]), "cpu")
     assert list(feed) == []
