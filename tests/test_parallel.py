@@ -1,6 +1,7 @@
 """ProcessStreamer and ZMQStreamer: workers that are fast, bounded and never silent."""
 
 import gc
+import mmap
 import multiprocessing
 import os
 import subprocess
@@ -19,6 +20,7 @@ import shoal
 import shoal.parallel._state
 from shoal import ProcessStreamer, ShoalTypeError, ShoalValueError, Streamer, WorkerError, ZMQStreamer
 from shoal._contract import OneStream
+from shoal.parallel._ring import DEFAULT_RING_BYTES, ROOM_ITEMS, Ring, Writer, max_ring_bytes, ring_sizes
 
 METHODS = pytest.mark.parametrize("start_method", ["fork", "spawn", "forkserver"])
 
@@ -133,6 +135,123 @@ def test_a_ring_of_any_size_is_cut_in_the_same_chunks_by_worker_and_consumer():
             if i % 2:
                 kept.append((i, item))  # every other one kept, the rest dropped
     assert [(item["x"].min(), item["x"].max()) for _, item in kept] == [(i, i) for i, _ in kept]
+
+
+def _in_ring(array):
+    """Is ``array`` a view into a worker's ring (not a copy the consumer made)?"""
+    base = array
+    while base is not None:
+        if isinstance(base, mmap.mmap):
+            return True
+        base = base.obj if isinstance(base, memoryview) else getattr(base, "base", None)
+    return False
+
+
+@pytest.mark.parametrize("n_workers", [1, 2])
+def test_batches_larger_than_half_the_default_ring_cross_as_views_and_exact(n_workers):
+    # Batches of 48 images of 224x224x3 float32 (27.6 MiB) made in the
+    # workers: with the default settings a ring grows to hold them, so the
+    # consumer takes each as a view (it used to copy every one, the ring of
+    # 64 MiB being half full or more) and nothing is lost, repeated or altered.
+    batches = Streamer(shoal.buffer_stream, Streamer(sources.images, 48 * 3), 48)
+    stream = ProcessStreamer(batches, n_workers=n_workers, prefetch=8, start_method="fork")
+    assert stream.shared_memory_bytes is None
+    with no_hang():
+        got = [(batch["image"], batch["label"], _in_ring(batch["image"])) for batch in stream]
+    expected = list(shoal.buffer_stream(sources.images(48 * 3), 48))
+    assert len(got) == 3 * n_workers
+    for k, (image, label, in_ring) in enumerate(got):
+        want = expected[k // n_workers]  # the workers take turns, each running the whole stream
+        assert image.dtype == np.float32 and image.shape == (48, 224, 224, 3)
+        assert image.nbytes > 32 * 2**20 // 2
+        np.testing.assert_array_equal(image, want["image"])
+        np.testing.assert_array_equal(label, want["label"])
+        assert in_ring  # a view into the ring: no copy
+        assert image.flags.writeable
+
+
+def test_a_ring_of_the_users_size_stays_that_size():
+    # shared_memory_bytes is a limit the user chose: a 40 MiB item in a fixed
+    # 64 MiB ring is more than half of it, so the consumer copies it out.
+    stream = ProcessStreamer(Streamer(sources.sized, [10 * 2**20] * 3),
+                             shared_memory_bytes=64 * 2**20, start_method="fork")
+    with no_hang():
+        got = [(float(item["x"][0]), _in_ring(item["x"])) for item in stream]
+    assert got == [(0.0, False), (1.0, False), (2.0, False)]
+
+
+def test_ring_sizes_default_and_fixed():
+    size, room = ring_sizes(None, 3)
+    assert room == min(DEFAULT_RING_BYTES, size) and size <= max_ring_bytes(3)
+    assert ring_sizes(2**20, 3) == (2**20, None)
+
+
+def _writer(size, room, n_workers=1):
+    ring = Ring(multiprocessing.get_context("fork"), size, False, room)
+    writer = Writer(ring.path, ring.size, ring.chunk, ring.chunks, ring.limit, ring.taken,
+                    n_workers)
+    return ring, writer
+
+
+def _never_waits():
+    raise AssertionError("the writer waited")
+
+
+def test_a_growing_ring_makes_room_for_twelve_of_its_largest_item():
+    ring, writer = _writer(2**30, 2**20)
+    try:
+        assert ring.limit.value * ring.chunk == 2**20
+        small = np.ones(2**16, dtype=np.uint8)  # fits: no growth
+        assert writer.put([memoryview(small)], _never_waits) == ([(0, 2**16)], 2**16)
+        assert ring.limit.value * ring.chunk == 2**20
+        large = np.full(3 * 2**20 + 1, 7, dtype=np.uint8)  # larger than the room
+        places, total = writer.put([memoryview(large)], _never_waits)
+        assert total == large.nbytes
+        room = ring.limit.value * ring.chunk
+        assert room == writer.room and ROOM_ITEMS * large.nbytes <= room < ROOM_ITEMS * large.nbytes + ring.chunk
+        offset, size = places[0]
+        assert bytes(ring.view[offset:offset + size]) == large.tobytes()
+    finally:
+        writer.map.close()
+        ring.close()
+
+
+def test_a_fixed_ring_never_grows():
+    ring, writer = _writer(4 * 2**20, None)
+    try:
+        big = np.ones(3 * 2**20, dtype=np.uint8)
+        assert writer.put([memoryview(big)], _never_waits)[1] == big.nbytes
+        assert ring.limit.value * ring.chunk == 4 * 2**20 == writer.room
+        assert writer.put([memoryview(np.ones(5 * 2**20, dtype=np.uint8))], _never_waits) is None
+    finally:
+        writer.map.close()
+        ring.close()
+
+
+def test_a_ring_grows_within_its_share_of_the_free_shared_memory(monkeypatch):
+    calls = []
+
+    class Full:
+        f_bavail, f_frsize = 12 * 2**20 // 4096, 4096  # 12 MiB free, for 2 workers
+
+    def statvfs(path):
+        calls.append(path)
+        return Full
+
+    ring, writer = _writer(2**30, 2**20, n_workers=2)
+    monkeypatch.setattr(shoal.parallel._ring.os, "statvfs", statvfs)
+    try:
+        item = np.ones(2**20 - 10, dtype=np.uint8)
+        assert writer.put([memoryview(item)], _never_waits) is not None
+        assert ring.limit.value * ring.chunk == 2**20 + 6 * 2**20  # its half of what is free
+        assert len(calls) == 1
+        writer.taken.value = writer.sent  # the consumer took it...
+        ring.chunks[:] = bytes(len(ring.chunks))  # ...and dropped it
+        assert writer.put([memoryview(item)], _never_waits) is not None
+        assert len(calls) == 1  # refused once: not asked again for the same size
+    finally:
+        writer.map.close()
+        ring.close()
 
 
 def _drop(held):
@@ -903,3 +1022,77 @@ def test_a_mux_saves_a_worker_stream_it_opened_and_has_not_read_yet():
         resumed = make().iterator()
         resumed.load_state_dict(state)
         assert list(resumed) == rest
+
+
+# -- where an iteration waits -----------------------------------------------------------
+
+
+@pytest.mark.parametrize("ordered", [True, False])
+def test_worker_stats_count_each_workers_items_exactly(ordered):
+    mux = shoal.ChainMux([Streamer(sources.numbered, 30), Streamer(sources.numbered, 10),
+                          Streamer(sources.numbered, 5)])
+    it = ProcessStreamer(mux, n_workers=2, ordered=ordered, start_method="fork").iterator()
+    assert it.worker_stats() is None  # no worker has started yet
+    with no_hang():
+        first = [next(it) for _ in range(3)]
+        stats = it.worker_stats()
+        assert len(stats.n_items) == 2 and sum(stats.n_items) >= 3
+        rest = list(it)
+    assert len(first) + len(rest) == 45
+    stats = it.worker_stats()  # the pass ended: its figures stay
+    assert isinstance(stats, shoal.WorkerStats)
+    assert stats.n_items == (35, 10)  # worker 0 runs streamers 0 and 2, worker 1 streamer 1
+    assert stats.consumer_wait_s >= 0
+    assert all(wait >= 0 for wait in stats.credit_wait_s + stats.ring_wait_s)
+
+
+def test_worker_stats_show_workers_waiting_for_a_slow_consumer():
+    it = ProcessStreamer(Streamer(sources.numbered, 40), prefetch=2,
+                         start_method="fork").iterator()
+    with no_hang():
+        for _ in it:
+            time.sleep(0.005)  # the training step: slower than the worker
+    stats = it.worker_stats()
+    assert stats.n_items == (40,)
+    assert stats.credit_wait_s[0] > 0
+    assert stats.ring_wait_s == (0.0,)  # small items: no ring
+
+
+def test_worker_stats_show_workers_waiting_for_room_in_their_ring():
+    # 1 MiB items, a fixed 4 MiB ring and a consumer that holds on to the
+    # last few: the worker runs out of room long before it runs out of credit.
+    stream = ProcessStreamer(Streamer(sources.sized, [2**18] * 30), shared_memory_bytes=4 * 2**20,
+                             start_method="fork")
+    it = stream.iterator()
+    held = []
+    with no_hang():
+        for item in it:
+            held = [*held[-2:], item]
+            time.sleep(0.005)
+    stats = it.worker_stats()
+    assert stats.n_items == (30,)
+    assert stats.ring_wait_s[0] > 0
+
+
+def test_worker_stats_show_the_consumer_waiting_for_a_slow_loader():
+    batches = Streamer(shoal.buffer_stream, ProcessStreamer(Streamer(sources.slow, 8, 0.01),
+                                                            start_method="fork"), 4)
+    it = batches.iterator()  # a map over the workers reports theirs
+    with no_hang():
+        assert len(list(it)) == 2
+    stats = it.worker_stats()
+    assert stats.n_items == (8,)
+    assert stats.consumer_wait_s > 0
+    assert stats.credit_wait_s == (0.0,) and stats.ring_wait_s == (0.0,)
+
+
+def test_worker_stats_are_for_worker_streams():
+    it = Streamer(range, 3).iterator()
+    with pytest.raises(ShoalTypeError, match=r"worker_stats\(\) is for a ProcessStreamer.*range"):
+        it.worker_stats()
+    next(it)
+    with pytest.raises(ShoalTypeError, match=r"worker_stats\(\) is for a ProcessStreamer"):
+        it.worker_stats()
+    mux_it = shoal.ChainMux([ProcessStreamer(Streamer(range, 3), start_method="fork")]).iterator()
+    with pytest.raises(ShoalTypeError, match=r"worker_stats\(\) is for a ProcessStreamer"):
+        mux_it.worker_stats()

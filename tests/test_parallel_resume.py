@@ -273,7 +273,7 @@ def test_a_share_that_gives_the_same_items_is_never_refused(name):
         end = min(position + ahead, len(states) - 1)
         if end == position:
             continue
-        resumed, held, at = shoal.parallel._state.resumed_share(
+        resumed, held, at = shoal._resume.resumed_share(
             make(), states[start], position - start,
             {"n": end - position, "state": states[end]}, at_position=True)
         resumed.close()

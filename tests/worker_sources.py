@@ -168,3 +168,11 @@ def write_lines(path, n):
     """Write a file of ``n`` lines, 0 to n - 1, for :func:`lines`."""
     with open(path, "w") as f:
         f.write("".join(f"{i}\n" for i in range(n)))
+
+
+def images(n, shape=(224, 224, 3), tag=0):
+    """Item i: a float32 image, its value at [y, x, c] y + x + c + i, and a label."""
+    y, x, c = np.indices(shape, dtype=np.float32)
+    base = y + x + c
+    for i in range(n):
+        yield {"image": base + np.float32(i + tag), "label": np.int64(i)}

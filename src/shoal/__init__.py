@@ -25,8 +25,9 @@ from .exceptions import (
 from .iterator import StreamIterator
 from .maps import buffer_stream, cache, keras_tuples, tuples
 from .mux import BaseMux, ChainMux, RoundRobinMux, ShuffledMux, StochasticMux
-from .parallel import ProcessStreamer, WorkerError, ZMQStreamer, worker_info
+from .parallel import ProcessStreamer, WorkerError, WorkerStats, ZMQStreamer, worker_info
 from .reshard import reshard_states
+from .shares import Shares
 from .util import batch_length, get_rng
 
 __all__ = [
@@ -35,6 +36,7 @@ __all__ = [
     "resume_arg",
     "StreamIterator",
     "reshard_states",
+    "Shares",
     "BaseMux",
     "ChainMux",
     "RoundRobinMux",
@@ -49,6 +51,7 @@ __all__ = [
     "ProcessStreamer",
     "ZMQStreamer",
     "worker_info",
+    "WorkerStats",
     "WorkerError",
     "ShoalError",
     "PescadorError",

@@ -71,6 +71,14 @@ What a recipe offers
     there is none, if there is none: a :class:`OneStream` for a stream that
     is one stream (each share would give the same items), which a worker
     stream runs whole in every worker instead.
+``_mapped(function, args, kwargs)``
+    The recipe of ``Streamer(function, self, *args, **kwargs)`` for a map
+    ``function``, where the stream maps itself otherwise than a map over
+    it does (a Shares stream maps each share); None: a map over it.
+``_translate_state(state)``
+    A state saved by an iteration of this stream run elsewhere (by
+    workers), as a state of an iteration of it here; anything else as it
+    is. Called before the state is checked.
 ``_progress(state, n_given)`` and ``_elastic_state(progress)``
     Resharding: the progress of each streamer in the state of one share,
     and the state of a share that goes on from given progress.
@@ -174,6 +182,12 @@ class Recipe:
         return node.state_dict(n_given)
 
     def _ready_state(self, state, path="state", n_given=None):
+        return state
+
+    def _mapped(self, function, args, kwargs):
+        return None
+
+    def _translate_state(self, state):
         return state
 
     def _share_refusal(self, count):

@@ -25,6 +25,7 @@ __all__ = [
     "RandomStateLike",
     "as_seed_sequence",
     "iteration_seed",
+    "seed_of_key",
     "TreeSeed",
     "root_key",
     "below",
@@ -495,6 +496,20 @@ class Draws(Supply):
             rng = self.random.block(self.purpose, n_blocks - 1)
             values = self.make(rng, block_size(n_blocks - 1, self.first, self.largest))
             self.block = iter(values[len(values) - left:])
+
+
+def seed_of_key(key):
+    """Four 32-bit words (plain ints) drawn from ``key``, a parent's key; fresh ones for None.
+
+    A fresh draw comes from numpy's legacy global state, as
+    :func:`iteration_seed` draws.
+    """
+    if key is None:
+        return [int(word) for word in iteration_seed(None).entropy]
+    base, path, _ = key
+    if isinstance(base, _SeedSequence):
+        return [int(word) for word in _derived_seed(base, *path).entropy]
+    return [int(word) for word in np.frombuffer(derive_key(base, path).tobytes(), np.uint32)]
 
 
 def share_seed(seed, index):

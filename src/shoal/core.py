@@ -123,29 +123,42 @@ def _restart_copy(iterator):
     return None if start is iterator else start
 
 
-class _Made(Recipe):
-    """Picks the class of what ``Streamer(...)`` makes: a map's recipe class for a map.
+class _Made(type):
+    """The metaclass of the recipes: ``Streamer(...)`` picks the class of what it makes.
 
     ``Streamer(buffer_stream, stream, 32)`` is a recipe of the class that
-    :data:`MAP_RECIPES` gives for ``buffer_stream`` (a Streamer subclass);
-    any other source makes a Streamer. (This ``__new__`` sits in a base of
-    Streamer, not in Streamer, so that ``inspect.signature(Streamer)`` reads
-    Streamer's ``__init__``.)
+    :data:`MAP_RECIPES` gives for ``buffer_stream`` (a Streamer subclass),
+    or, where the stream maps itself (``Recipe._mapped``: a Shares stream
+    maps each share), what the stream makes of the map; any other source
+    makes a Streamer. ``inspect.signature`` of a recipe class reads its
+    ``__init__``.
     """
 
-    __slots__ = ()
-
-    def __new__(cls, *args, **kwargs):
+    def __call__(cls, *args, **kwargs):
         if cls is Streamer and (args or "source" in kwargs):
             source = args[0] if args else kwargs["source"]
             try:
-                cls = MAP_RECIPES.get(source, cls)
+                made = MAP_RECIPES.get(source, cls)
             except TypeError:  # an unhashable source (a list): no map
-                pass
-        return object.__new__(cls)
+                made = cls
+            if made is not cls:
+                stream = args[1] if len(args) > 1 else kwargs.get("stream")
+                if isinstance(stream, Recipe):
+                    rest = {key: value for key, value in kwargs.items()
+                            if key not in ("source", "stream")}
+                    mapped = stream._mapped(source, args[2:], rest)
+                    if mapped is not None:
+                        return mapped
+                cls = made
+        return type.__call__(cls, *args, **kwargs)
+
+    @property
+    def __signature__(cls):
+        signature = inspect.signature(cls.__init__)
+        return signature.replace(parameters=list(signature.parameters.values())[1:])
 
 
-class Streamer(_Made):
+class Streamer(Recipe, metaclass=_Made):
     """A recipe for a stream that can be iterated again and again.
 
     Every iteration calls the source afresh (or iterates it afresh), so a
@@ -408,6 +421,13 @@ class Streamer(_Made):
             f"cannot restore {self!r}: it wraps an iterator, which cannot be rewound; pass a "
             "generator function (with its arguments) or a collection to make it resumable"
         )
+
+    @property
+    def _has_workers(self):
+        """Does a pass run in worker processes of its own (see ``StreamIterator.worker_stats``)?"""
+        if self._kind == _DELEGATE:
+            return self.source._has_workers
+        return False
 
     @property
     def _takes_key(self):

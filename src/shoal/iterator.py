@@ -156,6 +156,7 @@ class StreamIterator:
             these (the message says why). Raised here, not at the next
             item; this iteration then goes on as it was.
         """
+        state = self.stream._translate_state(state)
         root = loaded_root(self.stream, state, self.cycle)
         self.close()
         self._start(root, state["n_given"])
@@ -182,6 +183,30 @@ class StreamIterator:
                 f"set_weights() is for ShuffledMux and StochasticMux; this iterates {self.stream!r}"
             )
         set_weights(weights)
+
+    def worker_stats(self) -> Any:
+        """Where this iteration over worker processes waits: a :class:`~shoal.WorkerStats`.
+
+        For an iteration of a :class:`~shoal.ProcessStreamer`, or of a map
+        over one (``Streamer(buffer_stream, ProcessStreamer(...), 32)``): the
+        seconds the consumer waited for items, and for each worker the items
+        it produced and the seconds it waited for credit and for room in its
+        ring, in the pass open now (or the last one, once it ended). None
+        before the first item, when no worker has started.
+
+        Raises
+        ------
+        ShoalTypeError
+            For an iteration of a stream that has no workers of its own.
+        """
+        node = self._node
+        stats = node.worker_stats() if hasattr(node, "worker_stats") else NotImplemented
+        if stats is NotImplemented:
+            raise ShoalTypeError(
+                f"worker_stats() is for a ProcessStreamer, or a map over one; this iterates "
+                f"{self.stream!r}"
+            )
+        return stats
 
     def close(self) -> None:
         """Stop: close every generator this iteration opened."""
@@ -287,7 +312,7 @@ class LeafRoot:
     """
 
     __slots__ = ("streamer", "cycle", "epoch", "offset", "yielded", "node", "it", "child_state",
-                 "out_counter", "ended", "seed")
+                 "out_counter", "ended", "seed", "last_node")
 
     def __init__(self, streamer, cycle, state):
         self.streamer = streamer
@@ -296,6 +321,7 @@ class LeafRoot:
         self.offset = 0  # items given before this pass
         self.yielded = False  # has this pass given an item?
         self.node = self.it = None  # the pass now open
+        self.last_node = None  # the last pass opened (for its worker_stats)
         self.child_state = None
         self.out_counter = None
         self.ended = False  # its (one) pass ended: it gives nothing more
@@ -335,6 +361,13 @@ class LeafRoot:
                 "child": child, "ended": self.ended,
                 "seed": None if self.seed is None else list(self.seed.entropy)}
 
+    def worker_stats(self):
+        """The WorkerStats of the last pass opened; None before one; NotImplemented without workers."""
+        node = self.last_node
+        if node is None:
+            return None if getattr(self.streamer, "_has_workers", False) else NotImplemented
+        return node.worker_stats() if hasattr(node, "worker_stats") else NotImplemented
+
     def run(self):
         streamer = self.streamer
         if self.ended:
@@ -343,6 +376,7 @@ class LeafRoot:
             while True:
                 key = None if self.seed is None else root_key(self.seed, self.epoch)
                 self.node, self.it = streamer._open_node(self.child_state, True, key)
+                self.last_node = self.node
                 # A chain learns its progress from a counter of its own items.
                 # (The reader may be a counting wrapper: ``self.it`` is what to close.)
                 reader = counted_if_needed(self.node, self.it,

@@ -51,7 +51,7 @@ from collections import deque
 from collections.abc import Iterator, Sequence
 from typing import Any, Literal
 
-import numpy as np
+import numpy as _np
 
 try:
     import torch as _torch
@@ -66,11 +66,12 @@ from ._checks import check_bool, check_int, is_iterable, short_repr
 from ._contract import StateDict, check_stream
 from ._iterutil import add_note, close_quietly
 from .core import Streamer
-from .exceptions import DataError, ShoalTypeError, ShoalValueError
-from .iterator import StreamIterator
+from .exceptions import DataError, ShoalError, ShoalTypeError, ShoalValueError
+from .iterator import StreamIterator, loaded_root
 from .reshard import reshard_states
+from .shares import Shares, hosts_at, merge_states, pass_of_iteration, root_of_part, split_state
 
-__all__ = ["StreamDataset", "share_states", "to_device", "DeviceFeed"]
+__all__ = ["StreamDataset", "share_states", "JoinedBatches", "to_device", "DeviceFeed"]
 
 # The ledger a dataset shares with its copies in DataLoader workers (see the
 # module docstring): int64 values at these indices.
@@ -167,6 +168,7 @@ class StreamDataset(_data.IterableDataset):
         self._pending_token = 0  # its token, if loaded in the main process; 0 if in a worker
         self._token = 0  # the token of the last state loaded in the main process, as this copy knows
         self._ledger = _new_ledger()
+        self._joined = False  # iterated through JoinedBatches (see _shares_iteration)
 
     def __getstate__(self):
         # A running iteration stays in its process: its generators cannot be
@@ -210,11 +212,66 @@ class StreamDataset(_data.IterableDataset):
         return 0, 1
 
     def shard(self) -> tuple[int, int]:
-        """``(share, n_shares)`` of the worker or process calling it."""
+        """``(share, n_shares)`` of the worker or process calling it.
+
+        Over a :class:`~shoal.Shares` stream, ``(host, n_hosts)``: worker
+        ``k`` of rank ``r`` is host ``r + k * world_size``, so that rank
+        ``r`` runs the shares at places ``r, r + world_size, ...`` of the
+        turn.
+        """
         rank, world_size = self.rank_and_world_size()
         info = _data.get_worker_info()
         worker, n_workers = (info.id, info.num_workers) if info is not None else (0, 1)
+        if isinstance(self.stream, Shares):
+            return rank + worker * world_size, world_size * n_workers
         return rank * n_workers + worker, world_size * n_workers
+
+    def _shares_iteration(self, info, pending):
+        """An iteration of this host's part of the Shares stream, from ``pending`` if given.
+
+        The hosts (every rank's DataLoader workers) each run the shares of
+        the turn at their places (``shoal.shares.hosts_at``); a DataLoader
+        worker among several refuses shares that end apart (its DataLoader
+        could no longer follow the turn). Every host of one pass draws with
+        the pass's seed: the loaded state's, or, in DataLoader workers, one
+        made from the DataLoader's base seed (the same in all its workers).
+        """
+        stream = self.stream
+        host, n_hosts = self.shard()
+        _, world_size = self.rank_and_world_size()
+        topology = f" ({world_size} rank(s) x {n_hosts // world_size} DataLoader worker(s))"
+        if stream.n_shares % n_hosts:
+            raise ShoalValueError(
+                f"n_shares={stream.n_shares} of {stream!r} must be a multiple of the number of "
+                f"hosts, ranks x DataLoader workers, got {n_hosts}{topology}: each host runs "
+                "as many shares, so that the DataLoader, taking from its workers in turn, "
+                "follows the turn of the shares"
+            )
+        if isinstance(pending, dict) and "part" in pending:  # this worker's own state
+            part_state = pending["part"]
+            hosted, seed = part_state["hosted"], part_state["seed"]
+            start = part_state["iterator"]
+        else:
+            whole = pending["whole"] if pending is not None else None
+            hosted = hosts_at(stream, whole, n_hosts, topology)[host]
+            seed = whole["seed"] if whole is not None else None
+            start = None if whole is None else root_of_part(
+                stream.hosting(hosted), split_state(stream, whole, [hosted])[0])
+        if seed is None and info is not None:
+            base_seed = (info.seed - info.id) % 2**64
+            seed = [int(word) for word in _np.random.SeedSequence(base_seed).generate_state(4)]
+        strict = info is not None and info.num_workers > 1
+        if strict and stream._join_axis is not None and not self._joined:
+            raise ShoalValueError(
+                f"iterate a DataLoader over {stream!r} through shoal.torch.JoinedBatches("
+                "loader): each of its workers makes its part of every batch, which the "
+                "DataLoader hands on one by one, and JoinedBatches joins them"
+            )
+        part = stream.hosting(hosted, strict=strict, seed=seed)
+        iterator = part.iterator()
+        if start is not None:
+            iterator.load_state_dict(start)
+        return iterator
 
     def _share(self):
         share, n_shares = self.shard()
@@ -234,12 +291,15 @@ class StreamDataset(_data.IterableDataset):
                 # At the first item: a persistent worker's loop lets an error
                 # raised here kill the worker, without a word of why.
                 return _raising(refusal)
-        iterator = self._share().iterator()
         pending = self._next_start(info)
-        if pending is not None:
-            state = self._pending_state(pending)
-            if state is not None:
-                iterator.load_state_dict(state)
+        if isinstance(self.stream, Shares):
+            iterator = self._shares_iteration(info, pending)
+        else:
+            iterator = self._share().iterator()
+            if pending is not None:
+                state = self._pending_state(pending)
+                if state is not None:
+                    iterator.load_state_dict(state)
         self._started(info, took=pending is not None)
         previous = self._own_iterator()
         if previous is not None:
@@ -348,12 +408,36 @@ class StreamDataset(_data.IterableDataset):
                 "persistent_workers=True and send each worker's dataset.state_dict() to the "
                 "main process yourself"
             )
+        if isinstance(self.stream, Shares):
+            return self._shares_state()
         if self._pending is not None:
             return {"shard": list(self.shard()), "iterator": self._pending_state(self._pending)}
         iterator = self._own_iterator()
         if iterator is None:
             return {"shard": list(self.shard()), "iterator": None}
         return {"shard": list(self.shard()), "iterator": iterator.state_dict()}
+
+    def _shares_state(self):
+        """The state of this host's part of the Shares stream (see :meth:`state_dict`).
+
+        ``{"shard": [host, n_hosts], "hosted": [its shares], "seed": the
+        pass's seed, "iterator": the state of its iteration}``; before an
+        iteration, or once a state is loaded, that of the whole stream as
+        one host.
+        """
+        pending = self._pending
+        if isinstance(pending, dict) and "part" in pending:
+            return pending["part"]
+        iterator = self._own_iterator()
+        if pending is None and iterator is not None:
+            part = iterator.stream
+            return {"shard": list(self.shard()), "hosted": list(part._hosted),
+                    "seed": part._pass_seed, "iterator": iterator.state_dict()}
+        stream = self.stream
+        whole = pending["whole"] if pending is not None else None
+        return {"shard": [0, 1], "hosted": list(range(stream.n_shares)),
+                "seed": whole["seed"] if whole is not None else None,
+                "iterator": None if whole is None else root_of_part(stream, whole)}
 
     def load_state_dict(self, state: StateDict | Sequence[StateDict]) -> None:
         """Start the next iteration from ``state``.
@@ -422,6 +506,8 @@ class StreamDataset(_data.IterableDataset):
 
     def _checked(self, state):
         """What to start from, as ``_pending`` holds it: a share's state, or all the shares'."""
+        if isinstance(self.stream, Shares):
+            return _shares_pending(self.stream, state, list(self.shard()))
         if isinstance(state, (list, tuple)):
             return _all_shares(state)
         if not isinstance(state, dict):
@@ -478,6 +564,52 @@ class StreamDataset(_data.IterableDataset):
             add_note(exc, f"while splitting the states of {len(pending)} shares (ranks x "
                           f"DataLoader workers) among {n_shares}")
             raise
+
+
+def _shares_pending(stream, state, shard):
+    """What an iteration over ``stream``, a Shares stream, starts from, out of a loaded ``state``.
+
+    ``{"whole": the state of a whole pass}`` from the states of every host
+    of a run (any number of ranks and workers), from one host's state that
+    hosts every share, or from a StreamIterator state of the Shares stream
+    or of a ProcessStreamer over it; ``{"part": state}`` for this host's own
+    state (as torchdata's StatefulDataLoader hands each worker).
+    """
+    if isinstance(state, dict) and "version" in state:  # an iteration of it, anywhere
+        state = stream._translate_state(state)
+        if state.get("cycle"):
+            raise ShoalValueError("state is of an iteration with cycle=True: a StreamDataset "
+                                  "iterates one pass at a time")
+        root = loaded_root(stream, state)
+        return {"whole": pass_of_iteration(stream, {"state": root})}
+    states = list(state) if isinstance(state, (list, tuple)) else [state]
+    if not states or not all(isinstance(s, dict) and s for s in states):
+        raise ShoalValueError(
+            "state must be a StreamDataset.state_dict(), a list of them (one per rank and "
+            f"DataLoader worker), or the state_dict() of an iteration of {stream!r}, got "
+            f"{short_repr(state)}"
+        )
+    for index, one in enumerate(states):
+        if not {"shard", "hosted", "seed", "iterator"} <= set(one):
+            raise ShoalValueError(
+                f"state[{index}] must be the state_dict() of a StreamDataset over {stream!r}, got "
+                f"{short_repr(one)}"
+            )
+    if len(states) == 1 and not isinstance(state, (list, tuple)) and states[0]["shard"] == shard \
+            and shard[1] > 1:
+        return {"part": states[0]}
+    passes = []
+    for index, one in enumerate(states):
+        part = stream.hosting(one["hosted"], seed=one["seed"])
+        saved = one["iterator"]
+        try:
+            if saved is not None:
+                saved = {**saved, "state": loaded_root(part, saved)}
+            passes.append(pass_of_iteration(part, saved))
+        except ShoalError as exc:
+            add_note(exc, f"in state[{index}], of host {one['shard']} of {stream!r}")
+            raise
+    return {"whole": merge_states(stream, passes, "state")}
 
 
 def _raising(exc):
@@ -562,6 +694,102 @@ def share_states(loader_state: dict[str, Any]) -> list[StateDict]:
     )
 
 
+class JoinedBatches:
+    """The batches of a DataLoader over a batched :class:`~shoal.Shares` stream, joined.
+
+    ``Streamer(buffer_stream, Shares(stream, n), size)`` gives batches of
+    ``size`` items, ``size // n`` of each share. In a DataLoader with
+    several workers, each worker makes its part of every batch (its shares'
+    items) and the DataLoader hands the parts on one by one, in turn: this
+    joins them, round by round, into the batches of this rank, which hold
+    the same items as in one process (``size // world_size`` of them; the
+    workers' parts in turn, each in share order). With one worker or none
+    it hands on the DataLoader's batches as they are.
+
+    It forwards ``state_dict`` and ``load_state_dict`` to the loader (a
+    torchdata StatefulDataLoader): a state saved between two of its
+    batches is at a whole round.
+
+    Parameters
+    ----------
+    loader : DataLoader
+        A DataLoader (or StatefulDataLoader) over a :class:`StreamDataset`
+        of a batched Shares stream, with ``batch_size=None``.
+
+    Raises
+    ------
+    ShoalTypeError
+        If ``loader`` is not a DataLoader over a StreamDataset of a batched
+        Shares stream.
+
+    Examples
+    --------
+    >>> from torch.utils.data import DataLoader
+    >>> files = ChainMux([Streamer([{"x": np.array([f, k])} for k in range(4)]) for f in range(4)])
+    >>> batches = Streamer(buffer_stream, Shares(files, 4), 8)
+    >>> [batch["x"][:, 0].tolist() for batch in batches]  # files 0..3: 2 items of each
+    [[0, 0, 1, 1, 2, 2, 3, 3], [0, 0, 1, 1, 2, 2, 3, 3]]
+    >>> loader = DataLoader(StreamDataset(batches), batch_size=None, num_workers=2)
+    >>> [batch["x"][:, 0].tolist() for batch in JoinedBatches(loader)]  # workers' parts in turn
+    [[0, 0, 2, 2, 1, 1, 3, 3], [0, 0, 2, 2, 1, 1, 3, 3]]
+    """
+
+    def __init__(self, loader: Any) -> None:
+        dataset = getattr(loader, "dataset", None)
+        stream = getattr(dataset, "stream", None)
+        if not (isinstance(dataset, StreamDataset) and isinstance(stream, Shares)
+                and stream._join_axis is not None):
+            raise ShoalTypeError(
+                "loader must be a DataLoader over a StreamDataset of a batched Shares stream "
+                f"(Streamer(buffer_stream, Shares(...), size)), got {short_repr(loader)}"
+            )
+        self.loader: Any = loader
+        self._axis: int = stream._join_axis
+        dataset._joined = True
+
+    def __iter__(self) -> Iterator[Any]:
+        alive = max(self.loader.num_workers, 1)  # the workers still making parts
+        items = iter(self.loader)
+        while alive:
+            parts = []
+            for _ in range(alive):  # a round: one from each worker still going
+                part = next(items, None)
+                if part is None:  # a worker's last word (or the loader's end)
+                    alive -= 1
+                    continue
+                parts.append(part)
+            if parts:
+                yield _joined(parts, self._axis)
+
+    def __len__(self) -> int:
+        raise TypeError("JoinedBatches has no length: its stream's may be endless")
+
+    def state_dict(self) -> StateDict:
+        """The loader's state (a StatefulDataLoader's), at the batches this gave."""
+        return self.loader.state_dict()
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Load the loader's state (see :meth:`state_dict`)."""
+        self.loader.load_state_dict(state)
+
+
+def _joined(parts, axis):
+    """``parts`` (tensors, arrays, or dicts, tuples and lists of them) joined along ``axis``."""
+    if len(parts) == 1:
+        return parts[0]
+    first = parts[0]
+    if isinstance(first, dict):
+        return {key: _joined([part[key] for part in parts], axis) for key in first}
+    if isinstance(first, (tuple, list)):
+        joined = [_joined(list(values), axis) for values in zip(*parts)]
+        if hasattr(first, "_fields"):  # a namedtuple
+            return type(first)(*joined)
+        return type(first)(joined) if isinstance(first, tuple) else joined
+    if isinstance(first, _torch.Tensor):
+        return _torch.cat(parts, dim=axis)
+    return _np.concatenate(parts, axis=axis)
+
+
 # -- Feeding a device: batch s+1 converted and copied while step s computes ------------------
 
 # What the copy thread hands the consumer: (kind, payload, state). It ends with
@@ -573,7 +801,7 @@ _TORCH_DTYPES = {}
 for _name in ("bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
               "float16", "float32", "float64", "complex64", "complex128"):
     try:
-        _TORCH_DTYPES[np.dtype(_name)] = _torch.from_numpy(np.empty(0, _name)).dtype
+        _TORCH_DTYPES[_np.dtype(_name)] = _torch.from_numpy(_np.empty(0, _name)).dtype
     except TypeError:  # pragma: no cover - torch < 2.3 has no uint16, uint32, uint64
         pass
 del _name
@@ -964,7 +1192,7 @@ class _Converter:
         return converted
 
     def _walk(self, value, made, path):
-        if isinstance(value, np.ndarray):
+        if isinstance(value, _np.ndarray):
             return self._array(value, made, path)
         if isinstance(value, _torch.Tensor):
             return self._tensor(value, made)
@@ -997,7 +1225,7 @@ class _Converter:
                     "(it takes bool, integers, floats and complex numbers)"
                 )
         host = _torch.empty(array.shape, dtype=dtype, pin_memory=self.pin_memory)
-        np.copyto(host.numpy(), array)  # any strides or byte order; releases the GIL
+        _np.copyto(host.numpy(), array)  # any strides or byte order; releases the GIL
         if self.on_cpu:
             return host
         tensor = host.to(self.device, non_blocking=self.non_blocking)
@@ -1016,7 +1244,7 @@ class _Converter:
 
 def _check_device(device):
     """``device`` as a torch.device, with the index of a CUDA device."""
-    if isinstance(device, (bool, np.bool_)) or not isinstance(device, (str, int, _torch.device)):
+    if isinstance(device, (bool, _np.bool_)) or not isinstance(device, (str, int, _torch.device)):
         raise ShoalTypeError(
             "device must be a torch.device, a string such as 'cuda' or 'cpu', or the index of "
             f"a CUDA device, got {short_repr(device)} ({type(device).__name__})"

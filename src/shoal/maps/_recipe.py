@@ -132,6 +132,11 @@ class MapStreamer(Streamer):
         return self._map(self._stream)
 
     @property
+    def _has_workers(self):
+        """Does a pass run in worker processes? A map over a stream whose passes do."""
+        return self._input is not None and self._input._has_workers
+
+    @property
     def _takes_key(self):
         """Does a pass draw from its parent's key? A map over a stream that does."""
         return self._input is not None and self._input._takes_key
@@ -253,6 +258,11 @@ class _MapNode:
         self.input_node = input_node
         self.it = it
         self.counter = counter
+
+    def worker_stats(self):
+        """The WorkerStats of the input's workers (NotImplemented: it has none)."""
+        node = self.input_node
+        return node.worker_stats() if hasattr(node, "worker_stats") else NotImplemented
 
     def input_state(self, n):
         """The input's state after ``n`` items (which must be where it is now)."""

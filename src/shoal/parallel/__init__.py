@@ -25,12 +25,14 @@ The package, from the recipe down:
 - ``_protocol``: what a worker and its consumer say to each other;
 - ``_ring``: the shared memory for large buffers, and who owns which part;
 - ``_state``: the workers' shares, and the state of a pass: checked,
-  resumed, resharded.
+  resumed, resharded;
+- ``_stats``: :class:`WorkerStats`, where an iteration waits.
 """
 
 from ._lifecycle import WorkerError
 from ._recipe import MAX_WORKERS as MAX_WORKERS  # the limit of ProcessStreamer's n_workers
 from ._recipe import ProcessStreamer, ZMQStreamer
+from ._stats import WorkerStats
 from ._worker import worker_info
 
-__all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "worker_info"]
+__all__ = ["ProcessStreamer", "ZMQStreamer", "WorkerError", "WorkerStats", "worker_info"]

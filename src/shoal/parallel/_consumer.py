@@ -17,11 +17,13 @@ import pickle
 import time
 
 from .._iterutil import add_note
-from .._random import iteration_seed
+from .._random import iteration_seed, seed_of_key
+from ..shares import ShareEnd, Shares
 from ._lifecycle import Crew, WorkerError
-from ._protocol import DONE, IN_RING, ITEMS, PICKLED, READY, RUN, WorkerConfig, decode, unpack_run
+from ._protocol import DONE, IN_RING, ITEMS, PICKLED, READY, RUN, WAITS, WorkerConfig, decode, unpack_run
 from ._ring import InRing
-from ._state import pass_state, share_entry
+from ._state import host_of, join_parts, pass_state, share_entry
+from ._stats import WorkerStats
 
 __all__ = ["ProcessIterator"]
 
@@ -34,18 +36,28 @@ class ProcessIterator:
     of its share up to the items the consumer took.
     """
 
-    def __init__(self, recipe, max_iter=None, track=False, state=None):
+    def __init__(self, recipe, max_iter=None, track=False, state=None, key=None):
         self.recipe = recipe
         self.max_iter = max_iter
         self.track = track or state is not None
         self.crew = None  # the worker processes, once started
         self.workers = []  # their handles
         self.live = None  # the workers still giving items, in turn order
+        self.by_index = {}  # the workers started, by index
         self.position = 0  # ordered: whose turn is next, in ``live``
+        self.waited = 0.0  # seconds the consumer waited for its workers
         # Where each share starts: (state or None, n_skip, ahead or None), and which ones run.
         n = recipe.n_workers
         self.starts = [(None, 0, None)] * n
         self.running = list(range(n))
+        # Over a Shares stream: the turn of the shares (those still running, whose is next).
+        self.shares = recipe.stream if isinstance(recipe.stream, Shares) else None
+        self.turn = None
+        self.seed = None  # the seed of the Shares pass, which every worker's part shares
+        if self.shares is not None:
+            self.seed = seed_of_key(key)
+            if recipe.ordered:
+                self.turn = [list(range(self.shares.n_shares)), 0]
         if state is not None:
             self._load(state)
 
@@ -61,6 +73,10 @@ class ProcessIterator:
                        for share in state["shares"]]
         self.running = list(state["running"])
         self.position = state["position"] if recipe.ordered and state["ordered"] else 0
+        if self.turn is not None:
+            self.turn = [list(state["turn"]["running"]), state["turn"]["position"]]
+        if self.shares is not None and state["seed"] is not None:
+            self.seed = state["seed"]
 
     def state_dict(self, n_given=None):
         shares = [share_entry(*start) for start in self.starts]
@@ -68,7 +84,12 @@ class ProcessIterator:
             shares[worker.index] = self._share_state(worker)
         # Before its first item (a mux opened it, and has not read it yet), as loaded.
         running = list(self.running) if self.live is None else [w.index for w in self.live]
-        return pass_state(self.recipe, running, self.position, shares)
+        turn = None
+        if self.turn is not None:
+            turn = {"running": list(self.turn[0]), "position": self.turn[1]}
+            n_workers = self.recipe.n_workers
+            running = sorted({host_of(share, n_workers) for share in self.turn[0]})
+        return pass_state(self.recipe, running, self.position, shares, turn, self.seed)
 
     def _share_state(self, worker):
         """The state of the share of ``worker``, at the items the consumer took.
@@ -76,7 +97,7 @@ class ProcessIterator:
         It is the worker's last snapshot the consumer reached, and the
         number of items the consumer took after it; with those, the next
         snapshot, so that the worker checks, when it resumes, that its share
-        goes through those items as it did (see :func:`~shoal.parallel._state.resumed_share`). If
+        goes through those items as it did (see :func:`~shoal._resume.resumed_share`). If
         none has arrived yet, this waits for it: the worker takes one a few
         milliseconds on, or after its next item if that takes longer, and
         before it waits for the consumer (whose items waiting in the ring
@@ -116,6 +137,16 @@ class ProcessIterator:
             item = queue.popleft()
             queue.append(item.load() if type(item) is InRing else item)
 
+    def worker_stats(self):
+        """What the consumer and each worker waited for, and the items each sent: a WorkerStats."""
+        n = self.recipe.n_workers
+        n_items, waits = [0] * n, [(0.0, 0.0)] * n
+        for worker in self.workers:
+            n_items[worker.index] = worker.received
+            waits[worker.index] = worker.waits
+        return WorkerStats(self.waited, tuple(n_items), tuple(w[0] for w in waits),
+                           tuple(w[1] for w in waits))
+
     # -- starting and stopping
 
     def _start(self):
@@ -127,9 +158,13 @@ class ProcessIterator:
         seed = iteration_seed(None)
         for index in self.running:
             start, n_skip, ahead = self.starts[index]
+            share = recipe._shares[index]
+            if self.shares is not None:  # a part of a Shares pass: its seed is the pass's
+                share = share._derive(_pass_seed=self.seed)
             crew.start(WorkerConfig(
-                worker_index=index, n_workers=recipe.n_workers, share=recipe._shares[index],
-                max_iter=self.max_iter, track=self.track, start=start, n_skip=n_skip, ahead=ahead,
+                worker_index=index, n_workers=recipe.n_workers, share=share,
+                max_iter=self.max_iter if self.shares is None else None, track=self.track,
+                start=start, n_skip=n_skip, ahead=ahead,
                 prefetch=recipe.prefetch, seed=seed,
             ))
 
@@ -152,15 +187,17 @@ class ProcessIterator:
         """Wait for the next message of ``worker`` and handle it."""
         conn, process = worker.conn, worker.process
         item_timeout = self.recipe.item_timeout
+        start = time.monotonic()
         if item_timeout is None:
             ready = multiprocessing.connection.wait([conn, process.sentinel])
         else:
             if worker.since is None:
-                worker.since = time.monotonic()
-            left = worker.since + item_timeout - time.monotonic()
+                worker.since = start
+            left = worker.since + item_timeout - start
             ready = multiprocessing.connection.wait([conn, process.sentinel], max(left, 0.0))
-            if not ready:
-                raise self._silent(worker)
+        self.waited += time.monotonic() - start
+        if item_timeout is not None and not ready:
+            raise self._silent(worker)
         if conn in ready:
             try:
                 message = conn.recv_bytes()
@@ -190,6 +227,8 @@ class ProcessIterator:
                 elif tag == IN_RING:  # read out of the ring when the consumer takes it
                     queue.append(InRing(worker.ring, *segment[1:]))
                     received += 1
+                elif tag == WAITS:
+                    worker.waits = segment[1:]
                 else:  # SNAPSHOT: the share's state after the worker's k-th item
                     worker.snapshots.append(segment[1:])
             worker.received += received
@@ -224,12 +263,85 @@ class ProcessIterator:
     def run(self):
         try:
             self._start()
-            if self.recipe.ordered:
+            if self.turn is not None:
+                if self.shares._join_axis is None:
+                    yield from self._turn_of_shares()
+                else:
+                    yield from self._rounds_of_shares()
+            elif self.shares is not None:  # as they come: the shares' ends are for no one
+                for item in self._as_they_come():
+                    if type(item) is not ShareEnd:
+                        yield item
+            elif self.recipe.ordered:
                 yield from self._ordered()
             else:
                 yield from self._as_they_come()
         finally:
             self._shut_down()
+
+    def _take(self, share):
+        """The next thing the worker of ``share`` sends: an item, or a ShareEnd."""
+        worker = self.by_index[host_of(share, self.recipe.n_workers)]
+        queue = worker.queue
+        while not queue and not worker.done:
+            self._receive(worker)
+        if not queue:
+            if worker.error is not None:
+                self._raise_error(worker)
+            raise WorkerError(
+                f"worker {worker.index} of {self.recipe!r} ended before its share {share} did"
+            )
+        item = queue.popleft()
+        if type(item) is InRing:
+            item = item.load()
+        worker.credits.release()
+        return item
+
+    def _turn_of_shares(self):
+        """The items of a Shares stream's shares, in the turn of the shares (not of the workers)."""
+        self.live = list(self.workers)
+        by_index = self.by_index = {worker.index: worker for worker in self.workers}
+        turn, n_workers = self.turn, self.recipe.n_workers
+        running = turn[0]
+        hosts = [by_index[host_of(share, n_workers)] for share in running]  # as ``running``
+        position = turn[1]
+        while hosts:
+            n = len(hosts)
+            while position < n:
+                worker = hosts[position]
+                queue = worker.queue
+                if queue:
+                    item = queue.popleft()
+                    if type(item) is InRing:
+                        item = item.load()
+                    worker.credits.release()
+                else:
+                    item = self._take(running[position])
+                if type(item) is ShareEnd:
+                    del running[position], hosts[position]
+                    n -= 1
+                    turn[1] = position if position < n else 0
+                    continue
+                position += 1
+                turn[1] = position if position < n else 0
+                yield item
+            position = 0
+
+    def _rounds_of_shares(self):
+        """The batches of a batched Shares stream: each share's part, joined, round by round."""
+        self.live = list(self.workers)
+        self.by_index = {worker.index: worker for worker in self.workers}
+        running, take, axis = self.turn[0], self._take, self.shares._join_axis
+        while running:
+            parts = []
+            for share in list(running):
+                part = take(share)
+                if type(part) is ShareEnd:
+                    running.remove(share)
+                else:
+                    parts.append(part)
+            if parts:
+                yield join_parts(parts, axis)
 
     def _ordered(self):
         live = self.live = list(self.workers)
@@ -286,18 +398,20 @@ class ProcessIterator:
                 return
             waiting = [w for w in live if not w.queue]
             objects = [w.conn for w in waiting] + [w.process.sentinel for w in waiting]
+            start = time.monotonic()
             if item_timeout is None:
                 ready = multiprocessing.connection.wait(objects)
             else:
-                now = time.monotonic()
+                now = start
                 for worker in waiting:
                     if worker.since is None:
                         worker.since = now
                 first = min(waiting, key=lambda w: w.since)
                 ready = multiprocessing.connection.wait(
                     objects, max(first.since + item_timeout - now, 0.0))
-                if not ready:
-                    raise self._silent(first)
+            self.waited += time.monotonic() - start
+            if item_timeout is not None and not ready:
+                raise self._silent(first)
             for worker in waiting:
                 if worker.conn in ready or worker.process.sentinel in ready:
                     self._receive(worker)

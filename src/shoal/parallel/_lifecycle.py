@@ -29,7 +29,7 @@ import time
 import weakref
 
 from ..exceptions import ShoalError
-from ._ring import Ring
+from ._ring import Ring, ring_sizes
 from ._worker import worker_main
 
 __all__ = ["WorkerError", "Worker", "Crew", "interrupts_held"]
@@ -69,7 +69,8 @@ class Worker:
     ``received - len(queue)``. ``ready``: the worker mapped its ring;
     ``done``: it said how its stream ended (``error``: the exception to
     raise once its items are taken). ``since``: when the consumer started
-    waiting for it (with an ``item_timeout``).
+    waiting for it (with an ``item_timeout``). ``waits``: the seconds it
+    said it waited, in all, for credit and for room in its ring.
 
     Its share's states: ``snapshots`` holds those the worker sent, ``(k,
     state or pickled state)`` for the state after its ``k``-th item, not yet
@@ -77,12 +78,12 @@ class Worker:
     pickled state, n_skip)``: the share is there after ``k`` items, plus
     ``n_skip`` items. ``ahead`` is ``(k, state)``, the state after its ``k``-th
     item that its loaded state said it reaches (see
-    ``shoal.parallel._state.resumed_share``), or None.
+    ``shoal._resume.resumed_share``), or None.
     """
 
     __slots__ = ("index", "process", "conn", "credits", "ring",
                  "queue", "ready", "done", "error", "since", "received", "snapshots", "base",
-                 "ahead")
+                 "ahead", "waits")
 
     def __init__(self, index, start, n_skip, ahead):
         self.index = index
@@ -92,6 +93,7 @@ class Worker:
         self.error = None
         self.since = None
         self.received = 0
+        self.waits = (0.0, 0.0)
         self.snapshots = collections.deque()
         self.base = (0, start, n_skip)
         self.ahead = ahead and (ahead["n"], ahead["state"])
@@ -129,7 +131,8 @@ class Crew:
         worker = Worker(config.worker_index, config.start, config.n_skip, config.ahead)
         receiver = sender = None
         try:
-            ring = worker.ring = Ring(context, recipe.shared_memory_bytes, recipe._copy_out)
+            size, room = ring_sizes(recipe.shared_memory_bytes, recipe.n_workers)
+            ring = worker.ring = Ring(context, size, recipe._copy_out, room)
             worker.credits = context.Semaphore(recipe.prefetch)
             receiver, sender = context.Pipe(duplex=False)
             _RECEIVERS.add(receiver)  # no process forked from now on keeps it open
@@ -138,7 +141,8 @@ class Crew:
                                      parent=self.parent, pdeathsig=self.pdeathsig)
             worker.process = context.Process(
                 target=worker_main,
-                args=(config, sender, worker.credits, self.stop, ring.taken, ring.chunks),
+                args=(config, sender, worker.credits, self.stop, ring.taken, ring.chunks,
+                      ring.limit),
                 daemon=True,
                 name=f"shoal-worker-{config.worker_index}",
             )

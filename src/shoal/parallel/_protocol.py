@@ -10,8 +10,9 @@ things they share:
   are in flight. The consumer also gives one to wake a worker it stops;
 - *stop*, an event, one for all the workers: the consumer sets it to stop
   them;
-- the worker's ring, for large buffers: its table of chunks and the count
-  of the bytes the consumer took (see ``shoal.parallel._ring``).
+- the worker's ring, for large buffers: its table of chunks, the count of
+  the chunks the worker may use, and the count of the bytes the consumer
+  took (see ``shoal.parallel._ring``).
 
 Messages
 --------
@@ -51,6 +52,10 @@ Segments of an ITEMS batch
 ``(SNAPSHOT, k, state)``
     The state of the worker's share after its ``k``-th item, pickled
     (sent only when the consumer tracks the workers' states).
+``(WAITS, credit_s, ring_s)``
+    The seconds the worker has waited so far, in all, for credit and for
+    room in its ring (sent, last in a batch, when they changed since the
+    last batch; see :class:`shoal.parallel.WorkerStats`).
 """
 
 import pickle
@@ -67,6 +72,7 @@ __all__ = [
     "PICKLED",
     "IN_RING",
     "SNAPSHOT",
+    "WAITS",
     "WorkerConfig",
     "encode",
     "decode",
@@ -85,6 +91,7 @@ RUN = "run"
 PICKLED = "pickled"
 IN_RING = "ring"
 SNAPSHOT = "snapshot"
+WAITS = "waits"
 
 
 class WorkerConfig(NamedTuple):
@@ -97,7 +104,7 @@ class WorkerConfig(NamedTuple):
     track: bool  # send SNAPSHOTs of its share's state
     start: dict | None  # the state its share resumes from (None: its start)...
     n_skip: int  # ...and the items its consumer took after it
-    ahead: dict | None  # where its share must be further on (see _state.resumed_share)
+    ahead: dict | None  # where its share must be further on (see shoal._resume.resumed_share)
     prefetch: int
     seed: Any  # the consumer's draw the worker seeds its global random states from
     # Filled in when the worker starts (see _lifecycle.Crew.start):

@@ -17,10 +17,12 @@ from .._checks import check_choice, check_int, short_repr
 from .._iterutil import limited
 from ..core import Streamer
 from ..exceptions import ShoalTypeError, ShoalValueError
+from ..iterator import check_version
 from ..mux._base import as_streamer, check_flag
+from ..shares import Shares
 from ._consumer import ProcessIterator
 from ._ring import max_ring_bytes
-from ._state import ready_state, shares_of
+from ._state import ready_state, shares_of, state_of_shares
 
 __all__ = ["ProcessStreamer", "ZMQStreamer", "MAX_WORKERS", "max_workers", "check_seconds"]
 
@@ -65,10 +67,21 @@ class ProcessStreamer(Streamer):
         waiting for the consumer stops at once; either way, as in one
         process, the workers' generators are closed (their ``finally``
         runs) before ``close()`` returns, unless terminated.
-    shared_memory_bytes : int
-        The size of each worker's shared-memory ring for large arrays. An
-        item whose arrays do not fit is sent through the pipe instead. The
-        rings of all workers must fit in the shared-memory file system.
+    shared_memory_bytes : None or int
+        The size of each worker's shared-memory ring for large arrays
+        (those of 64 KiB or more; smaller ones go through the pipe). The
+        default, ``None``, sizes each ring from the items: it starts with
+        64 MiB (less if the shared-memory file system is smaller than 64 MiB
+        a worker), and grows when an item needs more, to hold 12 of it,
+        within the worker's share of the file system (its size over
+        ``n_workers``) and of the room free there when it grows; it holds
+        the pages written, which a worker reuses, and gives them back when
+        the iteration ends. So batches made in the workers, however large,
+        cross without a copy. An int is a limit you choose: each ring is
+        that size, fixed, and must fit in the worker's share of the file
+        system. Either way, an item whose arrays do not fit is sent through
+        the pipe instead, and while half a ring or more is held by arrays
+        the consumer keeps, the consumer copies what it takes out of it.
     item_timeout : None or float > 0
         The most seconds the consumer waits for a worker's next item; a
         worker silent for longer raises :class:`WorkerError`. The default,
@@ -132,7 +145,7 @@ class ProcessStreamer(Streamer):
     _OWN_KIND = "workers"
 
     def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
-                 timeout=5.0, shared_memory_bytes=64 * 2**20, item_timeout=None):
+                 timeout=5.0, shared_memory_bytes=None, item_timeout=None):
         stream = as_streamer(stream, "stream")
         super().__init__(stream)  # its source is the stream, which its workers run
         self.stream = stream
@@ -153,14 +166,19 @@ class ProcessStreamer(Streamer):
         self.timeout = check_seconds("timeout", timeout)
         self.item_timeout = None if item_timeout is None else check_seconds("item_timeout",
                                                                              item_timeout)
-        self.shared_memory_bytes = check_int("shared_memory_bytes", shared_memory_bytes,
-                                             minimum=mmap.PAGESIZE)
+        self.shared_memory_bytes = None if shared_memory_bytes is None else check_int(
+            "shared_memory_bytes", shared_memory_bytes, minimum=mmap.PAGESIZE)
         limit = max_ring_bytes(self.n_workers)
-        if self.shared_memory_bytes > limit:
+        if self.shared_memory_bytes is not None and self.shared_memory_bytes > limit:
             raise ShoalValueError(
                 f"shared_memory_bytes must be <= {limit} (the shared-memory file system holds "
                 f"{limit * self.n_workers} bytes, for the rings of {self.n_workers} "
                 f"worker(s)), got {self.shared_memory_bytes}"
+            )
+        if isinstance(stream, Shares) and stream._join_axis is not None and not self.ordered:
+            raise ShoalValueError(
+                f"ordered must be True for {stream!r}: its batches are joined from every share's "
+                "part, in the turn of the shares"
             )
         self._shares = shares_of(stream, self.n_workers)
         self._copy_out = False  # copy every received array out of the ring
@@ -182,7 +200,10 @@ class ProcessStreamer(Streamer):
     def _open(self, max_iter=None):
         gen = ProcessIterator(self, max_iter).run()
         # Each worker stops after max_iter items; the consumer takes max_iter in all.
-        return gen if max_iter is None or self.n_workers == 1 else limited(gen, max_iter)
+        # (A worker's part of a Shares stream runs on: what it gives is not all items.)
+        if max_iter is None or (self.n_workers == 1 and not isinstance(self.stream, Shares)):
+            return gen
+        return limited(gen, max_iter)
 
     def _open_items(self):
         return self._open()
@@ -191,10 +212,15 @@ class ProcessStreamer(Streamer):
     # items, and a pass's state holds each share's state up to the items the
     # consumer took. It resumes by starting each worker where its share was.
     # The workers run the stream as a root: no key reaches another process.
-    _takes_key = False
+    # (A Shares stream's pass draws its seed from the key, in the consumer.)
+    @property
+    def _takes_key(self):
+        return isinstance(self.stream, Shares)
+
+    _has_workers = True
 
     def _open_node(self, state=None, track=False, key=None):
-        node = ProcessIterator(self, None, track, state)
+        node = ProcessIterator(self, None, track, state, key)
         return node, node.run()
 
     def _ready_state(self, state, path="state", n_given=None):
@@ -202,6 +228,24 @@ class ProcessStreamer(Streamer):
         # workers resharded then, once, in this process (no worker starts): one
         # that cannot be split exactly is refused at load_state_dict.
         return ready_state(self, state, path)
+
+    def _translate_state(self, state):
+        """A state of an iteration of its Shares stream in one process, as one of this iteration.
+
+        The state of each share is handed to the worker that hosts it here.
+        """
+        stream = self.stream
+        if not (isinstance(stream, Shares) and isinstance(state, dict)
+                and state.get("stream") == "Shares"):
+            return state
+        check_version(state)
+        root = state.get("state")
+        if isinstance(root, dict) and root.get("child") is not None:
+            whole = stream._ready_state(root["child"], "state['state']['child']")
+            if whole["hosted"] != list(range(stream.n_shares)):
+                raise ShoalValueError(f"state is of a part of {stream!r}, not of all its shares")
+            root = {**root, "child": state_of_shares(self, whole)}
+        return {**state, "stream": type(self).__name__, "state": root}
 
     def __repr__(self):
         return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"

@@ -29,11 +29,28 @@ Each side turns a chunk only one way, so no lock is needed:
   chunks, which stay in the processor's cache.
 - the consumer turns them free (:func:`free_chunks`) once it holds nothing
   there: when the last array viewing them is garbage, or at once when it
-  copies the buffer out. It copies out while half the ring or more is
-  used, so that arrays a consumer keeps (in a cache, a list) never hold the
+  copies the buffer out. It copies out while half the ring's room (below)
+  or more is used, so that arrays a consumer keeps (in a cache, a list) never hold the
   whole ring, and always where asked to (a ZMQStreamer with ``copy=True``).
   Only the consumer's process frees chunks: a process forked from it shares
   its arrays, and dropping them there frees nothing.
+
+How large it is
+----------------
+The file is ``size`` bytes, of which the worker uses the first ``room``:
+a count of chunks in shared memory, ``limit``, that only the worker
+changes, and only upward, before it sends the item that needs it (so the
+consumer, which reads it when it takes the item, never sees less room than
+that item used). With a fixed size (the user's ``shared_memory_bytes``),
+the room is the whole file. Otherwise the file is the worker's share of
+the shared-memory file system (see :func:`max_ring_bytes`), which costs
+nothing until written (a file there holds the pages written, not its
+size), its room starts at DEFAULT_RING_BYTES, and it grows when an item
+needs it: to ROOM_ITEMS of the item, within the file and the worker's
+share of the room free in the file system then (see :meth:`Writer.grow`).
+Pages once written stay the ring's until the iteration ends; the worker
+reuses its first chunks, so a ring holds about what is in flight and in
+the consumer's hands at most.
 
 The window
 ----------
@@ -59,6 +76,7 @@ import contextlib
 import mmap
 import os
 import pickle
+import sys
 import tempfile
 import weakref
 
@@ -69,6 +87,8 @@ __all__ = [
     "CHUNK_BYTES",
     "RING_WINDOW_BYTES",
     "WINDOW_ITEMS",
+    "DEFAULT_RING_BYTES",
+    "ROOM_ITEMS",
     "Ring",
     "InRing",
     "Writer",
@@ -87,22 +107,33 @@ CHUNK_BYTES = 64 * 1024
 #: WINDOW_ITEMS of its largest item, whichever is more.
 RING_WINDOW_BYTES = 4 * 2**20
 WINDOW_ITEMS = 4
+#: The room a ring that may grow starts with.
+DEFAULT_RING_BYTES = 64 * 2**20
+#: A ring that may grow grows to hold this many of its largest item: the
+#: window in flight and two held by the consumer (the item its code works on
+#: and the one it takes), twice over, since the consumer copies buffers out
+#: while half the ring or more is used.
+ROOM_ITEMS = 2 * (WINDOW_ITEMS + 2)
+#: The largest file of a ring that may grow (its mapping's address space).
+_MAX_FILE_BYTES = min(2**40, sys.maxsize // 4)
 _SHM_PREFIX = "shoal-"
 
 
 class Ring:
     """The consumer's side of a worker's ring: the file, its mapping and the shared counts.
 
-    ``chunks`` (the table of who owns which chunk) and ``taken`` (the ring
-    bytes the consumer took) are in shared memory of ``context``, for the
-    worker to be started with. With ``copy_out``, every buffer is copied out
-    of the ring.
+    ``size`` is the file's bytes and ``room`` the bytes the worker may use
+    at first (None: all of them, a fixed ring). ``chunks`` (the table of who
+    owns which chunk), ``limit`` (the chunks the worker may use) and
+    ``taken`` (the ring bytes the consumer took) are in shared memory of
+    ``context``, for the worker to be started with. With ``copy_out``, every
+    buffer is copied out of the ring.
     """
 
-    __slots__ = ("path", "size", "chunk", "chunks", "taken", "map", "view", "copy_out")
+    __slots__ = ("path", "size", "chunk", "chunks", "table", "limit", "taken", "map", "view",
+                 "copy_out")
 
-    def __init__(self, context, size, copy_out):
-        self.size = size
+    def __init__(self, context, size, copy_out, room=None):
         self.chunk = min(CHUNK_BYTES, size)
         self.copy_out = copy_out
         self.map = self.view = None
@@ -112,12 +143,25 @@ class Ring:
         try:
             try:
                 os.ftruncate(fd, size)
-                self.map = mmap.mmap(fd, size)
+                try:
+                    self.map = mmap.mmap(fd, size)
+                except OSError:
+                    if room is None or room >= size:
+                        raise
+                    # No address space for the whole file (a limit on it): the
+                    # ring keeps its first room, fixed.
+                    size = room
+                    os.ftruncate(fd, size)
+                    self.map = mmap.mmap(fd, size)
             finally:
                 os.close(fd)
+            self.size = size
             self.view = memoryview(self.map)
             self.taken = context.RawValue("Q", 0)
             self.chunks = context.RawArray("B", size // self.chunk)  # all free
+            self.table = memoryview(self.chunks)
+            room = size if room is None else min(room, size)
+            self.limit = context.RawValue("Q", max(1, room // self.chunk))
         except BaseException:
             self.close()
             raise
@@ -140,13 +184,26 @@ class Ring:
             self.map.close()
 
 
+def ring_sizes(shared_memory_bytes, n_workers):
+    """``(size, room)`` of each worker's ring: its file's bytes, and the bytes it may use at first.
+
+    ``shared_memory_bytes`` is the recipe's: an int is a fixed ring (its
+    room is None: all of it); None, a ring that grows from
+    DEFAULT_RING_BYTES within the worker's share of the file system.
+    """
+    if shared_memory_bytes is not None:
+        return shared_memory_bytes, None
+    size = min(max_ring_bytes(n_workers), _MAX_FILE_BYTES)
+    return size, min(DEFAULT_RING_BYTES, size)
+
+
 class InRing:
     """An item whose large buffers wait in chunks of its worker's ring.
 
     :meth:`load` it when the consumer takes it: its arrays are then views
     into the ring (writable: the worker does not touch their chunks until
     they are freed), and the chunks are freed when the last array using them
-    is garbage; or, while half the ring or more is used, copies, and the
+    is garbage; or, while half the ring's room or more is used, copies, and the
     chunks freed at once.
     """
 
@@ -162,7 +219,8 @@ class InRing:
         ring = self.ring
         view, chunks, chunk = ring.view, ring.chunks, ring.chunk
         buffers = []
-        if not ring.copy_out and 2 * bytes(chunks).count(0) >= len(chunks):
+        limit = ring.limit.value  # the chunks in use: what the worker may use
+        if not ring.copy_out and 2 * bytes(ring.table[:limit]).count(0) >= limit:
             pid = os.getpid()
             for offset, size in self.table:
                 holder = np.frombuffer(view[offset:offset + size], dtype=np.uint8)
@@ -190,21 +248,27 @@ def free_chunks(chunks, first, count, pid=None):
 class Writer:
     """The worker's side of its ring: it places buffers in free chunks and writes them there.
 
-    It maps the file at ``path``; ``chunks`` and ``taken`` are the shared
-    table and count the consumer made (see :class:`Ring`).
+    It maps the file at ``path``; ``chunks``, ``limit`` and ``taken`` are
+    the shared table and counts the consumer made (see :class:`Ring`).
+    ``n_workers`` share the file system's free room when rings grow.
     """
 
-    __slots__ = ("map", "size", "chunk", "chunks", "taken", "sent", "window")
+    __slots__ = ("map", "size", "chunk", "chunks", "limit", "room", "taken", "sent", "window",
+                 "n_workers", "refused")
 
-    def __init__(self, path, size, chunk, chunks, taken):
+    def __init__(self, path, size, chunk, chunks, limit, taken, n_workers=1):
         with open(path, "r+b") as f:
             self.map = mmap.mmap(f.fileno(), size)
         self.size = size
         self.chunk = chunk  # bytes: as the consumer counts them
         self.chunks = chunks  # shared: 1 used, 0 free (the consumer frees them)
+        self.limit = limit  # shared: the chunks this worker may use (it alone raises it)
+        self.room = limit.value * chunk  # their bytes
         self.taken = taken  # ring bytes the consumer took (shared)
         self.sent = 0  # ring bytes sent
-        self.window = min(size, RING_WINDOW_BYTES)
+        self.window = min(self.room, RING_WINDOW_BYTES)
+        self.n_workers = n_workers
+        self.refused = 0  # the most room the file system refused (asked again only for more)
 
     def put(self, views, wait):
         """Write ``views``, the large buffers of one item, into the ring: ``(places, total)``, or None.
@@ -225,19 +289,48 @@ class Writer:
         self.sent += total
         return places, total
 
+    def grow(self, total):
+        """Make room for ROOM_ITEMS items of ``total`` bytes, as far as the file and the file system allow.
+
+        Within the file, and within this worker's share (one in
+        ``n_workers``) of the room free in the file system now: pages are
+        taken when written, and a ring that outgrew what the file system
+        holds would kill its worker (SIGBUS) when it writes there. A fixed
+        ring (its room is its file) never grows.
+        """
+        chunk = self.chunk
+        wanted = min(self.size // chunk, -(-ROOM_ITEMS * total // chunk))  # in chunks
+        if wanted * chunk <= max(self.room, self.refused):
+            return
+        try:
+            stat = os.statvfs(shared_memory_folder())
+            free = stat.f_bavail * stat.f_frsize // self.n_workers
+        except (AttributeError, OSError):
+            free = 0
+        limit = min(wanted, (self.room + free) // chunk)
+        if limit < wanted:
+            self.refused = wanted * chunk
+        if limit * chunk > self.room:
+            self.limit.value = limit
+            self.room = limit * chunk
+            self.window = max(self.window, min(self.room, RING_WINDOW_BYTES))
+
     def _place(self, sizes, wait):
         """Turn free chunks used for buffers of ``sizes`` bytes: their ``(offset, size)``, or None."""
         total = sum(sizes)
-        if total > self.size:
+        if ROOM_ITEMS * total > self.room and self.room < self.size:
+            self.grow(total)
+        if total > self.room:
             return None
         if WINDOW_ITEMS * total > self.window:
-            self.window = min(self.size, WINDOW_ITEMS * total)
+            self.window = min(self.room, WINDOW_ITEMS * total)
         chunk, chunks, taken = self.chunk, self.chunks, self.taken
+        table = memoryview(chunks)[:self.room // chunk]
         while True:
             if self.sent + total - taken.value > self.window:
                 wait()
                 continue
-            free = bytearray(chunks)
+            free = bytearray(table)
             places = []
             for size in sizes:
                 count = -(-size // chunk)

@@ -22,19 +22,19 @@ A state saved with another number of workers is resharded when it is
 loaded (:func:`reshard`), through :func:`~shoal.reshard_states`.
 """
 
-from collections import deque
-from itertools import islice
 
-from .._checks import state_difference
 from .._contract import OneStream
-from .._iterutil import END, add_note
+from .._iterutil import add_note
+from .._resume import resumed_share
 from .._schema import check_fields, child, count, count_list, flag, state_error, stream_state
 from ..exceptions import ShoalError, ShoalValueError
 from ..iterator import loaded_root
 from ..reshard import reshard_states
+from ..shares import Shares, join_parts, root_of_part, split_state, turn_of, whole_of_hosts
+from ..shares import check_seed as _check_seed
 
 __all__ = ["shares_of", "pass_state", "share_entry", "ready_state", "check_pass_state", "SCHEMA",
-           "reshard", "resumed_share"]
+           "reshard", "resumed_share", "host_of", "state_of_shares", "join_parts"]
 
 
 def shares_of(stream, n_workers):
@@ -46,7 +46,20 @@ def shares_of(stream, n_workers):
     generator function: its share refusal is a ``_contract.OneStream``)
     runs whole in every worker, which reads its own share through
     :func:`~shoal.worker_info`.
+
+    A :class:`~shoal.Shares` stream gives worker ``w`` its shares ``w::n_workers``
+    (:func:`host_of` says whose a share is), each of which it runs in the
+    turn of the shares, saying where one ends (a ``ShareEnd``), so that its
+    consumer follows the turn of the shares; it cannot have more workers
+    than shares.
     """
+    if isinstance(stream, Shares):
+        if n_workers > stream.n_shares:
+            raise ShoalValueError(
+                f"n_workers must be at most the n_shares={stream.n_shares} of {stream!r}: each "
+                f"worker runs one share or more, got {n_workers}"
+            )
+        return [stream.hosting(hosted, marks=True) for hosted in stream.hosts(n_workers)]
     if n_workers == 1:
         return [stream]
     if isinstance(stream._share_refusal(n_workers), OneStream):
@@ -66,7 +79,15 @@ def ready_state(recipe, state, path="state"):
     """
     check_pass_state(state, path)
     shares = state["shares"]
-    if len(shares) != recipe.n_workers:
+    if isinstance(recipe.stream, Shares):
+        turn = state.get("turn")
+        _check_seed(state.get("seed"), f"{path}['seed']")
+        if len(shares) != recipe.n_workers or (turn is None and recipe.ordered):
+            return _resharded_shares(recipe, state)
+        if turn is not None:
+            _check_turn(recipe, turn, f"{path}['turn']")
+        _check_seed(state.get("seed"), f"{path}['seed']")
+    elif len(shares) != recipe.n_workers:
         return reshard(recipe, shares)
     for index, share in enumerate(shares):
         ahead = share.get("ahead")
@@ -133,6 +154,19 @@ def _running(value, path, n_workers=None):
         raise state_error(path, f"a list of worker numbers below {n_workers}", value)
 
 
+def _check_turn(recipe, turn, path):
+    """The turn of the shares of a Shares stream: those still running, in order, and whose is next."""
+    n_shares = recipe.stream.n_shares
+    ok = (isinstance(turn, dict) and set(turn) == {"running", "position"}
+          and isinstance(turn["running"], list) and turn["running"] == sorted(set(turn["running"]))
+          and all(isinstance(i, int) and 0 <= i < n_shares for i in turn["running"])
+          and isinstance(turn["position"], int) and not isinstance(turn["position"], bool)
+          and 0 <= turn["position"] <= max(len(turn["running"]) - 1, 0))
+    if not ok:
+        raise state_error(path, f"{{'running': the shares still running (below {n_shares}), "
+                                "'position': whose turn is next among them}", turn)
+
+
 #: The fields of the state of a ProcessStreamer pass, and their checkers.
 SCHEMA = {
     "shares": _shares,
@@ -170,9 +204,15 @@ def reshard(recipe, shares):
     return pass_state(recipe, list(range(n_new)), 0, [share_entry(state, 0) for state in new])
 
 
-def pass_state(recipe, running, position, shares):
-    """The state of a pass of ``recipe``, a ProcessStreamer (see the module docstring)."""
-    return {
+def pass_state(recipe, running, position, shares, turn=None, seed=None):
+    """The state of a pass of ``recipe``, a ProcessStreamer (see the module docstring).
+
+    Over a Shares stream, ``turn`` is the turn of the shares:
+    ``{"running": [shares still running], "position": whose turn is next}``
+    (None: as they come), and ``seed`` the seed of the Shares pass (see
+    ``shoal.shares``).
+    """
+    state = {
         "type": "ProcessStreamer",
         "n_workers": recipe.n_workers,
         "ordered": recipe.ordered,
@@ -180,6 +220,47 @@ def pass_state(recipe, running, position, shares):
         "position": position,
         "shares": shares,
     }
+    if isinstance(recipe.stream, Shares):
+        state["turn"] = turn
+        state["seed"] = seed
+    return state
+
+
+def host_of(share, n_workers):
+    """The worker that runs ``share`` of a Shares stream, among ``n_workers``."""
+    return share % n_workers
+
+
+def _resharded_shares(recipe, state):
+    """The state of a pass of ``recipe`` (over a Shares stream) from its workers' ``shares``.
+
+    They were saved by any number of workers: each worker's part is brought
+    to its consumer's position here, the parts put together, and split among
+    ``recipe``'s workers. Exact for any stream: its shares are the same.
+    """
+    stream, shares = recipe.stream, state["shares"]
+    try:
+        whole = whole_of_hosts(stream, shares, state["seed"], "state['shares']")
+    except ShoalError as exc:
+        add_note(exc, f"while loading a state saved with n_workers={len(shares)} into {recipe!r}")
+        raise
+    return state_of_shares(recipe, whole)
+
+
+def state_of_shares(recipe, whole):
+    """The state of a pass of ``recipe`` (a ProcessStreamer over a Shares stream) at ``whole``.
+
+    ``whole`` is the state of a whole pass of the Shares stream (see
+    ``shoal.shares``): each worker starts its part from its shares' states.
+    """
+    stream = recipe.stream
+    hosts = stream.hosts(recipe.n_workers)
+    entries = [share_entry(root_of_part(stream.hosting(hosted, marks=True), part), 0)
+               for hosted, part in zip(hosts, split_state(stream, whole, hosts))]
+    running, position = turn_of(dict(zip(whole["hosted"], whole["states"])), whole["ended"])
+    workers = sorted({host_of(share, recipe.n_workers) for share in running})
+    turn = {"running": running, "position": position} if recipe.ordered else None
+    return pass_state(recipe, workers, 0, entries, turn, whole["seed"])
 
 
 def share_entry(state, n_skip, ahead=None):
@@ -188,81 +269,3 @@ def share_entry(state, n_skip, ahead=None):
     if ahead is not None:
         share["ahead"] = ahead
     return share
-
-
-def resumed_share(share, start, n_skip, ahead, at_position=False):
-    """An iteration of ``share`` at a worker's saved position, checked: ``(iterator, held, state)``.
-
-    A worker's saved state is a snapshot of its share, ``start`` (None: the
-    start), and the ``n_skip`` items its consumer took after it; and, when
-    ``n_skip`` is not 0, ``ahead``: ``{"n": n, "state": s}``, the state the
-    share had ``n`` items further on. The share is resumed from the
-    snapshot, skips ``n_skip`` items, and reads ``n`` more, which it holds
-    (``held``: the items after the consumer's position); then its state
-    must be ``s``. A share that ends sooner, or gets elsewhere, gives other
-    items than when the state was saved (a file was rewritten), or is not
-    the stream that saved it (a map with another ``buffer_size``): that is
-    refused, as one process refuses a source that now yields fewer items,
-    rather than go on with items lost or repeated. ``state`` is the state
-    at the position (with ``at_position``), else None.
-    """
-    it = share.iterator()
-    try:
-        if start is not None:
-            it.load_state_dict(start)
-        first = it.n_given
-        if n_skip:
-            deque(islice(it, n_skip), maxlen=0)
-            if it.n_given - first < n_skip:
-                raise _not_where_it_was(share, ahead, (
-                    f"it now yields only {it.n_given - first} of the {n_skip} items its consumer "
-                    "had taken after its saved state"))
-        state = it.state_dict() if at_position else None
-        held = []
-        if ahead is not None:
-            n = ahead["n"]
-            held = list(islice(it, n))
-            if len(held) < n:
-                raise _not_where_it_was(share, ahead, (
-                    f"it now yields only {n_skip + len(held)} of the {n_skip + n} items it gave "
-                    "after its saved state when that state was saved"))
-            difference = state_difference(it.state_dict(), ahead["state"])
-            if difference is not None and next(it, END) is END:
-                # A worker's last snapshot is taken once its share has ended.
-                difference = state_difference(it.state_dict(), ahead["state"])
-            if difference is not None:
-                raise _not_where_it_was(share, ahead, (
-                    f"{n_skip + n} items after its saved state, it is not where it was when the "
-                    f"state was saved ({difference})"))
-    except BaseException:
-        it.close()
-        raise
-    return it, held, state
-
-
-def _not_where_it_was(share, ahead, what):
-    """The error for a share that does not go on from a saved state as it did when it was saved.
-
-    The error one process gives for the state the share was saved at
-    further on, if it gives one (a source that now yields fewer items
-    than that state says it gave); else one that says ``what``.
-    """
-    note = (f"raised while resuming {share!r} from a worker's saved state: it did not give "
-            "again the items it gave when the state was saved")
-    if ahead is not None:
-        probe = share.iterator()
-        try:
-            probe.load_state_dict(ahead["state"])
-            next(probe, None)
-        except ShoalValueError as exc:
-            add_note(exc, note)
-            return exc
-        except BaseException as exc:  # the user's code: raised as itself
-            add_note(exc, note)
-            raise
-        finally:
-            probe.close()
-    return ShoalValueError(
-        f"cannot restore {share!r} from a worker's saved state: {what}. A source resumed by "
-        "skipping must yield the same items every time it is started, and a worker's state "
-        "goes on only in the stream that saved it (not in a map with another buffer_size, say)")

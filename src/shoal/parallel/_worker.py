@@ -25,7 +25,7 @@ import traceback
 import numpy as np
 
 from .._random import share_seed
-from ._protocol import DONE, ERROR, IN_RING, ITEMS, PICKLED, READY, RUN, SNAPSHOT, encode, pack_run
+from ._protocol import DONE, ERROR, IN_RING, ITEMS, PICKLED, READY, RUN, SNAPSHOT, WAITS, encode, pack_run
 from ._ring import SHARED_MIN_BYTES, Writer, keep_small
 from ._state import resumed_share
 
@@ -67,11 +67,11 @@ def worker_info():
     return _WORKER
 
 
-def worker_main(config, conn, credits, stop, taken, chunks):
+def worker_main(config, conn, credits, stop, taken, chunks, limit):
     """Run the share of a worker started with ``config`` (a WorkerConfig), sending into ``conn``.
 
     ``credits`` and ``stop`` are what it shares with its consumer, and
-    ``taken`` and ``chunks`` its ring's shared count and table.
+    ``taken``, ``chunks`` and ``limit`` its ring's shared counts and table.
     """
     global _WORKER
     _WORKER = (config.worker_index, config.n_workers)
@@ -82,7 +82,8 @@ def worker_main(config, conn, credits, stop, taken, chunks):
     parent = _guard_parent(config.parent, config.pdeathsig)
     sender = source = None
     try:
-        ring = Writer(config.ring_path, config.ring_size, config.chunk, chunks, taken)
+        ring = Writer(config.ring_path, config.ring_size, config.chunk, chunks, limit, taken,
+                      config.n_workers)
         conn.send_bytes(encode(READY, None))
         sender = Sender(conn, ring, stop, parent, credits, config.prefetch)
         if not config.track:
@@ -240,6 +241,9 @@ class Sender:
         self.held = 0  # credits taken and not used yet
         self.refill = max(1, min(prefetch // 4, BATCH_ITEMS))
         self.ring = ring  # a Writer
+        # Seconds waited for credit and for room in the ring, and those sent.
+        self.credit_wait = self.ring_wait = 0.0
+        self.waits_sent = (0.0, 0.0)
         self.stop = stop
         self.parent = parent
         # The batch: pickled items (data, their buffers' (offset, size) in the
@@ -251,7 +255,7 @@ class Sender:
         self.run = None  # the open run of dicts: [keys, layouts, n, columns]
         self.ring_bytes = 0  # bytes the batch holds in the ring
         # Send a large share of the ring at once: the consumer can start on it.
-        self.ring_flush = min(RING_FLUSH_BYTES, ring.size // 8)
+        self.ring_flush = min(RING_FLUSH_BYTES, ring.room // 8)
         self.lock = threading.Lock()
         self.wake = threading.Event()  # set when a batch starts
         self.closing = False
@@ -285,9 +289,11 @@ class Sender:
             self.held -= 1
         elif not self.try_credit():
             self.flush()  # never sit on items while waiting for credits
+            start = time.monotonic()
             got = 0
             while got < self.refill:
                 got += self._wait_for_credit()
+            self.credit_wait += time.monotonic() - start
             self.held = got - 1  # one is for the item at hand
 
     def _wait_for_credit(self):
@@ -355,7 +361,9 @@ class Sender:
         """Send the batch, and wait for the consumer to take an item."""
         self._flush()  # the consumer frees chunks as it takes what was sent...
         # ...and then returns a credit: wait for one, not for a fixed time.
+        start = time.monotonic()
         self.held += self._wait_for_credit()
+        self.ring_wait += time.monotonic() - start
 
     def _add_to_run(self, item):
         """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
@@ -398,6 +406,10 @@ class Sender:
             return
         segments = [pack_run(segment[1]) if segment[0] == RUN else segment
                     for segment in self.batch]
+        waits = (self.credit_wait, self.ring_wait)
+        if waits != self.waits_sent:
+            segments.append((WAITS, *waits))
+            self.waits_sent = waits
         message = encode(ITEMS, segments)
         self.ring_bytes = 0
         self.batch = []
