@@ -759,3 +759,54 @@ def test_a_corrupted_state_of_workers_is_refused_naming_the_field(case, where):
     with no_hang():
         state = changed(saved(workers(saving_stream(), 2)), change)
         assert_refused_and_going_on(topology(saving_stream(), where), state, message)
+
+
+# -- properties: random trees, in one process and in workers ---------------------------------
+
+
+tree_leaves = st.builds(lambda tag, n, endless: Streamer(forever, tag) if endless
+                        else Streamer(count, tag, n),
+                        st.sampled_from("abcdefgh"), st.integers(0, 6), st.booleans())
+
+
+def _tree(kind, children, seed, choice):
+    if kind == "shuffled":
+        return ShuffledMux(children, random_state=seed)
+    if kind == "stochastic":
+        return StochasticMux(children, n_active=1 + seed % len(children), rate=3,
+                             mode="exhaustive" if choice else "with_replacement",
+                             random_state=seed)
+    if kind == "chain":
+        return ChainMux(children, mode="cycle" if choice else "exhaustive")  # (a cycle of
+        # nothing raises: in workers too, after the same items)
+    return RoundRobinMux(children, mode="permuted_cycle" if choice else "exhaustive",
+                         random_state=seed)
+
+
+def mux_trees(depth):
+    children = tree_leaves if depth == 0 else st.one_of(tree_leaves, mux_trees(depth - 1))
+    return st.builds(_tree, st.sampled_from(["shuffled", "stochastic", "chain", "round robin"]),
+                     st.lists(children, min_size=1, max_size=4), st.integers(0, 2**32 - 1),
+                     st.booleans())
+
+
+@settings(max_examples=20, deadline=None, derandomize=True)
+@given(mux_trees(2), st.data())
+def test_random_trees_in_shares_give_the_same_items_in_workers(tree, data):
+    n_streamers = len(tree.streamers)
+    n_shares = data.draw(st.integers(1, n_streamers), label="n_shares")
+    n_workers = data.draw(st.integers(1, n_shares), label="n_workers")
+    expected, error = run(Shares(tree, n_shares), 30)
+    with no_hang():
+        got, got_error = run(workers(Shares(tree, n_shares), n_workers), 30)
+        assert (got, got_error) == (expected, error)
+        if error is None and len(expected) > 4:  # and a state saved by workers loads here
+            it = workers(Shares(tree, n_shares), n_workers).iterator()
+            for _ in range(3):
+                next(it)
+            state = roundtrip(it.state_dict())
+            it.close()
+            resumed = Shares(tree, n_shares).iterator()
+            resumed.load_state_dict(state)
+            assert [plain(item) for item in islice(resumed, 27)] == expected[3:]
+            resumed.close()
