@@ -14,7 +14,6 @@ from itertools import islice
 
 import numpy as np
 import pytest
-import worker_sources as sources
 from hang_guard import no_hang
 from hypothesis import given, settings
 from hypothesis import strategies as st
