@@ -52,7 +52,7 @@ from .maps._batch import _stack
 from .mux._base import open_child
 
 __all__ = ["Shares", "ShareEnd", "merge_states", "split_state", "turn_of", "join_parts",
-           "whole_of_hosts", "root_of_part", "pass_state", "check_seed", "hosts_at",
+           "whole_of_hosts", "root_of_part", "pass_state", "check_seed", "check_turn", "hosts_at",
            "part_state", "pass_of_iteration"]
 
 
@@ -253,6 +253,8 @@ class Shares(Streamer):
             entries, seed = root["child"].get("shares"), root["child"].get("seed")
             try:
                 check_seed(seed, "state['state']['child']['seed']")
+                if root["child"].get("turn") is not None:
+                    check_turn(root["child"]["turn"], self.n_shares, "state['state']['child']['turn']")
                 whole = whole_of_hosts(self, entries, seed, "state['state']['child']['shares']")
             except ShoalError as exc:
                 add_note(exc, f"while loading a state saved by workers into {self!r}")
@@ -499,6 +501,24 @@ def check_seed(value, path, n_streams=None):
     if value is not None and not (isinstance(value, list) and len(value) == 4 and all(
             schema.is_count(word) and word < 2**32 for word in value)):
         raise schema.state_error(path, "the pass's seed, four 32-bit words, or None", value)
+
+
+def check_turn(turn, n_shares, path):
+    """Refuse a ProcessStreamer's turn of the shares that is not ``{"running": [...], "position": p}``.
+
+    ``running``: the shares still running (below ``n_shares``), in order;
+    ``position``: whose turn is next among them.
+    """
+    ok = (isinstance(turn, dict) and set(turn) == {"running", "position"}
+          and isinstance(turn["running"], list) and all(
+              isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_shares
+              for i in turn["running"])
+          and turn["running"] == sorted(set(turn["running"]))
+          and isinstance(turn["position"], int) and not isinstance(turn["position"], bool)
+          and 0 <= turn["position"] <= max(len(turn["running"]) - 1, 0))
+    if not ok:
+        raise schema.state_error(path, f"{{'running': the shares still running (below {n_shares}), "
+                                       "'position': whose turn is next among them}", turn)
 
 
 #: The fields of the state of a pass of a Shares stream.
