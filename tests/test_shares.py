@@ -273,7 +273,7 @@ def test_a_batch_holds_consecutive_items_of_each_share_share_after_share(partial
     assert rows_of(batches) == expected
     shards = [[tuple(item["x"].tolist()) for item in array_files().shard(i, 3)] for i in range(3)]
     assert rows_of(batches) == batches_in_turn(shards, 2, partial)
-    assert [batch["y"].tolist() for batch in batches][0] == [0, 1, 0, 1, 0, 1]
+    assert next(iter(batches))["y"].tolist() == [0, 1, 0, 1, 0, 1]
     assert all(batch["x"].shape == (len(rows), 2) for batch, rows in zip(batches, expected))
 
 
