@@ -218,7 +218,8 @@ def topology_figure(n_shares=8, n_items=2):
         return "shares " + " ".join(str(s) for s in shares)
 
     everything = tuple(range(n_shares))
-    panels = [("in one process: Shares(mux, 8), share i = file i (a, b, ...), in turn", [(f"process: {sharing(everything)}", everything)])]
+    panels = [("in one process: Shares(mux, 8), share i = file i (a, b, ...), in turn",
+               [(f"process: {sharing(everything)}", everything)])]
     for n_workers in (2, 4):
         panels.append((f"ProcessStreamer(Shares(mux, 8), n_workers={n_workers}): "
                        f"worker j runs shares j::{n_workers}",
