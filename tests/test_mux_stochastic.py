@@ -10,6 +10,7 @@ from itertools import islice
 
 import numpy as np
 import pytest
+from hang_guard import no_hang
 from muxes import Opened, endless
 from pipelines import count, forever, tagged
 from resume_checker import roundtrip
@@ -197,6 +198,23 @@ def test_stochastic_all_empty_with_pruning_ends(mode, n_active):
         assert calls.calls == {0: 1, 1: 1, 2: 1}
     else:  # open in at most every slot before it is found empty
         assert max(calls.calls.values()) <= n_active
+
+
+@pytest.mark.parametrize("mode", ["with_replacement", "single_active"])
+def test_stochastic_without_pruning_raises_where_weights_all_but_never_draw_the_rest(mode):
+    # An empty streamer of overwhelming weight: the other is drawn about once in 1e9
+    # activations. It spun for ever; now it says so after a bounded run of empty
+    # activations, having given the same items (none) as before.
+    mux = StochasticMux([Streamer([]), Streamer([])], 1, 4, weights=[1e9, 1], mode=mode,
+                        prune_empty_streams=False, random_state=0)
+    with no_hang(30), pytest.raises(EmptyStreamError,
+                                    match=r"10000 times in a row without an item: streamers \[0\]"):
+        list(mux)
+    # A streamer that yields, drawn now and then among empty activations, resets the run.
+    mux = StochasticMux([Streamer([]), Streamer(range(3))], 1, 4, weights=[50, 1], mode=mode,
+                        prune_empty_streams=False, random_state=0)
+    items = list(mux.iterate(max_iter=30))
+    assert len(items) == 30 and set(items) <= {0, 1, 2}
 
 
 @pytest.mark.parametrize("mode", ["with_replacement", "single_active"])

@@ -131,3 +131,16 @@ def test_a_share_follows_its_streamers_weights_in_a_schedule():
     with pytest.raises(shoal.ShoalValueError, match=r"weights\(\d+\) must contain at least one "
                                                     "positive value, got \\[0.0, 0.0\\]"):
         list(mux.shard(1, 2)(max_iter=2000))
+
+
+def test_a_shares_stream_wrapped_in_a_streamer_is_not_copied_into_every_worker():
+    # Shares runs its own shares where ProcessStreamer and StreamDataset put them.
+    # Wrapped in a Streamer it was taken for one stream and run whole in every
+    # worker: every item came once per worker.
+    shares = shoal.Shares(shoal.ChainMux([range(k * 10, k * 10 + 2) for k in range(4)]), 2)
+    with pytest.raises(shoal.ShoalValueError, match="split into its shares already"):
+        shoal.Streamer(shares).shard(0, 2)
+    with pytest.raises(shoal.ShoalValueError, match="split into its shares already"):
+        shoal.ProcessStreamer(shoal.Streamer(shares), n_workers=2, start_method="fork")
+    one = shoal.ProcessStreamer(shoal.Streamer(shares), n_workers=1, start_method="fork")
+    assert list(one) == list(shares) == [0, 10, 1, 11, 20, 30, 21, 31]

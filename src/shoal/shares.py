@@ -39,7 +39,7 @@ from itertools import compress
 
 from . import _schema as schema
 from ._checks import check_int
-from ._contract import OneStream, check_stream
+from ._contract import check_stream
 from ._counter import counter_at, given
 from ._iterutil import END, add_note, close_all, close_quietly, limited
 from ._random import below, iteration_seed, root_key, seed_of_key
@@ -200,10 +200,10 @@ class Shares(Streamer):
         return mapped
 
     def _share_refusal(self, count):
-        return OneStream(
-            f"{self!r} is split into its shares already: ProcessStreamer and StreamDataset run "
-            "its shares where they run"
-        )
+        # Not a OneStream: copies of it in every worker would repeat its items.
+        return (f"{self!r} is split into its shares already: give it to ProcessStreamer or "
+                "StreamDataset as it is (not wrapped in a Streamer), and they run its shares "
+                "where they run")
 
     # -- a pass
 
@@ -324,7 +324,11 @@ class SharesNode:
         while readers:
             n = len(readers)
             while position < n:
-                item = next(readers[position], END)
+                try:
+                    item = next(readers[position], END)
+                except Exception as exc:
+                    self._note(exc, running[position])
+                    raise
                 if item is END:
                     index = running[position]
                     self._end(index)
@@ -344,7 +348,11 @@ class SharesNode:
         while running:
             parts = []
             for index in list(running):
-                part = next(readers[index], END)
+                try:
+                    part = next(readers[index], END)
+                except Exception as exc:
+                    self._note(exc, index)
+                    raise
                 if part is END:
                     self._end(index)
                     running.remove(index)
@@ -358,6 +366,9 @@ class SharesNode:
             # A DataLoader worker's last word: its part of the batches ends here
             # (see shoal.torch.joined, which joins the workers' parts round by round).
             yield None
+
+    def _note(self, exc, index):
+        add_note(exc, f"raised in share {index} of {self.recipe!r}")
 
     def _end(self, index):
         """Share ``index`` ended: close its pass."""

@@ -47,6 +47,11 @@ _UNIFORMS = 3  # uniforms for the exact fallback of single_active
 _COUNTS = 4  # how many items an activation may give (single_active)
 _ORDER = 5  # the activation order of exhaustive mode
 
+# Without pruning, this many activations in a row that give nothing (and at least
+# EMPTY_RUN_PER_STREAMER per streamer) end the pass with an EmptyStreamError.
+MAX_EMPTY_RUN = 10_000
+EMPTY_RUN_PER_STREAMER = 100
+
 # single_active draws a streamer by weight and redraws while it is active;
 # after this many redraws it chooses exactly among the inactive ones.
 MAX_REDRAWS = 16
@@ -86,7 +91,8 @@ class ActivationPolicy:
     """
 
     __slots__ = ("mux", "random", "counts", "busy", "varies", "base", "summary", "base_list",
-                 "weights", "weight_list", "n_positive", "dropped", "last_empty", "n_last_empty")
+                 "weights", "weight_list", "n_positive", "dropped", "last_empty", "n_last_empty",
+                 "empty_run")
 
     reactivates = True
     SUPPLIES: ClassVar[tuple] = ()
@@ -102,6 +108,7 @@ class ActivationPolicy:
         self.dropped = []  # streamers dropped for being empty
         self.last_empty = []
         self.n_last_empty = 0
+        self.empty_run = 0  # activations in a row that gave nothing (without pruning)
 
     def start_pass(self, base):
         """A pass starts, activating by base weights ``base``: nothing dropped yet."""
@@ -110,6 +117,7 @@ class ActivationPolicy:
         self._weigh()
         self.last_empty = [False] * len(self.mux.streamers)  # did its last activation give none?
         self.n_last_empty = 0
+        self.empty_run = 0
         self._start_draws()
 
     def _start_draws(self):
@@ -157,17 +165,33 @@ class ActivationPolicy:
                 if self.weight_list[sid] > 0:
                     self.dropped.append(sid)
                     self._reweigh()
-            elif self.reactivates and not self.last_empty[sid]:
-                self.last_empty[sid] = True
-                self.n_last_empty += 1
-                if self.n_last_empty >= self.n_positive:
+            elif self.reactivates:
+                if not self.last_empty[sid]:
+                    self.last_empty[sid] = True
+                    self.n_last_empty += 1
+                    if self.n_last_empty >= self.n_positive:
+                        raise EmptyStreamError(
+                            f"{mux!r} has no streamer that yields an item: the last activation "
+                            "of each yielded nothing (prune_empty_streams=False)"
+                        )
+                self.empty_run += 1
+                if self.empty_run >= max(MAX_EMPTY_RUN,
+                                         EMPTY_RUN_PER_STREAMER * len(mux.streamers)):
+                    # Weights that all but never pick the streamers not yet seen empty
+                    # would spin for ever: say so instead (the items are the same).
+                    empty = [j for j, flag in enumerate(self.last_empty) if flag]
                     raise EmptyStreamError(
-                        f"{mux!r} has no streamer that yields an item: the last activation "
-                        "of each yielded nothing (prune_empty_streams=False)"
+                        f"{mux!r} activated its streamers {self.empty_run} times in a row "
+                        f"without an item: streamers {empty} yield nothing, and the others "
+                        "are all but never drawn at their weights "
+                        f"({self.n_positive - len(empty)} of them). Give them more weight, or "
+                        "drop the empty streamers (prune_empty_streams=True)"
                     )
-        elif self.last_empty[sid]:
-            self.last_empty[sid] = False
-            self.n_last_empty -= 1
+        else:
+            self.empty_run = 0
+            if self.last_empty[sid]:
+                self.last_empty[sid] = False
+                self.n_last_empty -= 1
 
     def draws_state(self):
         """The states of its supplies of draws, by name."""
