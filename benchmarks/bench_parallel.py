@@ -125,9 +125,10 @@ def shares_against_plain(n_items, rounds, n_shares=8, batch=64):
         for what, n, unit, wrap in (("items", n_items, 1, lambda s: s),
                                     (f"batches of {batch}", n_items // batch, batch, batched)):
             found = alternate({
-                "plain": lambda: shoal.ProcessStreamer(wrap(mux()), n_workers=n_workers),
-                "shares": lambda: shoal.ProcessStreamer(wrap(shoal.Shares(mux(), n_shares)),
-                                                        n_workers=n_workers),
+                "plain": lambda wrap=wrap, w=n_workers: shoal.ProcessStreamer(wrap(mux()),
+                                                                              n_workers=w),
+                "shares": lambda wrap=wrap, w=n_workers: shoal.ProcessStreamer(
+                    wrap(shoal.Shares(mux(), n_shares)), n_workers=w),
             }, n, rounds, unit=unit, pick=max)
             print(f"| {n_workers} | {what} | {found['plain']:,.0f} | {found['shares']:,.0f} | "
                   f"{found['shares'] / found['plain']:.2f}x |", flush=True)
