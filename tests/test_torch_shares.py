@@ -280,6 +280,31 @@ def test_a_stateful_dataloader_state_goes_on_with_any_number_of_workers_and_rank
             assert per_rank[rank] == rest[rank::world_size], (position, world_size, workers)
 
 
+@pytest.mark.parametrize("random_state", [3, None])
+@pytest.mark.parametrize("num_workers", [0, 1, 2])
+def test_the_states_of_every_rank_of_a_run_go_on_on_any_topology(random_state, num_workers):
+    # Each rank's DataLoader draws the seed of its pass from its own base seed
+    # (without workers, from its own process), so the states of the ranks of
+    # one run hold other seeds: each share goes on with its own.
+    shares = shoal.Shares(sources.sampled(random_state=random_state), 4)
+    for position, (world_size, workers) in zip([0, 1, 3], [(1, 4), (4, 0), (1, 0)]):
+        loaders = [stateful()(StreamDataset(shares, rank=rank, world_size=2), batch_size=None,
+                              num_workers=num_workers) for rank in range(2)]
+        iterators = [iter(items) for items in loaders]
+        before = [item_ids(items, position) for items in iterators]
+        states = json_copy([state for items in loaders for state in share_states(
+            items.state_dict())])
+        after = [item_ids(items, 12) for items in iterators]
+        # The uninterrupted run: rank r gave the items at global positions r, r + 2, ...
+        rest = [item for pair in zip(*after) for item in pair]
+        if random_state is not None:
+            expected = item_ids(shares, 2 * position + 24)
+            assert [item for pair in zip(*before) for item in pair] + rest == expected
+        per_rank = [item_ids(loader(shares, rank, world_size, workers, states), 24 // world_size)
+                    for rank in range(world_size)]
+        assert per_rank == [rest[rank::world_size] for rank in range(world_size)], position
+
+
 @pytest.mark.parametrize("num_workers", [0, 2])
 def test_a_stateful_dataloader_resumes_on_the_same_topology(num_workers):
     shares = shoal.Shares(sources.sampled(), 4)
@@ -364,6 +389,83 @@ def test_an_unseeded_stream_draws_afresh_and_its_states_carry_the_seed():
     dataset = StreamDataset(shares)
     dataset.load_state_dict(states[10])
     assert item_ids(dataset, 20) == ids[10:30]
+
+
+# -- a real gloo group --------------------------------------------------------------------
+
+GROUP_PROGRAM = """
+import json, os, sys
+from itertools import islice
+import torch.distributed as dist
+from torchdata.stateful_dataloader import StatefulDataLoader
+import shoal
+import torch_sources as sources
+from shoal.torch import JoinedBatches, StreamDataset, share_states
+dist.init_process_group("gloo")
+world_size = dist.get_world_size()
+stream = shoal.Streamer(shoal.buffer_stream, shoal.Shares(sources.sampled(), 4), 16)
+dataset = StreamDataset(stream)
+if os.environ["STATES"]:
+    dataset.load_state_dict(json.loads(os.environ["STATES"]))
+batches = JoinedBatches(StatefulDataLoader(dataset, batch_size=None,
+                                           num_workers=int(os.environ["WORKERS"])))
+got = [sorted(map(tuple, batch["x"].tolist())) for batch in islice(batches, 4)]
+mine = {"batches": got, "states": share_states(batches.state_dict())}
+everyone = [None] * world_size
+dist.all_gather_object(everyone, mine)
+if dist.get_rank() == 0:
+    print(json.dumps(everyone))
+dist.destroy_process_group()
+"""
+
+
+def free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start_group(world_size, num_workers, states=None):
+    """Start GROUP_PROGRAM in a gloo group of ``world_size`` ranks."""
+    env = dict(os.environ, MASTER_ADDR="127.0.0.1", MASTER_PORT=str(free_port()),
+               WORLD_SIZE=str(world_size), WORKERS=str(num_workers),
+               STATES=json.dumps(states) if states else "")
+    return [subprocess.Popen([sys.executable, "-c", GROUP_PROGRAM], cwd=TESTS,
+                             env=dict(env, RANK=str(rank)), stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True) for rank in range(world_size)]
+
+
+def group_output(ranks):
+    """Every rank's batches and states, as rank 0 gathered them."""
+    outputs = []
+    try:
+        for process in ranks:
+            out, err = process.communicate(timeout=180)
+            assert process.returncode == 0, err
+            outputs.append(out)
+    finally:
+        for process in ranks:
+            if process.poll() is None:
+                process.kill()
+                process.communicate()
+    gathered = json.loads(outputs[0].strip().splitlines()[-1])
+    return [[[tuple(row) for row in batch] for batch in rank["batches"]] for rank in gathered], [
+        state for rank in gathered for state in rank["states"]]
+
+
+def test_a_real_group_of_2_ranks_of_2_workers_resumes_as_1_of_4_and_as_4_of_1():
+    stream = batched(4, 16)
+    expected = [rows(batch) for batch in islice(stream, 8)]
+    per_rank, states = group_output(start_group(2, 2))
+    assert [len(batch) for batches in per_rank for batch in batches] == [8] * 8
+    assert global_batches(per_rank) == expected[:4]
+    assert sorted(state["shard"] for state in states) == [[0, 4], [1, 4], [2, 4], [3, 4]]
+    groups = {(1, 4): start_group(1, 4, states), (4, 1): start_group(4, 1, states)}
+    for topology, ranks in groups.items():
+        per_rank, _ = group_output(ranks)
+        assert global_batches(per_rank) == expected[4:], topology
 
 
 # -- Lightning ----------------------------------------------------------------------------
