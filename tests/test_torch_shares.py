@@ -354,6 +354,19 @@ def test_the_state_of_an_iteration_in_one_process_goes_on_in_dataloader_workers(
             assert got == expected[position:position + 8], position
 
 
+def test_a_stream_iterator_refuses_the_states_of_a_stream_dataset():
+    # They go the other way only: a StreamDataset loads a StreamIterator's state.
+    shares = shoal.Shares(sources.sampled(), 4)
+    dataset = StreamDataset(shares)
+    item_ids(dataset, 3)
+    for state in (dataset.state_dict(), [dataset.state_dict()]):
+        for stream in (shares, shoal.ProcessStreamer(shares, n_workers=2)):
+            with stream.iterator() as iterator, pytest.raises(
+                    shoal.ShoalValueError, match=r"state must be a dict from "
+                                                 r"StreamIterator.state_dict \(version 3\), got"):
+                iterator.load_state_dict(json_copy(state))
+
+
 @pytest.mark.parametrize("n_workers", [1, 3])
 def test_the_state_of_a_process_streamer_goes_on_in_dataloader_workers(n_workers):
     shares = shoal.Shares(sources.sampled(), 4)
