@@ -27,7 +27,7 @@ LAYERS = [
                         "maps"]),
     ("resharding", ["reshard", "shares"]),
     ("adapters", ["parallel._protocol", "parallel._ring", "parallel._state", "parallel._stats",
-                  "parallel._worker",
+                  "parallel._worker", "parallel._threads",
                   "parallel._lifecycle", "parallel._consumer", "parallel._recipe", "parallel",
                   "zmq_stream", "keras", "torch"]),
     ("package", [""]),

@@ -14,16 +14,30 @@ the consumer took (the shape is in ``shoal.parallel._state``).
 import contextlib
 import multiprocessing.connection
 import pickle
+import queue
 import time
 
 from .._iterutil import add_note
 from .._random import iteration_seed, seed_of_key
 from ..shares import ShareEnd, Shares
 from ._lifecycle import Crew, WorkerError
-from ._protocol import DONE, IN_RING, ITEMS, PICKLED, READY, RUN, WAITS, WorkerConfig, decode, unpack_run
+from ._protocol import (
+    DONE,
+    IN_RING,
+    ITEMS,
+    PICKLED,
+    READY,
+    RUN,
+    SNAPSHOT,
+    WAITS,
+    WorkerConfig,
+    decode,
+    unpack_run,
+)
 from ._ring import InRing
 from ._state import host_of, join_parts, pass_state, share_entry
 from ._stats import WorkerStats
+from ._threads import OBJECT, ThreadCrew
 
 __all__ = ["ProcessIterator"]
 
@@ -118,7 +132,8 @@ class ProcessIterator:
                     ahead = snapshots[0] = (ahead[0], pickle.loads(ahead[1]))
                 break
             ahead = worker.ahead
-            if (ahead is not None and ahead[0] > taken) or worker.done or worker.conn.closed:
+            if (ahead is not None and ahead[0] > taken) or worker.done or (
+                    worker.conn is not None and worker.conn.closed):
                 break  # (a worker that failed sends no more: its state goes unchecked)
             self._load_ring_items(worker)  # a worker waiting for room in its ring goes on
             self._receive(worker)
@@ -151,7 +166,8 @@ class ProcessIterator:
 
     def _start(self):
         recipe = self.recipe
-        crew = self.crew = Crew(recipe)
+        crew = self.crew = (ThreadCrew if recipe.backend == "thread" else Crew)(recipe)
+        self.by_index = {}
         self.workers = crew.workers
         # The seed of the workers' global random states (see _worker._seed_globals):
         # one draw from numpy's global state, so that np.random.seed repeats it.
@@ -161,12 +177,13 @@ class ProcessIterator:
             share = recipe._shares[index]
             if self.shares is not None:  # a part of a Shares pass: its seed is the pass's
                 share = share._derive(_pass_seed=self.seed)
-            crew.start(WorkerConfig(
+            worker = crew.start(WorkerConfig(
                 worker_index=index, n_workers=recipe.n_workers, share=share,
                 max_iter=self.max_iter if self.shares is None else None, track=self.track,
                 start=start, n_skip=n_skip, ahead=ahead,
                 prefetch=recipe.prefetch, seed=seed,
             ))
+            self.by_index[index] = worker
 
     def _shut_down(self):
         if self.crew is not None:
@@ -178,13 +195,16 @@ class ProcessIterator:
         """The WorkerError for a worker silent for longer than item_timeout."""
         silent = time.monotonic() - worker.since
         return WorkerError(
-            f"worker {worker.index} (pid {worker.process.pid}) of {self.recipe!r} has sent "
+            f"worker {worker.index} ({_where(worker)}) of {self.recipe!r} has sent "
             f"nothing for {silent:.1f} s while the consumer waited for its next item "
             f"(item_timeout={self.recipe.item_timeout} s)"
         )
 
     def _receive(self, worker):
         """Wait for the next message of ``worker`` and handle it."""
+        if self.crew.threads:
+            self._receive_from_threads(worker)
+            return
         conn, process = worker.conn, worker.process
         item_timeout = self.recipe.item_timeout
         start = time.monotonic()
@@ -209,6 +229,47 @@ class ProcessIterator:
                 return
         # The worker is gone without saying that its stream ended.
         raise self.crew.ended(worker)
+
+    def _receive_from_threads(self, worker=None):
+        """Wait for the next message of any worker thread and handle it.
+
+        ``worker``: the one the consumer waits for (its ``item_timeout``
+        counts); None: any of them, the one that waits longest counting.
+        """
+        item_timeout = self.recipe.item_timeout
+        start = time.monotonic()
+        left = None
+        if item_timeout is not None:
+            waiting = [worker] if worker is not None else [
+                w for w in self.workers if not w.queue and not w.done]
+            for w in waiting:
+                if w.since is None:
+                    w.since = start
+            worker = min(waiting, key=lambda w: w.since)
+            left = max(worker.since + item_timeout - start, 0.0)
+        try:
+            index, kind, payload = self.crew.inbox.get(timeout=left)
+        except queue.Empty:
+            raise self._silent(worker) from None
+        finally:
+            self.waited += time.monotonic() - start
+        sender = self.by_index[index]
+        sender.since = None
+        if kind == OBJECT:
+            sender.queue.append(payload)
+            sender.received += 1
+            if len(sender.snapshots) > 1:  # forget those the consumer went past
+                sender.pass_snapshots(sender.received - len(sender.queue))
+        elif kind == SNAPSHOT:
+            sender.snapshots.append(payload)
+        elif kind == WAITS:
+            sender.waits = payload
+        elif kind == DONE:
+            sender.done = True
+        else:  # ERROR: raised as it is, once the items the worker gave before it are taken
+            sender.done = True
+            add_note(payload, f"raised in worker {index} (a thread) of {self.recipe!r}")
+            sender.error = payload
 
     def _handle(self, worker, message):
         kind, payload = decode(message)
@@ -247,7 +308,7 @@ class ProcessIterator:
             if exc_bytes is not None:
                 with contextlib.suppress(Exception):
                     exc = pickle.loads(exc_bytes)
-            where = f"in worker {worker.index} (pid {worker.process.pid}) of {self.recipe!r}"
+            where = f"in worker {worker.index} ({_where(worker)}) of {self.recipe!r}"
             if exc is None:
                 exc = WorkerError(f"{name}: {text} (raised {where}, and it cannot be sent)")
             add_note(exc, f"raised {where}; the worker's traceback:\n{trace.rstrip()}")
@@ -397,6 +458,9 @@ class ProcessIterator:
             if not live:
                 return
             waiting = [w for w in live if not w.queue]
+            if self.crew.threads:
+                self._receive_from_threads()
+                continue
             objects = [w.conn for w in waiting] + [w.process.sentinel for w in waiting]
             start = time.monotonic()
             if item_timeout is None:
@@ -415,3 +479,9 @@ class ProcessIterator:
             for worker in waiting:
                 if worker.conn in ready or worker.process.sentinel in ready:
                     self._receive(worker)
+
+
+def _where(worker):
+    """Where ``worker`` runs, for a message: its process id, or a thread."""
+    process = worker.process
+    return f"pid {process.pid}" if hasattr(process, "pid") else "a thread"

@@ -110,6 +110,8 @@ class Worker:
 class Crew:
     """The worker processes of one iteration of ``recipe``: started one by one, ended together."""
 
+    threads = False  # (see _threads.ThreadCrew)
+
     def __init__(self, recipe):
         self.recipe = recipe
         context = self.context = recipe._context()

@@ -90,6 +90,19 @@ class ProcessStreamer(Streamer):
         so include the time a worker takes to start (to import its modules
         with ``spawn``) and to make an item.
 
+    backend : {"process", "thread"}
+        Run the workers as processes (the default), or as threads of this
+        process: the items reach the consumer as they are (no pickling, no
+        shared memory, no copy), with the same shares, order, states and
+        errors. Choose threads for work that releases the interpreter lock
+        (large numpy operations, file reads, decoders), processes for pure
+        Python work, which threads run one at a time. Threads share this
+        process's global random states, which they do not seed, and cannot
+        be terminated: one busy in its generator's code when the stream is
+        closed stops, closing its generators, when its generator next gives
+        an item. ``start_method`` and ``shared_memory_bytes`` are for
+        processes.
+
     Raises
     ------
     WorkerError
@@ -145,7 +158,7 @@ class ProcessStreamer(Streamer):
     _OWN_KIND = "workers"
 
     def __init__(self, stream, n_workers=1, prefetch=256, ordered=True, start_method=None,
-                 timeout=5.0, shared_memory_bytes=None, item_timeout=None):
+                 timeout=5.0, shared_memory_bytes=None, item_timeout=None, backend="process"):
         stream = as_streamer(stream, "stream")
         super().__init__(stream)  # its source is the stream, which its workers run
         self.stream = stream
@@ -160,6 +173,13 @@ class ProcessStreamer(Streamer):
         if self.prefetch > _SEM_VALUE_MAX:
             raise ShoalValueError(f"prefetch must be <= {_SEM_VALUE_MAX}, got {self.prefetch}")
         self.ordered = check_flag("ordered", ordered)
+        self.backend = check_choice("backend", backend, ("process", "thread"))
+        if backend == "thread" and (start_method is not None or shared_memory_bytes is not None):
+            raise ShoalValueError(
+                "start_method and shared_memory_bytes are for backend='process'; threads "
+                f"start in this process and hand on their items as they are, got "
+                f"start_method={start_method!r}, shared_memory_bytes={shared_memory_bytes!r}"
+            )
         if start_method is not None:
             check_choice("start_method", start_method, tuple(multiprocessing.get_all_start_methods()))
         self.start_method = start_method
@@ -182,7 +202,7 @@ class ProcessStreamer(Streamer):
             )
         self._shares = shares_of(stream, self.n_workers)
         self._copy_out = False  # copy every received array out of the ring
-        if self._context().get_start_method() != "fork":
+        if self.backend == "process" and self._context().get_start_method() != "fork":
             for share in self._shares:
                 try:
                     pickle.dumps(share)
@@ -248,7 +268,8 @@ class ProcessStreamer(Streamer):
         return {**state, "stream": type(self).__name__, "state": root}
 
     def __repr__(self):
-        return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers})"
+        backend = ", backend='thread'" if self.backend == "thread" else ""
+        return f"{type(self).__name__}({self.stream!r}, n_workers={self.n_workers}{backend})"
 
 
 def check_seconds(name, value):

@@ -29,8 +29,8 @@ from ._protocol import DONE, ERROR, IN_RING, ITEMS, PICKLED, READY, RUN, SNAPSHO
 from ._ring import SHARED_MIN_BYTES, Writer, keep_small
 from ._state import resumed_share
 
-__all__ = ["worker_info", "worker_main", "BATCH_ITEMS", "BATCH_SECONDS", "RING_FLUSH_BYTES",
-           "SNAPSHOT_RATIO"]
+__all__ = ["worker_info", "worker_main", "send_tracked", "set_thread_info", "Stopped",
+           "BATCH_ITEMS", "BATCH_SECONDS", "RING_FLUSH_BYTES", "SNAPSHOT_RATIO"]
 
 #: A worker sends a batch when it holds this many items...
 BATCH_ITEMS = 64
@@ -47,6 +47,7 @@ _WATCH = 0.1
 _PR_SET_PDEATHSIG = 1
 
 _WORKER = None  # (index, n_workers) inside a worker process
+_THREAD = threading.local()  # .info: (index, n_workers) inside a worker thread
 
 
 def worker_info():
@@ -64,7 +65,12 @@ def worker_info():
     >>> sorted(ProcessStreamer(Streamer(my_share, 6), n_workers=2, start_method="fork"))
     [0, 1, 2, 3, 4, 5]
     """
-    return _WORKER
+    return getattr(_THREAD, "info", None) or _WORKER
+
+
+def set_thread_info(info):
+    """Say, in a worker thread (the thread backend), which worker it is: ``(index, n_workers)``."""
+    _THREAD.info = info
 
 
 def worker_main(config, conn, credits, stop, taken, chunks, limit):
@@ -95,7 +101,7 @@ def worker_main(config, conn, credits, stop, taken, chunks, limit):
         else:
             source, held, _ = resumed_share(config.share, config.start, config.n_skip,
                                             config.ahead)
-            _send_tracked(source, held, sender)
+            send_tracked(source, held, sender)
         sender.finish()
         conn.send_bytes(encode(DONE, None))
     except (BrokenPipeError, ConnectionResetError, Stopped):
@@ -129,11 +135,13 @@ def worker_main(config, conn, credits, stop, taken, chunks, limit):
         gc.freeze()
 
 
-def _send_tracked(it, held, sender):
+def send_tracked(it, held, sender):
     """Send the items of ``it``, a share's iteration, with snapshots of its state.
 
     ``held`` are the items after the consumer's position, which the share
-    was checked to give again when it resumed: they go first.
+    was checked to give again when it resumed: they go first. ``sender`` is
+    a :class:`Sender`, or a thread worker's (``_threads``), which hands the
+    items on as they are.
     """
     credit = sender.credit
     for item in held:
