@@ -532,10 +532,17 @@ def merge_states(recipe, states, path="states"):
     ``states`` are states of passes of parts of ``recipe`` (each hosting some
     shares) that together host every share once: the states of its hosts at
     one moment of one run.
+
+    The hosts of one run may have drawn with other seeds (each rank's
+    DataLoader draws its own): a share that has started goes on from its
+    own state, which holds what it drew, and a share of a host that had not
+    started it yet is given the state of its start under that host's seed,
+    so that every share goes on as it would have where it ran.
     """
     merged = {}
     ended = []
     seeds = []
+    parts = []
     for at, state in enumerate(states):
         if not isinstance(state, dict) or state.get("type") != "Shares" or not isinstance(
                 state.get("hosted"), list):
@@ -555,13 +562,14 @@ def merge_states(recipe, states, path="states"):
                 )
             merged[index] = share_state
         ended.extend(state["ended"])
+        parts.append(state)
         if state["seed"] is not None:  # (a part that had not started drew none)
             seeds.append(state["seed"])
-    if any(seed != seeds[0] for seed in seeds):
-        raise ShoalValueError(
-            f"the states given ({path}) are of passes with other seeds: they are not the "
-            f"states of the hosts of one run of {recipe!r}"
-        )
+    for state in parts:
+        if state["seed"] is not None and state["seed"] != seeds[0]:
+            for index, share_state in zip(state["hosted"], state["states"]):
+                if share_state is None and index not in state["ended"]:
+                    merged[index] = _start_of_share(recipe, index, state["seed"])
     missing = sorted(set(range(recipe.n_shares)) - set(merged))
     if missing:
         raise ShoalValueError(
@@ -570,6 +578,17 @@ def merge_states(recipe, states, path="states"):
         )
     return pass_state(recipe, range(recipe.n_shares), [merged[i] for i in range(recipe.n_shares)],
                       ended, seeds[0] if seeds else None)
+
+
+def _start_of_share(recipe, index, seed):
+    """The progress of share ``index`` of ``recipe`` at its start in a pass drawing with ``seed``."""
+    share = recipe._parts[index]
+    key = below(root_key(iteration_seed(None, seed), 0), index)  # as SharesNode._open opens it
+    node, it = open_child(share, None, True, counter_at(0), key)
+    try:
+        return {"n": 0, "state": share._node_state(node, it, 0)}
+    finally:
+        close_quietly(it)
 
 
 def split_state(recipe, state, hosts):
