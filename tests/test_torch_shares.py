@@ -145,8 +145,8 @@ def test_a_worker_hosting_two_shares_that_end_apart_raises_rather_than_reorder()
     shares = shoal.Shares(sources.chained(UNEQUAL), 4)
     with pytest.raises(shoal.ShoalValueError,
                        match=r"(?s)the shares \[1, 3\] of ChainMux\(<8 streamers>.*\) that this "
-                             r"DataLoader worker runs did not end together \(share 3 went on "
-                             r"after another ended\)"):
+                             r"DataLoader worker \(or rank\) runs did not end together \(share 3 "
+                             r"went on after another ended\)"):
         drain(loader(shares, num_workers=2))
     # 8 shares on 2 ranks x 2 workers: worker 0 of rank 1 hosts shares 1 and 5, and share 5
     # (files 5 and 13) has 2 rows more.
@@ -154,6 +154,26 @@ def test_a_worker_hosting_two_shares_that_end_apart_raises_rather_than_reorder()
     with pytest.raises(shoal.ShoalValueError,
                        match=r"the shares \[1, 5\] of .* did not end together \(share 5"):
         drain(loader(shares, rank=1, world_size=2, num_workers=2))
+
+
+@pytest.mark.parametrize("num_workers", [0, 1])
+def test_a_rank_hosting_two_shares_that_end_apart_raises_rather_than_give_other_places(
+        num_workers):
+    # 4 shares on 2 ranks: rank 1 hosts shares 1 and 3, and share 3 has 2 rows more. Its
+    # items would be at other places of the turn than rank 1's (the turn goes on
+    # without share 1 on rank 0 too): refused, as for a DataLoader worker.
+    shares = shoal.Shares(sources.chained(UNEQUAL), 4)
+    rank_0 = item_ids(loader(shares, rank=0, world_size=2, num_workers=num_workers))
+    assert rank_0 == item_ids(shares)[0:24:2]  # its shares 0 and 2 end together
+    with pytest.raises(shoal.ShoalValueError,
+                       match=r"the shares \[1, 3\] of .* \(or rank\) runs did not end together"):
+        drain(loader(shares, rank=1, world_size=2, num_workers=num_workers))
+
+
+def test_joined_batches_refuse_a_loader_that_batches_again():
+    batches = shoal.Streamer(shoal.buffer_stream, shoal.Shares(sources.chained([4] * 8), 4), 4)
+    with pytest.raises(shoal.ShoalValueError, match=r"batch_size=None, got batch_size=2"):
+        JoinedBatches(DataLoader(StreamDataset(batches), batch_size=2))
 
 
 @pytest.mark.parametrize("n_shares", [4, 8])

@@ -149,6 +149,7 @@ class Shares(Streamer):
         self._join_axis = None  # batches: the axis the shares' parts are joined along
         self._marks = False  # give a ShareEnd where a share ends (a worker's part)
         self._strict = False  # refuse shares that end apart (a DataLoader worker's part)
+        self._last_word = False  # batches: say where its parts end (None), for JoinedBatches
         self._pass_seed = None  # the seed of its passes, where a host's consumer chose it
 
     # -- what others make of it
@@ -159,19 +160,22 @@ class Shares(Streamer):
         part.__dict__.update(settings)
         return part
 
-    def hosting(self, hosted, marks=False, strict=False, seed=None):
+    def hosting(self, hosted, marks=False, strict=False, seed=None, last_word=False):
         """The part of this stream that a host of ``hosted`` (share indices) runs.
 
         Its passes give the items of those shares in turn; with ``marks``, a
         :class:`ShareEnd` where one ends (a ProcessStreamer worker's part,
         whose consumer follows the turn); with ``strict``, an error where one
-        ends while another of them goes on (a DataLoader worker's part: the
-        DataLoader takes from its workers in turn, and could then no longer
-        follow the turn of the shares). ``seed``: the pass's seed (see the
-        module docstring), which every host of one pass shares.
+        ends while another of them goes on (a DataLoader worker's or a rank's
+        part: the DataLoader takes from its workers in turn, and the ranks
+        take their places in the turn, and could then no longer follow the
+        turn of the shares). ``seed``: the pass's seed (see the module
+        docstring), which every host of one pass shares. ``last_word``: a
+        batched stream's part gives None once its parts end (a DataLoader
+        worker's, for :class:`~shoal.torch.JoinedBatches`).
         """
         return self._derive(_hosted=tuple(hosted), _marks=marks, _strict=strict,
-                            _pass_seed=seed)
+                            _last_word=last_word, _pass_seed=seed)
 
     def hosts(self, n_hosts):
         """The shares each of ``n_hosts`` hosts runs: host ``h`` runs the shares ``h::n_hosts``."""
@@ -364,7 +368,7 @@ class SharesNode:
                     parts.append(part)
             if parts:
                 yield join_parts(parts, axis)
-        if self.recipe._strict:
+        if self.recipe._last_word:
             # A DataLoader worker's last word: its part of the batches ends here
             # (see shoal.torch.joined, which joins the workers' parts round by round).
             yield None
@@ -388,12 +392,12 @@ class SharesNode:
         recipe = self.recipe
         raise ShoalValueError(
             f"the shares {list(recipe._hosted)} of {recipe.stream!r} that this DataLoader "
-            f"worker runs did not end together (share {index} went on after another ended): "
-            "a DataLoader takes its workers' items in turn and cannot follow the turn of the "
-            "shares once one of a worker's shares has ended, so the items would come in "
-            "another order than in one process. Run it with one share per DataLoader worker "
-            "(num_workers * world_size == n_shares), or in a ProcessStreamer, or make the "
-            "shares endless (a cycling or sampling mux), or of equal lengths"
+            f"worker (or rank) runs did not end together (share {index} went on after another "
+            "ended): a DataLoader takes its workers' items in turn, and each rank takes its "
+            "places in the turn, which they cannot follow once one of a host's shares has "
+            "ended, so the items would come in another order than in one process. Make the "
+            "shares endless (a cycling or sampling mux) or of equal lengths, or run them in a "
+            "ProcessStreamer, or with one share per DataLoader worker on one rank"
         )
 
     def state_dict(self, n_given=None):

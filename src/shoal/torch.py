@@ -260,14 +260,18 @@ class StreamDataset(_data.IterableDataset):
         if seed is None and info is not None:
             base_seed = (info.seed - info.id) % 2**64
             seed = [int(word) for word in _np.random.SeedSequence(base_seed).generate_state(4)]
-        strict = info is not None and info.num_workers > 1
-        if strict and stream._join_axis is not None and not self._joined:
+        in_workers = info is not None and info.num_workers > 1
+        if in_workers and stream._join_axis is not None and not self._joined:
             raise ShoalValueError(
                 f"iterate a DataLoader over {stream!r} through shoal.torch.JoinedBatches("
                 "loader): each of its workers makes its part of every batch, which the "
                 "DataLoader hands on one by one, and JoinedBatches joins them"
             )
-        part = stream.hosting(hosted, strict=strict, seed=seed)
+        # A DataLoader worker's shares, and a rank's, must end together: the
+        # DataLoader takes from its workers in turn, and each rank takes its
+        # places in the turn, which no one could follow once one has ended.
+        strict = in_workers or world_size > 1
+        part = stream.hosting(hosted, strict=strict, seed=seed, last_word=in_workers)
         iterator = part.iterator()
         if start is not None:
             iterator.load_state_dict(start)
@@ -742,6 +746,12 @@ class JoinedBatches:
             raise ShoalTypeError(
                 "loader must be a DataLoader over a StreamDataset of a batched Shares stream "
                 f"(Streamer(buffer_stream, Shares(...), size)), got {short_repr(loader)}"
+            )
+        if getattr(loader, "batch_size", None) is not None:
+            raise ShoalValueError(
+                f"loader must have batch_size=None, got batch_size={loader.batch_size}: the "
+                "stream gives its batches, and a DataLoader that batches them again makes each "
+                "of its batches of one worker's parts"
             )
         self.loader: Any = loader
         self._axis: int = stream._join_axis
