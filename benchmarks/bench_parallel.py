@@ -17,9 +17,14 @@ Measures, side by side in one process (alternating rounds, median):
 - a CPU-bound generator (about 1 ms per item): the rate with 2 workers
   against the same generator run in the consumer's process;
 - the consumer's peak memory with 4 MB items and a slow consumer (each
-  library in a fresh process).
+  library in a fresh process);
+- ``ProcessStreamer(Shares(mux, 8))`` against a plain ``ProcessStreamer(mux)``
+  over the same mux (a RoundRobinMux of 8 streamers of small items): items
+  per second with 1 and 2 workers, items one by one and batches of 64 made
+  in the workers (best of alternating rounds; issue 17's target: 0.95x).
 
-Run from the repository root: ``python benchmarks/bench_parallel.py [--quick]``.
+Run from the repository root: ``python benchmarks/bench_parallel.py [--quick]``
+(``--shares`` runs only the last comparison).
 Benchmarks are not tests: nothing here asserts.
 """
 
@@ -89,14 +94,44 @@ def bare_ring(n, item_bytes=2**20, ring_bytes=64 * 2**20):
         os.unlink(path)
 
 
-def alternate(contenders, n, rounds, unit=1.0):
-    """Median rate of each contender, measured in turn, the order reversed every round."""
+def alternate(contenders, n, rounds, unit=1.0, pick=statistics.median):
+    """Median rate (or ``pick``'s) of each contender, measured in turn, the order reversed every round."""
     rates = {name: [] for name in contenders}
     order = list(contenders)
     for r in range(rounds):
         for name in (order if r % 2 == 0 else order[::-1]):
             rates[name].append(rate(contenders[name](), n) * unit)
-    return {name: statistics.median(values) for name, values in rates.items()}
+    return {name: pick(values) for name, values in rates.items()}
+
+
+def shares_against_plain(n_items, rounds, n_shares=8, batch=64):
+    """``ProcessStreamer(Shares(mux, n_shares))`` against ``ProcessStreamer(mux)``, the same mux.
+
+    Best of alternating rounds: on a shared machine the best round is the
+    one least disturbed by other work, for both alike.
+    """
+    def mux():
+        return shoal.RoundRobinMux([shoal.Streamer(sources.small, 10**9) for _ in range(8)])
+
+    def batched(stream):
+        return shoal.Streamer(shoal.buffer_stream, stream, batch)
+
+    print(f"Shares(mux, {n_shares}) against the plain split of the same mux (a RoundRobinMux of "
+          "8 streamers of dicts of 10 float32), items/s, best of alternating rounds:")
+    print("| workers | what crosses | ProcessStreamer(mux) | ProcessStreamer(Shares(mux, "
+          f"{n_shares})) | Shares / plain |")
+    print("|---:|---|---:|---:|---:|")
+    for n_workers in (1, 2):
+        for what, n, unit, wrap in (("items", n_items, 1, lambda s: s),
+                                    (f"batches of {batch}", n_items // batch, batch, batched)):
+            found = alternate({
+                "plain": lambda wrap=wrap, w=n_workers: shoal.ProcessStreamer(wrap(mux()),
+                                                                              n_workers=w),
+                "shares": lambda wrap=wrap, w=n_workers: shoal.ProcessStreamer(
+                    wrap(shoal.Shares(mux(), n_shares)), n_workers=w),
+            }, n, rounds, unit=unit, pick=max)
+            print(f"| {n_workers} | {what} | {found['plain']:,.0f} | {found['shares']:,.0f} | "
+                  f"{found['shares'] / found['plain']:.2f}x |", flush=True)
 
 
 def restore_seconds(position, rounds):
@@ -173,6 +208,8 @@ def _peak_memory_here(library, n_items, prefetch):
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--shares", action="store_true",
+                        help="run only the comparison of Shares with the plain split")
     parser.add_argument("--peak-memory", nargs=3, metavar=("LIBRARY", "N_ITEMS", "PREFETCH"),
                         help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -182,6 +219,9 @@ def main(argv=None):
         return
     rounds = 3 if args.quick else 5
     scale = 0.3 if args.quick else 1.0
+    if args.shares:
+        shares_against_plain(int(200_000 * scale), 2 * rounds)
+        return
 
     n_mib = int(2000 * scale)
     mb = alternate({
@@ -263,6 +303,8 @@ def main(argv=None):
     print(f"Peak growth of the consumer's memory, 4 MB items, a consumer taking 20 a second "
           f"for 2 s: pescador {mem['pescador']:,.0f} MB, shoal (prefetch=4) {mem['shoal']:,.0f} MB "
           "(shoal's arrays are views of its shared-memory ring: pages the consumer reads count)")
+    print()
+    shares_against_plain(int(200_000 * scale), 2 * rounds)
 
 
 if __name__ == "__main__":

@@ -188,3 +188,70 @@ def architecture_figure():
     ax.text(6.2, 0.45, "items flow up the nodes: generator -> mux -> map -> StreamIterator -> you",
             ha="center", fontsize=7.5, color="0.35")
     fig.tight_layout()
+
+
+def _lane(ax, y, cells, colors, label, height=0.7):
+    """A row of item cells at height ``y``: ``cells`` maps a global position to its item's name."""
+    for position, name in cells.items():
+        share = "abcdefgh".index(name[0])
+        ax.add_patch(matplotlib.patches.Rectangle(
+            (position + 0.05, y - height / 2), 0.9, height, facecolor=colors[share],
+            edgecolor="white", linewidth=0.5))
+        ax.text(position + 0.5, y, name, ha="center", va="center", fontsize=8,
+                family="monospace")
+    ax.text(-0.3, y, label, ha="right", va="center", fontsize=8, family="monospace")
+
+
+def topology_figure(n_shares=8, n_items=2):
+    """The turn of 8 shares, and where their items come from on four topologies."""
+    names = "abcdefgh"[:n_shares]
+    files = [shoal.Streamer([f"{name}{k}" for k in range(n_items)]) for name in names]
+    stream = shoal.Shares(shoal.ChainMux(files), n_shares)  # share i: file i
+    order = list(stream)  # the turn of the shares: a0 b0 ... h0 a1 b1 ...
+    where = {name: position for position, name in enumerate(order)}
+    colors = [matplotlib.colormaps["Pastel1"](k) for k in range(n_shares)]
+
+    def lane_of(shares):
+        return {where[name]: name for name in order if names.index(name[0]) in shares}
+
+    def sharing(shares):
+        return "shares " + " ".join(str(s) for s in shares)
+
+    everything = tuple(range(n_shares))
+    panels = [("in one process: Shares(mux, 8), share i = file i (a, b, ...), in turn",
+               [(f"process: {sharing(everything)}", everything)])]
+    for n_workers in (2, 4):
+        panels.append((f"ProcessStreamer(Shares(mux, 8), n_workers={n_workers}): "
+                       f"worker j runs shares j::{n_workers}",
+                       [(f"worker {j}: {sharing(hosted)}", hosted)
+                        for j, hosted in enumerate(stream.hosts(n_workers))]))
+    n_ranks, n_workers = 2, 2
+    hosts = stream.hosts(n_ranks * n_workers)
+    panels.append(("2 ranks x 2 DataLoader workers: worker k of rank r is host g = r + 2k, "
+                   "runs shares g::4",
+                   [(f"rank {r} worker {k}, g={g}: {sharing(hosts[g])}", hosts[g])
+                    for r in range(n_ranks) for k in range(n_workers)
+                    for g in [r + n_ranks * k]]))
+
+    n_lanes = sum(len(lanes) for _, lanes in panels) + 1
+    fig, ax = plt.subplots(figsize=(8.4, 0.33 * n_lanes + 0.4 * (len(panels) + 1) + 0.4))
+    for position in range(len(order)):
+        ax.text(position + 0.5, 0.55, str(position), ha="center", va="center", fontsize=7.5,
+                color="0.4")
+    ax.text(-0.3, 0.55, "global position", ha="right", va="center", fontsize=8, color="0.4")
+    y = 0.0
+    for title, lanes in panels:
+        ax.text(-7.6, y, title, ha="left", va="center", fontsize=9, weight="bold")
+        y -= 0.75
+        for label, hosted in lanes:
+            _lane(ax, y, lane_of(hosted), colors, label)
+            y -= 0.8
+        y -= 0.15
+    ax.text(-7.6, y, "every topology above gives this order (rank r of 2: positions r, r + 2, ...)",
+            ha="left", va="center", fontsize=9, weight="bold")
+    y -= 0.75
+    _lane(ax, y, dict(enumerate(order)), colors, "global order")
+    ax.set_xlim(-7.7, len(order) + 0.1)
+    ax.set_ylim(y - 0.6, 0.8)
+    ax.axis("off")
+    fig.tight_layout()

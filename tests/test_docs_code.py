@@ -22,7 +22,7 @@ ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FRAGMENT = "# fragment:"
 OPTIONAL = {"torch": "torch", "keras": "keras", "lightning": "lightning", "jax": "jax",
-            "tensorflow": "tensorflow-cpu"}
+            "tensorflow": "tensorflow-cpu", "torchdata": "torchdata"}
 
 FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^`\n]*)$")
 
@@ -78,6 +78,8 @@ def test_the_block_finder_finds_fenced_indented_and_fragment_blocks():
         (13, "python", "# fragment: needs your model\nmodel.fit()")]
 
 
+# torchdata 0.11 (StatefulDataLoader) calls a deprecated torch function when imported.
+@pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -74,3 +74,18 @@ def test_torch_dataloader_gives_every_example_once():
     )
     assert result.returncode == 0, result.stderr
     assert "gave all 200 examples of 8 files, each once" in result.stdout
+
+
+def test_shares_resume_goes_on_with_other_worker_counts_with_the_same_batches():
+    _needs("torch", "torchdata")
+    result = subprocess.run(
+        [sys.executable, str(EXAMPLES / "shares_resume.py")], capture_output=True, text=True,
+        timeout=300, check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    for num_workers in (4, 0):
+        assert (f"stopped after 10 of 24 batches with 2 workers, resumed with {num_workers}: the "
+                "14 batches after the resume hold the same 32 rows as those of a run that never "
+                "stopped.") in result.stdout
+    assert "24 different batches; the model ends where the uninterrupted one does." in (
+        result.stdout)

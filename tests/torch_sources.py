@@ -32,3 +32,14 @@ def rows_logging_closes(file_index, n, log):
     finally:
         with open(log, "a") as f:
             f.write(f"{started_in} {os.getpid()}\n")
+
+
+def sampled(n_files=8, n_rows=5, random_state=3):
+    """An endless sampling mux over n_files files (two open per share of 4 files or fewer)."""
+    streams = [shoal.Streamer(rows, f, n_rows) for f in range(n_files)]
+    return shoal.StochasticMux(streams, 2, 4, mode="with_replacement", random_state=random_state)
+
+
+def chained(lengths):
+    """A chain of files of the given lengths (file f has lengths[f] rows)."""
+    return shoal.ChainMux([shoal.Streamer(rows, f, n) for f, n in enumerate(lengths)])

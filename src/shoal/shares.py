@@ -52,7 +52,7 @@ from .maps._batch import _stack
 from .mux._base import open_child
 
 __all__ = ["Shares", "ShareEnd", "merge_states", "split_state", "turn_of", "join_parts",
-           "whole_of_hosts", "root_of_part", "pass_state", "check_seed", "hosts_at",
+           "whole_of_hosts", "root_of_part", "pass_state", "check_seed", "check_turn", "hosts_at",
            "part_state", "pass_of_iteration"]
 
 
@@ -149,6 +149,7 @@ class Shares(Streamer):
         self._join_axis = None  # batches: the axis the shares' parts are joined along
         self._marks = False  # give a ShareEnd where a share ends (a worker's part)
         self._strict = False  # refuse shares that end apart (a DataLoader worker's part)
+        self._last_word = False  # batches: say where its parts end (None), for JoinedBatches
         self._pass_seed = None  # the seed of its passes, where a host's consumer chose it
 
     # -- what others make of it
@@ -159,19 +160,22 @@ class Shares(Streamer):
         part.__dict__.update(settings)
         return part
 
-    def hosting(self, hosted, marks=False, strict=False, seed=None):
+    def hosting(self, hosted, marks=False, strict=False, seed=None, last_word=False):
         """The part of this stream that a host of ``hosted`` (share indices) runs.
 
         Its passes give the items of those shares in turn; with ``marks``, a
         :class:`ShareEnd` where one ends (a ProcessStreamer worker's part,
         whose consumer follows the turn); with ``strict``, an error where one
-        ends while another of them goes on (a DataLoader worker's part: the
-        DataLoader takes from its workers in turn, and could then no longer
-        follow the turn of the shares). ``seed``: the pass's seed (see the
-        module docstring), which every host of one pass shares.
+        ends while another of them goes on (a DataLoader worker's or a rank's
+        part: the DataLoader takes from its workers in turn, and the ranks
+        take their places in the turn, and could then no longer follow the
+        turn of the shares). ``seed``: the pass's seed (see the module
+        docstring), which every host of one pass shares. ``last_word``: a
+        batched stream's part gives None once its parts end (a DataLoader
+        worker's, for :class:`~shoal.torch.JoinedBatches`).
         """
         return self._derive(_hosted=tuple(hosted), _marks=marks, _strict=strict,
-                            _pass_seed=seed)
+                            _last_word=last_word, _pass_seed=seed)
 
     def hosts(self, n_hosts):
         """The shares each of ``n_hosts`` hosts runs: host ``h`` runs the shares ``h::n_hosts``."""
@@ -253,6 +257,8 @@ class Shares(Streamer):
             entries, seed = root["child"].get("shares"), root["child"].get("seed")
             try:
                 check_seed(seed, "state['state']['child']['seed']")
+                if root["child"].get("turn") is not None:
+                    check_turn(root["child"]["turn"], self.n_shares, "state['state']['child']['turn']")
                 whole = whole_of_hosts(self, entries, seed, "state['state']['child']['shares']")
             except ShoalError as exc:
                 add_note(exc, f"while loading a state saved by workers into {self!r}")
@@ -362,7 +368,7 @@ class SharesNode:
                     parts.append(part)
             if parts:
                 yield join_parts(parts, axis)
-        if self.recipe._strict:
+        if self.recipe._last_word:
             # A DataLoader worker's last word: its part of the batches ends here
             # (see shoal.torch.joined, which joins the workers' parts round by round).
             yield None
@@ -386,12 +392,12 @@ class SharesNode:
         recipe = self.recipe
         raise ShoalValueError(
             f"the shares {list(recipe._hosted)} of {recipe.stream!r} that this DataLoader "
-            f"worker runs did not end together (share {index} went on after another ended): "
-            "a DataLoader takes its workers' items in turn and cannot follow the turn of the "
-            "shares once one of a worker's shares has ended, so the items would come in "
-            "another order than in one process. Run it with one share per DataLoader worker "
-            "(num_workers * world_size == n_shares), or in a ProcessStreamer, or make the "
-            "shares endless (a cycling or sampling mux), or of equal lengths"
+            f"worker (or rank) runs did not end together (share {index} went on after another "
+            "ended): a DataLoader takes its workers' items in turn, and each rank takes its "
+            "places in the turn, which they cannot follow once one of a host's shares has "
+            "ended, so the items would come in another order than in one process. Make the "
+            "shares endless (a cycling or sampling mux) or of equal lengths, or run them in a "
+            "ProcessStreamer, or with one share per DataLoader worker on one rank"
         )
 
     def state_dict(self, n_given=None):
@@ -501,6 +507,24 @@ def check_seed(value, path, n_streams=None):
         raise schema.state_error(path, "the pass's seed, four 32-bit words, or None", value)
 
 
+def check_turn(turn, n_shares, path):
+    """Refuse a ProcessStreamer's turn of the shares that is not ``{"running": [...], "position": p}``.
+
+    ``running``: the shares still running (below ``n_shares``), in order;
+    ``position``: whose turn is next among them.
+    """
+    ok = (isinstance(turn, dict) and set(turn) == {"running", "position"}
+          and isinstance(turn["running"], list) and all(
+              isinstance(i, int) and not isinstance(i, bool) and 0 <= i < n_shares
+              for i in turn["running"])
+          and turn["running"] == sorted(set(turn["running"]))
+          and isinstance(turn["position"], int) and not isinstance(turn["position"], bool)
+          and 0 <= turn["position"] <= max(len(turn["running"]) - 1, 0))
+    if not ok:
+        raise schema.state_error(path, f"{{'running': the shares still running (below {n_shares}), "
+                                       "'position': whose turn is next among them}", turn)
+
+
 #: The fields of the state of a pass of a Shares stream.
 _SCHEMA = {"n_shares": schema.count, "hosted": schema.count_list, "states": _states,
            "ended": schema.count_list, "seed": check_seed}
@@ -512,10 +536,17 @@ def merge_states(recipe, states, path="states"):
     ``states`` are states of passes of parts of ``recipe`` (each hosting some
     shares) that together host every share once: the states of its hosts at
     one moment of one run.
+
+    The hosts of one run may have drawn with other seeds (each rank's
+    DataLoader draws its own): a share that has started goes on from its
+    own state, which holds what it drew, and a share of a host that had not
+    started it yet is given the state of its start under that host's seed,
+    so that every share goes on as it would have where it ran.
     """
     merged = {}
     ended = []
     seeds = []
+    parts = []
     for at, state in enumerate(states):
         if not isinstance(state, dict) or state.get("type") != "Shares" or not isinstance(
                 state.get("hosted"), list):
@@ -535,13 +566,14 @@ def merge_states(recipe, states, path="states"):
                 )
             merged[index] = share_state
         ended.extend(state["ended"])
+        parts.append(state)
         if state["seed"] is not None:  # (a part that had not started drew none)
             seeds.append(state["seed"])
-    if any(seed != seeds[0] for seed in seeds):
-        raise ShoalValueError(
-            f"the states given ({path}) are of passes with other seeds: they are not the "
-            f"states of the hosts of one run of {recipe!r}"
-        )
+    for state in parts:
+        if state["seed"] is not None and state["seed"] != seeds[0]:
+            for index, share_state in zip(state["hosted"], state["states"]):
+                if share_state is None and index not in state["ended"]:
+                    merged[index] = _start_of_share(recipe, index, state["seed"])
     missing = sorted(set(range(recipe.n_shares)) - set(merged))
     if missing:
         raise ShoalValueError(
@@ -550,6 +582,17 @@ def merge_states(recipe, states, path="states"):
         )
     return pass_state(recipe, range(recipe.n_shares), [merged[i] for i in range(recipe.n_shares)],
                       ended, seeds[0] if seeds else None)
+
+
+def _start_of_share(recipe, index, seed):
+    """The progress of share ``index`` of ``recipe`` at its start in a pass drawing with ``seed``."""
+    share = recipe._parts[index]
+    key = below(root_key(iteration_seed(None, seed), 0), index)  # as SharesNode._open opens it
+    node, it = open_child(share, None, True, counter_at(0), key)
+    try:
+        return {"n": 0, "state": share._node_state(node, it, 0)}
+    finally:
+        close_quietly(it)
 
 
 def split_state(recipe, state, hosts):

@@ -5,6 +5,9 @@ own copy of a dataset; :class:`StreamDataset` gives each its own share of a
 mux's streamers (and, across machines, each rank its own share), so that no
 item comes twice.
 
+:func:`to_device` feeds a device: a stream's batches as tensors there, the
+next ones converted and copied by a thread while the training step computes.
+
 This module imports PyTorch; ``import shoal`` does not import it.
 
 A state loaded into a dataset, and where its iterations run
@@ -39,10 +42,14 @@ forked worker inherits is neither used nor closed there (its generators'
 ``finally`` would run in the worker, on the main process's files).
 """
 
+import copy
 import os
+import queue
 import secrets
+import threading
+from collections import deque
 from collections.abc import Iterator, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import numpy as _np
 
@@ -55,16 +62,16 @@ except ImportError as exc:  # pragma: no cover - depends on what is installed
         "shoal.torch needs PyTorch: pip install torch (from a clone of shoal: pip install '.[torch]')"
     ) from exc
 
-from ._checks import check_int, short_repr
+from ._checks import check_bool, check_int, is_iterable, short_repr
 from ._contract import StateDict, check_stream
-from ._iterutil import add_note
+from ._iterutil import add_note, close_quietly
 from .core import Streamer
-from .exceptions import ShoalError, ShoalTypeError, ShoalValueError
+from .exceptions import DataError, ShoalError, ShoalTypeError, ShoalValueError
 from .iterator import StreamIterator, loaded_root
 from .reshard import reshard_states
 from .shares import Shares, hosts_at, merge_states, pass_of_iteration, root_of_part, split_state
 
-__all__ = ["StreamDataset", "share_states", "JoinedBatches"]
+__all__ = ["StreamDataset", "share_states", "JoinedBatches", "to_device", "DeviceFeed"]
 
 # The ledger a dataset shares with its copies in DataLoader workers (see the
 # module docstring): int64 values at these indices.
@@ -253,14 +260,18 @@ class StreamDataset(_data.IterableDataset):
         if seed is None and info is not None:
             base_seed = (info.seed - info.id) % 2**64
             seed = [int(word) for word in _np.random.SeedSequence(base_seed).generate_state(4)]
-        strict = info is not None and info.num_workers > 1
-        if strict and stream._join_axis is not None and not self._joined:
+        in_workers = info is not None and info.num_workers > 1
+        if in_workers and stream._join_axis is not None and not self._joined:
             raise ShoalValueError(
                 f"iterate a DataLoader over {stream!r} through shoal.torch.JoinedBatches("
                 "loader): each of its workers makes its part of every batch, which the "
                 "DataLoader hands on one by one, and JoinedBatches joins them"
             )
-        part = stream.hosting(hosted, strict=strict, seed=seed)
+        # A DataLoader worker's shares, and a rank's, must end together: the
+        # DataLoader takes from its workers in turn, and each rank takes its
+        # places in the turn, which no one could follow once one has ended.
+        strict = in_workers or world_size > 1
+        part = stream.hosting(hosted, strict=strict, seed=seed, last_word=in_workers)
         iterator = part.iterator()
         if start is not None:
             iterator.load_state_dict(start)
@@ -736,6 +747,12 @@ class JoinedBatches:
                 "loader must be a DataLoader over a StreamDataset of a batched Shares stream "
                 f"(Streamer(buffer_stream, Shares(...), size)), got {short_repr(loader)}"
             )
+        if getattr(loader, "batch_size", None) is not None:
+            raise ShoalValueError(
+                f"loader must have batch_size=None, got batch_size={loader.batch_size}: the "
+                "stream gives its batches, and a DataLoader that batches them again makes each "
+                "of its batches of one worker's parts"
+            )
         self.loader: Any = loader
         self._axis: int = stream._join_axis
         dataset._joined = True
@@ -781,3 +798,483 @@ def _joined(parts, axis):
     if isinstance(first, _torch.Tensor):
         return _torch.cat(parts, dim=axis)
     return _np.concatenate(parts, axis=axis)
+
+
+# -- Feeding a device: batch s+1 converted and copied while step s computes ------------------
+
+# What the copy thread hands the consumer: (kind, payload, state). It ends with
+# _END or _ERROR, or, stopped by the feed, with _STOPPED (for a caller that waits).
+_ITEM, _END, _ERROR, _STOPPED = "item", "end", "error", "stopped"
+
+# numpy's dtypes that torch has a tensor dtype for (in this process's byte order).
+_TORCH_DTYPES = {}
+for _name in ("bool", "uint8", "int8", "int16", "int32", "int64", "uint16", "uint32", "uint64",
+              "float16", "float32", "float64", "complex64", "complex128"):
+    try:
+        _TORCH_DTYPES[_np.dtype(_name)] = _torch.from_numpy(_np.empty(0, _name)).dtype
+    except TypeError:  # pragma: no cover - torch < 2.3 has no uint16, uint32, uint64
+        pass
+del _name
+
+
+def to_device(stream: Any, device: Any, prefetch: int = 2, pin_memory: bool | None = None,
+              non_blocking: bool = True) -> "DeviceFeed":
+    """Iterate ``stream`` as torch tensors on ``device``, the next batches made ready meanwhile.
+
+    A background thread takes the stream's next batch, copies its arrays
+    into tensors (in page-locked memory, for CUDA) and starts their copy to
+    the device, on a CUDA stream of its own, while the caller's training
+    step computes on the batch before. The caller's CUDA stream waits for
+    a batch's copy when it takes the batch, not before: it never reads a
+    batch whose copy has not finished, and it never waits for the copy of
+    the batches after it.
+
+    Each batch is an item of the stream: a numpy array or a torch tensor,
+    or a dict, tuple (named tuples included) or list of them, nested as
+    deep as need be. It comes out with the same structure: every array as
+    a tensor on ``device`` with its dtype, shape and values (contiguous, a
+    copy of the array: a source that reuses its arrays' memory is safe);
+    every tensor moved to ``device`` (one already there is given as it
+    is); any other value (a number, a string, ``None``) as it was.
+
+    Parameters
+    ----------
+    stream : iterable
+        The batches: a shoal stream (such as ``Streamer(buffer_stream,
+        mux, 64)`` or a :class:`~shoal.ProcessStreamer` over it), an
+        iteration of one (:meth:`~shoal.Streamer.iterator`), or any
+        iterable (a ``DataLoader``, a generator). One pass of it is taken.
+    device : str, int or torch.device
+        Where the tensors go: ``"cuda"`` (the current CUDA device),
+        ``"cuda:1"``, ``"cpu"``, an index of a CUDA device.
+    prefetch : int >= 1
+        The most batches made ready ahead of the one the caller holds. Each
+        takes its room on the device: ``prefetch + 1`` batches are there at
+        most, with the caller's.
+    pin_memory : None or bool
+        Copy each batch through page-locked host memory, from which the
+        copy to a CUDA device runs without holding the host: ``None``
+        (the default) does so for CUDA devices, and only CUDA devices take
+        ``True``.
+    non_blocking : bool
+        Start the copies to the device without waiting for them to finish
+        (the caller's stream still waits for them, see above).
+
+    Returns
+    -------
+    DeviceFeed
+        An iterator over the batches, on ``device``. Close it, or use it
+        in a ``with`` block, to stop early: the thread stops and the
+        stream is closed (its generators' ``finally`` runs).
+
+    Raises
+    ------
+    ShoalTypeError
+        If ``stream`` is not iterable, or an argument has the wrong type.
+    ShoalValueError
+        If ``device`` names no device, or a CUDA device where there is
+        none, or ``prefetch < 1``, or ``pin_memory=True`` for a device
+        other than CUDA.
+
+    Notes
+    -----
+    Tensors and memory. On a CUDA device, each batch's tensors are new
+    memory, allocated on the copy thread's stream and recorded on the
+    caller's stream when the caller takes the batch (``record_stream``):
+    PyTorch's allocator reuses their memory only once the caller's work
+    queued on them has run. The page-locked host buffers come from
+    PyTorch's pinned-memory cache, which records each copy made from a
+    buffer and hands the buffer out again only when that copy has
+    finished: a buffer is never overwritten while its copy may still read
+    it. On the CPU, the tensors are the copies of the arrays, made in the
+    thread.
+
+    An error of the stream (of its generators, or of its workers) is raised
+    from ``next`` as itself, with its traceback, after the batches before
+    it; so is a :class:`~shoal.DataError` for an array of a dtype torch
+    has no tensor for (strings, objects, dates). The stream's first batch
+    is taken in the calling thread, the next ones in the copy thread: a
+    :class:`~shoal.ProcessStreamer` starts its worker processes from the
+    calling thread, before the copy thread exists.
+
+    Examples
+    --------
+    >>> import torch
+    >>> def batches():
+    ...     for i in range(3):
+    ...         yield {"x": np.full((2, 3), i, dtype="float32"), "y": np.arange(2) + i}
+    >>> device = "cuda" if torch.cuda.is_available() else "cpu"
+    >>> with to_device(Streamer(batches), device) as feed:
+    ...     for batch in feed:
+    ...         print(batch["x"].dtype, tuple(batch["x"].shape), batch["y"].tolist())
+    torch.float32 (2, 3) [0, 1]
+    torch.float32 (2, 3) [1, 2]
+    torch.float32 (2, 3) [2, 3]
+
+    A feed over a shoal stream saves the state of the stream at the
+    batches the caller took (not those made ready ahead), and resumes:
+
+    >>> feed = to_device(Streamer(batches), "cpu")
+    >>> first = next(feed)
+    >>> saved = feed.state_dict()
+    >>> feed.close()
+    >>> resumed = to_device(Streamer(batches), "cpu")
+    >>> resumed.load_state_dict(saved)
+    >>> [batch["y"].tolist() for batch in resumed]
+    [[1, 2], [2, 3]]
+    """
+    return DeviceFeed(stream, device, prefetch, pin_memory, non_blocking)
+
+
+class DeviceFeed:
+    """The batches of a stream as tensors on a device: see :func:`to_device`, which makes it.
+
+    An iterator of one pass. Its copy thread starts at the first batch
+    taken, and stops when the stream ends, fails, or the feed is closed
+    (:meth:`close`, the end of a ``with`` block, or garbage collection).
+    """
+
+    def __init__(self, stream: Any, device: Any, prefetch: int = 2,
+                 pin_memory: bool | None = None, non_blocking: bool = True) -> None:
+        self.device = _check_device(device)
+        self.prefetch = check_int("prefetch", prefetch, minimum=1)
+        is_cuda = self.device.type == "cuda"
+        self.pin_memory = is_cuda if pin_memory is None else check_bool("pin_memory", pin_memory)
+        if self.pin_memory and not is_cuda:
+            raise ShoalValueError(
+                f"pin_memory=True is for CUDA devices (page-locked memory speeds up copies to "
+                f"them), got device {str(self.device)!r}"
+            )
+        self.non_blocking = check_bool("non_blocking", non_blocking)
+        if isinstance(stream, StreamIterator):
+            source = stream
+        elif isinstance(stream, Streamer):
+            source = stream.iterator()  # opens nothing until its first item
+        elif is_iterable(stream) and not isinstance(stream, (str, bytes, dict)):
+            source = None  # iter(stream) when the first batch is taken
+        else:
+            raise ShoalTypeError(
+                "stream must be an iterable of batches (a shoal stream, a DataLoader, a "
+                f"generator), got {short_repr(stream)} ({type(stream).__name__})"
+            )
+        self.stream = stream
+        self._source = source
+        self._resumable = source is not None
+        self._convert = _Converter(self.device, self.pin_memory, self.non_blocking)
+        self._run: _CopyRun | None = None  # the copy thread and what it shares, while it runs
+        self._kept: deque = deque()  # messages to give before the copy thread's
+        self._state: StateDict | None = None  # the source's state at the batches taken
+        self._done = False
+        self._closed = False
+
+    def __iter__(self) -> "DeviceFeed":
+        return self
+
+    def __next__(self) -> Any:
+        if self._done:
+            raise StopIteration
+        if self._kept:
+            kind, payload, state = self._kept.popleft()
+        elif self._run is None:
+            kind, payload, state = self._start()
+        else:
+            run = self._run
+            kind, payload, state = run.out.get()
+            run.slots.release()
+        if kind is _ITEM:
+            if self._resumable:
+                self._state = state
+            return self._convert.received(payload)
+        if kind is _STOPPED:  # closed meanwhile, from another thread
+            self._done = True
+            raise StopIteration
+        self._done = True
+        self._stop_run(closing=False)
+        if kind is _END:
+            if self._resumable:
+                self._state = state
+            raise StopIteration
+        try:
+            raise payload
+        finally:
+            del payload  # no cycle through this frame's traceback
+
+    def _start(self):
+        """Take the first batch here, start the copy thread for the next ones; give the first."""
+        source = self._source
+        if source is None:
+            source = self._source = iter(self.stream)
+        if self._resumable and self._state is None:
+            self._state = source.state_dict()  # the state before any batch: what it starts from
+        try:
+            batch = next(source)
+        except StopIteration:
+            return _END, None, source.state_dict() if self._resumable else None
+        except BaseException:
+            self._done = True
+            raise
+        state = source.state_dict() if self._resumable else None
+        try:
+            message = (_ITEM, self._convert(batch), state)
+        except BaseException:
+            self._done = True
+            raise
+        del batch
+        run = self._run = _CopyRun(source, self._convert, self._resumable, self.prefetch)
+        run.thread.start()
+        return message
+
+    def _stop_run(self, closing):
+        """Stop the copy thread; keep its converted batches unless ``closing``.
+
+        Returns whether the thread has ended (it has not when this runs in
+        the thread itself, from garbage collection there).
+        """
+        run = self._run
+        if run is None:
+            return True
+        self._run = None
+        run.closing = closing
+        run.stop = True
+        run.slots.release()  # wakes a thread waiting for room
+        if run.thread is threading.current_thread():
+            return False  # it sees run.stop when it comes back to its loop
+        run.thread.join()  # after its current batch, if it is taking one
+        if not closing:
+            while True:
+                try:
+                    message = run.out.get_nowait()
+                except queue.Empty:
+                    break
+                if message[0] is not _STOPPED:
+                    self._kept.append(message)
+        return True
+
+    def close(self) -> None:
+        """Stop: end the copy thread, drop the batches made ready, close the stream.
+
+        If the thread is taking a batch from the stream, this waits for it
+        (a generator cannot be stopped in the middle of an item).
+        """
+        if self._closed:
+            return
+        self._closed = self._done = True
+        ended = self._stop_run(closing=True)
+        self._kept.clear()
+        if ended and self._source is not None:
+            close_quietly(self._source)
+
+    def __enter__(self) -> "DeviceFeed":
+        return self
+
+    def __exit__(self, *exc_info: object) -> Literal[False]:
+        self.close()
+        return False
+
+    def __del__(self):
+        if not getattr(self, "_closed", True):
+            self.close()
+
+    def state_dict(self) -> StateDict:
+        """The stream's state at the batches taken from this feed (not those made ready ahead).
+
+        Raises
+        ------
+        ShoalTypeError
+            If the feed is not over a shoal stream or an iteration of one:
+            another iterable has no state to save.
+        """
+        self._check_resumable("state_dict")
+        if self._state is None:  # nothing taken since it was made or loaded
+            return self._source.state_dict()  # type: ignore[union-attr]  # resumable
+        return copy.deepcopy(self._state)
+
+    def load_state_dict(self, state: StateDict) -> None:
+        """Go on from ``state``, a :meth:`state_dict` of a feed over the same stream.
+
+        The batches made ready ahead are dropped. If ``state`` is refused,
+        the feed goes on as it was.
+
+        Raises
+        ------
+        ShoalTypeError
+            If the feed is not over a shoal stream or an iteration of one.
+        ShoalValueError
+            If the feed is closed, or the stream refuses ``state`` (see
+            :meth:`StreamIterator.load_state_dict`).
+        """
+        self._check_resumable("load_state_dict")
+        if self._closed:
+            raise ShoalValueError("load_state_dict on a closed DeviceFeed: make a new one")
+        self._stop_run(closing=False)  # its batches are kept, to go on with if state is refused
+        self._source.load_state_dict(state)  # type: ignore[union-attr]  # resumable
+        self._kept.clear()
+        self._state = None
+        self._done = False
+
+    def _check_resumable(self, method):
+        if not self._resumable:
+            raise ShoalTypeError(
+                f"{method}() needs a feed over a shoal stream or its iterator(); this one is over "
+                f"{short_repr(self.stream)} ({type(self.stream).__name__}), which has no state "
+                "to save"
+            )
+
+    def __repr__(self) -> str:
+        return f"<DeviceFeed of {self.stream!r} to {str(self.device)!r}>"
+
+
+class _CopyRun:
+    """What the copy thread shares with its feed (never the feed: it can be collected)."""
+
+    __slots__ = ("source", "convert", "track", "out", "slots", "stop", "closing", "thread")
+
+    def __init__(self, source, convert, track, prefetch):
+        self.source = source
+        self.convert = convert
+        self.track = track  # record the source's state after each batch
+        self.out: queue.SimpleQueue = queue.SimpleQueue()
+        self.slots = threading.Semaphore(prefetch)  # batches it may make ready ahead
+        self.stop = False
+        self.closing = False  # close the source when it stops
+        self.thread = threading.Thread(target=_copy_loop, args=(self,), name="shoal-to-device",
+                                       daemon=True)
+
+
+def _copy_loop(run):
+    """The copy thread: take, convert and send batches until the stream ends or the feed stops."""
+    source, convert, out, slots, track = run.source, run.convert, run.out, run.slots, run.track
+    try:
+        while True:
+            slots.acquire()
+            if run.stop:
+                return
+            try:
+                batch = next(source)
+            except StopIteration:
+                out.put((_END, None, source.state_dict() if track else None))
+                return
+            if run.closing:
+                return
+            state = source.state_dict() if track else None
+            out.put((_ITEM, convert(batch), state))
+            del batch  # a ProcessStreamer's ring takes back its room
+    except BaseException as exc:
+        out.put((_ERROR, exc, None))
+        del exc
+    finally:
+        if run.closing:
+            close_quietly(source)
+        if run.stop:
+            out.put((_STOPPED, None, None))
+
+
+class _Converter:
+    """Makes a batch's tensors on the device (in the copy thread), and hands them over."""
+
+    def __init__(self, device, pin_memory, non_blocking):
+        self.device = device
+        self.pin_memory = pin_memory
+        self.non_blocking = non_blocking
+        self.on_cpu = device.type == "cpu"
+        self.copy_stream = _torch.cuda.Stream(device) if device.type == "cuda" else None
+
+    def __call__(self, batch):
+        """``(batch on the device, CUDA event of its copy or None, the tensors made)``."""
+        made: list = []
+        if self.copy_stream is None:
+            return self._walk(batch, made, "batch"), None, made
+        with _torch.cuda.device(self.device), _torch.cuda.stream(self.copy_stream):
+            converted = self._walk(batch, made, "batch")
+            event = _torch.cuda.Event()
+            event.record(self.copy_stream)
+        return converted, event, made
+
+    def received(self, payload):
+        """The batch, for the caller: its CUDA stream waits for the batch's copy."""
+        converted, event, made = payload
+        if event is not None:
+            stream = _torch.cuda.current_stream(self.device)
+            stream.wait_event(event)
+            for tensor in made:
+                # Allocated on the copy stream: not reused until the caller's work on it has run.
+                tensor.record_stream(stream)
+        return converted
+
+    def _walk(self, value, made, path):
+        if isinstance(value, _np.ndarray):
+            return self._array(value, made, path)
+        if isinstance(value, _torch.Tensor):
+            return self._tensor(value, made)
+        if isinstance(value, dict):
+            items = {key: self._walk(item, made, f"{path}[{key!r}]") for key, item in value.items()}
+            if type(value) is not dict:
+                try:
+                    return type(value)(items)
+                except TypeError:  # a dict subclass made otherwise (defaultdict): a plain dict
+                    pass
+            return items
+        if isinstance(value, (tuple, list)):
+            items = [self._walk(item, made, f"{path}[{i}]") for i, item in enumerate(value)]
+            if type(value) is tuple:
+                return tuple(items)
+            if type(value) is list:
+                return items
+            if isinstance(value, tuple) and hasattr(value, "_fields"):
+                return type(value)(*items)  # a named tuple
+            return type(value)(items)
+        return value
+
+    def _array(self, array, made, path):
+        dtype = _TORCH_DTYPES.get(array.dtype)
+        if dtype is None:
+            dtype = _TORCH_DTYPES.get(array.dtype.newbyteorder("="))
+            if dtype is None:
+                raise DataError(
+                    f"{path} is an array of dtype {array.dtype}, which torch has no tensor for "
+                    "(it takes bool, integers, floats and complex numbers)"
+                )
+        host = _torch.empty(array.shape, dtype=dtype, pin_memory=self.pin_memory)
+        _np.copyto(host.numpy(), array)  # any strides or byte order; releases the GIL
+        if self.on_cpu:
+            return host
+        tensor = host.to(self.device, non_blocking=self.non_blocking)
+        made.append(tensor)
+        return tensor
+
+    def _tensor(self, tensor, made):
+        if tensor.device == self.device:
+            return tensor
+        if self.pin_memory and tensor.device.type == "cpu" and not tensor.is_pinned():
+            tensor = tensor.pin_memory()
+        moved = tensor.to(self.device, non_blocking=self.non_blocking)
+        made.append(moved)
+        return moved
+
+
+def _check_device(device):
+    """``device`` as a torch.device, with the index of a CUDA device."""
+    if isinstance(device, (bool, _np.bool_)) or not isinstance(device, (str, int, _torch.device)):
+        raise ShoalTypeError(
+            "device must be a torch.device, a string such as 'cuda' or 'cpu', or the index of "
+            f"a CUDA device, got {short_repr(device)} ({type(device).__name__})"
+        )
+    try:
+        checked = _torch.device(device)
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ShoalValueError(
+            f"device must name a torch device ('cpu', 'cuda', 'cuda:1'), got {device!r} ({exc})"
+        ) from None
+    if checked.type == "cuda":
+        if not _torch.cuda.is_available():
+            raise ShoalValueError(
+                f"device is {device!r}, but CUDA is not available here "
+                "(torch.cuda.is_available() is False)"
+            )
+        index = _torch.cuda.current_device() if checked.index is None else checked.index
+        if index >= _torch.cuda.device_count():
+            raise ShoalValueError(
+                f"device is {device!r}, but there are {_torch.cuda.device_count()} CUDA devices"
+            )
+        checked = _torch.device("cuda", index)
+    return checked

@@ -340,19 +340,28 @@ class ProcessIterator:
         finally:
             self._shut_down()
 
-    def _take(self, share):
-        """The next thing the worker of ``share`` sends: an item, or a ShareEnd."""
-        worker = self.by_index[host_of(share, self.recipe.n_workers)]
+    def _wait_for(self, worker):
+        """Wait until ``worker`` has an item for the consumer (True) or has ended (False).
+
+        A worker that failed raises its error here, once its items are taken.
+        """
         queue = worker.queue
         while not queue and not worker.done:
             self._receive(worker)
-        if not queue:
-            if worker.error is not None:
-                self._raise_error(worker)
+        if queue:
+            return True
+        if worker.error is not None:
+            self._raise_error(worker)
+        return False
+
+    def _take(self, share):
+        """The next thing the worker of ``share`` sends: an item, or a ShareEnd."""
+        worker = self.by_index[host_of(share, self.recipe.n_workers)]
+        if not self._wait_for(worker):
             raise WorkerError(
                 f"worker {worker.index} of {self.recipe!r} ended before its share {share} did"
             )
-        item = queue.popleft()
+        item = worker.queue.popleft()
         if type(item) is InRing:
             item = item.load()
         worker.credits.release()
@@ -412,11 +421,7 @@ class ProcessIterator:
                 position = self.position = 0
             worker = live[position]
             queue = worker.queue
-            while not queue and not worker.done:
-                self._receive(worker)
-            if not queue:
-                if worker.error is not None:
-                    self._raise_error(worker)
+            if not queue and not self._wait_for(worker):
                 del live[position]
                 continue
             credits = worker.credits

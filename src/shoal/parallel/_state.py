@@ -32,6 +32,7 @@ from ..iterator import loaded_root
 from ..reshard import reshard_states
 from ..shares import Shares, join_parts, root_of_part, split_state, turn_of, whole_of_hosts
 from ..shares import check_seed as _check_seed
+from ..shares import check_turn as _check_turn
 
 __all__ = ["shares_of", "pass_state", "share_entry", "ready_state", "check_pass_state", "SCHEMA",
            "reshard", "resumed_share", "host_of", "state_of_shares", "join_parts"]
@@ -82,11 +83,10 @@ def ready_state(recipe, state, path="state"):
     if isinstance(recipe.stream, Shares):
         turn = state.get("turn")
         _check_seed(state.get("seed"), f"{path}['seed']")
+        if turn is not None:
+            _check_turn(turn, recipe.stream.n_shares, f"{path}['turn']")
         if len(shares) != recipe.n_workers or (turn is None and recipe.ordered):
             return _resharded_shares(recipe, state)
-        if turn is not None:
-            _check_turn(recipe, turn, f"{path}['turn']")
-        _check_seed(state.get("seed"), f"{path}['seed']")
     elif len(shares) != recipe.n_workers:
         return reshard(recipe, shares)
     for index, share in enumerate(shares):
@@ -152,19 +152,6 @@ def _running(value, path, n_workers=None):
     count_list(value, path)
     if n_workers is not None and any(index >= n_workers for index in value):
         raise state_error(path, f"a list of worker numbers below {n_workers}", value)
-
-
-def _check_turn(recipe, turn, path):
-    """The turn of the shares of a Shares stream: those still running, in order, and whose is next."""
-    n_shares = recipe.stream.n_shares
-    ok = (isinstance(turn, dict) and set(turn) == {"running", "position"}
-          and isinstance(turn["running"], list) and turn["running"] == sorted(set(turn["running"]))
-          and all(isinstance(i, int) and 0 <= i < n_shares for i in turn["running"])
-          and isinstance(turn["position"], int) and not isinstance(turn["position"], bool)
-          and 0 <= turn["position"] <= max(len(turn["running"]) - 1, 0))
-    if not ok:
-        raise state_error(path, f"{{'running': the shares still running (below {n_shares}), "
-                                "'position': whose turn is next among them}", turn)
 
 
 #: The fields of the state of a ProcessStreamer pass, and their checkers.
