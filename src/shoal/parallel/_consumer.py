@@ -463,6 +463,11 @@ class ProcessIterator:
             if not live:
                 return
             waiting = [w for w in live if not w.queue]
+            if not waiting:
+                # Items came in for workers already passed (received while a
+                # state was saved, which may also take in every message
+                # there is): take them, rather than wait for more.
+                continue
             if self.crew.threads:
                 self._receive_from_threads()
                 continue
