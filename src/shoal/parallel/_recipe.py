@@ -134,12 +134,12 @@ class ProcessStreamer(Streamer):
 
     Notes
     -----
-    Each worker's global random states (numpy's legacy one and ``random``'s)
-    are seeded, when the stream starts, from one draw from the consumer's
-    numpy global state (as ``np.random.randint(0, 2**32, size=4)`` would
-    draw) and the worker's index, apart: ``np.random.seed`` in the consumer
-    makes the workers' draws repeat, each pass draws anew, and no two
-    workers draw the same numbers.
+    Each worker process's global random states (numpy's legacy one and
+    ``random``'s) are seeded, when the stream starts, from one draw from the
+    consumer's numpy global state (as ``np.random.randint(0, 2**32, size=4)``
+    would draw) and the worker's index, apart: ``np.random.seed`` in the
+    consumer makes the workers' draws repeat, each pass draws anew, and no
+    two workers draw the same numbers. Worker threads share the consumer's.
 
     Examples
     --------
