@@ -80,6 +80,10 @@ def test_the_block_finder_finds_fenced_indented_and_fragment_blocks():
 
 # torchdata 0.11 (StatefulDataLoader) calls a deprecated torch function when imported.
 @pytest.mark.filterwarnings("ignore:'set_vital' is deprecated:UserWarning")
+# The pages run one after the other in this process: once parallel.md's JAX block has
+# imported JAX, JAX warns at every fork of a later page's worker processes (as
+# parallel.md tells its readers), which a reader of that page alone never sees.
+@pytest.mark.filterwarnings("ignore:os.fork\\(\\) was called:RuntimeWarning")
 @pytest.mark.parametrize("page", PAGES, ids=[p.name for p in PAGES])
 def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)

@@ -58,8 +58,10 @@ try:
     import torch.distributed as _dist
     import torch.utils.data as _data
 except ImportError as exc:  # pragma: no cover - depends on what is installed
-    raise ImportError(
-        "shoal.torch needs PyTorch: pip install torch (from a clone of shoal: pip install '.[torch]')"
+    # A ModuleNotFoundError (an ImportError) naming torch: what a missing package raises.
+    raise ModuleNotFoundError(
+        "shoal.torch needs PyTorch: pip install torch (from a clone of shoal: pip install '.[torch]')",
+        name="torch",
     ) from exc
 
 from ._checks import check_bool, check_int, is_iterable, short_repr
