@@ -304,7 +304,9 @@ def test_a_silent_worker_raises_after_item_timeout(backend, ordered):
         release.wait(30)  # silent until the test ends
         yield n
 
-    stream = workers(Streamer(silent_after, 3), backend, ordered=ordered, item_timeout=0.5)
+    # (timeout: the silent worker is stopped, or left, within half a second of the error)
+    stream = workers(Streamer(silent_after, 3), backend, ordered=ordered, item_timeout=0.5,
+                     timeout=0.5)
     where = r"\(a thread\)" if backend == "thread" else r"\(pid \d+\)"
     got = []
     with no_hang(), pytest.raises(WorkerError, match=(
@@ -328,7 +330,7 @@ def test_item_timeout_counts_for_the_silent_thread_while_another_one_talks():
         yield from range(10, 10**6)
 
     stream = workers(Streamer(silent_or_talking), "thread", n_workers=2, item_timeout=0.5,
-                     prefetch=4)
+                     prefetch=4, timeout=0.5)
     with no_hang(), pytest.raises(WorkerError, match=r"worker 0 \(a thread\) .*has sent nothing"):
         try:
             list(stream)
