@@ -11,6 +11,7 @@ that is deliberately a fragment says so on its first line, with a comment
 starting ``# fragment:``, and is not run; there should be very few.
 """
 
+import gc
 import re
 import subprocess
 import textwrap
@@ -90,6 +91,19 @@ def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
     # Keras runs on the backend KERAS_BACKEND names (conftest.py makes torch the default).
     namespace = {"__name__": f"docs_{page.stem}"}
     skipped = []  # blocks that need a framework that is not installed
+    try:
+        _run_blocks(page, namespace, skipped)
+    finally:
+        # What the blocks left open (a DataLoader's iterator and its workers) ends
+        # here, not when the garbage collector meets it during a later test.
+        namespace.clear()
+        gc.collect()
+    if skipped:
+        pytest.skip(f"{page.name}: the other blocks ran; " + "; ".join(skipped))
+
+
+def _run_blocks(page, namespace, skipped):
+    """Run the blocks of ``page`` in order in ``namespace``, noting in ``skipped`` those skipped."""
     for line, code in python_blocks(page):
         if code.startswith(FRAGMENT):
             continue
@@ -108,8 +122,6 @@ def test_every_python_block_of_the_page_runs(page, tmp_path, monkeypatch):
         except BaseException as exc:
             exc.add_note(f"in the code block of {page.relative_to(ROOT)} at line {line}")
             raise
-    if skipped:
-        pytest.skip(f"{page.name}: the other blocks ran; " + "; ".join(skipped))
 
 
 def test_fragments_are_rare():
