@@ -10,3 +10,15 @@ def global_numpy_state():
     state = np.random.get_state()
     yield
     np.random.set_state(state)
+
+
+# PyTorch's DataLoader waits MP_STATUS_CHECK_INTERVAL (5 s) for each of its workers to
+# end, then terminates it; a worker that stopped after an error (what the tests of
+# refusals check) never ends by itself, so each such DataLoader cost 10 s when it was
+# collected, in whatever test came next. Half a second is enough to see it end.
+try:
+    import torch.utils.data._utils as _torch_data_utils
+except ImportError:  # PyTorch is not installed: nothing waits
+    pass
+else:
+    _torch_data_utils.MP_STATUS_CHECK_INTERVAL = 0.5
