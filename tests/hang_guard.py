@@ -1,9 +1,10 @@
-"""A guard for tests of things that must never hang."""
+"""A guard for tests of things that must never hang, and a look at where a thread is."""
 
 import signal
+import sys
 from contextlib import contextmanager
 
-__all__ = ["no_hang"]
+__all__ = ["no_hang", "in_function"]
 
 
 @contextmanager
@@ -19,3 +20,13 @@ def no_hang(seconds=60):
     finally:
         signal.alarm(0)
         signal.signal(signal.SIGALRM, previous)
+
+
+def in_function(thread, name):
+    """Whether ``thread`` is running the function called ``name`` now."""
+    frame = sys._current_frames().get(thread.ident)
+    while frame is not None:
+        if frame.f_code.co_name == name:
+            return True
+        frame = frame.f_back
+    return False

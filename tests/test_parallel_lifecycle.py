@@ -12,7 +12,7 @@ import time
 import lifecycle_sources as sources
 import numpy as np
 import pytest
-from hang_guard import no_hang
+from hang_guard import in_function, no_hang
 from leaks import nothing_left_behind, shared_memory_left  # noqa: F401 (an autouse fixture)
 
 from shoal import ProcessStreamer, RoundRobinMux, Streamer, ZMQStreamer
@@ -85,16 +85,6 @@ def test_a_worker_stuck_in_user_code_is_terminated_after_the_timeout(start_metho
         items.close()
     assert len(pids) == 2
     assert not any(os.path.exists(f"/proc/{pid}") for pid in pids)
-
-
-def in_function(thread, name):
-    """Whether ``thread`` is running the function called ``name`` now."""
-    frame = sys._current_frames().get(thread.ident)
-    while frame is not None:
-        if frame.f_code.co_name == name:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def interrupt_when_in(thread, name, sent, seconds=30.0):

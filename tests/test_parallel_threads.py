@@ -12,7 +12,6 @@ waiting for it at most ``timeout``.
 
 import gc
 import re
-import sys
 import threading
 import time
 import traceback
@@ -23,7 +22,7 @@ import lifecycle_sources
 import numpy as np
 import pytest
 import worker_sources as sources
-from hang_guard import no_hang
+from hang_guard import in_function, no_hang
 from leaks import nothing_left_behind  # noqa: F401 (an autouse fixture)
 from pipelines import PIPELINES, plain
 from resume_checker import assert_resumes_exactly, roundtrip
@@ -317,6 +316,7 @@ def test_a_silent_worker_raises_after_item_timeout(backend, ordered):
         finally:
             release.set()  # (a forked worker has its own copy of the event: it is terminated)
     assert got == [0, 1, 2]
+    wait_until(lambda: not worker_threads())  # the silent thread, left at close, ends now
 
 
 def test_item_timeout_counts_for_the_silent_thread_while_another_one_talks():
@@ -336,6 +336,7 @@ def test_item_timeout_counts_for_the_silent_thread_while_another_one_talks():
             list(stream)
         finally:
             release.set()
+    wait_until(lambda: not worker_threads())  # the silent thread, left at close, ends now
 
 
 # -- closing ------------------------------------------------------------------------------
@@ -621,16 +622,6 @@ def test_a_thread_stream_says_its_backend_and_needs_no_pickling():
     assert "backend" not in repr(workers(Streamer([1]), "process"))
     with no_hang():
         assert list(stream) == [1, 2]  # a lambda: no worker process could import it
-
-
-def in_function(thread, name):
-    """Whether ``thread`` is running the function called ``name`` now."""
-    frame = sys._current_frames().get(thread.ident)
-    while frame is not None:
-        if frame.f_code.co_name == name:
-            return True
-        frame = frame.f_back
-    return False
 
 
 def wait_until(condition, seconds=20.0):
