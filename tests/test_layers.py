@@ -17,7 +17,7 @@ import shoal
 # Lowest first. A module added to shoal must be given its layer here.
 LAYERS = [
     ("helpers", ["_version", "version", "exceptions", "_checks", "_iterutil", "_counter", "_schema", "_contract",
-                 "_random", "util"]),
+                 "_random", "util", "_arena"]),
     ("running state", ["iterator", "_resume"]),
     ("recipes", ["core"]),
     ("muxes and maps", ["mux._base", "mux.chain", "mux.round_robin", "mux.shuffled",

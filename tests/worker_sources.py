@@ -176,3 +176,47 @@ def images(n, shape=(224, 224, 3), tag=0):
     base = y + x + c
     for i in range(n):
         yield {"image": base + np.float32(i + tag), "label": np.int64(i)}
+
+
+# -- batches built in a worker's ring (test_ring_batches) ---------------------------------
+
+
+def shaped(items):
+    """Yields the given items (dicts, tuples, arrays, ...) one by one."""
+    yield from items
+
+
+def large_rows(n, size=2**16, dtype="float32"):
+    """``n`` dicts of a large array (row i full of i), a small label and metadata."""
+    for i in range(n):
+        yield {"x": np.full(size, i, dtype=dtype), "y": np.int64(i), "meta": f"row {i}"}
+
+
+def replayed(n_batches, batch_size, size=2**16):
+    """Batches made in the worker, each yielded, kept, and all yielded again at the end.
+
+    The worker holds the batches it sent: their places in the ring must not
+    be written again while it does, and a batch sent twice arrives twice.
+    """
+    kept = []
+    for batch in shoal.buffer_stream(large_rows(n_batches * batch_size, size), batch_size):
+        kept.append(batch)
+        yield batch
+    yield from kept
+
+
+def kept_dicts(n, batch_size, size=2**16):
+    """Batches of the worker's own dicts, then whether the batching left those dicts as they were."""
+    own = [{"x": np.full(size, i, dtype=np.float32), "i": i} for i in range(n)]
+    arrays = [item["x"] for item in own]
+    yield from shoal.buffer_stream(iter(own), batch_size)
+    yield all(item["x"] is array and float(array[0]) == i and list(item) == ["x", "i"]
+              for i, (item, array) in enumerate(zip(own, arrays)))
+
+
+def yield_time(n, size=2**16):
+    """A large array overwritten in place after each item (a generator that reuses its buffer)."""
+    buffer = np.zeros(size, dtype=np.float32)
+    for i in range(n):
+        buffer[:] = i
+        yield buffer

@@ -9,6 +9,7 @@ from typing import Any
 
 import numpy as np
 
+from .. import _arena
 from .._checks import check_int, short_repr
 from ..exceptions import DataError, DataKeyError, ShoalTypeError
 from ._recipe import MapStreamer, check_iterable, reading
@@ -100,7 +101,10 @@ def _buffer_settings(buffer_size, partial, axis):
 def _buffer(stream, buffer_size, partial, axis):
     with reading(stream) as it:
         while True:
-            batch = list(islice(it, buffer_size))
+            if axis is None and _arena.active() is not None:
+                batch = _arena.gather(it, buffer_size)  # in a worker, into its ring
+            else:
+                batch = list(islice(it, buffer_size))
             if len(batch) == buffer_size:
                 yield _stack(batch, axis)
             else:
@@ -198,6 +202,9 @@ def _mixed_kinds(items, kinds, name):
 
 
 def _join(values, axis, key):
+    out = _arena.stack(values, axis)  # in a worker, straight into its ring
+    if out is not None:
+        return out
     try:
         if axis is None:
             out = np.array(values)

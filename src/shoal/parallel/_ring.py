@@ -35,6 +35,15 @@ Each side turns a chunk only one way, so no lock is needed:
   Only the consumer's process frees chunks: a process forked from it shares
   its arrays, and dropping them there frees nothing.
 
+A third state lives in the worker alone: a chunk *pinned* by an array of
+the worker's. A batch made in the worker is built in a place of the ring
+(:meth:`Writer.reserve`, for ``shoal._arena``): its chunks are free in the
+table, but the worker gives them to nothing else while any array there
+lives in the worker. Sending the place whole hands it over where it is
+(the worker turns its chunks used, as for a copy), once; the pin stays
+until the worker's arrays are gone, so a batch the worker keeps after
+sending it is never overwritten, even once the consumer freed its chunks.
+
 How large it is
 ----------------
 The file is ``size`` bytes, of which the worker uses the first ``room``:
@@ -254,7 +263,7 @@ class Writer:
     """
 
     __slots__ = ("map", "size", "chunk", "chunks", "limit", "room", "taken", "sent", "window",
-                 "n_workers", "refused")
+                 "n_workers", "refused", "pins", "reserved")
 
     def __init__(self, path, size, chunk, chunks, limit, taken, n_workers=1):
         with open(path, "r+b") as f:
@@ -269,25 +278,107 @@ class Writer:
         self.window = min(self.room, RING_WINDOW_BYTES)
         self.n_workers = n_workers
         self.refused = 0  # the most room the file system refused (asked again only for more)
+        # Places reserved for batches built in the ring (see :meth:`reserve`):
+        # {first chunk: chunks} while the worker's arrays there live...
+        self.pins = {}
+        # ...and {address: [first chunk, chunks, bytes, handed over]}.
+        self.reserved = {}
 
     def put(self, views, wait):
         """Write ``views``, the large buffers of one item, into the ring: ``(places, total)``, or None.
 
         ``places`` are their ``(offset, size)`` and ``total`` their bytes.
-        While there is no room, calls ``wait()``, which sends what the worker
-        holds and waits for the consumer to take an item. None if they do not
-        fit even then (larger than the ring, or the arrays the consumer holds
-        leave no room): the item goes through the pipe.
+        A buffer that is a place :meth:`reserve` gave, whole, and not sent
+        before, is handed over where it is, with no copy. While there is no
+        room, calls ``wait()``, which sends what the worker holds and waits
+        for the consumer to take an item. None if they do not fit even then
+        (larger than the ring, or the arrays the consumer holds leave no
+        room): the item goes through the pipe.
         """
-        places = self._place([view.nbytes for view in views], wait)
-        if places is None:
+        handed = self._handed(views) if self.reserved else None
+        copied, extra = views, 0
+        if handed is not None:
+            copied = [view for view, place in zip(views, handed) if place is None]
+            extra = sum(place[2] for place in handed if place is not None)
+        written = self._place([view.nbytes for view in copied], wait, extra)
+        if written is None:
             return None
         ring = self.map
-        for (offset, size), view in zip(places, views):
+        for (offset, size), view in zip(written, copied):
             ring[offset:offset + size] = view
+        places = written
+        if handed is not None:
+            # Handed over: the consumer's now, as a copied buffer's chunks are.
+            chunks, chunk = self.chunks, self.chunk
+            written = iter(written)
+            places = []
+            for place in handed:
+                if place is None:
+                    places.append(next(written))
+                else:
+                    first, count, size, _ = place
+                    chunks[first:first + count] = b"\x01" * count
+                    place[3] = True
+                    places.append((first * chunk, size))
         total = sum(size for _, size in places)
         self.sent += total
         return places, total
+
+    def reserve(self, nbytes):
+        """A place of ``nbytes`` in the ring for a batch to be built in: a writable uint8 array, or None.
+
+        The place is the worker's while an array viewing it lives in the
+        worker (its chunks are *pinned*: free in the shared table, but never
+        given out again), and sending an item whose buffer is that place,
+        whole, hands it to the consumer with no copy (:meth:`put`), once:
+        the worker may hold the batch after sending it (a cache, a
+        generator's local), and if it sends it again, it is copied, as any
+        buffer. None when the ring has no room for it now (the worker does
+        not wait for any here): the batch is built as numpy builds it.
+        """
+        if ROOM_ITEMS * nbytes > self.room and self.room < self.size:
+            self.grow(nbytes)
+        if WINDOW_ITEMS * nbytes > self.room:
+            return None
+        chunk = self.chunk
+        count = -(-nbytes // chunk)
+        first = self._free_table().find(bytes(count))
+        if first < 0:
+            return None
+        self.pins[first] = count
+        place = np.frombuffer(self.map, np.uint8, count=nbytes, offset=first * chunk)
+        address = place.__array_interface__["data"][0]
+        self.reserved[address] = [first, count, nbytes, False]
+        weakref.finalize(place, self._unpin, first, address)
+        return place
+
+    def _unpin(self, first, address):
+        """The worker's arrays on a reserved place are gone: its chunks go back to the table's say."""
+        self.reserved.pop(address, None)
+        self.pins.pop(first, None)
+
+    def _handed(self, views):
+        """For each of ``views``, its reserved place if it is one, whole and not sent yet; else None.
+
+        None if none is.
+        """
+        reserved = self.reserved
+        handed = []
+        for view in views:
+            address = np.frombuffer(view, np.uint8).__array_interface__["data"][0]
+            place = reserved.get(address)
+            if place is not None and (place[3] or place[2] != view.nbytes
+                                      or any(p is place for p in handed)):
+                place = None
+            handed.append(place)
+        return handed if any(place is not None for place in handed) else None
+
+    def _free_table(self):
+        """The table of the chunks the worker may use, as a bytearray, its pinned chunks marked used."""
+        free = bytearray(memoryview(self.chunks)[:self.room // self.chunk])
+        for first, count in list(self.pins.items()):
+            free[first:first + count] = b"\x01" * count
+        return free
 
     def grow(self, total):
         """Make room for ROOM_ITEMS items of ``total`` bytes, as far as the file and the file system allow.
@@ -315,22 +406,28 @@ class Writer:
             self.room = limit * chunk
             self.window = max(self.window, min(self.room, RING_WINDOW_BYTES))
 
-    def _place(self, sizes, wait):
-        """Turn free chunks used for buffers of ``sizes`` bytes: their ``(offset, size)``, or None."""
+    def _place(self, sizes, wait, extra=0):
+        """Turn free chunks used for buffers of ``sizes`` bytes: their ``(offset, size)``, or None.
+
+        ``extra`` bytes of the item are handed over where they are: they
+        count in the window, not in the room to find.
+        """
         total = sum(sizes)
         if ROOM_ITEMS * total > self.room and self.room < self.size:
             self.grow(total)
         if total > self.room:
             return None
-        if WINDOW_ITEMS * total > self.window:
-            self.window = min(self.room, WINDOW_ITEMS * total)
+        if WINDOW_ITEMS * (total + extra) > self.window:
+            self.window = min(self.room, WINDOW_ITEMS * (total + extra))
         chunk, chunks, taken = self.chunk, self.chunks, self.taken
         table = memoryview(chunks)[:self.room // chunk]
         while True:
-            if self.sent + total - taken.value > self.window:
+            if self.sent + total + extra - taken.value > self.window:
                 wait()
                 continue
-            free = bytearray(table)
+            if not sizes:
+                return []
+            free = self._free_table() if self.pins else bytearray(table)
             places = []
             for size in sizes:
                 count = -(-size // chunk)

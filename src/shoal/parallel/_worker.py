@@ -24,6 +24,7 @@ import traceback
 
 import numpy as np
 
+from .. import _arena
 from .._random import share_seed
 from ._protocol import DONE, ERROR, IN_RING, ITEMS, PICKLED, READY, RUN, SNAPSHOT, WAITS, encode, pack_run
 from ._ring import SHARED_MIN_BYTES, Writer, keep_small
@@ -91,6 +92,7 @@ def worker_main(config, conn, credits, stop, taken, chunks, limit):
         ring = Writer(config.ring_path, config.ring_size, config.chunk, chunks, limit, taken,
                       config.n_workers)
         conn.send_bytes(encode(READY, None))
+        _arena.lend(ring)  # batches built here are built in the ring
         sender = Sender(conn, ring, stop, parent, credits, config.prefetch)
         if not config.track:
             source = config.share.iterate(config.max_iter)
