@@ -48,6 +48,22 @@ def test_any_picklable_item_crosses(start_method):
     np.testing.assert_array_equal(items[5], np.arange(200_000, dtype=np.float64))
 
 
+def test_dicts_of_plain_values_and_empty_dicts_cross_exactly():
+    # Runs of dicts carry plain values as they are; empty dicts were once lost.
+    expected = list(sources.dicts_of_values())
+    with no_hang():
+        items = list(ProcessStreamer(Streamer(sources.dicts_of_values), start_method="fork"))
+    assert len(items) == len(expected) == 14
+    for got, want in zip(items, expected):
+        assert list(got) == list(want)
+        for key in want:
+            assert type(got[key]) is type(want[key])
+            if isinstance(want[key], np.ndarray):
+                np.testing.assert_array_equal(got[key], want[key])
+            else:
+                assert got[key] == want[key]
+
+
 @METHODS
 def test_received_arrays_are_writable_and_survive_a_reused_buffer(start_method):
     with no_hang():

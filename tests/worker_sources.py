@@ -220,3 +220,17 @@ def yield_time(n, size=2**16):
     for i in range(n):
         buffer[:] = i
         yield buffer
+
+
+def dicts_of_values():
+    """Dicts sent in runs: empty ones, plain values of every kind, small arrays beside them."""
+    for _ in range(3):
+        yield {}
+    for i in range(4):
+        yield {"label": i, "path": f"{i}.wav", "w": 0.5 * i, "ok": i % 2 == 0, "none": None,
+               "raw": bytes([i]), "z": complex(i, 1), "big": 10**30 + i}
+    for i in range(4):
+        yield {"x": np.full(2, i, np.int16), "label": i}
+    yield {"x": np.full(2, 9, np.int16), "label": np.int64(9)}  # a numpy scalar: pickled
+    yield {"x": np.full(2, 10, np.int16), "label": True}  # a bool where ints were
+    yield {}

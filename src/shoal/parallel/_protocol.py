@@ -43,7 +43,8 @@ Segments of an ITEMS batch
 ``(RUN, keys, layouts, n, blocks)``
     ``n`` dicts with ``keys``, of small C-contiguous arrays laid out alike
     (``layouts``: each key's ``(dtype, shape, strides)``), each key's arrays
-    sent as one block of bytes (see :func:`pack_run`, :func:`unpack_run`).
+    sent as one block of bytes (see :func:`pack_run`, :func:`unpack_run`),
+    and of PLAIN values (a key's layout None), each key's sent as a list.
 ``(PICKLED, data)``
     One item, pickled.
 ``(IN_RING, data, places, size)``
@@ -71,6 +72,7 @@ __all__ = [
     "RUN",
     "PICKLED",
     "IN_RING",
+    "PLAIN",
     "SNAPSHOT",
     "WAITS",
     "WorkerConfig",
@@ -92,6 +94,11 @@ PICKLED = "pickled"
 IN_RING = "ring"
 SNAPSHOT = "snapshot"
 WAITS = "waits"
+
+
+#: The types of the values a RUN carries as they are, in a list: immutable
+#: values that pickle exactly.
+PLAIN = frozenset({int, float, bool, complex, str, bytes, type(None)})
 
 
 class WorkerConfig(NamedTuple):
@@ -129,15 +136,22 @@ def pack_run(run):
     """The RUN segment of ``run``, ``[keys, layouts, n, columns]``: each key's bytes in one block."""
     keys, layouts, n, columns = run
     # The dtype itself, not its string: a record's fields survive.
-    return (RUN, keys, layouts, n, [b"".join(column) for column in columns])
+    return (RUN, keys, layouts, n, [column if layout is None else b"".join(column)
+                                    for layout, column in zip(layouts, columns)])
 
 
 def unpack_run(keys, layouts, n, blocks):
     """The dicts of a RUN segment: each key's block becomes one writable array, sliced by item."""
     columns = []
-    for (dtype, shape, _), block in zip(layouts, blocks):
+    for layout, block in zip(layouts, blocks):
+        if layout is None:  # PLAIN values, as they are
+            columns.append(block)
+            continue
+        dtype, shape, _ = layout
         column = np.frombuffer(bytearray(block), dtype=dtype).reshape((n, *shape))
         if not shape:  # 0-d arrays: rows of a 1-d column would be numpy scalars
             column = [column[i:i + 1].reshape(()) for i in range(n)]
         columns.append(column)
+    if not keys:  # empty dicts: no column to count them
+        return [{} for _ in range(n)]
     return [dict(zip(keys, row)) for row in zip(*columns)]

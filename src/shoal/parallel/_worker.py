@@ -26,7 +26,20 @@ import numpy as np
 
 from .. import _arena
 from .._random import share_seed
-from ._protocol import DONE, ERROR, IN_RING, ITEMS, PICKLED, READY, RUN, SNAPSHOT, WAITS, encode, pack_run
+from ._protocol import (
+    DONE,
+    ERROR,
+    IN_RING,
+    ITEMS,
+    PICKLED,
+    PLAIN,
+    READY,
+    RUN,
+    SNAPSHOT,
+    WAITS,
+    encode,
+    pack_run,
+)
 from ._ring import SHARED_MIN_BYTES, Writer, keep_small
 from ._state import resumed_share
 
@@ -233,10 +246,11 @@ class Sender:
 
     Each item is pickled when it is added, and its large buffers copied into
     the ring then: a generator may reuse its output buffer for the next item.
-    A thread sends what was added within BATCH_SECONDS, whatever the
-    generator does next (sleep, block on I/O, compute); the worker's main
-    thread sends a batch itself when it is full. The same thread watches
-    the consumer: if it dies, the worker kills itself.
+    What was added is sent within BATCH_SECONDS, whatever the generator
+    does next (sleep, block on I/O, compute): the worker's main thread sends
+    a batch itself when it is full or when it adds an item to one that old,
+    and a thread sends one that the generator leaves waiting longer. The
+    same thread watches the consumer: if it dies, the worker kills itself.
     """
 
     def __init__(self, conn, ring, stop, parent, credits, prefetch):
@@ -267,7 +281,12 @@ class Sender:
         # Send a large share of the ring at once: the consumer can start on it.
         self.ring_flush = min(RING_FLUSH_BYTES, ring.room // 8)
         self.lock = threading.Lock()
-        self.wake = threading.Event()  # set when a batch starts
+        # When the batch's first item (or snapshot) was added, None while
+        # there is no batch; the thread sends a batch this old by
+        # BATCH_SECONDS, unless the main thread did when it added an item.
+        self.started = None
+        self.idle = False  # the thread waits for a batch to start: wake it
+        self.wake = threading.Event()
         self.closing = False
         self.failure = None  # what stopped the thread from sending
         self.thread = threading.Thread(target=self._send_in_time, name="shoal-sender",
@@ -275,23 +294,37 @@ class Sender:
         self.thread.start()
 
     def _send_in_time(self):
-        wake, lock = self.wake, self.lock
+        # The main thread sends a batch itself when it adds an item to one
+        # that is old enough; this thread, only when the generator takes
+        # longer than that to give the next. It wakes once per batch (or less:
+        # a batch started while it slept waits no longer than the next), and
+        # is woken only from idling, never to be told of each batch: a wake
+        # costs the main thread a hand-over of the interpreter lock.
+        wake, lock, clock = self.wake, self.lock, time.perf_counter
         while True:
-            wake.wait(_WATCH)
             if os.getppid() != self.parent:  # the consumer is dead
                 os.kill(os.getpid(), signal.SIGKILL)
             if self.closing:
                 return
-            if not wake.is_set():
-                continue
-            time.sleep(BATCH_SECONDS)  # let a burst gather
-            with lock:
+            started = self.started
+            if started is None:
+                self.idle = True
+                if self.started is None:  # (seen after the main thread sees idle)
+                    wake.wait(_WATCH)
+                self.idle = False
                 wake.clear()
-                try:
-                    self._flush()
-                except BaseException as exc:  # the main thread raises it
-                    self.failure = exc
-                    return
+                continue
+            delay = started + BATCH_SECONDS - clock()
+            if delay > 0:
+                time.sleep(delay)
+                continue  # the main thread may have sent it, and started another
+            with lock:
+                if self.started == started:
+                    try:
+                        self._flush()
+                    except BaseException as exc:  # the main thread raises it
+                        self.failure = exc
+                        return
 
     def credit(self):
         """Take the credit for one more item; without one, wait for a batch of them."""
@@ -324,17 +357,23 @@ class Sender:
             self.n_items += 1
             if self.n_items >= BATCH_ITEMS or self.ring_bytes >= self.ring_flush:
                 self._flush()
-            elif self.n_items == 1:
-                # Only a batch that is not sent at once wakes the thread: waking
-                # it costs the main thread a hand-over of the interpreter lock.
-                self.wake.set()
+            elif self.started is None:
+                self._start()
+            elif time.perf_counter() - self.started >= BATCH_SECONDS:
+                self._flush()
 
     def add_snapshot(self, state):
         with self.lock:
             self.run = None
             self.batch.append((SNAPSHOT, self.n_added, state))
-            if not self.n_items:  # sent in time, even if the next item takes long
-                self.wake.set()
+            if self.started is None:  # sent in time, even if the next item takes long
+                self._start()
+
+    def _start(self):
+        """A batch starts (the caller holds the lock): the thread sends it in time."""
+        self.started = time.perf_counter()
+        if self.idle:
+            self.wake.set()
 
     def flush(self):
         with self.lock:
@@ -379,7 +418,9 @@ class Sender:
         """Add a dict of small arrays to a run of dicts laid out alike; False if it is not one.
 
         A run sends each key's arrays as one block of bytes: a few numpy
-        calls a batch instead of pickling every array. The bytes are copied
+        calls a batch instead of pickling every array. Its values that are
+        plain Python numbers, strings, bytes or None (a label, a path) go as
+        a list, pickled with the batch. The bytes are copied
         now, so a generator may reuse its arrays. They arrive in C order, so
         a run takes C-contiguous arrays only (those of one key have the same
         strides): any other layout (Fortran order, a strided view) is pickled,
@@ -390,23 +431,33 @@ class Sender:
         if run is not None and run[0] == list(item):
             layouts = run[1]
             ndarray = np.ndarray
-            for value, (dtype, shape, strides) in zip(values, layouts):
+            for value, layout in zip(values, layouts):
+                if layout is None:
+                    if type(value) not in PLAIN:
+                        break
+                    continue
+                dtype, shape, strides = layout
                 if (type(value) is not ndarray or value.strides != strides or value.shape != shape
                         or (value.dtype is not dtype and value.dtype != dtype)):
                     break
             else:
-                for column, value in zip(run[3], values):
-                    column.append(value.tobytes())
+                for column, value, layout in zip(run[3], values, layouts):
+                    column.append(value if layout is None else value.tobytes())
                 run[2] += 1
                 return True
         layouts = []
         for value in values:
+            if type(value) in PLAIN:
+                layouts.append(None)  # kept as it is: a number, a string, None
+                continue
             if type(value) is not np.ndarray or value.nbytes >= SHARED_MIN_BYTES or value.dtype.hasobject:
                 return False
             if not value.flags.c_contiguous:
                 return False
             layouts.append((value.dtype, value.shape, value.strides))
-        self.run = [list(item), layouts, 1, [[value.tobytes()] for value in values]]
+        self.run = [list(item), layouts, 1,
+                    [[value if layout is None else value.tobytes()]
+                     for value, layout in zip(values, layouts)]]
         self.batch.append((RUN, self.run))
         return True
 
@@ -421,6 +472,7 @@ class Sender:
             segments.append((WAITS, *waits))
             self.waits_sent = waits
         message = encode(ITEMS, segments)
+        self.started = None
         self.ring_bytes = 0
         self.batch = []
         self.run = None
