@@ -22,14 +22,20 @@ Every ratio is printed: shoal / bare, shoal / one-copy ceiling, batches /
 one by one. torch is optional: without it, its columns are skipped.
 
 Run from the repository root: ``python benchmarks/bench_scaling.py [--quick]
-[--workers 1 2 4]``. Benchmarks are not tests: nothing here asserts.
+[--workers 1 2 4] [--json PATH]``. ``--json`` also writes every figure of
+the run, with the machine and the date, to ``PATH`` (``docs/pictures.py``
+draws ``docs/figures/scaling.json`` from it). Benchmarks are not tests:
+nothing here asserts.
 """
 
 import argparse
+import datetime
 import itertools
+import json
 import mmap
 import multiprocessing
 import os
+import platform
 import resource
 import statistics
 import sys
@@ -277,12 +283,53 @@ def table(title, unit, rows):
         print(f"| {k} | " + " | ".join(f"{rates[name]:,.0f}" for name in names) + " |")
 
 
+def cpu_model():
+    """The processor's name from ``/proc/cpuinfo``, or None where it cannot be read."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            for line in f:
+                key, _, value = line.partition(":")
+                if key.strip() == "model name":
+                    return value.strip()
+    except OSError:
+        pass
+    return None
+
+
+def write_json(path, settings, cpu_rows, cpu_times, array_rows):
+    """Write every figure of the run to ``path``, with the machine it ran on and the date.
+
+    ``cpu_rows`` and ``array_rows`` are ``(workers, {contender: rate})`` as
+    :func:`table` takes them (items/s, MB/s), ``cpu_times`` ``(workers, {loader:
+    worker CPU seconds per item})``.
+    """
+    figures = {
+        "machine": {"cores": os.cpu_count(), "cpu": cpu_model(),
+                    "python": platform.python_version(), "numpy": np.__version__,
+                    "torch": torch.__version__ if torch else None,
+                    "shoal": shoal.__version__,
+                    "date": datetime.datetime.now(datetime.timezone.utc).date().isoformat()},
+        "settings": settings,
+        "cpu_bound": {"unit": "items/s", "rows": [
+            {"workers": k, "rates": rates, "cpu_per_item_s": cpu}
+            for (k, rates), (_, cpu) in zip(cpu_rows, cpu_times)]},
+        "arrays": {"unit": "MB/s", "item_bytes": ARRAY_VALUES * 4, "rows": [
+            {"workers": k, "rates": rates} for k, rates in array_rows]},
+    }
+    with open(path, "w") as f:
+        json.dump(figures, f, indent=2)
+        f.write("\n")
+    return figures
+
+
 def main(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--quick", action="store_true",
                         help="fewer items and rounds: a few minutes on 2 cores")
     parser.add_argument("--workers", type=int, nargs="+",
                         help="the numbers of workers (default: 1 to cores - 1)")
+    parser.add_argument("--json", metavar="PATH",
+                        help="also write every figure, the machine and the date to PATH")
     args = parser.parse_args(argv)
     cores = os.cpu_count() or 2
     workers = args.workers or list(range(1, max(2, cores)))
@@ -333,6 +380,11 @@ def main(argv=None):
         print(f"| {k} | " + " | ".join(cells) + " |")
     if not torch:
         print("\n(torch is not installed: the DataLoader columns are skipped.)")
+    if args.json:
+        settings = {"quick": args.quick, "workers": workers, "rounds": n_rounds,
+                    "work_rounds_per_item": rounds}
+        write_json(args.json, settings, cpu_rows, cpu_times, array_rows)
+        print(f"figures written to {args.json}", file=sys.stderr)
 
 
 if __name__ == "__main__":

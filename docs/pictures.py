@@ -1,13 +1,17 @@
 """The pictures of the documentation, drawn from the code when it is built."""
 
+import json
+import textwrap
 from collections import defaultdict
 from itertools import islice, pairwise
+from pathlib import Path
 
 import matplotlib
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt
 import numpy as np
+from matplotlib.ticker import FuncFormatter, LogLocator, MaxNLocator, NullFormatter
 
 import shoal
 
@@ -255,3 +259,90 @@ def topology_figure(n_shares=8, n_items=2):
     ax.set_ylim(y - 0.6, 0.8)
     ax.axis("off")
     fig.tight_layout()
+
+
+SCALING_JSON = Path(__file__).resolve().parent / "figures" / "scaling.json"
+
+#: How each contender of benchmarks/bench_scaling.py is drawn: label, color, line, marker.
+#: Ceilings in grey and dashed, shoal in blues and greens, DataLoader in oranges.
+SCALING_STYLES = {
+    "bare processes": ("bare processes (the ceiling)", "0.2", "--", "s"),
+    "one-copy ceiling": ("bare processes + one copy (one-copy ceiling)", "0.55", ":", "D"),
+    "shoal ordered": ("shoal, ordered", "tab:blue", "-", "o"),
+    "shoal as they come": ("shoal, as they come", "tab:cyan", "-", "^"),
+    "shoal": ("shoal, one by one", "tab:blue", "-", "o"),
+    "shoal, batches of 8": ("shoal, batches of 8 made in the workers", "tab:green", "-", "v"),
+    "DataLoader(StreamDataset)": ("DataLoader(StreamDataset)", "tab:orange", "-", "o"),
+    "DataLoader(map-style)": ("DataLoader(map-style dataset)", "tab:red", "-", "^"),
+    "DataLoader": ("DataLoader(StreamDataset), one by one", "tab:orange", "-", "o"),
+    "DataLoader, batches of 8": ("DataLoader(StreamDataset), batch_size=8", "tab:red", "-", "v"),
+}
+SCALING_PANELS = [("cpu_bound", "CPU-bound items (about 0.5 ms of numpy work each)"),
+                  ("arrays", "fresh 4 MiB float32 arrays")]
+
+
+def scaling_series(figures):
+    """``(title, unit, [(contender, workers, rates)])`` for each workload of a bench_scaling JSON."""
+    panels = []
+    for key, title in SCALING_PANELS:
+        rows = sorted(figures[key]["rows"], key=lambda row: row["workers"])
+        names = list(dict.fromkeys(name for row in rows for name in row["rates"]))
+        series = []
+        for name in names:
+            points = [(row["workers"], row["rates"][name]) for row in rows if name in row["rates"]]
+            series.append((name, [k for k, _ in points], [rate for _, rate in points]))
+        panels.append((title, figures[key]["unit"], series))
+    return panels
+
+
+def _thousands(value, _position):
+    return f"{value:,.0f}"
+
+
+def scaling_figure(path=SCALING_JSON):
+    """Throughput against the number of workers, as benchmarks/bench_scaling.py measured it."""
+    with open(path) as f:
+        figures = json.load(f)
+    panels = scaling_series(figures)
+    workers = sorted({k for _, _, series in panels for _, ks, _ in series for k in ks})
+    fig, axes = plt.subplots(1, len(panels), figsize=(8.4, 4.6))
+    for ax, (title, unit, series) in zip(axes, panels):
+        # One number of workers: the contenders side by side, each with its figure.
+        dodges = np.linspace(-0.3, 0.3, len(series)) if len(workers) == 1 else [0.0] * len(series)
+        for (name, ks, rates), dodge in zip(series, dodges):
+            label, color, line, marker = SCALING_STYLES.get(name, (name, None, "-", "o"))
+            xs = [k + dodge for k in ks]
+            ax.plot(xs, rates, color=color, linestyle=line if len(ks) > 1 else "none",
+                    marker=marker, markersize=6, linewidth=1.4, label=label)
+            if len(workers) == 1:
+                for x, rate in zip(xs, rates):
+                    ax.annotate(f"{rate:,.0f}", (x, rate), xytext=(0, 6), textcoords="offset points",
+                                ha="center", va="bottom", fontsize=7, color="0.25")
+        ax.set_yscale("log")
+        if len(workers) == 1:
+            ax.margins(y=0.15)  # room for the figures above the markers
+        ax.yaxis.set_major_locator(LogLocator(subs=(1, 2, 5)))
+        ax.yaxis.set_major_formatter(FuncFormatter(_thousands))
+        ax.yaxis.set_minor_formatter(NullFormatter())
+        ax.set_xlim(workers[0] - 0.5, workers[-1] + 0.5)
+        if len(workers) <= 16:
+            ax.set_xticks(workers)
+        else:
+            ax.xaxis.set_major_locator(MaxNLocator(integer=True))
+        ax.set_xlabel("workers (n_workers)", fontsize=9)
+        ax.set_ylabel(f"{unit}, log scale", fontsize=9)
+        ax.set_title(title, fontsize=9)
+        ax.grid(True, which="major", color="0.9", linewidth=0.8)
+        ax.tick_params(labelsize=8)
+        ax.legend(fontsize=7.5, loc="upper center", bbox_to_anchor=(0.5, -0.16), ncol=1,
+                  frameon=False)
+    machine = figures["machine"]
+    torch_version = machine.get("torch")
+    run = "--quick" if figures.get("settings", {}).get("quick") else ""
+    caption = (f"Measured {machine['date']} on {machine['cores']} cores "
+               f"({machine.get('cpu') or 'processor unknown'}), "
+               f"{f'torch {torch_version}' if torch_version else 'without torch'}: "
+               f"python benchmarks/bench_scaling.py {run}".strip())
+    fig.suptitle("\n".join(textwrap.wrap(caption, 110)), fontsize=8.5)
+    fig.tight_layout()
+    return fig
