@@ -49,7 +49,7 @@ __all__ = ["worker_info", "worker_main", "send_tracked", "set_thread_info", "Sto
 #: A worker sends a batch when it holds this many items...
 BATCH_ITEMS = 64
 #: ...or this many seconds after its first item, whatever its generator does next.
-BATCH_SECONDS = 0.002
+BATCH_SECONDS = 0.005
 #: ...or when its arrays fill this many bytes of the ring (or an eighth of it).
 RING_FLUSH_BYTES = 2**20
 #: A worker takes its share's state at most once per this many times what it costs.
