@@ -228,21 +228,46 @@ def test_every_dtype_batches_as_in_one_process(dtype):
         assert_same(a, b)
 
 
+def assert_as_in_one_process(items, batch_size, error=None, **kwargs):
+    """A worker batches ``items`` as one process does, or raises the DataError one process raises.
+
+    ``error``: None if the batches must be made, else a pattern of the error.
+    """
+    stream = Streamer(buffer_stream, Streamer(sources.shaped, items), batch_size, **kwargs)
+    if error is not None:
+        with pytest.raises(DataError, match=error) as local:
+            list(buffer_stream(iter(items), batch_size, **kwargs))
+        with pytest.raises(DataError, match=error) as remote:
+            _in_worker(stream)
+        assert str(remote.value) == str(local.value)
+        return
+    expected = list(buffer_stream(iter(items), batch_size, **kwargs))
+    got = _in_worker(stream)
+    assert len(got) == len(expected)
+    for a, b in zip(got, expected):
+        assert_same(a, b)
+
+
 def test_items_that_break_a_batch_batch_as_in_one_process():
     base = [np.full(LARGE, i, dtype=np.float32) for i in range(8)]
     promoted = base[:2] + [base[2].astype(np.float64)] + base[3:]  # numpy promotes the batch
+    assert_as_in_one_process(promoted, 4)
     fortran = [np.asfortranarray(np.full((256, 256), i, np.float32)) for i in range(4)]
-    for items in (promoted, fortran, [{"x": b} for b in base[:3]] + [{"x": base[3], "z": 1}]):
-        try:
-            expected = list(buffer_stream(iter(items), 4))
-        except DataError as error:
-            with pytest.raises(DataError, match="has keys the first item lacks") as raised:
-                _in_worker(Streamer(buffer_stream, Streamer(sources.shaped, items), 4))
-            assert str(raised.value) == str(error)
-            continue
-        got = _in_worker(Streamer(buffer_stream, Streamer(sources.shaped, items), 4))
-        for a, b in zip(got, expected):
-            assert_same(a, b)
+    assert_as_in_one_process(fortran, 4)
+    extra_key = [{"x": b} for b in base[:3]] + [{"x": base[3], "z": 1}]
+    assert_as_in_one_process(extra_key, 4, error="item 3 of a batch has keys the first item lacks")
+
+
+@pytest.mark.parametrize(("kinds", "error"), [
+    (("dict", "tuple"), "item 2 of a batch is"), (("array", "list"), "item 2 is"),
+    (("tuple", "dict"), "item 2 of a batch is"), (("tuple", "list"), "under key 1: .* item 2 has"),
+    (("list", "array"), "item 2 of a batch is"),
+])
+def test_items_of_another_kind_in_a_batch_batch_as_in_one_process(kinds, error):
+    # The first item decides where its arrays go in the ring; an item of
+    # another kind is left as it is, and the batch fails as in one process.
+    first, other = (list(_items(kind, 4)) for kind in kinds)
+    assert_as_in_one_process(first[:2] + other[2:3] + first[3:], 4, error=error)
 
 
 def test_a_batch_of_mismatched_shapes_raises_the_error_of_one_process():
@@ -326,15 +351,10 @@ def test_random_batches_in_a_worker_are_those_of_one_process(kind, dtype, rows, 
         x = (np.arange(rows + (i == odd)) % (i + 3)).astype(dtype)
         items.append({"x": x, "i": i} if kind == "dict" else (x, i) if kind == "tuple"
                      else [x, x[:3]] if kind == "list" else x)
-    stream = Streamer(buffer_stream, Streamer(sources.shaped, items), batch_size, partial=partial)
-    try:
-        expected = list(buffer_stream(iter(items), batch_size, partial=partial))
-    except DataError as error:
-        with pytest.raises(DataError, match="cannot batch") as raised:
-            _in_worker(stream)
-        assert str(raised.value) == str(error)
-        return
-    got = _in_worker(stream)
-    assert len(got) == len(expected)
-    for a, b in zip(got, expected):
-        assert_same(a, b)
+    error = None
+    if 0 <= odd < n:
+        start = odd // batch_size * batch_size
+        size = min(batch_size, n - start)  # of the odd item's batch
+        if size > 1 and (size == batch_size or partial):
+            error = "cannot batch"  # the batch is made, and its shapes differ
+    assert_as_in_one_process(items, batch_size, error=error, partial=partial)

@@ -90,7 +90,10 @@ _END = object()
 
 
 def _slots(writer, item, n):
-    """``[(key, batch)]``: a batch in the ring for each large array of ``item`` (key None: the item)."""
+    """``[(type(item), key, batch)]``: a batch in the ring for each large array of ``item``.
+
+    ``key`` is a dict's key, a tuple's or list's index, or None (the item).
+    """
     kind = type(item)
     if kind is np.ndarray:
         candidates = [(None, item)]
@@ -108,45 +111,46 @@ def _slots(writer, item, n):
         place = writer.reserve(value.nbytes * n)
         if place is None:
             break  # no room: the rest are stacked as numpy stacks them
-        slots.append((key, place.view(value.dtype).reshape((n, *value.shape))))
+        slots.append((kind, key, place.view(value.dtype).reshape((n, *value.shape))))
     return slots
 
 
 def _copy_in(item, slots, i):
-    """``item`` with its arrays that fit their slots copied into row ``i`` (a shallow copy), or as it is."""
+    """``item`` with its arrays that fit their slots copied into row ``i`` (a shallow copy), or as it is.
+
+    ``slots`` are the first item's (see :func:`_slots`): an item of another
+    type than the first is given back as it is.
+    """
     kind = type(item)
+    if kind is not slots[0][0]:
+        return item
     if kind is np.ndarray:
-        batch = slots[0][1]
-        if item.shape == batch.shape[1:] and item.dtype == batch.dtype:
+        batch = slots[0][2]
+        if _fits(item, batch):
             batch[i] = item
             return batch[i]
         return item
-    if kind is dict:
-        copy = None
-        for key, batch in slots:
-            value = item.get(key, _END)
-            if (type(value) is np.ndarray and value.shape == batch.shape[1:]
-                    and value.dtype == batch.dtype):
-                if copy is None:
-                    copy = dict(item)
-                batch[i] = value
-                copy[key] = batch[i]
-        return item if copy is None else copy
-    if kind is tuple or kind is list:
-        copy = None
-        size = len(item)
-        for key, batch in slots:
+    size = len(item)
+    copy = None
+    for _, key, batch in slots:
+        if kind is dict:
+            value = item.get(key)
+        else:
             value = item[key] if key < size else None
-            if (type(value) is np.ndarray and value.shape == batch.shape[1:]
-                    and value.dtype == batch.dtype):
-                if copy is None:
-                    copy = list(item)
-                batch[i] = value
-                copy[key] = batch[i]
-        if copy is None:
-            return item
-        return tuple(copy) if kind is tuple else copy
-    return item
+        if _fits(value, batch):
+            if copy is None:
+                copy = dict(item) if kind is dict else list(item)
+            batch[i] = value
+            copy[key] = batch[i]
+    if copy is None:
+        return item
+    return tuple(copy) if kind is tuple else copy
+
+
+def _fits(value, batch):
+    """Is ``value`` an array that goes in a row of ``batch`` as it is?"""
+    return (type(value) is np.ndarray and value.shape == batch.shape[1:]
+            and value.dtype == batch.dtype)
 
 
 def stack(values, axis):
