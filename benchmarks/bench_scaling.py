@@ -256,7 +256,11 @@ def large_arrays(k, n, n_rounds):
         return lambda: n * item_mb / bare(k, _bare_arrays, warm // k, n // k, shared=shared)[0]
 
     def loader(make, batch=1):
-        return lambda: (n // batch) * batch * item_mb / timed(make, n // batch, max(2, warm // batch))[0]
+        # Batches warm up over 8 of them per worker: a worker's ring holds about
+        # six batches in flight and in the consumer's hands, whose pages are
+        # first written (and zeroed by the kernel) once an iteration.
+        warm_up = warm if batch == 1 else 8 * k
+        return lambda: (n // batch) * batch * item_mb / timed(make, n // batch, warm_up)[0]
 
     total = n + 16 * k + 64 * k
     contenders = {
