@@ -20,12 +20,12 @@ pytest.importorskip(BACKEND, reason=f"the Keras tests use the {BACKEND} backend 
                                     f"install it, or set KERAS_BACKEND to an installed one")
 
 from hang_guard import no_hang  # noqa: E402
+from keras_sources import ID, bounded_file, example_file  # noqa: E402
 
 import shoal  # noqa: E402
 from shoal.keras import StreamAdapter, training_data, validation_data  # noqa: E402
 
 N_FILES, M_BATCHES = 3, 4
-ID = 1000.0  # validation inputs are >= ID: what Keras feeds when it builds the model is not
 
 
 def validation_file(index, m):
@@ -117,13 +117,6 @@ def test_a_plain_generator_shows_why_the_adapter_is_needed():
 
 # -- what the adapters take ----------------------------------------------------------
 
-def example_file(index, m):
-    """m dict examples; x[0] is the example's id, >= ID."""
-    for i in range(m):
-        yield {"x": np.array([ID + 100.0 * index + i, 1.0], np.float32),
-               "y": np.zeros(1, np.float32)}
-
-
 def example_chain(m=M_BATCHES, n=N_FILES, mode="cycle"):
     return shoal.ChainMux([shoal.Streamer(example_file, f, m) for f in range(n)], mode=mode)
 
@@ -200,16 +193,6 @@ def _keras_warnings():
         messages = []
         yield messages
     messages.extend(str(warning.message) for warning in caught)
-
-
-def bounded_file(index, m, reads, limit):
-    """example_file, counting the examples read; raises past `limit` (so a test
-    of a hang fails there instead of hanging)."""
-    for item in example_file(index, m):
-        reads.append(1)
-        if len(reads) > limit:
-            raise RuntimeError(f"read more than {limit} validation examples: it would hang")
-        yield item
 
 
 def test_without_validation_steps_a_cycling_chain_validates_one_pass_per_epoch():
