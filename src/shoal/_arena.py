@@ -43,8 +43,8 @@ def lend(writer):
     """Build batches made in this thread of this process in ``writer``'s ring (None: stop).
 
     ``writer.reserve(nbytes)`` gives a writable uint8 array of ``nbytes`` in
-    the ring or None, and ``writer.reserved`` maps the address of each place
-    reserved to ``[first chunk, chunks, bytes, handed over]``.
+    the ring or None, and ``writer.unsent(address, nbytes)`` says whether
+    such a place is there, whole and not sent yet.
     """
     global _lent
     _lent = None if writer is None else (os.getpid(), threading.get_ident(), writer)
@@ -58,8 +58,8 @@ def active():
     return lent[2]
 
 
-def gather(items, n):
-    """Up to ``n`` items of the iterator ``items``, their large arrays copied into batches in the ring.
+def gather(writer, items, n):
+    """Up to ``n`` items of the iterator ``items``, their large arrays copied into ``writer``'s ring.
 
     The first item decides: each of its large arrays (the item itself, a
     dict's value, a tuple's or list's field) gets a batch of ``n`` rows in
@@ -68,11 +68,10 @@ def gather(items, n):
     never changed). An item that does not fit is given back as it is, and
     :func:`stack` then stacks its batch as numpy would.
     """
-    writer = active()
     first = next(items, _END)
     if first is _END:
         return []
-    slots = _slots(writer, first, n) if writer is not None else None
+    slots = _slots(writer, first, n)
     if not slots:
         return [first, *islice(items, n - 1)]
     gathered = [_copy_in(first, slots, 0)]
@@ -105,8 +104,7 @@ def _slots(writer, item, n):
         return None
     slots = []
     for key, value in candidates:
-        if (type(value) is not np.ndarray or value.nbytes * n < MIN_BYTES
-                or value.dtype.kind not in _KINDS or not value.dtype.isnative):
+        if type(value) is not np.ndarray or value.nbytes * n < MIN_BYTES or not _plain(value.dtype):
             continue
         place = writer.reserve(value.nbytes * n)
         if place is None:
@@ -147,6 +145,11 @@ def _copy_in(item, slots, i):
     return tuple(copy) if kind is tuple else copy
 
 
+def _plain(dtype):
+    """Are batches of ``dtype`` built in the ring? numpy's own fixed-size values, in native order."""
+    return dtype.kind in _KINDS and dtype.isnative
+
+
 def _fits(value, batch):
     """Is ``value`` an array that goes in a row of ``batch`` as it is?"""
     return (type(value) is np.ndarray and value.shape == batch.shape[1:]
@@ -170,7 +173,7 @@ def stack(values, axis):
     if type(first) is not np.ndarray:
         return None
     dtype, shape = first.dtype, first.shape
-    if dtype.kind not in _KINDS or not dtype.isnative:
+    if not _plain(dtype):
         return None
     if axis is None:
         if first.nbytes * len(values) < MIN_BYTES:
@@ -215,8 +218,7 @@ def _rows_of(writer, values, shape):
     if type(place) is not np.ndarray:
         return None
     start = place.__array_interface__["data"][0]
-    reserved = writer.reserved.get(start)
-    if reserved is None or reserved[3] or reserved[2] != place.nbytes:
+    if writer.unsent(start, place.nbytes) is None:
         return None
     row = values[0].nbytes
     if row * len(values) != place.nbytes:

@@ -101,8 +101,9 @@ def _buffer_settings(buffer_size, partial, axis):
 def _buffer(stream, buffer_size, partial, axis):
     with reading(stream) as it:
         while True:
-            if axis is None and _arena.active() is not None:
-                batch = _arena.gather(it, buffer_size)  # in a worker, into its ring
+            writer = _arena.active() if axis is None else None
+            if writer is not None:
+                batch = _arena.gather(writer, it, buffer_size)  # in a worker, into its ring
             else:
                 batch = list(islice(it, buffer_size))
             if len(batch) == buffer_size:

@@ -101,6 +101,7 @@ __all__ = [
     "Ring",
     "InRing",
     "Writer",
+    "Place",
     "free_chunks",
     "keep_small",
     "shared_memory_folder",
@@ -281,7 +282,7 @@ class Writer:
         # Places reserved for batches built in the ring (see :meth:`reserve`):
         # {first chunk: chunks} while the worker's arrays there live...
         self.pins = {}
-        # ...and {address: [first chunk, chunks, bytes, handed over]}.
+        # ...and {address: Place}.
         self.reserved = {}
 
     def put(self, views, wait):
@@ -299,7 +300,7 @@ class Writer:
         copied, extra = views, 0
         if handed is not None:
             copied = [view for view, place in zip(views, handed) if place is None]
-            extra = sum(place[2] for place in handed if place is not None)
+            extra = sum(place.size for place in handed if place is not None)
         written = self._place([view.nbytes for view in copied], wait, extra)
         if written is None:
             return None
@@ -316,10 +317,9 @@ class Writer:
                 if place is None:
                     places.append(next(written))
                 else:
-                    first, count, size, _ = place
-                    chunks[first:first + count] = b"\x01" * count
-                    place[3] = True
-                    places.append((first * chunk, size))
+                    chunks[place.first:place.first + place.count] = b"\x01" * place.count
+                    place.handed = True
+                    places.append((place.first * chunk, place.size))
         total = sum(size for _, size in places)
         self.sent += total
         return places, total
@@ -336,8 +336,7 @@ class Writer:
         buffer. None when the ring has no room for it now (the worker does
         not wait for any here): the batch is built as numpy builds it.
         """
-        if ROOM_ITEMS * nbytes > self.room and self.room < self.size:
-            self.grow(nbytes)
+        self.grow(nbytes)
         if WINDOW_ITEMS * nbytes > self.room:
             return None
         chunk = self.chunk
@@ -348,8 +347,15 @@ class Writer:
         self.pins[first] = count
         place = np.frombuffer(self.map, np.uint8, count=nbytes, offset=first * chunk)
         address = place.__array_interface__["data"][0]
-        self.reserved[address] = [first, count, nbytes, False]
+        self.reserved[address] = Place(first, count, nbytes)
         weakref.finalize(place, self._unpin, first, address)
+        return place
+
+    def unsent(self, address, nbytes):
+        """The Place reserved at ``address``, if it is ``nbytes`` long and not handed over yet; else None."""
+        place = self.reserved.get(address)
+        if place is None or place.handed or place.size != nbytes:
+            return None
         return place
 
     def _unpin(self, first, address):
@@ -362,14 +368,12 @@ class Writer:
 
         None if none is.
         """
-        reserved = self.reserved
         handed = []
         for view in views:
             address = np.frombuffer(view, np.uint8).__array_interface__["data"][0]
-            place = reserved.get(address)
-            if place is not None and (place[3] or place[2] != view.nbytes
-                                      or any(p is place for p in handed)):
-                place = None
+            place = self.unsent(address, view.nbytes)
+            if place is not None and any(p is place for p in handed):
+                place = None  # twice in one item: sent whole once, copied once
             handed.append(place)
         return handed if any(place is not None for place in handed) else None
 
@@ -387,7 +391,8 @@ class Writer:
         ``n_workers``) of the room free in the file system now: pages are
         taken when written, and a ring that outgrew what the file system
         holds would kill its worker (SIGBUS) when it writes there. A fixed
-        ring (its room is its file) never grows.
+        ring (its room is its file) never grows, and a ring whose room holds
+        them already is left as it is, without asking the file system.
         """
         chunk = self.chunk
         wanted = min(self.size // chunk, -(-ROOM_ITEMS * total // chunk))  # in chunks
@@ -413,21 +418,19 @@ class Writer:
         count in the window, not in the room to find.
         """
         total = sum(sizes)
-        if ROOM_ITEMS * total > self.room and self.room < self.size:
-            self.grow(total)
+        self.grow(total)
         if total > self.room:
             return None
         if WINDOW_ITEMS * (total + extra) > self.window:
             self.window = min(self.room, WINDOW_ITEMS * (total + extra))
         chunk, chunks, taken = self.chunk, self.chunks, self.taken
-        table = memoryview(chunks)[:self.room // chunk]
         while True:
             if self.sent + total + extra - taken.value > self.window:
                 wait()
                 continue
             if not sizes:
                 return []
-            free = self._free_table() if self.pins else bytearray(table)
+            free = self._free_table()
             places = []
             for size in sizes:
                 count = -(-size // chunk)
@@ -443,6 +446,20 @@ class Writer:
             if taken.value >= self.sent:
                 return None  # nothing in flight: the consumer holds the rest
             wait()
+
+
+class Place:
+    """A place of the ring reserved for a batch (:meth:`Writer.reserve`): ``count`` chunks from ``first``.
+
+    ``size`` is its bytes, and ``handed`` says whether the worker sent it
+    whole (after which a send of it copies it, as any buffer).
+    """
+
+    __slots__ = ("first", "count", "size", "handed")
+
+    def __init__(self, first, count, size):
+        self.first, self.count, self.size = first, count, size
+        self.handed = False
 
 
 def keep_small(buffer, large):
